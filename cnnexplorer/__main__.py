@@ -1,0 +1,5 @@
+"""Allow ``python -m cnnexplorer``."""
+
+from cnnexplorer.cli import main
+
+raise SystemExit(main())

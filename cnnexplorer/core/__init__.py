@@ -1,0 +1,1 @@
+"""Pure PyTorch + numpy computations. Nothing in this package may import Qt."""

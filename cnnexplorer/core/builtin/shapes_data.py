@@ -1,0 +1,1 @@
+SHAPE_CLASSES = ("circle","square","triangle","star","cross","ring")

@@ -1,0 +1,81 @@
+"""The progress/cancel protocol shared by GUI workers and the CLI.
+
+A long computation is a generator: it yields small frozen dataclasses (``Progress`` or a
+partial result) and ``return``s its final result. The GUI runs it in a worker thread and
+cancels between two yields; the CLI drives the same generator with ``drive`` and a text
+progress bar. One code path, two front ends.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Generator, TextIO, TypeVar
+
+T = TypeVar("T")
+Job = Generator[Any, None, T]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a job has come. ``total`` is None when the amount of work is unknown."""
+
+    done: float
+    total: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total:
+            return None
+        return min(1.0, max(0.0, self.done / self.total))
+
+
+def drive(job: Job[T], on_item: Callable[[Any], None] | None = None) -> T:
+    """Run ``job`` to its end, passing every yielded item to ``on_item``; return its result."""
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_item is not None:
+            on_item(item)
+
+
+class TextProgressBar:
+    """Draws yielded ``Progress`` items as a one-line bar on a terminal stream.
+
+    Only draws when the stream is a terminal, and at most ten times a second, so scripted
+    use and ``--json`` output stay clean.
+    """
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30):
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, item: Any) -> None:
+        if not (self.enabled and isinstance(item, Progress)):
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and item.fraction not in (None, 1.0):
+            return
+        self._last = now
+        frac = item.fraction
+        if frac is None:
+            bar = f"{item.done:,.0f} …"
+        else:
+            filled = int(round(frac * self.width))
+            bar = "█" * filled + "░" * (self.width - filled) + f" {frac * 100:3.0f} %"
+        self.stream.write(f"\r{item.message[:40]:<40} {bar}")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False

@@ -1,0 +1,153 @@
+"""Model specs → ``ModelHandle``: built-in nets, torchvision classifiers and files.
+
+Spec strings (the same in GUI and CLI):
+``builtin:NAME`` | ``torchvision:ARCH[:WEIGHTS]`` (WEIGHTS: DEFAULT, an enum name, or ``none``)
+| a file path. ``open_model`` is a job (a generator yielding ``Progress``) because weights
+may have to be downloaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import torch
+import torchvision
+
+from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.devices import resolve_device
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Job, Progress, drive
+from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
+from cnnexplorer.resources import resource_path
+
+DEFAULT_SPEC = "builtin:shapes"
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """What a model file may not carry itself (CLI ``--arch``, ``--labels`` … options)."""
+
+    arch: str | None = None
+    labels: str | None = None
+    input_size: tuple[int, int, int] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    trust: bool = False
+
+
+def torchvision_classifiers() -> list[str]:
+    """Every classification architecture torchvision offers, sorted."""
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def open_model(spec: str, device: str | torch.device = "auto", options: FileOptions = FileOptions()) -> Job[ModelHandle]:
+    """Load the model named by ``spec`` onto ``device`` (a job: yields Progress, returns a handle)."""
+    spec = spec.strip()
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    kind, _, rest = spec.partition(":")
+    if kind == "builtin":
+        handle = _open_builtin(rest)
+    elif kind == "torchvision":
+        handle = yield from _open_torchvision(rest)
+    else:
+        raise UserError(
+            f"unknown model spec '{spec}': use builtin:NAME, torchvision:ARCH[:WEIGHTS] or a file path"
+            + _suggest(spec, [f"builtin:{n}" for n in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()])
+        )
+    yield Progress(1, 1, f"moving {handle.spec} to {dev}")
+    handle.module.eval()
+    return handle.to(dev)
+
+
+def load_model(spec: str, device: str | torch.device = "auto", options: FileOptions = FileOptions()) -> ModelHandle:
+    """``open_model`` run to its end, without progress reporting."""
+    return drive(open_model(spec, device, options))
+
+
+def _open_builtin(name: str) -> ModelHandle:
+    entry = BUILTIN_MODELS.get(name)
+    if entry is None:
+        raise UserError(
+            f"unknown built-in model '{name}'; choose one of {', '.join(BUILTIN_MODELS)}"
+            + _suggest(name, list(BUILTIN_MODELS))
+        )
+    module = entry.build()
+    if entry.weights is not None:
+        state = torch.load(resource_path("weights", entry.weights), map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+    return ModelHandle(
+        spec=f"builtin:{name}",
+        module=module,
+        device=torch.device("cpu"),
+        preprocessing=entry.preprocessing,
+        class_names=list(entry.class_names),
+        weights="builtin" if entry.weights else "none",
+        trained=entry.weights is not None,
+    )
+
+
+def _weights_enum(arch: str, weights_name: str):
+    """The torchvision weights enum member for ``arch`` (None for ``none``)."""
+    if weights_name.lower() == "none":
+        return None
+    enum = torchvision.models.get_model_weights(arch)
+    try:
+        return enum[weights_name.upper() if weights_name.upper() == "DEFAULT" else weights_name]
+    except KeyError:
+        names = ["DEFAULT", *enum.__members__, "none"]
+        raise UserError(
+            f"unknown weights '{weights_name}' for torchvision:{arch}; choose one of {', '.join(names)}"
+        ) from None
+
+
+def _open_torchvision(rest: str) -> Job[ModelHandle]:
+    arch, _, weights_name = rest.partition(":")
+    archs = torchvision_classifiers()
+    if arch not in archs:
+        raise UserError(f"unknown torchvision classifier '{arch}'" + _suggest(arch, archs))
+    weights = _weights_enum(arch, weights_name or "DEFAULT")
+    if weights is None:
+        module = torchvision.models.get_model(arch, weights=None)
+        meta_weights = torchvision.models.get_model_weights(arch).DEFAULT
+        return ModelHandle(
+            spec=f"torchvision:{arch}:none",
+            module=module,
+            device=torch.device("cpu"),
+            preprocessing=_preprocessing_from_weights(meta_weights),
+            class_names=list(meta_weights.meta["categories"]),
+            weights="none",
+            trained=False,
+        )
+    yield Progress(0, None, f"loading {arch} weights")
+    state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=False, map_location="cpu")
+    module = torchvision.models.get_model(arch, weights=None, num_classes=len(weights.meta["categories"]))
+    module.load_state_dict(state)
+    return ModelHandle(
+        spec=f"torchvision:{arch}:{weights.name}",
+        module=module,
+        device=torch.device("cpu"),
+        preprocessing=_preprocessing_from_weights(weights),
+        class_names=list(weights.meta["categories"]),
+        weights=weights.name,
+        trained=True,
+    )
+
+
+def _preprocessing_from_weights(weights) -> Preprocessing:
+    """Input size, resize and normalisation from a torchvision weights' transforms."""
+    transform = weights.transforms()
+    crop = transform.crop_size[0] if isinstance(transform.crop_size, (list, tuple)) else transform.crop_size
+    resize = transform.resize_size[0] if isinstance(transform.resize_size, (list, tuple)) else transform.resize_size
+    return Preprocessing(
+        channels=3,
+        size=(crop, crop),
+        mean=tuple(transform.mean),
+        std=tuple(transform.std),
+        resize=resize,
+    )
