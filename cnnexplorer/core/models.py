@@ -9,7 +9,9 @@ may have to be downloaded.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torchvision
@@ -19,6 +21,7 @@ from cnnexplorer.core.devices import resolve_device
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress, drive
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
+from cnnexplorer.core.weights import load_weights_state_dict
 from cnnexplorer.resources import resource_path
 
 DEFAULT_SPEC = "builtin:shapes"
@@ -41,7 +44,7 @@ def torchvision_classifiers() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _suggest(name: str, choices: list[str]) -> str:
+def suggest(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else ""
 
@@ -55,14 +58,27 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
         handle = _open_builtin(rest)
     elif kind == "torchvision":
         handle = yield from _open_torchvision(rest)
+    elif Path(spec).expanduser().exists() or looks_like_path(spec):
+        from cnnexplorer.core.model_files import open_file  # model_files builds on this module
+
+        handle = yield from open_file(Path(spec).expanduser(), options)
     else:
         raise UserError(
             f"unknown model spec '{spec}': use builtin:NAME, torchvision:ARCH[:WEIGHTS] or a file path"
-            + _suggest(spec, [f"builtin:{n}" for n in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()])
+            + suggest(spec, known_specs())
         )
     yield Progress(1, 1, f"moving {handle.spec} to {dev}")
     handle.module.eval()
     return handle.to(dev)
+
+
+def known_specs() -> list[str]:
+    return [f"builtin:{n}" for n in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()]
+
+
+def looks_like_path(spec: str) -> bool:
+    """A spec with a folder separator or a file suffix means a file, even a missing one."""
+    return "/" in spec or "\\" in spec or bool(Path(spec).suffix)
 
 
 def load_model(spec: str, device: str | torch.device = "auto", options: FileOptions = FileOptions()) -> ModelHandle:
@@ -75,7 +91,7 @@ def _open_builtin(name: str) -> ModelHandle:
     if entry is None:
         raise UserError(
             f"unknown built-in model '{name}'; choose one of {', '.join(BUILTIN_MODELS)}"
-            + _suggest(name, list(BUILTIN_MODELS))
+            + suggest(name, list(BUILTIN_MODELS))
         )
     module = entry.build()
     if entry.weights is not None:
@@ -100,7 +116,7 @@ def _weights_enum(arch: str, weights_name: str):
     try:
         return enum[weights_name.upper() if weights_name.upper() == "DEFAULT" else weights_name]
     except KeyError:
-        names = ["DEFAULT", *enum.__members__, "none"]
+        names = ["DEFAULT", *(w.name for w in enum), "none"]
         raise UserError(
             f"unknown weights '{weights_name}' for torchvision:{arch}; choose one of {', '.join(names)}"
         ) from None
@@ -110,7 +126,7 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
     arch, _, weights_name = rest.partition(":")
     archs = torchvision_classifiers()
     if arch not in archs:
-        raise UserError(f"unknown torchvision classifier '{arch}'" + _suggest(arch, archs))
+        raise UserError(f"unknown torchvision classifier '{arch}'" + suggest(arch, archs))
     weights = _weights_enum(arch, weights_name or "DEFAULT")
     if weights is None:
         module = torchvision.models.get_model(arch, weights=None)
@@ -119,27 +135,32 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
             spec=f"torchvision:{arch}:none",
             module=module,
             device=torch.device("cpu"),
-            preprocessing=_preprocessing_from_weights(meta_weights),
+            preprocessing=preprocessing_from_weights(meta_weights),
             class_names=list(meta_weights.meta["categories"]),
             weights="none",
             trained=False,
         )
-    yield Progress(0, None, f"loading {arch} weights")
-    state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=False, map_location="cpu")
+    state = yield from load_weights_state_dict(weights, url=_mirror_url(weights.url))
     module = torchvision.models.get_model(arch, weights=None, num_classes=len(weights.meta["categories"]))
     module.load_state_dict(state)
     return ModelHandle(
         spec=f"torchvision:{arch}:{weights.name}",
         module=module,
         device=torch.device("cpu"),
-        preprocessing=_preprocessing_from_weights(weights),
+        preprocessing=preprocessing_from_weights(weights),
         class_names=list(weights.meta["categories"]),
         weights=weights.name,
         trained=True,
     )
 
 
-def _preprocessing_from_weights(weights) -> Preprocessing:
+def _mirror_url(url: str) -> str | None:
+    """``$CNNEXPLORER_WEIGHTS_MIRROR`` + the file name, when a mirror of download.pytorch.org is set."""
+    mirror = os.environ.get("CNNEXPLORER_WEIGHTS_MIRROR")
+    return mirror.rstrip("/") + "/" + url.rsplit("/", 1)[-1] if mirror else None
+
+
+def preprocessing_from_weights(weights) -> Preprocessing:
     """Input size, resize and normalisation from a torchvision weights' transforms."""
     transform = weights.transforms()
     crop = transform.crop_size[0] if isinstance(transform.crop_size, (list, tuple)) else transform.crop_size

@@ -18,10 +18,14 @@ class BuiltinModel:
 
     name: str
     description: str
-    build: Callable[[], nn.Module]
+    factory: Callable[[int], nn.Module]  # num_classes -> untrained module
     class_names: tuple[str, ...]
     preprocessing: Preprocessing
     weights: str | None
+
+    def build(self, num_classes: int | None = None) -> nn.Module:
+        """The untrained architecture, for its own classes or ``num_classes``."""
+        return self.factory(num_classes or len(self.class_names))
 
 
 _IMAGE_RGB = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -32,7 +36,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         BuiltinModel(
             "shapes",
             "demo CNN trained on generated shapes (64×64 RGB)",
-            lambda: ShapesNet(len(SHAPE_CLASSES)),
+            ShapesNet,
             SHAPE_CLASSES,
             Preprocessing(3, (64, 64), **_IMAGE_RGB),
             "shapes.pt",

@@ -1,0 +1,232 @@
+"""The ``cnnexplorer`` command: headless subcommands, and the GUI launcher.
+
+argparse runs before anything heavy is imported; Qt is imported only to launch the GUI. User
+errors print one line on stderr and exit with code 2; ``--json`` prints one JSON object as the
+last line of stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COMMANDS = ("gui", "models", "summary", "predict", "export")
+
+
+def _triple(kind: type, count: int | None = None):
+    def parse(text: str):
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+        if count is not None and len(values) != count:
+            raise argparse.ArgumentTypeError(f"expected {count} comma-separated numbers, got '{text}'")
+        return values
+
+    return parse
+
+
+def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", required=required, metavar="SPEC",
+                       help="builtin:NAME | torchvision:ARCH[:WEIGHTS] | a model file")
+    group.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
+    group.add_argument("--arch", metavar="SPEC", help="architecture for a bare state_dict file")
+    group.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    group.add_argument("--input-size", type=_triple(int, 3), metavar="C,H,W", help="model input size")
+    group.add_argument("--mean", type=_triple(float), metavar="a,b,c", help="normalisation mean")
+    group.add_argument("--std", type=_triple(float), metavar="a,b,c", help="normalisation std")
+    group.add_argument("--trust", action="store_true",
+                       help="allow loading a fully pickled model (runs code from the file)")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnexplorer import __version__
+    from cnnexplorer.exports import EXPORT_VIEWS
+
+    parser = argparse.ArgumentParser(prog="cnnexplorer", description="See what a CNN has learned.")
+    parser.add_argument("--version", action="version", version=f"cnnexplorer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="launch the desktop app (the default)")
+    gui.add_argument("--model", metavar="SPEC", help="model to open (default: the last one, else builtin:shapes)")
+    gui.add_argument("--device", help="auto|cpu|cuda|cuda:N|mps (default: the last one, else auto)")
+    gui.add_argument("--fresh", action="store_true", help="forget remembered settings")
+    gui.add_argument("images", nargs="*", metavar="IMAGE")
+
+    models = sub.add_parser("models", help="list built-in and torchvision models")
+    models.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    summary = sub.add_parser("summary", help="print the layer table: shapes, params, MACs, receptive fields")
+    _add_model_options(summary)
+    _add_common(summary)
+
+    predict = sub.add_parser("predict", help="top-k predictions for images")
+    _add_model_options(predict)
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top", type=int, default=5, help="number of classes (default: 5)")
+    _add_common(predict)
+
+    export = sub.add_parser("export", help="write a view's picture as PNG with a sidecar JSON")
+    _add_model_options(export)
+    export.add_argument("view", choices=sorted(EXPORT_VIEWS), metavar="VIEW",
+                        help="one of: " + ", ".join(sorted(EXPORT_VIEWS)))
+    export.add_argument("--image", metavar="IMG", help="input image")
+    export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
+    export.add_argument("--out", required=True, metavar="OUT.png")
+    for view in EXPORT_VIEWS.values():
+        view.add_options(export)
+    _add_common(export)
+    return parser
+
+
+def _file_options(args):
+    from cnnexplorer.core.models import FileOptions
+
+    return FileOptions(arch=args.arch, labels=args.labels, input_size=args.input_size,
+                       mean=args.mean, std=args.std, trust=args.trust)
+
+
+def _load(args):
+    """Load ``--model`` with a progress bar on stderr (weights may be downloaded)."""
+    import torch
+
+    from cnnexplorer.core.jobs import TextProgressBar, drive
+    from cnnexplorer.core.models import open_model
+
+    torch.manual_seed(args.seed)
+    bar = TextProgressBar()
+    try:
+        return drive(open_model(args.model, args.device, _file_options(args)), bar)
+    finally:
+        bar.close()
+
+
+def _emit(args, payload: dict, text: str) -> None:
+    print(json.dumps(payload) if args.json else text)
+
+
+def cmd_models(args) -> int:
+    from cnnexplorer.core.builtin import BUILTIN_MODELS
+    from cnnexplorer.core.zoo import zoo_entries
+
+    entries = zoo_entries()
+    builtin = [
+        {"spec": f"builtin:{m.name}", "description": m.description, "trained": m.weights is not None}
+        for m in BUILTIN_MODELS.values()
+    ]
+    torchvision = [
+        {"spec": e.spec, "weights": e.weights, "params": e.params, "gmacs": e.gmacs,
+         "acc1": e.acc1, "acc5": e.acc5, "file_size_mb": e.file_size_mb, "cached": e.cached}
+        for e in entries
+    ]
+    lines = ["Built-in:"] + [f"  {b['spec']:<28} {b['description']}" for b in builtin]
+    lines += ["", "torchvision (* = weights cached):"]
+    for e in entries:
+        acc = f"{e.acc1:5.1f} %" if e.acc1 is not None else "     —"
+        lines.append(f"  {'*' if e.cached else ' '} {e.spec:<40} {e.params / 1e6:8.1f} M  {e.gmacs:7.2f} GMACs  acc@1 {acc}")
+    _emit(args, {"builtin": builtin, "torchvision": torchvision}, "\n".join(lines))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from cnnexplorer.core.architecture import summarize
+
+    handle = _load(args)
+    summary = summarize(handle.module, args.input_size or handle.input_size, handle.device, model_name=handle.spec)
+    _emit(args, summary.to_json(), summary_text(summary))
+    return 0
+
+
+def summary_text(summary) -> str:
+    """The layer table as plain text, one row per module."""
+    rows = [("Layer", "Type", "Output", "Params", "MACs", "RF")]
+    for layer in summary.layers:
+        if not layer.name:
+            continue
+        shape = "×".join(map(str, layer.output_shape)) if layer.output_shape else "—"
+        rf = f"{layer.rf_size}/{layer.rf_jump}" if layer.rf_size else ""
+        rows.append(("  " * (layer.depth - 1) + layer.name.rsplit(".", 1)[-1], layer.type, shape,
+                     f"{layer.params:,}", f"{layer.macs:,}", rf))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines.append(f"Total params: {summary.total_params:,} (trainable {summary.trainable_params:,}); "
+                 f"MACs: {summary.macs / 1e9:.3f} G at {'×'.join(map(str, summary.input_size))}")
+    return "\n".join(lines)
+
+
+def cmd_predict(args) -> int:
+    from cnnexplorer.core.images import load_image
+    from cnnexplorer.core.predict import predict_images
+
+    images = [load_image(p) for p in args.images]
+    handle = _load(args)
+    results = predict_images(handle, [im.image for im in images], top=args.top)
+    payload = {
+        "model": handle.spec,
+        "results": [{"image": str(im.path), "top": [s.to_json() for s in top]} for im, top in zip(images, results)],
+    }
+    lines = []
+    for im, top in zip(images, results):
+        lines.append(str(im.path))
+        lines += [f"  {s.prob * 100:6.2f} %  {s.label} ({s.index})" for s in top]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from cnnexplorer.core.images import load_image
+    from cnnexplorer.core.render import make_sidecar, write_png
+    from cnnexplorer.exports import EXPORT_VIEWS
+
+    view = EXPORT_VIEWS[args.view]
+    image = load_image(args.image) if args.image else None
+    handle = _load(args)
+    picture = view.make(handle, image, args)
+    sidecar = make_sidecar(args.view, model=handle, image=image, layer=picture.layer,
+                           settings=picture.settings, seed=args.seed)
+    png, side = write_png(args.out, picture.pixels, sidecar)
+    payload = {"out": str(png), "sidecar": str(side), **picture.report}
+    _emit(args, payload, f"wrote {png} ({picture.pixels.shape[1]}×{picture.pixels.shape[0]}) and {side.name}")
+    return 0
+
+
+def cmd_gui(args) -> int:
+    from cnnexplorer.gui.app import run_gui
+
+    return run_gui(args.model, args.device, list(args.images), args.fresh)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "gui")
+    args = build_parser().parse_args(argv)
+    from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
+
+    handler = {"gui": cmd_gui, "models": cmd_models, "summary": cmd_summary,
+               "predict": cmd_predict, "export": cmd_export}[args.command]
+    try:
+        return handler(args)
+    except UserError as exc:
+        print(f"cnnexplorer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnexplorer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - only out-of-memory is turned into a message here
+        if not is_out_of_memory(exc):
+            raise
+        print(f"cnnexplorer: error: {OUT_OF_MEMORY_HINT}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Pictures of the layer table and the prediction bars, drawn with PIL.
+
+The GUI's export and ``cnnexplorer export`` both call these, so both write the same pixels.
+PIL's bundled FreeType font (``ImageFont.load_default(size=...)``) makes the text identical on
+every machine, which a Qt painter with system fonts would not. That font has no "×" or dash
+glyphs, so pictures write "x" and "-".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from cnnexplorer.core.architecture import LayerInfo, Summary
+from cnnexplorer.core.predict import ClassScore
+
+BACKGROUND = (255, 255, 255)
+SHADE = (242, 244, 247)
+HEADER = (222, 228, 237)
+RULE = (170, 178, 190)
+TEXT = (25, 28, 33)
+MUTED = (95, 102, 112)
+BAR = (46, 104, 176)
+TRACK = (226, 230, 236)
+
+FONT_SIZE = 13
+TITLE_SIZE = 16
+MARGIN = 12
+CELL_PAD = 8
+INDENT = 12
+ROW_HEIGHT = FONT_SIZE + 8
+BAR_LENGTH = 320
+BAR_HEIGHT = 14
+LABEL_MAX = 40
+
+_COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "Kernel / stride / pad", "RF / jump")
+_RIGHT_ALIGNED = {"Params", "MACs", "RF / jump"}
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def si(value: float) -> str:
+    """``4.09 G``, ``118.0 M``, ``1.8 k``: a large count in a few characters."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.{2 if unit == 'G' else 1}f} {unit}"
+    return f"{value:g}"
+
+
+def _axes(values: tuple[int, ...] | str) -> str:
+    if isinstance(values, str):
+        return values
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def _geometry(layer: LayerInfo) -> str:
+    if layer.kernel_size is None:
+        return ""
+    kernel = "x".join(map(str, layer.kernel_size))
+    return f"{kernel} / {_axes(layer.stride)} / {_axes(layer.padding)}"
+
+
+def _row(layer: LayerInfo) -> tuple[str, ...]:
+    shape = "x".join(map(str, layer.output_shape)) if layer.output_shape is not None else "-"
+    rf = f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size is not None else ""
+    name = layer.name + (f"  ({layer.calls} calls)" if layer.calls > 1 else "")
+    return (name, layer.type, shape, f"{layer.params:,}", si(layer.macs) if layer.macs else "0",
+            _geometry(layer), rf)
+
+
+def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.ndarray:
+    """The architecture table as an ``H×W×3`` uint8 image; ``max_depth`` hides deeper modules."""
+    font, title_font = _font(FONT_SIZE), _font(TITLE_SIZE)
+    layers = [l for l in summary.layers if l.name and (max_depth is None or l.depth <= max_depth)]
+    rows = [_row(l) for l in layers]
+    indents = [INDENT * (l.depth - 1) for l in layers]
+    cell_widths = [[font.getlength(r[0]) + indent, *map(font.getlength, r[1:])] for r, indent in zip(rows, indents)]
+    widths = [max(column) + 2 * CELL_PAD for column in zip(map(font.getlength, _COLUMNS), *cell_widths)]
+    title = f"{summary.model or 'model'}  ·  input {'x'.join(map(str, summary.input_size))}"
+    frozen = summary.total_params - summary.trainable_params
+    footer = (f"Total params: {summary.total_params:,}  (trainable {summary.trainable_params:,}, frozen {frozen:,})"
+              f"   ·   MACs: {si(summary.macs)} per image")
+    table_width = int(np.ceil(sum(widths)))
+    width = 2 * MARGIN + max(table_width, int(np.ceil(max(title_font.getlength(title), font.getlength(footer)))))
+    title_height = TITLE_SIZE + 12
+    height = 2 * MARGIN + title_height + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6
+
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, MARGIN), title, font=title_font, fill=TEXT)
+    top = MARGIN + title_height
+    draw.rectangle([MARGIN, top, MARGIN + table_width - 1, top + ROW_HEIGHT - 1], fill=HEADER)
+    _draw_cells(draw, font, _COLUMNS, widths, top)
+    draw.line([MARGIN, top + ROW_HEIGHT - 1, MARGIN + table_width - 1, top + ROW_HEIGHT - 1], fill=RULE)
+    for k, row in enumerate(rows):
+        y = top + ROW_HEIGHT * (k + 1)
+        if k % 2:
+            draw.rectangle([MARGIN, y, MARGIN + table_width - 1, y + ROW_HEIGHT - 1], fill=SHADE)
+        _draw_cells(draw, font, row, widths, y, indents[k])
+    bottom = top + ROW_HEIGHT * (len(rows) + 1)
+    draw.line([MARGIN, bottom, MARGIN + table_width - 1, bottom], fill=RULE)
+    draw.text((MARGIN, bottom + 6), footer, font=font, fill=MUTED)
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def _draw_cells(draw: ImageDraw.ImageDraw, font, cells, widths, y: int, indent: int = 0) -> None:
+    """One table row; ``indent`` shifts the first (layer name) cell."""
+    x = MARGIN
+    for column, (header, text, width) in enumerate(zip(_COLUMNS, cells, widths)):
+        if header in _RIGHT_ALIGNED:
+            draw.text((x + width - CELL_PAD - font.getlength(text), y + 4), text, font=font, fill=TEXT)
+        else:
+            draw.text((x + CELL_PAD + (indent if column == 0 else 0), y + 4), text, font=font, fill=TEXT)
+        x += width
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
+
+
+def render_predictions_chart(scores: list[ClassScore], title: str = "") -> np.ndarray:
+    """Top-k classes as horizontal bars (length ∝ probability), an ``H×W×3`` uint8 image."""
+    font = _font(FONT_SIZE)
+    labels = [_short(s.label) for s in scores]
+    label_width = int(np.ceil(max((font.getlength(t) for t in labels), default=0)))
+    percent_width = int(np.ceil(font.getlength("100.0 %")))
+    bar_x = MARGIN + label_width + CELL_PAD
+    width = max(bar_x + BAR_LENGTH + CELL_PAD + percent_width + MARGIN,
+                2 * MARGIN + int(np.ceil(font.getlength(title))))
+    title_height = ROW_HEIGHT + 4 if title else 0
+    height = 2 * MARGIN + title_height + ROW_HEIGHT * max(len(scores), 1)
+
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    if title:
+        draw.text((MARGIN, MARGIN), title, font=font, fill=TEXT)
+    if not scores:
+        draw.text((MARGIN, MARGIN + title_height + 4), "no predictions", font=font, fill=MUTED)
+    for k, (score, label) in enumerate(zip(scores, labels)):
+        y = MARGIN + title_height + ROW_HEIGHT * k
+        bar_top = y + (ROW_HEIGHT - BAR_HEIGHT) // 2
+        draw.text((bar_x - CELL_PAD - font.getlength(label), y + 4), label, font=font, fill=TEXT)
+        draw.rectangle([bar_x, bar_top, bar_x + BAR_LENGTH - 1, bar_top + BAR_HEIGHT - 1], fill=TRACK)
+        length = round(min(max(score.prob, 0.0), 1.0) * BAR_LENGTH)
+        if length:
+            draw.rectangle([bar_x, bar_top, bar_x + length - 1, bar_top + BAR_HEIGHT - 1], fill=BAR)
+        draw.text((bar_x + BAR_LENGTH + CELL_PAD, y + 4), f"{100 * score.prob:.1f} %", font=font, fill=TEXT)
+    return np.asarray(image, dtype=np.uint8).copy()

@@ -1,0 +1,177 @@
+"""Model files → ``ModelHandle``: the app's checkpoints, state_dicts, safetensors, trusted pickles.
+
+A bare state_dict needs an architecture (``--arch``); its class count is read from the final
+Linear layer's weight. A fully pickled module is only opened with explicit trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.checkpoints import align_keys, load_state_checked, read_model_file
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.model_handle import ModelHandle, Preprocessing, eval_mode
+from cnnexplorer.core.models import FileOptions, known_specs, preprocessing_from_weights, suggest, torchvision_classifiers
+
+PICKLE_PREPROCESSING = Preprocessing(3, (224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize=256)
+
+
+def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
+    """A model file: an app checkpoint, a state_dict/safetensors with an arch, or a trusted pickle."""
+    yield Progress(0, None, f"reading {path.name}")
+    file = read_model_file(path, trust=options.trust)
+    notes = list(file.notes)
+    if file.kind == "module":
+        module, default_names = file.module, None
+        preprocessing = _with_options(PICKLE_PREPROCESSING, options)
+        if None in (options.input_size, options.mean, options.std):
+            notes.append(
+                f"the file has no preprocessing: using {'×'.join(map(str, preprocessing.input_size))}, "
+                f"mean {preprocessing.mean}, std {preprocessing.std} (change with --input-size, --mean, --std)"
+            )
+        num_classes = _count_outputs(path, module, preprocessing)
+    else:
+        arch = options.arch or file.arch
+        if arch is None:
+            raise UserError(f"{path} is a bare state_dict; pass --arch SPEC (e.g. --arch torchvision:resnet18)")
+        yield Progress(0, None, f"building {arch}")
+        build, default_pre, default_names = _architecture(arch)
+        module = _fitted_module(path, arch, build, file.state_dict, notes)
+        preprocessing = _with_options(file.preprocessing or default_pre, options)
+        classifier = _classifier(module)
+        num_classes = classifier[1] if classifier else len(default_names)
+    return ModelHandle(
+        spec=str(path),
+        module=module,
+        device=torch.device("cpu"),
+        preprocessing=preprocessing,
+        class_names=_class_names(path, options.labels, file.class_names, default_names, num_classes),
+        weights=str(path),
+        trained=True,
+        notes=notes,
+    )
+
+
+def _architecture(arch: str) -> tuple[Callable[[int | None], nn.Module], Preprocessing, list[str]]:
+    """A builder of ``arch`` untrained (``None``: its default class count), its preprocessing and class names."""
+    kind, _, rest = arch.strip().partition(":")
+    name = rest.partition(":")[0]
+    if kind == "builtin" and name in BUILTIN_MODELS:
+        entry = BUILTIN_MODELS[name]
+
+        def build(num_classes: int | None) -> nn.Module:
+            return entry.build(num_classes)
+
+        return build, entry.preprocessing, list(entry.class_names)
+    if kind == "torchvision" and name in torchvision_classifiers():
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+
+        def build(num_classes: int | None) -> nn.Module:
+            sized = {} if num_classes is None else {"num_classes": num_classes}
+            return torchvision.models.get_model(name, weights=None, **sized)
+
+        return build, preprocessing_from_weights(weights), list(weights.meta["categories"])
+    raise UserError(
+        f"unknown architecture '{arch}' for a model file; pass --arch builtin:NAME or torchvision:ARCH"
+        + suggest(arch, known_specs())
+    )
+
+
+def _classifier(module: nn.Module) -> tuple[str, int] | None:
+    """The final Linear layer's weight key and class count (None if the model has no Linear)."""
+    linears = [(name, m) for name, m in module.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return None
+    name, linear = linears[-1]
+    return (f"{name}.weight" if name else "weight"), linear.out_features
+
+
+def _fitted_module(path: Path, arch: str, build: Callable[[int | None], nn.Module],
+                   state: dict[str, torch.Tensor], notes: list[str]) -> nn.Module:
+    """``arch`` built for the class count its classifier weight in ``state`` shows, then loaded."""
+    probe = _structure(build)
+    state, prefix = align_keys(state, probe.state_dict())
+    if prefix:
+        notes.append(f"removed the key prefix '{prefix}' to fit {arch}")
+    classifier = _classifier(probe)
+    weight = state.get(classifier[0]) if classifier else None
+    fits = weight is None or weight.ndim != 2 or weight.shape[0] == classifier[1]
+    module = build(None if fits else int(weight.shape[0]))
+    load_state_checked(module, state, str(path), arch)
+    return module
+
+
+def _structure(build: Callable[[int | None], nn.Module]) -> nn.Module:
+    """The default model's layout, on the meta device where it can be built there (no init cost)."""
+    try:
+        with torch.device("meta"):
+            return build(None)
+    except (RuntimeError, NotImplementedError):  # e.g. RegNet calls .item() while building
+        return build(None)
+
+
+def _count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
+    """Classes of a pickled model, by one forward pass that also checks the input size."""
+    size = "×".join(map(str, pre.input_size))
+    try:
+        with torch.no_grad(), eval_mode(module):
+            out = module(torch.zeros(1, *pre.input_size))
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path} does not accept a {size} input ({first_line}); pass --input-size C,H,W") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise UserError(f"{path} does not return class scores (a [batch, classes] tensor) for a {size} input")
+    return int(out.shape[1])
+
+
+def _with_options(pre: Preprocessing, options: FileOptions) -> Preprocessing:
+    """``pre`` with the user's --input-size/--mean/--std; a new size scales the whole image to it."""
+    if options.input_size is not None:
+        channels, height, width = options.input_size
+        if (height, width) != pre.size:
+            pre = replace(pre, size=(height, width), resize=None)
+        pre = replace(pre, channels=channels)
+    pre = replace(pre, mean=tuple(options.mean or pre.mean), std=tuple(options.std or pre.std))
+    if len(pre.mean) != pre.channels or len(pre.std) != pre.channels:
+        raise UserError(
+            f"--mean and --std need {pre.channels} values, one per input channel "
+            f"(got {len(pre.mean)} and {len(pre.std)})"
+        )
+    return pre
+
+
+def _class_names(path: Path, labels: str | None, from_file: list[str] | None,
+                 defaults: list[str] | None, num_classes: int) -> list[str]:
+    """--labels, else the file's names, else the arch's own names if the count fits, else ``class i``."""
+    if labels is not None:
+        names, source = _read_labels(Path(labels)), f"labels file {labels}"
+    elif from_file is not None:
+        names, source = from_file, str(path)
+    elif defaults is not None and len(defaults) == num_classes:
+        return list(defaults)
+    else:
+        return [f"class {i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise UserError(
+            f"{source} has {len(names)} class names but the model has {num_classes} classes; "
+            "pass --labels FILE with one name per line, one line per class"
+        )
+    return names
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"labels file not found: {path}; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read labels file {path} ({exc}); give a UTF-8 text file, one class name per line") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,41 @@
+"""Model-zoo rows come from torchvision metadata, fast, with the cache state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from cnnexplorer.core.weights import cache_path
+from cnnexplorer.core.zoo import zoo_entries
+
+
+def test_resnet50_entry_and_cache_flag(hub_dir):
+    def resnet50():
+        return next(e for e in zoo_entries() if e.arch == "resnet50")
+
+    entry = resnet50()
+    assert entry.weights == "IMAGENET1K_V2" and entry.spec == "torchvision:resnet50"
+    assert entry.params == 25_557_032
+    assert entry.acc1 == pytest.approx(80.858) and entry.acc5 == pytest.approx(95.434)
+    assert entry.gmacs == pytest.approx(4.089) and entry.file_size_mb == pytest.approx(97.79, abs=0.01)
+    assert not entry.cached
+
+    path = cache_path(torchvision.models.ResNet50_Weights.IMAGENET1K_V2)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"placeholder")
+    assert resnet50().cached
+    assert not next(e for e in zoo_entries() if e.arch == "resnet18").cached
+
+
+def test_all_classifiers_listed_fast(hub_dir):
+    start = time.perf_counter()
+    entries = zoo_entries()
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0
+    assert [e.arch for e in entries] == sorted(torchvision.models.list_models(module=torchvision.models))
+    assert all(e.params > 0 and e.gmacs > 0 for e in entries)
+    assert sum(e.acc1 is not None for e in entries) == len(entries)

@@ -1,0 +1,91 @@
+"""The model-zoo dialog: every torchvision classifier, numeric sorting, filtering, choosing."""
+
+from __future__ import annotations
+
+import pytest
+import torchvision
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog
+
+from cnnexplorer.core.zoo import ZooEntry, zoo_entries
+from cnnexplorer.gui.widgets.zoo_dialog import ACC1, CACHED, MODEL, PARAMS, SORT_ROLE, SPEC_ROLE, ZooDialog
+
+
+@pytest.fixture(scope="module")
+def entries():
+    return zoo_entries()
+
+
+@pytest.fixture
+def dialog(qtbot, entries):
+    widget = ZooDialog(entries=entries)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def column(dialog: ZooDialog, col: int, role=Qt.ItemDataRole.DisplayRole) -> list:
+    proxy = dialog.proxy
+    return [proxy.index(row, col).data(role) for row in range(proxy.rowCount())]
+
+
+def entry(arch: str, params: int, acc1: float | None, cached: bool = False) -> ZooEntry:
+    return ZooEntry(arch, "IMAGENET1K_V1", params, 1.0, acc1, None, None, cached, f"torchvision:{arch}")
+
+
+def test_lists_every_torchvision_classifier_sorted_by_name(qtbot):
+    dialog = ZooDialog()
+    qtbot.addWidget(dialog)
+    names = column(dialog, MODEL)
+    assert len(names) == len(torchvision.models.list_models(module=torchvision.models))
+    assert names.index("resnet18") < names.index("resnet34") < names.index("resnet101")
+    assert dialog.windowTitle() == "Model zoo — torchvision classifiers"
+
+
+def test_params_sort_numerically_largest_first(dialog, entries):
+    dialog.table.sortByColumn(PARAMS, Qt.SortOrder.DescendingOrder)
+    params = column(dialog, PARAMS, SORT_ROLE)
+    assert params == sorted((e.params for e in entries), reverse=True)
+    assert float(column(dialog, PARAMS)[0]) == pytest.approx(max(e.params for e in entries) / 1e6, abs=0.05)
+
+
+def test_missing_values_show_a_dash_and_sort_last_both_ways(qtbot):
+    dialog = ZooDialog(entries=[entry("a", 3, 70.0), entry("b", 2, None), entry("c", 1, 80.0, cached=True)])
+    qtbot.addWidget(dialog)
+    dialog.table.sortByColumn(ACC1, Qt.SortOrder.AscendingOrder)
+    assert column(dialog, ACC1) == ["70.00", "80.00", "—"]
+    dialog.table.sortByColumn(ACC1, Qt.SortOrder.DescendingOrder)
+    assert column(dialog, ACC1) == ["80.00", "70.00", "—"]
+    assert column(dialog, CACHED) == ["✓", "", ""]
+    assert dialog.proxy.index(0, MODEL).data(Qt.ItemDataRole.FontRole).bold()
+
+
+def test_filter_leaves_only_the_resnet_family(qtbot, dialog, entries):
+    qtbot.keyClicks(dialog.filter, "resnet")
+    names = column(dialog, MODEL)
+    assert names and all("resnet" in name for name in names)
+    assert len(names) == sum("resnet" in e.arch for e in entries)
+    assert dialog.selected_spec() == f"torchvision:{names[0]}"
+
+
+def test_double_click_chooses_the_row(qtbot, dialog):
+    index = dialog.proxy.index(column(dialog, MODEL).index("resnet18"), PARAMS)
+    dialog.table.scrollTo(index)
+    centre = dialog.table.visualRect(index).center()
+    viewport = dialog.table.viewport()
+    with qtbot.assertNotEmitted(dialog.model_chosen):
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=centre)
+    assert dialog.selected_spec() == "torchvision:resnet18" and dialog.isVisible()
+    with qtbot.waitSignal(dialog.model_chosen) as chosen:
+        qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=centre)
+    assert chosen.args == ["torchvision:resnet18"]
+    assert dialog.result() == QDialog.DialogCode.Accepted
+
+
+def test_enter_in_the_filter_opens_the_best_match(qtbot, dialog):
+    qtbot.keyClicks(dialog.filter, "alexnet")
+    with qtbot.waitSignal(dialog.model_chosen) as chosen:
+        qtbot.keyClick(dialog.filter, Qt.Key.Key_Return)
+    assert chosen.args == ["torchvision:alexnet"]
+    assert column(dialog, MODEL, SPEC_ROLE) == ["torchvision:alexnet"]
