@@ -1,0 +1,499 @@
+"""Activations of any layer: one-pass capture, a memory-bounded cache, statistics and grids.
+
+``capture`` runs the model once and records every requested layer. ``ActivationCache`` keeps
+those recordings so that switching layer for the same image does not run the model again.
+``activation_grid`` turns one layer's output into a single float image of tiles (one per
+channel, no Python loop per channel) plus the statistics the views show on hover;
+``render_activation_picture`` colours it and draws the channel numbers for export.
+
+A module that runs several times in one forward pass (torchvision ResNet's shared ``relu``)
+is recorded once per call: ``name`` (or ``name#0``) is the first call, ``name#1`` the second…
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnexplorer.core.colormaps import apply_colormap, colormap_table
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.hooks import find_layer, record_outputs
+from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+
+CLIP_STD = 3.0
+"""Per-channel normalisation maps mean ± CLIP_STD standard deviations to [0,1] (see ``channel_range``)."""
+NORMS = ("channel", "layer", "fixed")
+SORTS = ("index", "mean", "max")
+DEFAULT_BUDGET = 512 * 2**20
+
+
+def split_call(layer: str) -> tuple[str, int]:
+    """``"layer1.0.relu#2"`` → ``("layer1.0.relu", 2)``; a plain name is call 0."""
+    name, sep, call = layer.rpartition("#")
+    if sep and call.isdigit():
+        return name, int(call)
+    return layer, 0
+
+
+def _not_run(name: str) -> UserError:
+    return UserError(
+        f"layer '{name}' produced no output for this input: the forward pass did not use it "
+        "(an unused branch?); pick another layer"
+    )
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What one forward pass recorded: ``{module name: [tensors of call 0, call 1, …]}``."""
+
+    records: dict[str, list[tuple[torch.Tensor, ...]]]
+
+    def calls(self, name: str) -> int:
+        return len(self.records.get(name, ()))
+
+    def layers(self) -> list[str]:
+        """Every recorded output as a layer string: ``name`` for the first call, ``name#k`` after."""
+        return [name if k == 0 else f"{name}#{k}" for name, calls in self.records.items() for k in range(len(calls))]
+
+    def outputs(self, layer: str) -> tuple[torch.Tensor, ...]:
+        """All tensors of ``layer`` (``name`` or ``name#k``), for modules with several outputs."""
+        name, call = split_call(layer)
+        if name not in self.records:
+            raise UserError(f"layer '{name}' was not captured; capture it first")
+        calls = self.records[name]
+        if not calls:
+            raise _not_run(name)
+        if call >= len(calls):
+            raise UserError(f"layer '{name}' ran {len(calls)} time(s) in this forward pass; "
+                            f"use {name} or {name}#1 … {name}#{len(calls) - 1}")
+        return calls[call]
+
+    def output(self, layer: str, output_index: int = 0) -> torch.Tensor:
+        """Tensor ``output_index`` of ``layer`` (0 for modules returning one tensor)."""
+        return pick_output(layer, self.outputs(layer), output_index)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_nbytes(tensors) for calls in self.records.values() for tensors in calls)
+
+
+def pick_output(layer: str, tensors: tuple[torch.Tensor, ...], output_index: int) -> torch.Tensor:
+    if not tensors:
+        raise UserError(f"layer '{layer}' returns no tensor; pick another layer")
+    if not 0 <= output_index < len(tensors):
+        raise UserError(f"layer '{layer}' has {len(tensors)} output tensor(s); "
+                        f"choose an output index from 0 to {len(tensors) - 1}")
+    return tensors[output_index]
+
+
+def _nbytes(tensors: tuple[torch.Tensor, ...]) -> int:
+    return sum(t.element_size() * t.nelement() for t in tensors)
+
+
+def capture(handle: ModelHandle, pixels: torch.Tensor, layers: list[str] | None = None) -> Capture:
+    """Run one forward pass on ``pixels`` ([C,H,W] or [N,C,H,W] in [0,1]) and record ``layers``.
+
+    ``layers`` are dotted names of ``handle.module`` (``name#k`` is accepted and records
+    ``name``); None records every submodule. Runs under ``no_grad`` in eval mode, restoring
+    the modules' train/eval flags and removing the hooks afterwards, also on error.
+    """
+    names = [n for n, _ in handle.module.named_modules() if n] if layers is None else [split_call(l)[0] for l in layers]
+    batch = pixels[None] if pixels.ndim == 3 else pixels
+    with torch.no_grad(), eval_mode(handle.module), record_outputs(handle.module, names) as records:
+        handle.pixel_model()(batch.to(handle.device))
+    return Capture(records)
+
+
+def model_key(handle: ModelHandle) -> tuple:
+    """Identity of the model *and its current weights*: in-place weight updates (training,
+    loading a state dict) bump the tensors' version counters, which invalidates cached results."""
+    state = sum(t._version for t in handle.module.parameters()) + sum(t._version for t in handle.module.buffers())
+    return (weakref.ref(handle.module), str(handle.device), handle.preprocessing, state)
+
+
+def pixels_key(pixels: torch.Tensor) -> str:
+    """SHA-256 of the pixel tensor, for images that have no file hash (edited or generated)."""
+    data = pixels.detach().to("cpu", torch.float32).contiguous().numpy()
+    return hashlib.sha256(str(data.shape).encode() + data.tobytes()).hexdigest()
+
+
+class ActivationCache:
+    """Recorded layer outputs keyed by (model and weights, image, layer call), within a byte budget.
+
+    A miss runs one forward pass recording ``layers`` (default: every module) and keeps them
+    all, so switching layer for the same image is a lookup. When the budget is exceeded the
+    least recently used entries go first; ``forward_passes`` counts the model runs.
+    """
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET, layers: list[str] | None = None):
+        self.budget_bytes = budget_bytes
+        self.layers = layers
+        self.forward_passes = 0
+        self._entries: OrderedDict[tuple, tuple[torch.Tensor, ...] | None] = OrderedDict()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
+
+    def get_or_capture(self, handle: ModelHandle, pixels: torch.Tensor, layer: str,
+                       image_key: str | None = None, output_index: int = 0) -> torch.Tensor:
+        """Tensor ``output_index`` of ``layer`` for this image, from the cache or one new pass.
+
+        ``image_key`` identifies the pixels (the image file's SHA-256); None hashes the pixels.
+        """
+        name, call = split_call(layer)
+        find_layer(handle.module, name)
+        base = (model_key(handle), image_key or pixels_key(pixels))
+        key = (*base, f"{name}#{call}")
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                tensors = self._entries[key]
+                if tensors is None:
+                    raise _not_run(name)
+                return pick_output(layer, tensors, output_index)
+        layers = None if self.layers is None else [*self.layers, name]
+        recorded = capture(handle, pixels, layers)
+        self.forward_passes += 1
+        self._store(base, recorded, key)
+        return recorded.output(layer, output_index)
+
+    def _store(self, base: tuple, recorded: Capture, last: tuple) -> None:
+        """Keep every recorded call (``None`` marks a module that did not run), ``last`` newest."""
+        entries = {(*base, f"{n}#{k}"): t for n, calls in recorded.records.items() for k, t in enumerate(calls)}
+        entries.update({(*base, f"{n}#0"): None for n, calls in recorded.records.items() if not calls})
+        if last in entries:
+            entries[last] = entries.pop(last)
+        with self._lock:
+            for key, tensors in entries.items():
+                if key in self._entries:
+                    self._nbytes -= _nbytes(self._entries.pop(key) or ())
+                self._entries[key] = tensors
+                self._nbytes += _nbytes(tensors or ())
+            while self._nbytes > self.budget_bytes and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self._nbytes -= _nbytes(dropped or ())
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-channel statistics over finite values (NaN for a channel without any)."""
+
+    min: np.ndarray
+    max: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    zero_fraction: np.ndarray
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Channels that are all ≤ 0, i.e. all zero after a ReLU."""
+        return self.max <= 0
+
+    @property
+    def dead_count(self) -> int:
+        return int(self.dead.sum())
+
+    @property
+    def layer_zero_fraction(self) -> float:
+        return float(self.zero_fraction.mean()) if self.zero_fraction.size else 0.0
+
+    def channel(self, index: int) -> dict:
+        """One channel's numbers, for hover text and JSON (NaN becomes None)."""
+        values = {"index": int(index), "min": self.min[index], "max": self.max[index],
+                  "mean": self.mean[index], "zero_fraction": self.zero_fraction[index]}
+        return {k: (v if k == "index" else _json_float(v)) for k, v in values.items()}
+
+
+def _json_float(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def layer_stats(values: np.ndarray) -> LayerStats:
+    """Statistics of a ``[C, M]`` float32 array, one row per channel."""
+    zero_fraction = np.count_nonzero(values == 0, axis=1) / max(values.shape[1], 1)
+    finite = np.isfinite(values)
+    if finite.all():
+        mean = values.mean(axis=1, dtype=np.float64)
+        square = np.einsum("ij,ij->i", values, values, dtype=np.float64) / values.shape[1]
+        return LayerStats(values.min(axis=1).astype(np.float64), values.max(axis=1).astype(np.float64),
+                          mean, np.sqrt(np.maximum(square - mean**2, 0.0)), zero_fraction)
+    masked = np.where(finite, values, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return LayerStats(np.nanmin(masked, axis=1).astype(np.float64), np.nanmax(masked, axis=1).astype(np.float64),
+                          np.nanmean(masked, axis=1, dtype=np.float64), np.nanstd(masked, axis=1, dtype=np.float64),
+                          zero_fraction)
+
+
+def sort_order(stats: LayerStats, sort: str = "index", hide_dead: bool = False) -> np.ndarray:
+    """Channel indices in display order: by index, or by mean or max activation (descending,
+    ties by index, NaN last); ``hide_dead`` leaves out channels that are all ≤ 0."""
+    if sort not in SORTS:
+        raise UserError(f"unknown sort order '{sort}'; choose one of {', '.join(SORTS)}")
+    count = stats.max.size
+    if sort == "index":
+        order = np.arange(count)
+    else:
+        key = np.nan_to_num(stats.mean if sort == "mean" else stats.max, nan=-np.inf)
+        order = np.argsort(-key, kind="stable")
+    return order[~stats.dead[order]] if hide_dead else order
+
+
+def channel_range(stats: LayerStats, clip_std: float = CLIP_STD) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel window mapped to [0,1]: mean ± ``clip_std`` std, narrowed to the channel's
+    own min and max, so a ReLU channel's zeros stay at the dark end of the map."""
+    low = np.maximum(stats.min, stats.mean - clip_std * stats.std)
+    high = np.minimum(stats.max, stats.mean + clip_std * stats.std)
+    return low, high
+
+
+def layer_range(stats: LayerStats, signed: bool) -> tuple[float, float]:
+    """The finite min and max of the whole layer; symmetric around 0 when signed, so that zero
+    sits at the centre of the diverging map."""
+    finite_min, finite_max = stats.min[np.isfinite(stats.min)], stats.max[np.isfinite(stats.max)]
+    low = float(finite_min.min()) if finite_min.size else 0.0
+    high = float(finite_max.max()) if finite_max.size else 1.0
+    if signed:
+        high = max(abs(low), abs(high))
+        low = -high
+    return low, high
+
+
+def _scale_rows(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``(rows - low) / (high - low)`` per row, clipped to [0,1], in place; a flat row → 0."""
+    span = high - low
+    scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0).astype(np.float32)
+    rows -= low.astype(np.float32)[:, None]
+    with np.errstate(invalid="ignore"):
+        rows *= scale[:, None]
+    return np.clip(rows, 0.0, 1.0, out=rows)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each tile sits: tile ``k`` (row-major) shows channel ``order[k]``.
+
+    The grid is ``rows × cols`` tiles of ``tile_h × tile_w`` pixels with ``gap`` pixels between
+    tiles (none after the last row or column).
+    """
+
+    order: np.ndarray
+    rows: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    gap: int = 1
+
+    @classmethod
+    def near_square(cls, order: np.ndarray, tile_h: int, tile_w: int, gap: int = 1) -> "GridLayout":
+        """A layout as close to square in pixels as the tile count allows."""
+        count = max(len(order), 1)
+        cols = max(1, int(np.ceil(np.sqrt(count * (tile_h + gap) / (tile_w + gap)))))
+        return cls(np.asarray(order), -(-count // cols), cols, tile_h, tile_w, gap)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows * (self.tile_h + self.gap) - self.gap, self.cols * (self.tile_w + self.gap) - self.gap)
+
+    def scaled(self, factor: int) -> "GridLayout":
+        """The same layout after every pixel became ``factor × factor`` pixels."""
+        return GridLayout(self.order, self.rows, self.cols, self.tile_h * factor, self.tile_w * factor, self.gap * factor)
+
+    def tile(self, stack: np.ndarray, fill) -> np.ndarray:
+        """Tiles ``stack`` (``[n, tile_h, tile_w, …]``, in display order) into one array, ``fill``
+        in gaps and empty slots: one pad, one transpose, one reshape, no loop per tile."""
+        pitch_h, pitch_w = self.tile_h + self.gap, self.tile_w + self.gap
+        extra = stack.shape[3:]
+        slots = np.full((self.rows * self.cols, pitch_h, pitch_w, *extra), fill, dtype=stack.dtype)
+        slots[: len(stack), : self.tile_h, : self.tile_w] = stack
+        grid = slots.reshape(self.rows, self.cols, pitch_h, pitch_w, *extra).swapaxes(1, 2)
+        height, width = self.shape
+        return np.ascontiguousarray(grid.reshape(self.rows * pitch_h, self.cols * pitch_w, *extra)[:height, :width])
+
+    def tile_index_at(self, x: float, y: float) -> int | None:
+        """The channel whose tile covers pixel ``(x, y)``, or None for gaps and empty slots."""
+        if x < 0 or y < 0:
+            return None
+        col, in_x = divmod(int(x), self.tile_w + self.gap)
+        row, in_y = divmod(int(y), self.tile_h + self.gap)
+        slot = row * self.cols + col
+        if in_x >= self.tile_w or in_y >= self.tile_h or col >= self.cols or slot >= len(self.order):
+            return None
+        return int(self.order[slot])
+
+    def tile_origin(self, channel: int) -> tuple[int, int] | None:
+        """Top-left pixel ``(x, y)`` of ``channel``'s tile, or None if it is not shown."""
+        slots = np.flatnonzero(self.order == channel)
+        if not slots.size:
+            return None
+        row, col = divmod(int(slots[0]), self.cols)
+        return col * (self.tile_w + self.gap), row * (self.tile_h + self.gap)
+
+
+@dataclass(frozen=True)
+class ActivationGrid:
+    """One layer's output as a single float image, ready for a colour map.
+
+    ``values`` is ``layout.shape`` float32 in [0,1], NaN in gaps, empty slots and at NaN
+    activations (±inf are clipped to 0 and 1). ``value_range`` is the range mapped to [0,1]
+    (for a colour bar); None with per-channel normalisation, where each tile has its own.
+    ``units`` is True for outputs that are not feature maps, shown as one 1×1 tile per unit.
+    """
+
+    values: np.ndarray
+    layout: GridLayout
+    stats: LayerStats
+    shape: tuple[int, int, int]
+    units: bool
+    norm: str
+    value_range: tuple[float, float] | None
+    cmap: str
+    signed: bool
+    warning: str = ""
+
+    def channel_at(self, x: float, y: float) -> int | None:
+        return self.layout.tile_index_at(x, y)
+
+
+def _as_channels(output: torch.Tensor) -> tuple[np.ndarray, tuple[int, int, int], bool]:
+    """First sample of ``output`` as ``[C, H·W]`` float32; anything but ``[N,C,H,W]`` feature
+    maps (vectors, ``[N,C,1,1]``, token sequences) is flattened to one value per unit."""
+    sample = output.detach()[0] if output.ndim >= 2 else output.detach().reshape(-1)
+    values = sample.to("cpu", torch.float32).numpy()
+    if values.ndim == 3 and values.shape[1:] != (1, 1):
+        channels, height, width = values.shape
+        return values.reshape(channels, height * width), (channels, height, width), False
+    return values.reshape(-1, 1), (values.size, 1, 1), True
+
+
+def _nonfinite_warning(values: np.ndarray) -> str:
+    nan = int(np.isnan(values).sum())
+    inf = int(np.isinf(values).sum())
+    parts = ([f"{nan} NaN value(s) shown in magenta"] if nan else []) + (
+        [f"{inf} infinite value(s) clipped to the ends of the colour map"] if inf else [])
+    return "this output has " + " and ".join(parts) if parts else ""
+
+
+def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range: tuple[float, float] | None = None,
+                    sort: str = "index", hide_dead: bool = False, cmap: str | None = None, gap: int = 1,
+                    clip_std: float = CLIP_STD) -> ActivationGrid:
+    """Tile every channel of ``output`` (a captured tensor, first sample used) into one image.
+
+    ``norm``: ``channel`` (default; each channel's mean ± ``clip_std`` std, see
+    ``channel_range``; falls back to ``layer`` for units), ``layer`` (one range for the layer),
+    or ``fixed`` (``value_range``). ``cmap`` None picks ``diverging`` for signed outputs
+    (any value < 0) and ``viridis`` otherwise. Per channel, the diverging map's centre is the
+    middle of each channel's window; ``layer`` (symmetric when signed) centres it on zero.
+    """
+    if norm not in NORMS:
+        raise UserError(f"unknown normalisation '{norm}'; choose one of {', '.join(NORMS)}")
+    if (norm == "fixed") != (value_range is not None):
+        raise UserError("a fixed normalisation needs a range LO,HI, and a range needs the fixed normalisation")
+    if value_range is not None and not value_range[0] < value_range[1]:
+        raise UserError(f"the range {value_range[0]:g},{value_range[1]:g} is empty; give LO < HI")
+    values, shape, units = _as_channels(output)
+    finite = bool(np.isfinite(values).all())
+    stats = layer_stats(values)
+    signed = bool(np.nanmin(stats.min, initial=0.0) < 0) if stats.min.size else False
+    cmap = cmap or ("diverging" if signed else "viridis")
+    colormap_table(cmap)
+    order = sort_order(stats, sort, hide_dead)
+    if norm == "channel" and units:
+        norm = "layer"
+    if norm == "channel":
+        low, high = (r[order] for r in channel_range(stats, clip_std))
+        value_range = None
+    else:
+        value_range = value_range or layer_range(stats, signed)
+        low, high = np.full(len(order), value_range[0]), np.full(len(order), value_range[1])
+    shown = _scale_rows(values[order], low, high)
+    _, height, width = shape
+    layout = GridLayout.near_square(order, height, width, 0 if units else gap)
+    grid = layout.tile(shown.reshape(len(order), height, width), np.nan)
+    warning = "" if finite else _nonfinite_warning(values)
+    if hide_dead and not len(order):
+        warning = f"all {shape[0]} channels are dead (≤ 0); turn off hiding dead channels to see them"
+    return ActivationGrid(grid, layout, stats, shape, units, norm, value_range, cmap, signed, warning)
+
+
+BACKGROUND = np.array([48, 48, 48], dtype=np.uint8)
+_GLYPHS = np.array(
+    [[[c == "1" for c in row] for row in glyph.split()] for glyph in (
+        "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111", "111 001 111 001 111",
+        "101 101 111 001 001", "111 100 111 001 111", "111 100 111 101 111", "111 001 001 001 001",
+        "111 101 111 101 111", "111 101 111 001 111", "000 000 000 000 000")],
+    dtype=bool,
+)
+"""3×5 bitmaps of the digits 0–9 and a blank (index 10): identical text on every machine."""
+
+
+def label_stack(numbers: np.ndarray, size: int = 1) -> np.ndarray:
+    """``[n, h, w]`` uint8 labels: 2 on digit pixels, 1 on the box behind them, for each number.
+
+    Built for all numbers at once (digits by integer division), scaled ``size`` times.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    width = len(str(int(numbers.max()))) if numbers.size else 1
+    powers = 10 ** np.arange(width - 1, -1, -1)
+    digits = (numbers[:, None] // powers) % 10
+    digits = np.where((numbers[:, None] < powers) & (powers > 1), 10, digits)
+    order = np.argsort(digits == 10, axis=1, kind="stable")
+    digits = np.take_along_axis(digits, order, axis=1)
+    glyphs = np.pad(_GLYPHS[digits], ((0, 0), (0, 0), (0, 0), (0, 1)))
+    text = glyphs.transpose(0, 2, 1, 3).reshape(len(numbers), 5, width * 4)[:, :, :-1]
+    labels = np.pad(text.astype(np.uint8) + 1, ((0, 0), (1, 1), (1, 1)), constant_values=1)
+    ndigits = (digits != 10).sum(axis=1)
+    labels *= (np.arange(labels.shape[2]) < 4 * ndigits[:, None] + 1)[:, None, :]
+    return labels.repeat(size, axis=1).repeat(size, axis=2)
+
+
+def grid_picture(values: np.ndarray, layout: GridLayout, cmap: str | None, *, min_tile: int = 32,
+                 labels: bool = True) -> tuple[np.ndarray, GridLayout]:
+    """Colour a tiled float image (``cmap`` None: values are already RGB in [0,1]), enlarge it
+    by a whole factor so tiles are at least ``min_tile`` pixels, and write each tile's channel
+    number in its top-left corner where it fits. Returns the RGB picture and its layout."""
+    if cmap is None:
+        rgb = np.round(np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 255).astype(np.uint8)
+    else:
+        rgb = apply_colormap(values, cmap)
+    count = len(layout.order)
+    inside = layout.tile(np.ones((count, layout.tile_h, layout.tile_w), dtype=bool), False)
+    rgb[~inside] = BACKGROUND
+    factor = max(1, -(-min_tile // max(layout.tile_h, layout.tile_w)))
+    rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+    layout = layout.scaled(factor)
+    if labels and count:
+        marks = label_stack(layout.order, 2 if layout.tile_w >= 48 else 1)
+        if marks.shape[1] <= layout.tile_h // 2 and marks.shape[2] <= layout.tile_w:
+            slots = np.zeros((count, layout.tile_h, layout.tile_w), dtype=np.uint8)
+            slots[:, : marks.shape[1], : marks.shape[2]] = marks
+            code = layout.tile(slots, 0)
+            rgb[code == 1] //= 3
+            rgb[code == 2] = 255
+    return rgb, layout
+
+
+def render_activation_picture(grid: ActivationGrid, labels: bool = True) -> np.ndarray:
+    """The exported picture of an ``ActivationGrid``: coloured, enlarged, channels numbered."""
+    rgb, _ = grid_picture(grid.values, grid.layout, grid.cmap, min_tile=12 if grid.units else 32,
+                          labels=labels and not grid.units)
+    return rgb
