@@ -49,7 +49,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnexplorer import __version__
-    from cnnexplorer.exports import EXPORT_VIEWS
+    from cnnexplorer.exports import EXPORT_VIEWS, add_shared_options
 
     parser = argparse.ArgumentParser(prog="cnnexplorer", description="See what a CNN has learned.")
     parser.add_argument("--version", action="version", version=f"cnnexplorer {__version__}")
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image", metavar="IMG", help="input image")
     export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
     export.add_argument("--out", required=True, metavar="OUT.png")
+    add_shared_options(export)
     for view in EXPORT_VIEWS.values():
         view.add_options(export)
     _add_common(export)

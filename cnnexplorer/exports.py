@@ -95,13 +95,10 @@ def _activations(handle, image, args) -> Picture:
 
 def _add_activation_options(parser: argparse.ArgumentParser) -> None:
     from cnnexplorer.core.activations import NORMS, SORTS
-    from cnnexplorer.core.colormaps import COLORMAPS
 
     parser.add_argument("--norm", choices=NORMS,
                         help="activations: scale per channel (default), per layer, or to --range")
     parser.add_argument("--range", type=_pair, metavar="LO,HI", help="activations: fixed value range, implies --norm fixed (write --range=-1,1 when LO is negative)")
-    parser.add_argument("--cmap", choices=COLORMAPS,
-                        help="activations: colour map (default: diverging for signed outputs, else viridis)")
     parser.add_argument("--sort", choices=SORTS, default="index",
                         help="activations: channel order (mean and max descending; default: index)")
     parser.add_argument("--hide-dead", action="store_true", help="activations: leave out channels that are all <= 0")
@@ -133,6 +130,16 @@ def _filters(handle, image, args) -> Picture:
 def _add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-channel", type=int, metavar="K",
                         help="filters: show input channel K of each kernel instead of the mean over inputs")
+
+
+def add_shared_options(parser: argparse.ArgumentParser) -> None:
+    """Options several views read; each view documents its own default."""
+    from cnnexplorer.core.colormaps import COLORMAPS
+
+    parser.add_argument("--cmap", choices=COLORMAPS,
+                        help="colour map (activations default: diverging for signed outputs, else viridis)")
+    parser.add_argument("--target", metavar="CLASS", help="target class, as an index or a class name")
+    parser.add_argument("--steps", type=int, metavar="N", help="iterations of an optimisation or attack")
 
 
 EXPORT_VIEWS: dict[str, ExportView] = {

@@ -35,6 +35,7 @@ class Session(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self.model: ModelHandle | None = None
+        self.summary = None  # core.architecture.Summary of the model, when known
         self.images: list[LoadedImage] = []
         self.image: LoadedImage | None = None
         self.layer: str | None = None
@@ -42,9 +43,10 @@ class Session(QObject):
         self.target: int | None = None
         self.predictions: list[ClassScore] = []
 
-    def set_model(self, handle: ModelHandle) -> None:
+    def set_model(self, handle: ModelHandle, summary=None) -> None:
         """A new model resets what depends on it: layer, unit, target and predictions."""
         self.model = handle
+        self.summary = summary
         self.layer = None
         self.unit = None
         self.target = None
@@ -53,6 +55,13 @@ class Session(QObject):
         self.layer_changed.emit(None)
         self.unit_changed.emit(None)
         self.target_changed.emit(None)
+        self.predictions_changed.emit([])
+
+    def set_moved_model(self, handle: ModelHandle) -> None:
+        """The same model on another device: layer, unit and target stay; predictions are redone."""
+        self.model = handle
+        self.predictions = []
+        self.model_changed.emit(handle)
         self.predictions_changed.emit([])
 
     def add_images(self, images: list[LoadedImage]) -> None:

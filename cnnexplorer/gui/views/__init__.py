@@ -1,0 +1,35 @@
+"""The central tabs: one ``View`` per way of looking at the current model, image and layer.
+
+A view listens to the shared ``Session``, computes in ``JobRunner`` workers, and can hand back
+the picture it shows (rendered pixels at native resolution, not a screenshot) for Export and
+Copy, with the settings that go into the sidecar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtWidgets import QWidget
+
+from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.workers import JobRunner
+
+
+class View(QWidget):
+    """Base of the tabs. ``view_name`` is the CLI export name; ``layer`` goes into sidecars."""
+
+    title: str = ""
+    view_name: str = ""
+
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.jobs = jobs
+
+    @property
+    def layer(self) -> str | None:
+        """The layer the picture shows, for the sidecar (None when it shows no single layer)."""
+        return None
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        """``(H×W×3 uint8 pixels, settings)`` of what the view shows, or None while empty."""
+        return None

@@ -1,0 +1,263 @@
+"""The "Model" dock: which model on which device, and its architecture as a filterable tree.
+
+A row is a module of ``named_modules()``; selecting it sets the session's current layer, and
+a layer chosen elsewhere selects its row, so the tree is the map every view is read against.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.devices import available_devices
+from cnnexplorer.core.models import torchvision_classifiers
+from cnnexplorer.gui.session import Session
+
+COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls")
+NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls"}
+NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def format_count(value: float) -> str:
+    """``1234567`` → ``1.23 M``: MACs in k/M/G."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {suffix}"
+    return f"{value:.0f}"
+
+
+def _pair(value) -> str:
+    """``(3, 3)`` → ``3×3``, ``(1, 1)`` → ``1`` (kernel keeps both sides), an int as is."""
+    if isinstance(value, (tuple, list)):
+        return "×".join(map(str, value))
+    return str(value)
+
+
+def format_shape(shape) -> str:
+    if not shape:
+        return ""
+    if all(isinstance(d, int) for d in shape):
+        return "×".join(map(str, shape))
+    return ", ".join(format_shape(s) for s in shape)
+
+
+def format_geometry(layer) -> str:
+    """Kernel, stride and padding as ``3×3 /1 /1`` (``2×2`` kept only when the sides differ)."""
+    if layer.kernel_size is None:
+        return ""
+
+    def short(value) -> str:
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        return str(values[0]) if len(set(values)) == 1 else _pair(values)
+
+    kernel = layer.kernel_size if isinstance(layer.kernel_size, (tuple, list)) else (layer.kernel_size,) * 2
+    parts = [_pair(kernel)]
+    if layer.stride is not None:
+        parts.append(f"/{short(layer.stride)}")
+    if layer.padding is not None:
+        parts.append(f"/{short(layer.padding)}")
+    return " ".join(parts)
+
+
+def row_texts(layer) -> list[str]:
+    """The eight cells of one layer's row."""
+    params = f"{layer.params:,}"
+    if layer.frozen_params:
+        params += f" ({layer.frozen_params:,} frozen)"
+    rf = f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size else ""
+    return [
+        layer.name.rsplit(".", 1)[-1],
+        layer.type,
+        format_shape(layer.output_shape),
+        params,
+        format_count(layer.macs) if layer.macs else "",
+        format_geometry(layer),
+        rf,
+        f"×{layer.calls}" if layer.calls and layer.calls > 1 else "",
+    ]
+
+
+class _LayerFilter(QSortFilterProxyModel):
+    """Case-insensitive substring match on name and type; ancestors of matches stay visible."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRecursiveFilteringEnabled(True)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterRole(SEARCH_ROLE)
+        self.setFilterKeyColumn(0)
+
+
+class ModelDock(QWidget):
+    """Spec box, device box, filter box, the layer tree and a totals footer."""
+
+    load_requested = Signal(str)
+    zoo_requested = Signal()
+    device_requested = Signal(str)
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self._items: dict[str, QStandardItem] = {}
+        self._shown_summary = None
+        self._syncing = False
+
+        self.spec_edit = QLineEdit()
+        self.spec_edit.setPlaceholderText("builtin:shapes, torchvision:resnet50 or a model file")
+        self.spec_edit.setToolTip("Model spec: builtin:NAME, torchvision:ARCH[:WEIGHTS] or a file path; Enter loads it")
+        specs = [f"builtin:{name}" for name in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()]
+        completer = QCompleter(specs, self.spec_edit)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.spec_edit.setCompleter(completer)
+        self.spec_edit.returnPressed.connect(self._request_load)
+        load_button = QPushButton("Load")
+        load_button.setToolTip("Load the model named in the box")
+        load_button.clicked.connect(self._request_load)
+        zoo_button = QPushButton("Zoo…")
+        zoo_button.setToolTip("Browse torchvision's classifiers (Ctrl+M)")
+        zoo_button.clicked.connect(self.zoo_requested)
+
+        self.device_box = QComboBox()
+        self.device_box.addItems(["auto", *available_devices()])
+        self.device_box.setToolTip("Where the model runs; changing it moves the loaded model")
+        self.device_box.textActivated.connect(self.device_requested)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("filter layers by name or type, e.g. conv")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._apply_filter)
+
+        self.model = QStandardItemModel(0, len(COLUMNS), self)
+        self.model.setHorizontalHeaderLabels(list(COLUMNS))
+        self.proxy = _LayerFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.tree = QTreeView()
+        self.tree.setModel(self.proxy)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setIndentation(14)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setEditTriggers(QTreeView.EditTrigger.NoEditTriggers)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.selectionModel().currentRowChanged.connect(self._on_current_row)
+        self.footer = QLabel("No model loaded.")
+        self.footer.setWordWrap(True)
+
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.spec_edit, 1)
+        spec_row.addWidget(load_button)
+        spec_row.addWidget(zoo_button)
+        device_row = QHBoxLayout()
+        device_row.addWidget(QLabel("Device:"))
+        device_row.addWidget(self.device_box, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(spec_row)
+        layout.addLayout(device_row)
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.footer)
+
+        session.model_changed.connect(self._on_model)
+        session.layer_changed.connect(self._select_layer)
+
+    def set_device(self, name: str) -> None:
+        """Show ``name`` in the device box without asking for a move."""
+        if self.device_box.findText(name) < 0:
+            self.device_box.addItem(name)
+        self.device_box.setCurrentText(name)
+
+    def _request_load(self) -> None:
+        spec = self.spec_edit.text().strip()
+        if spec:
+            self.load_requested.emit(spec)
+
+    def _on_model(self, handle) -> None:
+        self.spec_edit.setText(handle.spec)
+        self.set_device(str(handle.device))
+        summary = self.session.summary
+        if summary is not self._shown_summary:
+            self._fill(summary)
+        self._select_layer(self.session.layer)
+
+    def _fill(self, summary) -> None:
+        self._shown_summary = summary
+        self._syncing = True
+        try:
+            self.model.removeRows(0, self.model.rowCount())
+            self._items = {}
+            if summary is None:
+                self.footer.setText("No layer summary for this model.")
+                return
+            for layer in summary.layers:
+                if layer.name:
+                    self._add_row(layer)
+            frozen = summary.total_params - summary.trainable_params
+            self.footer.setText(
+                f"{summary.total_params:,} parameters ({summary.trainable_params:,} trainable, "
+                f"{frozen:,} frozen) · {format_count(summary.macs)} MACs at "
+                f"{'×'.join(map(str, summary.input_size))}"
+            )
+        finally:
+            self._syncing = False
+        self._expand_default()
+        self.tree.header().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
+
+    def _add_row(self, layer) -> None:
+        cells = [QStandardItem(text) for text in row_texts(layer)]
+        for column, cell in zip(COLUMNS, cells):
+            if column in NUMERIC:
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            cell.setToolTip(layer.param_formula or layer.name)
+        cells[0].setToolTip(f"{layer.name}\n{layer.param_formula}" if layer.param_formula else layer.name)
+        cells[0].setData(layer.name, NAME_ROLE)
+        cells[0].setData(f"{layer.name} {layer.type}", SEARCH_ROLE)
+        parent = self._items.get(layer.parent) if layer.parent else None
+        (parent if parent is not None else self.model.invisibleRootItem()).appendRow(cells)
+        self._items[layer.name] = cells[0]
+
+    def _expand_default(self) -> None:
+        self.tree.collapseAll()
+        self.tree.expandToDepth(1)
+
+    def _apply_filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text.strip())
+        if text.strip():
+            self.tree.expandAll()
+        else:
+            self._expand_default()
+        self._select_layer(self.session.layer)
+
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self._syncing or not current.isValid():
+            return
+        name = self.proxy.index(current.row(), 0, current.parent()).data(NAME_ROLE)
+        self.session.set_layer(name)
+
+    def _select_layer(self, name: str | None) -> None:
+        item = self._items.get(name) if name else None
+        index = self.proxy.mapFromSource(item.index()) if item is not None else QModelIndex()
+        self._syncing = True
+        try:
+            selection = self.tree.selectionModel()
+            if index.isValid():
+                flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                selection.setCurrentIndex(index, flags)
+                self.tree.scrollTo(index)
+            else:
+                selection.clear()
+        finally:
+            self._syncing = False

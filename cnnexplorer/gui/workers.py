@@ -1,0 +1,218 @@
+"""Runs core jobs (generators yielding ``Progress``) off the GUI thread, cancellable.
+
+superqt's ``GeneratorWorker`` turns any ``RuntimeError`` raised by the generator into a
+warning, and most torch failures (CUDA out of memory included) are RuntimeErrors; so this
+module has its own small ``QRunnable`` loop that reports every outcome, closes the generator
+in its own thread (so hooks are removed where they were added) and checks for a cancel
+request between two yields.
+
+Error policy: ``UserError`` → a message; out of memory → the hint, with the CUDA cache
+emptied; anything else is re-raised on the GUI thread, where ``sys.excepthook`` shows it
+(the app's error dialog, or a failing test under pytest-qt).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
+from cnnexplorer.core.jobs import Job, Progress
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    value: Any = None
+    error: BaseException | None = None
+    cancelled: bool = False
+
+
+class _Signals(QObject):
+    yielded = Signal(object)
+    finished = Signal(object)  # _Outcome
+
+
+class _Runnable(QRunnable):
+    """Drives one generator in a pool thread; ``cancel()`` stops it at its next yield."""
+
+    def __init__(self, make_job: Callable[[], Job]):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.signals = _Signals()
+        self._make_job = make_job
+        self.cancel_requested = False
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+
+    def run(self) -> None:
+        try:
+            outcome = self._drive()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported to the GUI thread
+            outcome = _Outcome(error=exc)
+        self.signals.finished.emit(outcome)
+
+    def _drive(self) -> _Outcome:
+        if self.cancel_requested:
+            return _Outcome(cancelled=True)
+        job = self._make_job()
+        try:
+            while not self.cancel_requested:
+                try:
+                    item = next(job)
+                except StopIteration as stop:
+                    return _Outcome(value=stop.value)
+                self.signals.yielded.emit(item)
+            return _Outcome(cancelled=True)
+        finally:
+            job.close()
+
+
+class JobHandle:
+    """One started job: its kind, label and callbacks; ``cancel()`` is safe at any time."""
+
+    def __init__(self, kind: str | None, label: str, runnable: _Runnable,
+                 on_result: Callable[[Any], None] | None, on_item: Callable[[Any], None] | None,
+                 on_error: Callable[[BaseException], bool] | None):
+        self.kind, self.label, self.runnable = kind, label, runnable
+        self.on_result, self.on_item, self.on_error = on_result, on_item, on_error
+        self.done = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.runnable.cancel_requested
+
+    def cancel(self) -> None:
+        self.runnable.cancel()
+
+
+class JobRunner(QObject):
+    """Starts jobs in its own thread pool and reports progress, results and errors.
+
+    A job of a given ``kind`` supersedes (cancels) the running one of the same kind, so a
+    newer "predict" makes an older one's result irrelevant. ``kind=None`` never supersedes.
+    """
+
+    progress = Signal(str, float)  # message, fraction (-1 when unknown)
+    busy_changed = Signal(bool)
+    message = Signal(str)  # a UserError or out-of-memory message for the user
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4):
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self.active: list[JobHandle] = []
+
+    def start(self, make_job: Callable[[], Job], *, kind: str | None = None, label: str = "",
+              on_result: Callable[[Any], None] | None = None, on_item: Callable[[Any], None] | None = None,
+              on_error: Callable[[BaseException], bool] | None = None) -> JobHandle:
+        """Run ``make_job()`` (called in the worker thread) and call back on the GUI thread.
+
+        The thread starts once control is back in the event loop, so the slots still reacting
+        to the same change (other views refreshing) finish first instead of competing with it.
+
+        ``on_error(exc)`` may handle an error itself by returning True; otherwise the error
+        policy above applies. Results of cancelled jobs are dropped.
+        """
+        if kind is not None:
+            for other in self.active:
+                if other.kind == kind:
+                    other.cancel()
+        runnable = _Runnable(make_job)
+        job = JobHandle(kind, label, runnable, on_result, on_item, on_error)
+        runnable.signals.yielded.connect(lambda item, job=job: self._on_yielded(job, item))
+        runnable.signals.finished.connect(lambda outcome, job=job: self._on_finished(job, outcome))
+        self.active.append(job)
+        if len(self.active) == 1:
+            self.busy_changed.emit(True)
+        self.progress.emit(label, -1.0)
+        QTimer.singleShot(0, self, lambda: self.pool.start(runnable))
+        return job
+
+    def cancel_all(self) -> None:
+        for job in self.active:
+            job.cancel()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Process events until every job has finished and been reported; False on timeout."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.active and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            self.pool.waitForDone(5)
+        QCoreApplication.processEvents()
+        return not self.active
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel everything and block until the threads are done (for closeEvent)."""
+        self.cancel_all()
+        return self.pool.waitForDone(timeout_ms)
+
+    def _on_yielded(self, job: JobHandle, item: Any) -> None:
+        if job.cancelled:
+            return
+        if isinstance(item, Progress):
+            fraction = item.fraction
+            self.progress.emit(item.message or job.label, -1.0 if fraction is None else fraction)
+        elif job.on_item is not None:
+            job.on_item(item)
+
+    def _on_finished(self, job: JobHandle, outcome: _Outcome) -> None:
+        job.done = True
+        if job in self.active:
+            self.active.remove(job)
+        if not self.active:
+            self.busy_changed.emit(False)
+        if job.cancelled:
+            return
+        if outcome.error is not None:
+            self._handle_error(job, outcome.error)
+        elif job.on_result is not None:
+            job.on_result(outcome.value)
+
+    def _handle_error(self, job: JobHandle, exc: BaseException) -> None:
+        if job.on_error is not None and job.on_error(exc):
+            return
+        if isinstance(exc, UserError):
+            self.message.emit(str(exc))
+        elif is_out_of_memory(exc):
+            import torch
+
+            torch.cuda.empty_cache()
+            self.message.emit(OUT_OF_MEMORY_HINT)
+        else:
+            raise exc
+
+
+class JobStatus(QWidget):
+    """The status-bar part of the runner: what runs, a progress bar and a Cancel button."""
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(160)
+        self.bar.setMaximumHeight(16)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Cancel the running jobs")
+        self.cancel_button.clicked.connect(runner.cancel_all)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.label, self.bar, self.cancel_button):
+            layout.addWidget(widget)
+        runner.progress.connect(self._on_progress)
+        runner.busy_changed.connect(self.setVisible)
+        self.setVisible(False)
+
+    def _on_progress(self, message: str, fraction: float) -> None:
+        self.label.setText(message[:60])
+        if fraction < 0:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(fraction * 1000))
+

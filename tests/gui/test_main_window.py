@@ -1,0 +1,337 @@
+"""The main window end to end: startup, drag-and-drop, bad inputs, export, latency, settings."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QPushButton
+from torch import nn
+
+from cnnexplorer.core.architecture import summarize_handle
+from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.charts import render_summary_table
+from cnnexplorer.core.checkpoints import save_checkpoint
+from cnnexplorer.core.models import load_model
+from cnnexplorer.gui.app import initial_model
+from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.widgets.zoo_dialog import ZooDialog
+
+WAIT_MS = 30_000
+
+
+def ready(window, spec: str = "builtin:tinyvgg", images: list | None = None):
+    """Load ``spec`` (and images) and wait until everything, predictions included, is done."""
+    window.load_model(spec, "cpu")
+    if images:
+        window.open_files([str(p) for p in images])
+    assert window.wait_for_jobs(WAIT_MS)
+    return window
+
+
+def drop(target, paths: list[Path]) -> None:
+    """A real drag-enter then drop of local file URLs, sent to ``target``."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, event)
+    assert event.isAccepted()
+
+
+def write_image(path: Path, seed: int = 1, size=(30, 20)) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_startup_shows_tree_samples_and_predictions_quickly(make_window):
+    samples = sample_images()
+    assert samples, "the package ships sample images"
+    window = make_window()
+    started = time.monotonic()
+    window.start("builtin:shapes", "cpu", [])
+    assert window.wait_for_jobs(WAIT_MS)
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"startup took {elapsed:.1f} s"
+    assert window.model_dock.model.rowCount() > 0
+    assert [im.path for im in window.session.images] == samples
+    assert window.session.image is window.session.images[0]
+    assert len(window.session.predictions) == 5
+    assert window.windowTitle() == "cnnexplorer — builtin:shapes on cpu"
+    assert window.messages == []
+
+
+def test_dropping_images_models_and_other_files_anywhere(make_window, tmp_path):
+    window = ready(make_window())
+    first, second = write_image(tmp_path / "a.png", 1), write_image(tmp_path / "b.jpg", 2)
+    drop(window, [first])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [im.name for im in window.session.images] == ["a.png"]
+    summary_canvas = window.views[1].canvas.viewport()
+    drop(summary_canvas, [second])  # over a pyqtgraph view, which accepts drops itself
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [im.name for im in window.session.images] == ["a.png", "b.jpg"]
+    assert window.session.image.name == "b.jpg" and len(window.session.predictions) == 5
+
+    module = BUILTIN_MODELS["lenet5"].build()
+    checkpoint = save_checkpoint(tmp_path / "lenet.pt", module, "builtin:lenet5", [f"digit {i}" for i in range(10)],
+                                 BUILTIN_MODELS["lenet5"].preprocessing)
+    drop(window.model_dock.footer, [checkpoint])  # a plain label inside the Model dock
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.session.model.spec == str(checkpoint)
+    assert window.session.predictions[0].label.startswith("digit ")
+    assert str(checkpoint) in window.windowTitle()
+    assert torch.equal(window.session.model.module.features[0].weight, module.features[0].weight)
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    drop(window.image_dock, [notes])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "notes.txt" in window.last_message
+    assert [im.name for im in window.session.images] == ["a.png", "b.jpg"]
+
+
+def test_bad_inputs_each_give_a_message_and_lose_nothing(make_window, confirm, tmp_path, image_file):
+    window = ready(make_window(), images=[image_file])
+    handle, images = window.session.model, list(window.session.images)
+    fake_png = tmp_path / "fake.png"
+    fake_png.write_text("this is text, not a PNG")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(image_file.read_bytes()[:120])
+    junk_model = tmp_path / "junk.pt"
+    junk_model.write_bytes(np.random.default_rng(0).bytes(500))
+    pickled = tmp_path / "pickled.pt"
+    torch.save(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)), pickled)
+
+    cases = [
+        ([tmp_path / "missing.png"], "missing.png"),
+        ([tmp_path / "table.csv"], "table.csv"),
+        ([fake_png], "fake.png"),
+        ([corrupt], "corrupt.png"),
+        ([junk_model], "junk.pt"),
+        ([tmp_path / "nothing.pth"], "nothing.pth"),
+    ]
+    for paths, name in cases:
+        count = len(window.messages)
+        window.open_files([str(p) for p in paths])
+        assert window.wait_for_jobs(WAIT_MS)
+        assert len(window.messages) == count + 1 and name in window.last_message, (name, window.messages[count:])
+        assert window.session.model is handle and window.session.images == images
+
+    window.open_files([str(pickled)])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert len(confirm.asked) == 1
+    title, text = confirm.asked[0]
+    assert "runs code" in text and "trust" in text.lower()
+    assert window.session.model is handle and window.session.images == images
+
+    confirm.answer = True
+    window.open_files([str(pickled)])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.session.model.spec == str(pickled) and window.session.model.num_classes == 3
+
+
+def test_zoo_choice_without_weights_offers_random_initialisation(make_window, confirm, monkeypatch, tmp_path):
+    with socket.socket() as sock:  # a port nobody listens on: the download fails at once, offline
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("CNNEXPLORER_WEIGHTS_MIRROR", f"http://127.0.0.1:{port}/")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    confirm.answer = True
+    window = make_window()
+    window.device = "cpu"
+    zoo_button = next(b for b in window.model_dock.findChildren(QPushButton) if b.text() == "Zoo…")
+    zoo_button.click()
+    zoo = window.findChild(ZooDialog)
+    zoo.filter.setText("resnet18")
+    assert zoo.selected_spec() == "torchvision:resnet18"
+    zoo.open_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [title for title, _ in confirm.asked] == ["Weights not available"]
+    assert confirm.asked[0][1].endswith("Load it with random weights instead?")
+    assert window.session.model.spec == "torchvision:resnet18:none"
+    assert window.windowTitle() == "cnnexplorer — torchvision:resnet18:none on cpu — untrained"
+
+
+def test_export_writes_the_core_render_and_a_sidecar(make_window, tmp_path, image_file):
+    window = ready(make_window(), images=[image_file])
+    window.tabs.setCurrentWidget(window.views[1])
+    png, sidecar = window.export_current_view(tmp_path / "out" / "summary.png")
+    expected = render_summary_table(summarize_handle(load_model("builtin:tinyvgg", "cpu")))
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), expected)
+    meta = json.loads(sidecar.read_text())
+    assert meta["view"] == "summary" and meta["model"]["spec"] == "builtin:tinyvgg"
+    assert meta["image"]["sha256"] == window.session.image.sha256
+    assert sidecar.name == "summary.png.json"
+
+    window.tabs.setCurrentWidget(window.views[0])
+    png, _ = window.export_current_view(tmp_path / "input.png")
+    pixels = np.asarray(Image.open(png))
+    assert pixels.shape == (64, 64, 3)
+    resized = np.asarray(Image.open(image_file).convert("RGB").resize((64, 64), Image.BILINEAR))
+    assert np.abs(pixels.astype(int) - resized).max() <= 1
+
+    window.copy_picture()
+    copied = QGuiApplication.clipboard().image().convertToFormat(QImage.Format.Format_RGB888)
+    as_array = np.frombuffer(copied.constBits(), np.uint8).reshape(copied.height(), copied.bytesPerLine())
+    assert np.array_equal(as_array[:, : 64 * 3].reshape(64, 64, 3), pixels)
+
+
+def test_paste_opens_the_clipboard_image(make_window, tmp_path):
+    window = ready(make_window())
+    window.paste_dir = tmp_path / "pasted"
+    picture = np.zeros((16, 24, 3), np.uint8)
+    picture[:, :12] = (255, 0, 0)
+    QGuiApplication.clipboard().setImage(QImage(picture.data, 24, 16, 72, QImage.Format.Format_RGB888).copy())
+    window.paste()
+    assert window.wait_for_jobs(WAIT_MS)
+    image = window.session.image
+    assert image.path.parent == window.paste_dir
+    assert np.array_equal(np.asarray(image.image), picture)
+
+
+def test_device_change_moves_the_model_and_keeps_the_layer(make_window, image_file):
+    window = ready(make_window(), images=[image_file])
+    handle = window.session.model
+    target = "cuda:0" if torch.cuda.is_available() else "cpu"
+    window.session.set_layer("features.2")
+    window.model_dock.device_box.textActivated.emit(target)
+    assert window.wait_for_jobs(WAIT_MS)
+    moved = window.session.model
+    assert window.session.layer == "features.2" and window.device == target
+    assert moved.device == torch.device(target) and next(moved.module.parameters()).device == torch.device(target)
+    assert next(handle.module.parameters()).device == torch.device("cpu")  # jobs on the original are unharmed
+    assert len(window.session.predictions) == 5 and f"on {target}" in window.windowTitle()
+    selected = window.model_dock.tree.selectionModel().selectedRows()
+    assert [i.data(Qt.ItemDataRole.UserRole + 1) for i in selected] == ["features.2"]
+
+
+LATENCY_SCRIPT = r"""
+import json, sys
+from cnnexplorer.gui.app import configure_process  # first, as in the app: it configures OpenMP before torch loads
+from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+app = QApplication([])
+configure_process()
+from cnnexplorer.gui.main_window import MainWindow
+
+window = MainWindow(QSettings(sys.argv[1], QSettings.Format.IniFormat), confirm=lambda title, text: False)
+window.show()
+window.load_model("builtin:tinyvgg", "cpu")
+window.open_files([sys.argv[2]])
+assert window.wait_for_jobs(30_000)
+clock, gaps = QElapsedTimer(), []
+clock.start()
+last = [clock.elapsed()]
+
+def tick():
+    now = clock.elapsed()
+    gaps.append(now - last[0])
+    last[0] = now
+
+timer = QTimer()
+timer.setInterval(10)
+timer.timeout.connect(tick)
+timer.start()
+window.load_model("torchvision:resnet50:none", "cpu")  # build, summary, table, preprocessing, prediction
+finished = window.wait_for_jobs(60_000)
+timer.stop()
+print(json.dumps({"finished": finished, "ms": clock.elapsed(), "gaps": gaps, "spec": window.session.model.spec,
+                  "predictions": len(window.session.predictions)}))
+window.close()
+"""
+
+
+def test_event_loop_stays_responsive_during_a_long_job(tmp_path, image_file):
+    """In a fresh process configured like the app, a 10 ms timer keeps ticking during real work."""
+    run = subprocess.run([sys.executable, "-c", LATENCY_SCRIPT, str(tmp_path / "s.ini"), str(image_file)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["finished"] and result["spec"] == "torchvision:resnet50:none" and result["predictions"] == 5
+    assert result["ms"] > 500 and len(result["gaps"]) > 20
+    assert max(result["gaps"]) < 100, f"largest gap between 10 ms ticks: {max(result['gaps'])} ms"
+
+
+def test_settings_round_trip(make_window, settings, tmp_path):
+    images = [write_image(tmp_path / f"{i}.png", i) for i in range(3)]
+    window = ready(make_window(), "builtin:lenet5", images)
+    window.resize(700, 500)  # within the offscreen screen (800×600), which restoreGeometry clamps to
+    QApplication.processEvents()  # lay the docks out for the new size, as before any real close
+    window.close()
+    assert initial_model(settings, None, None) == ("builtin:lenet5", "cpu")
+    assert initial_model(settings, "builtin:tinyvgg", "auto") == ("builtin:tinyvgg", "auto")
+
+    again = make_window(settings=settings)
+    assert again.recent == [str(p.resolve()) for p in reversed(images)]
+    assert [a.text() for a in again.recent_menu.actions()] == ["2.png", "1.png", "0.png"]
+    assert (again.width(), again.height()) == (700, 500)
+    settings.setValue("model/device", "cuda:7")
+    assert initial_model(settings, None, None)[1] == ("cuda:7" if torch.cuda.device_count() > 7 else "auto")
+
+
+def test_run_gui_starts_with_settings_of_its_own_and_returns_on_close(qtbot, monkeypatch, tmp_path, image_file):
+    from PySide6.QtCore import QSettings
+
+    from cnnexplorer.gui.app import run_gui
+    from cnnexplorer.gui.main_window import MainWindow
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    monkeypatch.setattr("sys.excepthook", __import__("sys").excepthook)  # run_gui installs its own
+    seen = {}
+
+    def close_when_ready():
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        window.wait_for_jobs(WAIT_MS)
+        seen.update(title=window.windowTitle(), images=[im.name for im in window.session.images],
+                    icon=not QApplication.windowIcon().isNull())
+        window.close()
+
+    QTimer.singleShot(0, close_when_ready)
+    assert run_gui("builtin:lenet5", "cpu", [str(image_file)], fresh=True) == 0
+    assert seen == {"title": "cnnexplorer — builtin:lenet5 on cpu — untrained", "images": ["picture.png"], "icon": True}
+    saved = QSettings("cnnexplorer", "cnnexplorer")
+    assert saved.value("model/spec") == "builtin:lenet5" and saved.value("model/device") == "cpu"
+
+
+def test_unexpected_errors_show_a_dialog_with_the_traceback(qtbot):
+    from PySide6.QtWidgets import QMessageBox
+
+    from cnnexplorer.gui.app import show_exception
+
+    try:
+        {}["missing key"]
+    except KeyError as exc:
+        show_exception(exc)
+    box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+    qtbot.addWidget(box)
+    assert "KeyError" in box.text() and "keeps running" in box.text()
+    assert "Traceback" in box.detailedText() and "missing key" in box.detailedText()
+
+
+def test_menus_carry_the_documented_shortcuts_and_tooltips(make_window):
+    from PySide6.QtWidgets import QMenu
+
+    window = make_window()
+    actions = {a.text(): a for menu in window.menuBar().findChildren(QMenu) for a in menu.actions()}
+    expected = {"Open image…": "Ctrl+O", "Open model file…": "Ctrl+Shift+O", "Model zoo…": "Ctrl+M",
+                "Paste image": "Ctrl+V", "Export view as PNG…": "Ctrl+E", "Copy picture": "Ctrl+Shift+C",
+                "Quit": "Ctrl+Q"}
+    assert {text: actions[text].shortcut().toString() for text in expected} == expected
+    assert all(actions[text].toolTip() for text in expected)
+    assert {"Model", "Images", "Recent files", "Keyboard shortcuts", "About cnnexplorer"} <= set(actions)
