@@ -34,7 +34,7 @@ class ResidualBlock(nn.Module):
 class ShapesNet(nn.Module):
     """The demo classifier for 64×64 RGB shapes: conv/BN/ReLU stages and residual blocks."""
 
-    def __init__(self, num_classes: int, width: int = 32):
+    def __init__(self, num_classes: int, width: int = 24):
         super().__init__()
         w = width
         self.features = nn.Sequential(
