@@ -39,8 +39,10 @@ from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.core.weights import WeightsUnavailable
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
+from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.input_view import InputView
 from cnnexplorer.gui.views.summary_view import SummaryView
+from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
 from cnnexplorer.gui.widgets.model_dock import ModelDock
 from cnnexplorer.gui.workers import JobRunner, JobStatus
@@ -56,7 +58,7 @@ TRUST_WARNING = (
 )
 DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 NON_NATIVE = QFileDialog.Option.DontUseNativeDialog  # the same dialogs on every platform
-VIEWS = (InputView, SummaryView)  # the central tabs, in order
+VIEWS = (InputView, SummaryView, ActivationsView, WeightsView)  # the central tabs, in order
 
 
 def sample_images() -> list[Path]:
@@ -118,7 +120,7 @@ class MainWindow(QMainWindow):
         self.paste_dir = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)) / "pasted"
         self.recent: list[str] = self._read_recent()
 
-        self.model_dock = ModelDock(self.session)
+        self.model_dock = ModelDock(self.session, self.jobs)
         self.image_dock = ImageDock(self.session)
         self.docks = [self._dock("Model", self.model_dock, Qt.DockWidgetArea.LeftDockWidgetArea),
                       self._dock("Images", self.image_dock, Qt.DockWidgetArea.RightDockWidgetArea)]
@@ -179,18 +181,26 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
         menu.setToolTipsVisible(True)
-        self._action(menu, "Open image…", self._open_images_dialog, "Ctrl+O", "Open image files")
-        self._action(menu, "Open model file…", self._open_model_dialog, "Ctrl+Shift+O",
-                     "Open a checkpoint, state_dict or safetensors file")
-        self._action(menu, "Model zoo…", self.open_zoo, "Ctrl+M", "Browse torchvision's classifiers")
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main-toolbar")
+        toolbar.setMovable(False)
+        open_image = self._action(menu, "Open image…", self._open_images_dialog, "Ctrl+O", "Open image files")
+        open_model = self._action(menu, "Open model file…", self._open_model_dialog, "Ctrl+Shift+O",
+                                  "Open a checkpoint, state_dict or safetensors file")
+        zoo = self._action(menu, "Model zoo…", self.open_zoo, "Ctrl+M", "Browse torchvision's classifiers")
         self._action(menu, "Paste image", self.paste, "Ctrl+V", "Open the image (or image files) on the clipboard")
         self.recent_menu = menu.addMenu("Recent files")
         self._fill_recent_menu()
         menu.addSeparator()
-        self._action(menu, "Export view as PNG…", self._export_dialog, "Ctrl+E",
-                     "Save the current view's picture at native resolution, with a JSON sidecar")
-        self._action(menu, "Copy picture", self.copy_picture, "Ctrl+Shift+C",
-                     "Copy the current view's picture to the clipboard")
+        export = self._action(menu, "Export view as PNG…", self._export_dialog, "Ctrl+E",
+                              "Save the current view's picture at native resolution, with a JSON sidecar")
+        copy = self._action(menu, "Copy picture", self.copy_picture, "Ctrl+Shift+C",
+                            "Copy the current view's picture to the clipboard")
+        for action in (open_image, open_model, zoo, None, export, copy):
+            if action is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(action)
         menu.addSeparator()
         self._action(menu, "Quit", self.close, "Ctrl+Q", "Close cnnexplorer")
         view_menu = self.menuBar().addMenu("&View")

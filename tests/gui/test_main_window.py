@@ -335,3 +335,12 @@ def test_menus_carry_the_documented_shortcuts_and_tooltips(make_window):
     assert {text: actions[text].shortcut().toString() for text in expected} == expected
     assert all(actions[text].toolTip() for text in expected)
     assert {"Model", "Images", "Recent files", "Keyboard shortcuts", "About cnnexplorer"} <= set(actions)
+
+
+def test_toolbar_offers_open_export_and_copy(make_window):
+    from PySide6.QtWidgets import QToolBar
+
+    window = make_window()
+    (toolbar,) = window.findChildren(QToolBar)
+    texts = [a.text() for a in toolbar.actions() if not a.isSeparator()]
+    assert texts == ["Open image…", "Open model file…", "Model zoo…", "Export view as PNG…", "Copy picture"]
