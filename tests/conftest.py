@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app: idle OpenMP threads must not spin
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
