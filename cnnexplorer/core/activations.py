@@ -3,8 +3,8 @@
 ``capture`` runs the model once and records every requested layer. ``ActivationCache`` keeps
 those recordings so that switching layer for the same image does not run the model again.
 ``activation_grid`` turns one layer's output into a single float image of tiles (one per
-channel, no Python loop per channel) plus the statistics the views show on hover;
-``render_activation_picture`` colours it and draws the channel numbers for export.
+channel, no Python loop per channel, laid out by ``core.grids``) plus the statistics the
+views show on hover; ``render_activation_picture`` colours it and draws the channel numbers.
 
 A module that runs several times in one forward pass (torchvision ResNet's shared ``relu``)
 is recorded once per call: ``name`` (or ``name#0``) is the first call, ``name#1`` the second…
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnexplorer.core.colormaps import apply_colormap, colormap_table
+from cnnexplorer.core.colormaps import colormap_table
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.hooks import find_layer, record_outputs
+from cnnexplorer.core.grids import GridLayout, grid_picture
+from cnnexplorer.core.hooks import find_layers, record_outputs
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 CLIP_STD = 3.0
@@ -139,6 +140,7 @@ class ActivationCache:
         self._entries: OrderedDict[tuple, tuple[torch.Tensor, ...] | None] = OrderedDict()
         self._nbytes = 0
         self._lock = threading.Lock()
+        self._capture_lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
@@ -158,24 +160,47 @@ class ActivationCache:
 
         ``image_key`` identifies the pixels (the image file's SHA-256); None hashes the pixels.
         """
-        name, call = split_call(layer)
-        find_layer(handle.module, name)
-        base = (model_key(handle), image_key or pixels_key(pixels))
-        key = (*base, f"{name}#{call}")
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                tensors = self._entries[key]
-                if tensors is None:
-                    raise _not_run(name)
-                return pick_output(layer, tensors, output_index)
-        layers = None if self.layers is None else [*self.layers, name]
-        recorded = capture(handle, pixels, layers)
-        self.forward_passes += 1
-        self._store(base, recorded, key)
-        return recorded.output(layer, output_index)
+        return pick_output(layer, self.get_outputs(handle, pixels, layer, image_key), output_index)
 
-    def _store(self, base: tuple, recorded: Capture, last: tuple) -> None:
+    def get_outputs(self, handle: ModelHandle, pixels: torch.Tensor, layer: str,
+                    image_key: str | None = None) -> tuple[torch.Tensor, ...]:
+        """Every tensor ``layer`` returned for this image (see ``get_or_capture``)."""
+        tensors = self.get_many(handle, pixels, [layer], image_key)[layer]
+        if tensors is None:
+            raise _not_run(split_call(layer)[0])
+        return tensors
+
+    def get_many(self, handle: ModelHandle, pixels: torch.Tensor, layers: list[str],
+                 image_key: str | None = None) -> dict[str, tuple[torch.Tensor, ...] | None]:
+        """The tensors of each of ``layers`` (None for a module the forward pass did not use):
+        from the cache when all are there, else from ONE new pass, returned whole even when
+        the budget cannot keep all of it (so a big model's statistics need one pass)."""
+        calls = [split_call(layer) for layer in layers]
+        find_layers(handle.module, [name for name, _ in calls])
+        base = (model_key(handle), image_key or pixels_key(pixels))
+        keys = [(*base, f"{name}#{call}") for name, call in calls]
+        hit = self._lookup(keys)
+        if hit is None:
+            with self._capture_lock:  # a second caller waits for the same pass instead of repeating it
+                hit = self._lookup(keys)
+                if hit is None:
+                    recorded = capture(handle, pixels, None if self.layers is None else [*self.layers, *layers])
+                    self.forward_passes += 1
+                    self._store(base, recorded, keys[-1] if keys else None)
+                    return {layer: recorded.outputs(layer) if recorded.calls(name) else None
+                            for layer, (name, _) in zip(layers, calls)}
+        return dict(zip(layers, hit))
+
+    def _lookup(self, keys: list[tuple]) -> list[tuple[torch.Tensor, ...] | None] | None:
+        """The entries of ``keys`` (marked most recently used), or None unless all are cached."""
+        with self._lock:
+            if not all(key in self._entries for key in keys):
+                return None
+            for key in keys:
+                self._entries.move_to_end(key)
+            return [self._entries[key] for key in keys]
+
+    def _store(self, base: tuple, recorded: Capture, last: tuple | None) -> None:
         """Keep every recorded call (``None`` marks a module that did not run), ``last`` newest."""
         entries = {(*base, f"{n}#{k}"): t for n, calls in recorded.records.items() for k, t in enumerate(calls)}
         entries.update({(*base, f"{n}#0"): None for n, calls in recorded.records.items() if not calls})
@@ -289,67 +314,6 @@ def _scale_rows(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class GridLayout:
-    """Where each tile sits: tile ``k`` (row-major) shows channel ``order[k]``.
-
-    The grid is ``rows × cols`` tiles of ``tile_h × tile_w`` pixels with ``gap`` pixels between
-    tiles (none after the last row or column).
-    """
-
-    order: np.ndarray
-    rows: int
-    cols: int
-    tile_h: int
-    tile_w: int
-    gap: int = 1
-
-    @classmethod
-    def near_square(cls, order: np.ndarray, tile_h: int, tile_w: int, gap: int = 1) -> "GridLayout":
-        """A layout as close to square in pixels as the tile count allows."""
-        count = max(len(order), 1)
-        cols = max(1, int(np.ceil(np.sqrt(count * (tile_h + gap) / (tile_w + gap)))))
-        return cls(np.asarray(order), -(-count // cols), cols, tile_h, tile_w, gap)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.rows * (self.tile_h + self.gap) - self.gap, self.cols * (self.tile_w + self.gap) - self.gap)
-
-    def scaled(self, factor: int) -> "GridLayout":
-        """The same layout after every pixel became ``factor × factor`` pixels."""
-        return GridLayout(self.order, self.rows, self.cols, self.tile_h * factor, self.tile_w * factor, self.gap * factor)
-
-    def tile(self, stack: np.ndarray, fill) -> np.ndarray:
-        """Tiles ``stack`` (``[n, tile_h, tile_w, …]``, in display order) into one array, ``fill``
-        in gaps and empty slots: one pad, one transpose, one reshape, no loop per tile."""
-        pitch_h, pitch_w = self.tile_h + self.gap, self.tile_w + self.gap
-        extra = stack.shape[3:]
-        slots = np.full((self.rows * self.cols, pitch_h, pitch_w, *extra), fill, dtype=stack.dtype)
-        slots[: len(stack), : self.tile_h, : self.tile_w] = stack
-        grid = slots.reshape(self.rows, self.cols, pitch_h, pitch_w, *extra).swapaxes(1, 2)
-        height, width = self.shape
-        return np.ascontiguousarray(grid.reshape(self.rows * pitch_h, self.cols * pitch_w, *extra)[:height, :width])
-
-    def tile_index_at(self, x: float, y: float) -> int | None:
-        """The channel whose tile covers pixel ``(x, y)``, or None for gaps and empty slots."""
-        if x < 0 or y < 0:
-            return None
-        col, in_x = divmod(int(x), self.tile_w + self.gap)
-        row, in_y = divmod(int(y), self.tile_h + self.gap)
-        slot = row * self.cols + col
-        if in_x >= self.tile_w or in_y >= self.tile_h or col >= self.cols or slot >= len(self.order):
-            return None
-        return int(self.order[slot])
-
-    def tile_origin(self, channel: int) -> tuple[int, int] | None:
-        """Top-left pixel ``(x, y)`` of ``channel``'s tile, or None if it is not shown."""
-        slots = np.flatnonzero(self.order == channel)
-        if not slots.size:
-            return None
-        row, col = divmod(int(slots[0]), self.cols)
-        return col * (self.tile_w + self.gap), row * (self.tile_h + self.gap)
-
-
-@dataclass(frozen=True)
 class ActivationGrid:
     """One layer's output as a single float image, ready for a colour map.
 
@@ -385,6 +349,11 @@ def _as_channels(output: torch.Tensor) -> tuple[np.ndarray, tuple[int, int, int]
     return values.reshape(-1, 1), (values.size, 1, 1), True
 
 
+def channel_stats(output: torch.Tensor) -> LayerStats:
+    """Per-channel statistics of a captured tensor (first sample), as ``activation_grid`` has them."""
+    return layer_stats(_as_channels(output)[0])
+
+
 def _nonfinite_warning(values: np.ndarray) -> str:
     nan = int(np.isnan(values).sum())
     inf = int(np.isinf(values).sum())
@@ -395,7 +364,7 @@ def _nonfinite_warning(values: np.ndarray) -> str:
 
 def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range: tuple[float, float] | None = None,
                     sort: str = "index", hide_dead: bool = False, cmap: str | None = None, gap: int = 1,
-                    clip_std: float = CLIP_STD) -> ActivationGrid:
+                    clip_std: float = CLIP_STD, order: np.ndarray | None = None) -> ActivationGrid:
     """Tile every channel of ``output`` (a captured tensor, first sample used) into one image.
 
     ``norm``: ``channel`` (default; each channel's mean ± ``clip_std`` std, see
@@ -403,6 +372,8 @@ def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range:
     or ``fixed`` (``value_range``). ``cmap`` None picks ``diverging`` for signed outputs
     (any value < 0) and ``viridis`` otherwise. Per channel, the diverging map's centre is the
     middle of each channel's window; ``layer`` (symmetric when signed) centres it on zero.
+    ``order`` (channel indices) replaces ``sort`` and ``hide_dead``, so that a second image's
+    grid can put each channel where the first one has it.
     """
     if norm not in NORMS:
         raise UserError(f"unknown normalisation '{norm}'; choose one of {', '.join(NORMS)}")
@@ -416,7 +387,7 @@ def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range:
     signed = bool(np.nanmin(stats.min, initial=0.0) < 0) if stats.min.size else False
     cmap = cmap or ("diverging" if signed else "viridis")
     colormap_table(cmap)
-    order = sort_order(stats, sort, hide_dead)
+    order = sort_order(stats, sort, hide_dead) if order is None else np.asarray(order, dtype=np.int64)
     if norm == "channel" and units:
         norm = "layer"
     if norm == "channel":
@@ -433,63 +404,6 @@ def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range:
     if hide_dead and not len(order):
         warning = f"all {shape[0]} channels are dead (≤ 0); turn off hiding dead channels to see them"
     return ActivationGrid(grid, layout, stats, shape, units, norm, value_range, cmap, signed, warning)
-
-
-BACKGROUND = np.array([48, 48, 48], dtype=np.uint8)
-_GLYPHS = np.array(
-    [[[c == "1" for c in row] for row in glyph.split()] for glyph in (
-        "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111", "111 001 111 001 111",
-        "101 101 111 001 001", "111 100 111 001 111", "111 100 111 101 111", "111 001 001 001 001",
-        "111 101 111 101 111", "111 101 111 001 111", "000 000 000 000 000")],
-    dtype=bool,
-)
-"""3×5 bitmaps of the digits 0–9 and a blank (index 10): identical text on every machine."""
-
-
-def label_stack(numbers: np.ndarray, size: int = 1) -> np.ndarray:
-    """``[n, h, w]`` uint8 labels: 2 on digit pixels, 1 on the box behind them, for each number.
-
-    Built for all numbers at once (digits by integer division), scaled ``size`` times.
-    """
-    numbers = np.asarray(numbers, dtype=np.int64)
-    width = len(str(int(numbers.max()))) if numbers.size else 1
-    powers = 10 ** np.arange(width - 1, -1, -1)
-    digits = (numbers[:, None] // powers) % 10
-    digits = np.where((numbers[:, None] < powers) & (powers > 1), 10, digits)
-    order = np.argsort(digits == 10, axis=1, kind="stable")
-    digits = np.take_along_axis(digits, order, axis=1)
-    glyphs = np.pad(_GLYPHS[digits], ((0, 0), (0, 0), (0, 0), (0, 1)))
-    text = glyphs.transpose(0, 2, 1, 3).reshape(len(numbers), 5, width * 4)[:, :, :-1]
-    labels = np.pad(text.astype(np.uint8) + 1, ((0, 0), (1, 1), (1, 1)), constant_values=1)
-    ndigits = (digits != 10).sum(axis=1)
-    labels *= (np.arange(labels.shape[2]) < 4 * ndigits[:, None] + 1)[:, None, :]
-    return labels.repeat(size, axis=1).repeat(size, axis=2)
-
-
-def grid_picture(values: np.ndarray, layout: GridLayout, cmap: str | None, *, min_tile: int = 32,
-                 labels: bool = True) -> tuple[np.ndarray, GridLayout]:
-    """Colour a tiled float image (``cmap`` None: values are already RGB in [0,1]), enlarge it
-    by a whole factor so tiles are at least ``min_tile`` pixels, and write each tile's channel
-    number in its top-left corner where it fits. Returns the RGB picture and its layout."""
-    if cmap is None:
-        rgb = np.round(np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 255).astype(np.uint8)
-    else:
-        rgb = apply_colormap(values, cmap)
-    count = len(layout.order)
-    inside = layout.tile(np.ones((count, layout.tile_h, layout.tile_w), dtype=bool), False)
-    rgb[~inside] = BACKGROUND
-    factor = max(1, -(-min_tile // max(layout.tile_h, layout.tile_w)))
-    rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
-    layout = layout.scaled(factor)
-    if labels and count:
-        marks = label_stack(layout.order, 2 if layout.tile_w >= 48 else 1)
-        if marks.shape[1] <= layout.tile_h // 2 and marks.shape[2] <= layout.tile_w:
-            slots = np.zeros((count, layout.tile_h, layout.tile_w), dtype=np.uint8)
-            slots[:, : marks.shape[1], : marks.shape[2]] = marks
-            code = layout.tile(slots, 0)
-            rgb[code == 1] //= 3
-            rgb[code == 2] = 255
-    return rgb, layout
 
 
 def render_activation_picture(grid: ActivationGrid, labels: bool = True) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnexplorer.core.activations import GridLayout, grid_picture
+from cnnexplorer.core.grids import GridLayout, grid_picture
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.hooks import find_layer
 

@@ -128,29 +128,18 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
     if arch not in archs:
         raise UserError(f"unknown torchvision classifier '{arch}'" + suggest(arch, archs))
     weights = _weights_enum(arch, weights_name or "DEFAULT")
-    if weights is None:
-        module = torchvision.models.get_model(arch, weights=None)
-        meta_weights = torchvision.models.get_model_weights(arch).DEFAULT
-        return ModelHandle(
-            spec=f"torchvision:{arch}:none",
-            module=module,
-            device=torch.device("cpu"),
-            preprocessing=preprocessing_from_weights(meta_weights),
-            class_names=list(meta_weights.meta["categories"]),
-            weights="none",
-            trained=False,
-        )
-    state = yield from load_weights_state_dict(weights, url=_mirror_url(weights.url))
-    module = torchvision.models.get_model(arch, weights=None, num_classes=len(weights.meta["categories"]))
-    module.load_state_dict(state)
+    meta = weights or torchvision.models.get_model_weights(arch).DEFAULT
+    module = torchvision.models.get_model(arch, weights=None, num_classes=len(meta.meta["categories"]))
+    if weights is not None:
+        module.load_state_dict((yield from load_weights_state_dict(weights, url=_mirror_url(weights.url))))
     return ModelHandle(
-        spec=f"torchvision:{arch}:{weights.name}",
+        spec=f"torchvision:{arch}:{weights.name if weights else 'none'}",
         module=module,
         device=torch.device("cpu"),
-        preprocessing=preprocessing_from_weights(weights),
-        class_names=list(weights.meta["categories"]),
-        weights=weights.name,
-        trained=True,
+        preprocessing=preprocessing_from_weights(meta),
+        class_names=list(meta.meta["categories"]),
+        weights=weights.name if weights else "none",
+        trained=weights is not None,
     )
 
 

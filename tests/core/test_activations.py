@@ -8,17 +8,10 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnexplorer.core.activations import (
-    ActivationCache,
-    GridLayout,
-    activation_grid,
-    capture,
-    grid_picture,
-    label_stack,
-    render_activation_picture,
-)
+from cnnexplorer.core.activations import ActivationCache, activation_grid, capture, render_activation_picture
 from cnnexplorer.core.colormaps import NAN_COLOR, apply_colormap
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.grids import GridLayout, grid_picture, label_stack
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 
 

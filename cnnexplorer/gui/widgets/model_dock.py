@@ -2,6 +2,8 @@
 
 A row is a module of ``named_modules()``; selecting it sets the session's current layer, and
 a layer chosen elsewhere selects its row, so the tree is the map every view is read against.
+With a job runner, the Zeros and Dead columns show each layer's sparsity for the current
+image (measured in a worker from the shared activation cache): it grows with depth.
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.devices import available_devices
 from cnnexplorer.core.models import torchvision_classifiers
 from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.widgets.layer_stats import Sparsity, shared_cache, sparsity_job
+from cnnexplorer.gui.workers import JobRunner
 
-COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls")
-NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls"}
+COLUMNS = ("Layer", "Type", "Output", "Zeros", "Dead", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls")
+STATS = slice(3, 5)
+"""The sparsity columns, next to the output they describe."""
+NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls", "Zeros", "Dead"}
+STAT_TIPS = ("Fraction of this layer's activations that are exactly 0 for the current image",
+             "Channels that are ≤ 0 everywhere for the current image (dead after a ReLU)")
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -74,7 +82,7 @@ def format_geometry(layer) -> str:
 
 
 def row_texts(layer) -> list[str]:
-    """The eight cells of one layer's row."""
+    """The eight cells of one layer's row that do not depend on the image."""
     params = f"{layer.params:,}"
     if layer.frozen_params:
         params += f" ({layer.frozen_params:,} frozen)"
@@ -109,10 +117,13 @@ class ModelDock(QWidget):
     zoo_requested = Signal()
     device_requested = Signal(str)
 
-    def __init__(self, session: Session, parent: QWidget | None = None):
+    def __init__(self, session: Session, jobs: JobRunner | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
+        self.jobs = jobs
+        self.sparsity: dict[str, Sparsity] = {}
         self._items: dict[str, QStandardItem] = {}
+        self._stat_cells: dict[str, list[QStandardItem]] = {}
         self._shown_summary = None
         self._syncing = False
 
@@ -173,6 +184,7 @@ class ModelDock(QWidget):
 
         session.model_changed.connect(self._on_model)
         session.layer_changed.connect(self._select_layer)
+        session.image_changed.connect(self._measure)
 
     def set_device(self, name: str) -> None:
         """Show ``name`` in the device box without asking for a move."""
@@ -192,13 +204,14 @@ class ModelDock(QWidget):
         if summary is not self._shown_summary:
             self._fill(summary)
         self._select_layer(self.session.layer)
+        self._measure()
 
     def _fill(self, summary) -> None:
         self._shown_summary = summary
         self._syncing = True
         try:
             self.model.removeRows(0, self.model.rowCount())
-            self._items = {}
+            self._items, self._stat_cells = {}, {}
             if summary is None:
                 self.footer.setText("No layer summary for this model.")
                 return
@@ -217,17 +230,44 @@ class ModelDock(QWidget):
         self.tree.header().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
 
     def _add_row(self, layer) -> None:
-        cells = [QStandardItem(text) for text in row_texts(layer)]
+        texts = row_texts(layer)
+        texts[STATS.start:STATS.start] = [""] * len(STAT_TIPS)
+        cells = [QStandardItem(text) for text in texts]
         for column, cell in zip(COLUMNS, cells):
             if column in NUMERIC:
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(layer.param_formula or layer.name)
         cells[0].setToolTip(f"{layer.name}\n{layer.param_formula}" if layer.param_formula else layer.name)
+        for cell, tip in zip(cells[STATS], STAT_TIPS):
+            cell.setToolTip(tip)
+        self._stat_cells[layer.name] = cells[STATS]
         cells[0].setData(layer.name, NAME_ROLE)
         cells[0].setData(f"{layer.name} {layer.type}", SEARCH_ROLE)
         parent = self._items.get(layer.parent) if layer.parent else None
         (parent if parent is not None else self.model.invisibleRootItem()).appendRow(cells)
         self._items[layer.name] = cells[0]
+
+    def _measure(self, *_) -> None:
+        """Start measuring every layer's sparsity for the current image (cells empty meanwhile)."""
+        self._show_sparsity(self.session.model, self.session.image, {})
+        handle, image, layers = self.session.model, self.session.image, list(self._stat_cells)
+        if self.jobs is None or handle is None or image is None or not layers:
+            return
+        cache = shared_cache(self.session)
+        self.jobs.start(lambda: sparsity_job(cache, handle, image, layers), kind="layer-sparsity",
+                        label="measuring sparsity", on_result=lambda found: self._show_sparsity(handle, image, found))
+
+    def _show_sparsity(self, handle, image, found: dict[str, Sparsity]) -> None:
+        if handle is not self.session.model or image is not self.session.image:
+            return
+        self.sparsity = found
+        for name, cells in self._stat_cells.items():
+            texts = found[name].texts() if name in found else ("", "")
+            for cell, text in zip(cells, texts):
+                cell.setText(text)
+        if found:
+            for column in range(STATS.start, STATS.stop):
+                self.tree.resizeColumnToContents(column)
 
     def _expand_default(self) -> None:
         self.tree.collapseAll()
