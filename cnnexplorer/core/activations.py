@@ -184,7 +184,8 @@ class ActivationCache:
             with self._capture_lock:  # a second caller waits for the same pass instead of repeating it
                 hit = self._lookup(keys)
                 if hit is None:
-                    recorded = capture(handle, pixels, None if self.layers is None else [*self.layers, *layers])
+                    kept = self.layers if self.layers is not None else [n for n, _ in handle.module.named_modules() if n]
+                    recorded = capture(handle, pixels, [*kept, *layers])
                     self.forward_passes += 1
                     self._store(base, recorded, keys[-1] if keys else None)
                     return {layer: recorded.outputs(layer) if recorded.calls(name) else None
@@ -404,6 +405,34 @@ def activation_grid(output: torch.Tensor, *, norm: str = "channel", value_range:
     if hide_dead and not len(order):
         warning = f"all {shape[0]} channels are dead (≤ 0); turn off hiding dead channels to see them"
     return ActivationGrid(grid, layout, stats, shape, units, norm, value_range, cmap, signed, warning)
+
+
+def compare_grids(a: torch.Tensor, b: torch.Tensor, *, difference: bool = False, **kwargs) -> list[ActivationGrid]:
+    """Grids of two images' outputs of one layer, each channel in the same place in both.
+
+    ``kwargs`` (``activation_grid``'s) make the first grid; the second takes its order and colour
+    map, and a layer-wide range becomes one range for both, so equal colours mean equal values.
+    ``difference`` gives one grid of ``a − b`` on a symmetric range with the diverging map.
+    """
+    if a.shape != b.shape:
+        raise UserError(f"the two images give outputs of different shapes ({tuple(a.shape)} and {tuple(b.shape)}); "
+                        "compare images that the model sees at the same size")
+    first = activation_grid(a, **kwargs)
+    order = first.layout.order
+    if difference:
+        diff = a.float() - b.float()
+        finite = diff[torch.isfinite(diff)]
+        peak = (float(finite.abs().max()) if finite.numel() else 0.0) or 1.0
+        return [activation_grid(diff, norm="fixed", value_range=(-peak, peak), cmap="diverging", order=order)]
+    kwargs = {**kwargs, "cmap": first.cmap, "order": order}
+    if first.norm == "layer":
+        other = layer_range(channel_stats(b), first.signed)
+        low, high = min(first.value_range[0], other[0]), max(first.value_range[1], other[1])
+        if low < 0:
+            low, high = -max(-low, high), max(-low, high)
+        kwargs.update(norm="fixed", value_range=(low, high))
+        first = activation_grid(a, **kwargs)
+    return [first, activation_grid(b, **kwargs)]
 
 
 def render_activation_picture(grid: ActivationGrid, labels: bool = True) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import threading
 import weakref
 from typing import Any, Callable, Iterable, Iterator
 
@@ -109,14 +110,19 @@ def record_outputs(root: nn.Module, names: Iterable[str]) -> Iterator[dict[str, 
     Yields ``{name: [call 0 tensors, call 1 tensors, …]}``: one entry per call, because a
     module may run several times in one forward pass (torchvision ResNet's shared ``relu``).
     Each call's tensors are ``cpu_copy`` copies (see ``output_tensors`` for the order).
+    Only forward passes run by the calling thread are recorded: the GUI may run the same
+    model in another worker at the same time, and its calls must not mix into these records.
     """
     names = list(dict.fromkeys(names))
     modules = zip(names, find_layers(root, names))
     records: dict[str, list[tuple[torch.Tensor, ...]]] = {name: [] for name in names}
     snapshot = _Snapshots()
+    owner = threading.get_ident()
 
     def recorder(name: str) -> Hook:
         def hook(module, args, output):
+            if threading.get_ident() != owner:
+                return
             records[name].append(tuple(snapshot(t) for t in output_tensors(output)))
 
         return hook

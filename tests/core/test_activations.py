@@ -8,7 +8,14 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnexplorer.core.activations import ActivationCache, activation_grid, capture, render_activation_picture
+from cnnexplorer.core.activations import (
+    ActivationCache,
+    activation_grid,
+    capture,
+    channel_stats,
+    compare_grids,
+    render_activation_picture,
+)
 from cnnexplorer.core.colormaps import NAN_COLOR, apply_colormap
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.grids import GridLayout, grid_picture, label_stack
@@ -279,3 +286,38 @@ def test_hiding_every_channel_says_so_and_still_renders():
     assert "all 3 channels are dead" in grid.warning
     assert np.isnan(grid.values).all() and grid.layout.tile_index_at(0, 0) is None
     assert (render_activation_picture(grid) == [48, 48, 48]).all()
+
+
+def test_cache_gets_many_layers_from_one_pass_even_beyond_its_budget():
+    handle = handle_for(Branchy())
+    cache = ActivationCache(budget_bytes=1)
+    x = torch.rand(3, 8, 8)
+    found = cache.get_many(handle, x, ["used", "unused", ""], image_key="img")
+    assert cache.forward_passes == 1 and len(cache) <= 1
+    assert found["unused"] is None
+    torch.testing.assert_close(found["used"][0], capture(handle, x, ["used"]).output("used"))
+    assert len(found[""]) == 2, "a module returning a tuple gives all its tensors"
+    assert channel_stats(found["used"][0]).max.shape == (2,)
+
+
+def test_a_second_image_keeps_the_first_ones_order_and_shared_range():
+    a = torch.tensor([[[[1.0, 2.0]], [[5.0, 0.0]], [[0.0, 0.0]]]])
+    b = torch.tensor([[[[4.0, 0.0]], [[1.0, 1.0]], [[8.0, 0.0]]]])
+    assert activation_grid(b, sort="max").layout.order.tolist() == [2, 0, 1]
+    first, second = compare_grids(a, b, sort="max", norm="layer")
+    assert first.layout.order.tolist() == second.layout.order.tolist() == [1, 0, 2]
+    assert first.value_range == second.value_range == (0.0, 8.0), "one range for both images"
+    assert first.values[0, first.layout.tile_origin(1)[0]] == pytest.approx(5 / 8)
+    assert activation_grid(b, order=np.array([1])).layout.order.tolist() == [1]
+
+
+def test_difference_of_two_images_is_symmetric_around_the_middle():
+    a = torch.tensor([[[[1.0, 2.0]], [[3.0, 3.0]]]])
+    b = torch.tensor([[[[2.0, 0.0]], [[3.0, 3.0]]]])
+    (diff,) = compare_grids(a, b, difference=True)
+    assert diff.cmap == "diverging" and diff.value_range == (-2.0, 2.0)
+    assert diff.values[0, :2].tolist() == [0.25, 1.0] and diff.values[0, 3:5].tolist() == [0.5, 0.5]
+    (same,) = compare_grids(a, a, difference=True)
+    assert np.nanmax(np.abs(same.values - 0.5)) == 0
+    with pytest.raises(UserError, match="different shapes"):
+        compare_grids(a, torch.zeros(1, 2, 1, 3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 
 import pytest
 import torch
@@ -82,6 +83,18 @@ def test_recordings_are_copies_taken_before_later_in_place_ops():
     assert (records["1"][0][0] < 0).any(), "batch norm output lost its negatives to the in-place ReLU"
     torch.testing.assert_close(records["1"][0][0], expected_bn)
     torch.testing.assert_close(records["2"][0][0], expected_bn.relu())
+
+
+def test_forward_passes_of_other_threads_are_not_recorded():
+    net = small_net().eval()
+    mine, theirs = torch.randn(1, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    with torch.no_grad(), record_outputs(net, ["0"]) as records:
+        other = threading.Thread(target=lambda: net(theirs))
+        other.start()
+        other.join()
+        net(mine)
+    assert len(records["0"]) == 1
+    torch.testing.assert_close(records["0"][0][0], net[0](mine))
 
 
 def test_output_tensors_flattens_tuples_lists_and_dicts_in_order():

@@ -35,7 +35,8 @@ STATS = slice(3, 5)
 """The sparsity columns, next to the output they describe."""
 NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls", "Zeros", "Dead"}
 STAT_TIPS = ("Fraction of this layer's activations that are exactly 0 for the current image",
-             "Channels that are ≤ 0 everywhere for the current image (dead after a ReLU)")
+             "Channels that are 0 everywhere for the current image (after a ReLU; – for outputs with "
+             "negative values, where a channel is not dead)")
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
 

@@ -1,0 +1,213 @@
+"""The "Weights" tab: the current layer's kernels or weight matrix, and a histogram of its weights.
+
+The picture is ``render_filter_picture(filter_view(...))`` made in a worker: the same pixels as
+``cnnexplorer export filters``. Clicking a kernel makes its output channel the current unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.filters import FilterView, filter_view, render_filter_picture
+from cnnexplorer.core.grids import GridLayout
+from cnnexplorer.core.jobs import Progress
+from cnnexplorer.gui.session import Session, Unit
+from cnnexplorer.gui.views import View
+from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.colorbar import ColorBar
+from cnnexplorer.gui.workers import JobRunner
+
+HISTOGRAM_HEIGHT = 170
+MEAN = -1
+"""The input-channel box's value for "mean over the inputs"."""
+
+
+@dataclass(frozen=True)
+class WeightsResult:
+    handle: object
+    view: FilterView
+    pixels: np.ndarray
+    layout: GridLayout  # in the (enlarged) picture
+    factor: int
+
+
+def weights_job(handle, layer: str, input_channel: int | None):
+    yield Progress(0, None, f"weights of {layer}")
+    view = filter_view(handle.module, layer, input_channel=input_channel)
+    pixels = render_filter_picture(view)
+    factor = pixels.shape[1] // view.values.shape[1]
+    return WeightsResult(handle, view, pixels, view.layout.scaled(factor), factor)
+
+
+def describe(view: FilterView) -> str:
+    """What the picture shows and how its colours read."""
+    shape = "×".join(map(str, view.weight_shape))
+    head = f"{view.layer} ({view.module_type}), weight {shape}: "
+    if view.mode == "rgb":
+        return head + "each kernel as an RGB image, scaled to its own largest |w| (grey = 0)"
+    if view.mode == "kernels":
+        source = "mean over its inputs" if view.input_channel is None else f"input channel {view.input_channel}"
+        return head + f"each output channel's kernel ({source}); blue < 0 < red, each scaled to its own largest |w|"
+    block = f"; each pixel the mean of a {view.block[0]}×{view.block[1]} block" if view.block != (1, 1) else ""
+    return head + f"rows are outputs, columns inputs; blue < 0 < red{block}"
+
+
+class WeightsView(View):
+    title = "Weights"
+    view_name = "filters"
+
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
+        super().__init__(session, jobs, parent)
+        self.result: WeightsResult | None = None
+        self._job = None
+        self._dirty = True
+        self.input_box = QSpinBox()
+        self.input_box.setRange(MEAN, 0)
+        self.input_box.setSpecialValueText("mean over inputs")
+        self.input_box.setToolTip("Show one input channel's slice of every kernel instead of the mean over inputs")
+        self.input_box.setKeyboardTracking(False)
+        self.input_box.valueChanged.connect(self.refresh)
+        self.input_label = QLabel("Input channel")
+        controls = QHBoxLayout()
+        controls.addWidget(self.input_label)
+        controls.addWidget(self.input_box)
+        controls.addStretch(1)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.canvas = ImageCanvas()
+        self.canvas.scene().sigMouseMoved.connect(self._on_hover)
+        self.canvas.scene().sigMouseClicked.connect(self._on_click)
+        self.colorbar = ColorBar()
+        self.histogram = pg.PlotWidget(background="w")
+        self.histogram.setFixedHeight(HISTOGRAM_HEIGHT)
+        self.histogram.setMouseEnabled(y=False)
+        self.histogram.setLabel("bottom", "weight")
+        self.histogram.getAxis("bottom").enableAutoSIPrefix(False)
+        self.histogram.setLabel("left", "count")
+        self.hover = QLabel(" ")
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.message)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.colorbar)
+        layout.addWidget(self.histogram)
+        layout.addWidget(self.hover)
+        session.model_changed.connect(self.refresh)
+        session.layer_changed.connect(self._on_layer)
+        self._show_message("Load a model to see its weights.")
+
+    @property
+    def layer(self) -> str | None:
+        return self.result.view.layer if self.result is not None else self.session.layer
+
+    def input_channel(self) -> int | None:
+        value = self.input_box.value()
+        return None if value == MEAN else value
+
+    def _on_layer(self, *_) -> None:
+        self.input_box.blockSignals(True)
+        self.input_box.setValue(MEAN)
+        self.input_box.blockSignals(False)
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        """Recompute now if the tab is shown, else when it is next shown."""
+        self._dirty = True
+        if self.isVisible():
+            self._start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._dirty:
+            self._start()
+
+    def _start(self) -> None:
+        self._dirty = False
+        if self._job is not None:
+            self._job.cancel()
+        handle, layer, input_channel = self.session.model, self.session.layer, self.input_channel()
+        if handle is None:
+            return self._show_message("Load a model to see its weights.")
+        if layer is None:
+            return self._show_message("Select a layer in the Model tree to see its weights.")
+        self._job = self.jobs.start(lambda: weights_job(handle, layer, input_channel), kind="weights-view",
+                                    label=f"weights of {layer}", on_result=self._show, on_error=self._failed)
+
+    def _failed(self, exc: BaseException) -> bool:
+        if not isinstance(exc, UserError):
+            return False
+        self._show_message(str(exc))
+        return True
+
+    def _show_message(self, text: str) -> None:
+        self.result = None
+        self.canvas.clear()
+        self.histogram.clear()
+        self.histogram.hide()
+        self.colorbar.hide()
+        self.hover.setText(" ")
+        self.message.setText(text)
+
+    def _show(self, result: WeightsResult) -> None:
+        if result.handle is not self.session.model or result.view.layer != self.session.layer:
+            return
+        self.result = result
+        view = result.view
+        self.canvas.set_pixels(result.pixels)
+        self.message.setText(describe(view))
+        if view.value_range is not None:
+            self.colorbar.set_map(view.cmap, *view.value_range)
+        self.colorbar.setVisible(view.value_range is not None)
+        inputs = view.weight_shape[1] if view.mode != "matrix" else 0
+        self.input_box.blockSignals(True)
+        self.input_box.setMaximum(max(inputs - 1, 0))
+        self.input_box.blockSignals(False)
+        self.input_box.setEnabled(inputs > 0)
+        self.histogram.clear()
+        self.histogram.show()
+        histogram = view.histogram
+        self.histogram.plot(histogram.edges, histogram.counts, stepMode="center", fillLevel=0,
+                            brush=(70, 120, 180, 120), pen=pg.mkPen((40, 80, 140), width=1))
+
+    def _kernel_at(self, scene_pos) -> tuple[int, str] | None:
+        """The output channel under the pointer and a line about it (the weight, for a matrix)."""
+        if self.result is None:
+            return None
+        point = self.canvas.view_box.mapSceneToView(scene_pos)
+        view, factor = self.result.view, self.result.factor
+        if view.mode != "matrix":
+            channel = self.result.layout.tile_index_at(point.x(), point.y())
+            return None if channel is None else (channel, f"output channel {channel}")
+        row, col = int(point.y() // factor), int(point.x() // factor)
+        height, width = view.values.shape
+        if not (0 <= row < height and 0 <= col < width and point.x() >= 0 and point.y() >= 0):
+            return None
+        peak = view.value_range[1]
+        weight = (float(view.values[row, col]) - 0.5) * 2 * peak
+        block_rows, block_cols = view.block
+        where = (f"output {row}, input {col}" if view.block == (1, 1) else
+                 f"outputs {row * block_rows}…, inputs {col * block_cols}… (block mean)")
+        return row * block_rows, f"{where}: {weight:.4g}"
+
+    def _on_hover(self, scene_pos) -> None:
+        hit = self._kernel_at(scene_pos)
+        self.hover.setText(" " if hit is None else hit[1])
+
+    def _on_click(self, event) -> None:
+        hit = self._kernel_at(event.scenePos())
+        if hit is None or event.button() != Qt.MouseButton.LeftButton or self.result.view.mode == "matrix":
+            return
+        event.accept()
+        self.session.set_unit(Unit(self.result.view.layer, hit[0]))
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        if self.result is None:
+            return None
+        view = self.result.view
+        return self.result.pixels, {"input_channel": view.input_channel, "mode": view.mode}
