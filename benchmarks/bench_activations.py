@@ -6,6 +6,7 @@ modules ÷ a plain forward through the same ``pixel_model`` under ``no_grad`` (g
 (b) switching to a cached 256-channel 56×56 layer (``layer1.0``) until the grid array is
 ready (goal ≤ 30 ms), and until the labelled picture is ready. The last line is one JSON object.
 
+The process runs as the app does, with passive OpenMP waiting (set by importing cnnexplorer).
 On a busy 2-core machine torch's two OpenMP threads stall waiting for each other, which
 swamps both timings; ``--threads 1`` gives steadier figures there."""
 
@@ -16,6 +17,7 @@ import json
 import statistics
 import time
 
+import cnnexplorer  # noqa: F401 - first, as in the app: it sets the OpenMP wait policy before torch loads
 import torch
 
 from cnnexplorer.core.activations import ActivationCache, activation_grid, capture, render_activation_picture

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the app: idle OpenMP threads must not spin
 
+import cnnexplorer  # noqa: E402,F401 - first, as in the app: it sets the OpenMP wait policy before torch loads
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

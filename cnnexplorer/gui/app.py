@@ -7,13 +7,8 @@ keeps running, instead of Qt aborting on an exception raised in a slot.
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
-
-# Before torch loads OpenMP: idle intra-op threads then sleep instead of spinning for a while
-# after each parallel region, which on a small machine starves the event loop of its core.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings

@@ -222,7 +222,7 @@ def test_device_change_moves_the_model_and_keeps_the_layer(make_window, image_fi
 
 LATENCY_SCRIPT = r"""
 import json, sys
-from cnnexplorer.gui.app import configure_process  # first, as in the app: it configures OpenMP before torch loads
+from cnnexplorer.gui.app import configure_process  # first, as in the app: importing cnnexplorer sets the OpenMP policy before torch loads
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
