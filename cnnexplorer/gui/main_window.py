@@ -452,9 +452,9 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if self._dock_sizes_pending:  # first run: room for the tree's columns and the thumbnails
+        if self._dock_sizes_pending:  # first run: the main columns of the tree, a row of thumbnails, the rest for the views
             self._dock_sizes_pending = False
-            QTimer.singleShot(0, self, lambda: self.resizeDocks(self.docks, [600, 330], Qt.Orientation.Horizontal))
+            QTimer.singleShot(0, self, lambda: self.resizeDocks(self.docks, [440, 280], Qt.Orientation.Horizontal))
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.memory_timer.stop()
