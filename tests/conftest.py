@@ -6,7 +6,10 @@ import socket
 import threading
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("QT_QPA_PLATFORM", "offscreen") == "offscreen":
+    # Headless, on a 1600×1000 screen like the screenshots' Xvfb: Qt's offscreen default of
+    # 800×600 is smaller than the main window's minimum size with all its tabs.
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={Path(__file__).with_name('offscreen.json')}"
 
 import cnnexplorer  # noqa: E402,F401 - first, as in the app: it sets the OpenMP wait policy before torch loads
 import pytest  # noqa: E402

@@ -271,7 +271,9 @@ def test_event_loop_stays_responsive_during_a_long_job(tmp_path, image_file):
 def test_settings_round_trip(make_window, settings, tmp_path):
     images = [write_image(tmp_path / f"{i}.png", i) for i in range(3)]
     window = ready(make_window(), "builtin:lenet5", images)
-    window.resize(700, 500)  # within the offscreen screen (800×600), which restoreGeometry clamps to
+    assert window.minimumSizeHint().width() <= 1280 and window.minimumSizeHint().height() <= 720, \
+        "the window no longer fits a 1280×720 screen"
+    window.resize(1100, 700)  # within the test screen (1600×1000), which restoreGeometry clamps to
     QApplication.processEvents()  # lay the docks out for the new size, as before any real close
     window.close()
     assert initial_model(settings, None, None) == ("builtin:lenet5", "cpu")
@@ -280,7 +282,7 @@ def test_settings_round_trip(make_window, settings, tmp_path):
     again = make_window(settings=settings)
     assert again.recent == [str(p.resolve()) for p in reversed(images)]
     assert [a.text() for a in again.recent_menu.actions()] == ["2.png", "1.png", "0.png"]
-    assert (again.width(), again.height()) == (700, 500)
+    assert (again.width(), again.height()) == (1100, 700)
     settings.setValue("model/device", "cuda:7")
     assert initial_model(settings, None, None)[1] == ("cuda:7" if torch.cuda.device_count() > 7 else "auto")
 

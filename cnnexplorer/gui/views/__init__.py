@@ -24,6 +24,25 @@ class View(QWidget):
         super().__init__(parent)
         self.session = session
         self.jobs = jobs
+        self._dirty = True
+
+    def refresh(self, *_) -> None:
+        """Recompute now if the tab is shown, else when it is next shown: hidden tabs cost nothing."""
+        self._dirty = True
+        if self.isVisible():
+            self._compute_if_dirty()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        self._compute_if_dirty()
+
+    def _compute_if_dirty(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.compute()
+
+    def compute(self) -> None:
+        """Start the work that fills the view from the session's current state (``refresh`` calls it)."""
 
     @property
     def layer(self) -> str | None:

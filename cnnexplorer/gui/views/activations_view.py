@@ -148,7 +148,6 @@ class ActivationsView(View):
         self.result: GridResult | None = None
         self.context_menu: QMenu | None = None
         self._job = None
-        self._dirty = True
         self.controls = GridControls()
         self.controls.changed.connect(self.refresh)
         self.canvas = ImageCanvas()
@@ -203,19 +202,10 @@ class ActivationsView(View):
     # --- computing ------------------------------------------------------------------------
 
     def refresh(self, *_) -> None:
-        """Recompute now if the tab is shown, else when it is next shown."""
         self._list_images()
-        self._dirty = True
-        if self.isVisible():
-            self._start()
+        super().refresh()
 
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().showEvent(event)
-        if self._dirty:
-            self._start()
-
-    def _start(self) -> None:
-        self._dirty = False
+    def compute(self) -> None:
         if self._job is not None:
             self._job.cancel()
         handle, image, layer = self.session.model, self.session.image, self.shown_layer()

@@ -66,7 +66,6 @@ class WeightsView(View):
         super().__init__(session, jobs, parent)
         self.result: WeightsResult | None = None
         self._job = None
-        self._dirty = True
         self.input_box = QSpinBox()
         self.input_box.setRange(MEAN, 0)
         self.input_box.setSpecialValueText("mean over inputs")
@@ -116,19 +115,7 @@ class WeightsView(View):
         self.input_box.blockSignals(False)
         self.refresh()
 
-    def refresh(self, *_) -> None:
-        """Recompute now if the tab is shown, else when it is next shown."""
-        self._dirty = True
-        if self.isVisible():
-            self._start()
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
-        super().showEvent(event)
-        if self._dirty:
-            self._start()
-
-    def _start(self) -> None:
-        self._dirty = False
+    def compute(self) -> None:
         if self._job is not None:
             self._job.cancel()
         handle, layer, input_channel = self.session.model, self.session.layer, self.input_channel()

@@ -7,7 +7,7 @@ every control on more rows instead of forcing the window wider or clipping them.
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
-from PySide6.QtWidgets import QLayout, QLayoutItem, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLayout, QLayoutItem, QWidget
 
 
 class FlowLayout(QLayout):
@@ -68,3 +68,14 @@ class FlowLayout(QLayout):
             x += hint.width() + self.spacing()
             row_height = max(row_height, hint.height())
         return y + row_height - rect.y() + margins.bottom()
+
+
+def control_group(*widgets: QWidget) -> QWidget:
+    """Widgets that stay together on one row of a wrapping toolbar (a label and its box)."""
+    group = QWidget()
+    row = QHBoxLayout(group)
+    row.setContentsMargins(0, 0, 8, 0)
+    row.setSpacing(4)
+    for widget in widgets:
+        row.addWidget(widget)
+    return group

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QWidget
 
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.images import LoadedImage
-from cnnexplorer.gui.widgets.flow_layout import FlowLayout
+from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 
 NORMS = (("per channel", "channel"), ("shared (layer)", "layer"), ("fixed range", "fixed"))
 
@@ -34,17 +34,6 @@ class GridSettings:
         """The keyword arguments of ``core.activations.activation_grid``."""
         return dict(norm=self.norm, value_range=self.value_range, cmap=self.cmap, sort=self.sort,
                     hide_dead=self.hide_dead)
-
-
-def _group(*widgets: QWidget) -> QWidget:
-    """Widgets that stay together on one row of the wrapping toolbar (a label and its box)."""
-    group = QWidget()
-    row = QHBoxLayout(group)
-    row.setContentsMargins(0, 0, 8, 0)
-    row.setSpacing(4)
-    for widget in widgets:
-        row.addWidget(widget)
-    return group
 
 
 def _combo(items: list[tuple[str, object]], tip: str) -> QComboBox:
@@ -82,13 +71,13 @@ class GridControls(QWidget):
         self.difference_box = QCheckBox("Difference")
         self.difference_box.setToolTip("One grid of this image minus the other (red: higher, blue: lower)")
 
-        self.output_group = _group(QLabel("Output"), self.output_box)
-        self.call_group = _group(QLabel("Call"), self.call_box)
+        self.output_group = control_group(QLabel("Output"), self.output_box)
+        self.call_group = control_group(QLabel("Call"), self.call_box)
         layout = FlowLayout(self)
-        for group in (_group(QLabel("Normalise"), self.norm_box, self.low_box, self.high_box),
-                      _group(QLabel("Colours"), self.cmap_box), _group(QLabel("Sort"), self.sort_box),
+        for group in (control_group(QLabel("Normalise"), self.norm_box, self.low_box, self.high_box),
+                      control_group(QLabel("Colours"), self.cmap_box), control_group(QLabel("Sort"), self.sort_box),
                       self.dead_box, self.output_group, self.call_group,
-                      _group(QLabel("Compare with"), self.compare_box, self.difference_box)):
+                      control_group(QLabel("Compare with"), self.compare_box, self.difference_box)):
             layout.addWidget(group)
 
         for box in (self.norm_box, self.cmap_box, self.sort_box, self.output_box, self.call_box, self.compare_box):
