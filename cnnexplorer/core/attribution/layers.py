@@ -1,0 +1,51 @@
+"""Which layer a CAM method uses by default: the end of the last stage with a spatial map."""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch import nn
+
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.hooks import forward_hooks
+from cnnexplorer.core.model_handle import eval_mode
+
+
+_FOUND: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], str]] = weakref.WeakKeyDictionary()
+"""Per model and input size, the layer found: the probe is a whole forward pass, which would
+otherwise double the cost of every CAM map."""
+
+
+def last_conv_layer(module: nn.Module, input_size: tuple[int, int, int], device: torch.device | str = "cpu") -> str:
+    """The dotted name of the last module to *finish* with an ``[N,C,H,W]`` output larger than
+    1×1, found by one probe forward on zeros of ``input_size`` ``(C,H,W)``.
+
+    Finishing order prefers the enclosing block over its last convolution: ``layer4`` in a
+    torchvision ResNet (not ``layer4.2.conv3``, which is before batch norm and the shortcut),
+    ``features`` in VGG, MobileNet and the built-in models. Global pooling (1×1) is excluded.
+    The answer is remembered per model and input size.
+    """
+    known = _FOUND.setdefault(module, {})
+    if tuple(input_size) not in known:
+        known[tuple(input_size)] = _probe(module, tuple(input_size), device)
+    return known[tuple(input_size)]
+
+
+def _probe(module: nn.Module, input_size: tuple[int, ...], device: torch.device | str) -> str:
+    finished: list[str] = []
+
+    def recorder(name: str):
+        def hook(mod, args, output):
+            if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] * output.shape[3] > 1:
+                finished.append(name)
+
+        return hook
+
+    named = [(name, mod) for name, mod in module.named_modules() if name]
+    with torch.no_grad(), eval_mode(module), forward_hooks([(mod, recorder(name)) for name, mod in named]):
+        module(torch.zeros(1, *input_size, device=device))
+    if not finished:
+        raise UserError("this model has no layer with a spatial feature map, so CAM methods cannot run; "
+                        "use a gradient method such as saliency")
+    return finished[-1]

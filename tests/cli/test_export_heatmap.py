@@ -1,0 +1,58 @@
+"""``cnnexplorer export heatmap``: the JSON report, the core renderer's pixels, the raw map."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnexplorer.cli import main
+from cnnexplorer.core.attribution import compute_heatmap, render_heatmap
+from cnnexplorer.core.images import load_image
+from cnnexplorer.core.models import load_model
+from cnnexplorer.gui.main_window import sample_images
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_heatmap_reports_target_score_and_peak_and_saves_the_map(capsys, tmp_path):
+    image = sample_images()[0]
+    out, raw = tmp_path / "heat.png", tmp_path / "maps" / "heat.npy"
+    code, stdout, _ = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", str(image),
+                              "--method", "gradcam++", "--target", "square", "--alpha", "0.6",
+                              "--out", str(out), "--save-map", str(raw), "--json")
+    assert code == 0
+    report = json.loads(stdout.strip().splitlines()[-1])
+    handle = load_model("builtin:shapes", "cpu")
+    loaded = load_image(image)
+    pixels = handle.preprocessing.to_tensor(loaded.image)
+    heatmap = compute_heatmap(handle, pixels, "gradcam++", target=1)
+    assert report["method"] == "gradcam++" and report["target"] == {"index": 1, "label": "square"}
+    assert report["score"] == pytest.approx(heatmap.score, rel=1e-5)
+    assert report["peak"] == list(heatmap.peak()) and report["layer"] == heatmap.layer
+    width, height = loaded.image.size
+    x, y = report["peak"]
+    assert report["peak_image"] == pytest.approx([(x + 0.5) * width / 64 - 0.5, (y + 0.5) * height / 64 - 0.5])
+    np.testing.assert_allclose(np.load(raw), heatmap.map, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), render_heatmap(pixels, heatmap, 0.6, "magma"))
+    sidecar = json.loads((tmp_path / "heat.png.json").read_text())
+    assert sidecar["view"] == "heatmap" and sidecar["settings"]["method"] == "gradcam++"
+
+
+def test_export_heatmap_user_errors_exit_2(capsys, tmp_path):
+    image = str(sample_images()[0])
+    code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
+                           "--method", "saliency", "--layer", "features", "--out", str(tmp_path / "a.png"))
+    assert code == 2 and "leave out the layer" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
+                           "--save-map", str(tmp_path / "m.txt"), "--out", str(tmp_path / "b.png"))
+    assert code == 2 and ".npy" in err
+    code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
+                           "--alpha", "1.5", "--out", str(tmp_path / "c.png"))
+    assert code == 2 and "opacity goes from 0" in err
