@@ -1,0 +1,204 @@
+"""The gradient-ascent loop: a batch of images, each maximising its own objective value.
+
+The forward pass stops at the deepest layer the objective reads: a forward hook raises a
+private exception once every needed output is recorded, so no compute is spent on later layers.
+Images live in [0,1]; the model's normalisation is inside ``handle.pixel_model()``. The model
+runs in eval mode (flags restored after) and is otherwise untouched: gradients are taken with
+``torch.autograd.grad`` for the image parameters only, so no weight gets a ``.grad`` and no
+``requires_grad`` flag is switched (another view may use the same model meanwhile).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.featurevis.objectives import INPUT, Objective, l2, total_variation
+from cnnexplorer.core.featurevis.param import PARAMETERISATIONS, gaussian_blur_, pixel_image
+from cnnexplorer.core.featurevis.transforms import standard_transforms
+from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
+from cnnexplorer.core.jobs import Job
+from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Lucid's defaults: 128 px, Adam lr 0.05, FFT + decorrelated colour, standard transforms.
+
+    Regularisers: ``l2`` and ``tv`` weigh −‖I − ½‖² and −total variation (both per-pixel
+    means) in the loss; ``blur_every`` > 0 blurs pixel-parameterised images every that many
+    steps (``blur_sigma`` pixels). ``diversity`` weighs the diversity term of the "diversity"
+    objective. ``preview_every`` is how often a ``Step`` with images is yielded.
+    """
+
+    size: int = 128
+    steps: int = 256
+    lr: float = 0.05
+    param: str = "fft"
+    transforms: bool = True
+    l2: float = 0.0
+    tv: float = 0.0
+    blur_every: int = 0
+    blur_sigma: float = 0.5
+    diversity: float = 3.0
+    preview_every: int = 16
+
+    def __post_init__(self):
+        if self.param not in PARAMETERISATIONS:
+            raise UserError(f"unknown parameterisation '{self.param}': use one of {', '.join(PARAMETERISATIONS)}")
+        if self.steps < 1 or self.size < 8:
+            raise UserError("feature visualisation needs at least 1 step and an image of at least 8 px")
+        if self.blur_every and self.param != "pixel":
+            raise UserError("blurring every k steps needs the pixel parameterisation: pass --param pixel")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+PRESETS = {"quick": dict(steps=64, preview_every=8), "default": {}, "quality": dict(steps=512, preview_every=32)}
+
+
+def preset(name: str, **overrides) -> Settings:
+    """``Settings`` of a named preset (quick, default, quality), with ``overrides`` not None."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+    return Settings(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress of one batch: ``history[s, i]`` is element ``first + i``'s objective value at
+    step ``s + 1`` (without regularisers, on the transformed image), ``images`` its current
+    picture (``[n,H,W,C]`` uint8) for a live grid."""
+
+    step: int
+    total: int
+    first: int
+    history: np.ndarray
+    images: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.history[-1]
+
+
+@dataclass(frozen=True)
+class Result:
+    """Optimised images ``[N,C,H,W]`` in [0,1] (CPU), their final objective values (on the
+    untransformed images) and the value at every step (``history``, ``[steps, N]``)."""
+
+    images: torch.Tensor
+    values: np.ndarray
+    settings: dict
+    seed: int
+    history: np.ndarray
+
+
+class _Reached(Exception):
+    """Raised by a forward hook once every needed layer has run (caught by ``run_to``)."""
+
+
+def run_to(model: torch.nn.Module, root: torch.nn.Module, layers, images: torch.Tensor,
+           source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Run ``model`` (a pixel model around ``root``) on ``images`` only as far as needed to
+    record the outputs of ``layers`` (``INPUT``: ``source``, default ``images``).
+
+    A module run several times in one pass is recorded at its first call. Only this thread's
+    forward passes are seen: the GUI may run the same model in another worker meanwhile.
+    """
+    names = sorted(set(layers) - {INPUT})
+    recorded = {INPUT: images if source is None else source}
+    if not names:
+        return recorded
+    owner = threading.get_ident()
+
+    def recorder(name):
+        def hook(module, args, output):
+            if name in recorded or threading.get_ident() != owner:
+                return
+            tensor = output_tensors(output)[0]
+            done = all(n in recorded for n in names if n != name)
+            recorded[name] = tensor if done else tensor.clone()
+            if done:
+                raise _Reached
+
+        return hook
+
+    try:
+        with forward_hooks([(m, recorder(n)) for n, m in zip(names, find_layers(root, names))]):
+            model(images)
+    except _Reached:
+        return recorded
+    missing = [n for n in names if n not in recorded]
+    raise UserError(f"layer {', '.join(missing)} did not run in the forward pass; pick a layer the model uses")
+
+
+def as_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[N,C,H,W]`` in [0,1] → ``[N,H,W,C]`` uint8."""
+    return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def regularised(objective: Objective, settings: Settings, extra: Objective | None = None) -> Objective:
+    """``objective`` plus ``extra``, minus the L2 and total-variation penalties ``settings`` asks for."""
+    if extra is not None:
+        objective = objective + extra
+    if settings.l2:
+        objective = objective - settings.l2 * l2()
+    if settings.tv:
+        objective = objective - settings.tv * total_variation()
+    return objective
+
+
+def evaluate(handle: ModelHandle, objective: Objective, images: torch.Tensor) -> np.ndarray:
+    """``objective`` on ``images`` (``[N,C,H,W]`` in [0,1]), no gradients, stopping early."""
+    with torch.no_grad(), eval_mode(handle.module):
+        images = images.to(handle.device)
+        values = objective(run_to(handle.pixel_model(), handle.module, objective.layers, images))
+    return values.float().cpu().numpy()
+
+
+def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Settings = Settings(),
+             generator: torch.Generator | None = None, init: torch.Tensor | None = None,
+             first: int = 0, extra: Objective | None = None) -> Job[Result]:
+    """Maximise ``objective`` (plus ``extra``, a term that is optimised but not reported) for a
+    batch of ``count`` images (``init``: start from these ``[N,C,H,W]`` images,
+    pixel-parameterised). Yields a ``Step`` every ``preview_every`` steps and at the end;
+    returns the ``Result`` (values measured on the untransformed images)."""
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    seed = generator.initial_seed()
+    device = handle.device
+    count = len(init) if init is not None else count
+    if init is not None:
+        params, image_fn = pixel_image(tuple(init.shape), generator, device, init=init)
+    else:
+        shape = (count, handle.input_size[0], settings.size, settings.size)
+        params, image_fn = PARAMETERISATIONS[settings.param](shape, generator, device)
+    size = init.shape[-1] if init is not None else settings.size
+    transform = standard_transforms(size) if settings.transforms else (lambda image, gen: image)
+    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    model = handle.pixel_model()
+    loss = regularised(objective, settings, extra)
+    history = np.zeros((settings.steps, count), np.float32)
+    with eval_mode(handle.module):
+        for step in range(1, settings.steps + 1):
+            image = image_fn()
+            activations = run_to(model, handle.module, loss.layers, transform(image, generator), image)
+            values = objective(activations)
+            total = values if loss is objective else loss(activations)
+            for param, grad in zip(params, torch.autograd.grad(-total.sum(), params)):
+                param.grad = grad
+            optimizer.step()
+            history[step - 1] = values.detach().float().cpu().numpy()
+            if settings.blur_every and step % settings.blur_every == 0:
+                gaussian_blur_(params[0], settings.blur_sigma)
+            if step % settings.preview_every == 0 or step == settings.steps:
+                yield Step(step, settings.steps, first, history[:step].copy(), as_uint8(image))
+        with torch.no_grad():
+            images = image_fn().detach().cpu()
+    return Result(images, evaluate(handle, objective, images), settings.to_json(), seed, history)
+
+

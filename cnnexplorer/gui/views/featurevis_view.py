@@ -1,0 +1,349 @@
+"""The "Feature vis" tab: images that maximise channels of the current layer, by gradient ascent.
+
+One worker runs the core ``visualize`` generator; its ``Step``s carry the current images, so the
+grid fills in and sharpens live while the optimisation runs. A click on a tile shows it large
+with its objective curve. The finished grid is the same picture as ``cnnexplorer export
+featurevis`` (one core render function), and Export writes it with the seed and settings.
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentTypeError
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.featurevis import (IMAGE_KINDS, Step, Visualization, featurevis_grid,
+                                         layer_units, render_featurevis_picture, visualize)
+from cnnexplorer.core.grids import GridLayout
+from cnnexplorer.core.jobs import Progress
+from cnnexplorer.core.render import make_sidecar, write_png
+from cnnexplorer.exports.featurevis import parse_units
+from cnnexplorer.gui.session import Session, Unit
+from cnnexplorer.gui.views import View
+from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.featurevis_controls import FeatureVisChoice, FeatureVisControls
+from cnnexplorer.gui.widgets.featurevis_curve import ObjectiveCurve
+from cnnexplorer.gui.workers import JobRunner
+
+WARNING_STYLE = "color: #b35900"
+TILE_HINT = "Click a tile to see it large, with its objective curve."
+
+
+@dataclass(frozen=True)
+class Finished:
+    handle: object
+    choice: FeatureVisChoice
+    result: Visualization
+    pixels: np.ndarray
+    layout: GridLayout
+
+
+def featurevis_job(handle, choice: FeatureVisChoice, layer: str, units: list[int] | None,
+                   image: torch.Tensor | None):
+    """``visualize`` (its ``Step``s pass through for the live grid), then the grid picture."""
+    yield Progress(0, None, f"feature visualisation of {layer or 'the output'}")
+    result = yield from visualize(handle, choice.kind, layer, units, image, choice.settings, choice.seed)
+    pixels, layout = featurevis_grid(result.images, result.units)
+    return Finished(handle, choice, result, pixels, layout)
+
+
+class FeatureVisView(View):
+    title = "Feature vis"
+    view_name = "featurevis"
+
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
+        super().__init__(session, jobs, parent)
+        self.finished: Finished | None = None
+        self.selected: int | None = None
+        self.steps_seen = 0
+        self._job = None
+        self._run: tuple | None = None  # (choice, layer, units) of the running job
+        self._previews: np.ndarray | None = None  # [N,H,W,C] uint8, the live images
+        self._history: np.ndarray | None = None  # [steps, N]
+        self._layout: GridLayout | None = None
+        self.controls = FeatureVisControls()
+        self.controls.start_requested.connect(self.start)
+        self.controls.cancel_requested.connect(self.cancel)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.grid = ImageCanvas()
+        self.grid.scene().sigMouseClicked.connect(self._on_click)
+        self.tile = ImageCanvas()
+        self.tile.setMinimumSize(220, 220)
+        self.tile_title = QLabel(TILE_HINT)
+        self.tile_title.setWordWrap(True)
+        self.curve = ObjectiveCurve()
+        self.export_tile_button = QPushButton("Export this image…")
+        self.export_tile_button.setEnabled(False)
+        self.export_tile_button.clicked.connect(self._export_tile_dialog)
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        for widget, stretch in ((self.tile_title, 0), (self.tile, 3), (self.curve, 2), (self.export_tile_button, 0)):
+            side_layout.addWidget(widget, stretch)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.grid)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        for widget, stretch in ((self.controls, 0), (self.message, 0), (splitter, 1)):
+            layout.addWidget(widget, stretch)
+        session.model_changed.connect(self._on_model)
+        session.layer_changed.connect(lambda *_: self._idle_message())
+        session.unit_changed.connect(lambda *_: self._idle_message())
+        self._idle_message()
+
+    @property
+    def layer(self) -> str | None:
+        return self.finished.result.layer if self.finished is not None else self.session.layer
+
+    # --- starting -------------------------------------------------------------------------
+
+    def visualise(self, unit: Unit) -> None:
+        """Visualise ``unit``'s channel now (the activation grid's "Visualise channel k")."""
+        self.session.set_unit(unit)
+        if self.controls.objective.currentData() not in ("channel", "neuron", "diversity"):
+            self.controls.set_kind("channel")
+        self.controls.channels.setCurrentText("current unit")
+        self.start()
+
+    def _target(self, choice: FeatureVisChoice) -> tuple[str, list[int] | None, torch.Tensor | None]:
+        """The layer, units and image the choice asks for, from the session."""
+        handle, kind = self.session.model, choice.kind
+        layer = "" if kind == "logit" else self.session.layer
+        if layer is None:
+            raise UserError("Select a layer in the Model tree to visualise its channels.")
+        image = None
+        if kind in IMAGE_KINDS:
+            if self.session.image is None:
+                raise UserError(f"The {kind} objective starts from an image: open or drop one first.")
+            return layer, None, handle.preprocessing.to_tensor(self.session.image.image)
+        if choice.channels == "current unit":
+            unit = self.session.unit
+            if kind == "logit":
+                target = self.session.effective_target
+                if target is None:
+                    raise UserError("Pick a class (click a prediction) or choose a range of classes.")
+                return layer, [target], None
+            if unit is None or unit.layer != layer:
+                raise UserError(f"Click a channel of {layer} in the Activations tab, or choose a range.")
+            return layer, [unit.channel], None
+        if choice.channels == "range":
+            try:
+                units = parse_units(choice.channel_text)
+            except ArgumentTypeError as exc:
+                raise UserError(str(exc)) from None
+        else:
+            units = list(range(handle.num_classes if kind == "logit" else layer_units(handle, layer, 32)))
+        if kind == "diversity":
+            units = units[:1]
+        return layer, units, image
+
+    def start(self) -> None:
+        """(Re)start with the current choice; a running visualisation is cancelled."""
+        handle = self.session.model
+        if handle is None:
+            return self._show_message("Load a model to visualise its channels.")
+        try:
+            choice = self.controls.choice()
+            layer, units, image = self._target(choice)
+        except UserError as exc:
+            return self._show_message(str(exc), warning=True)
+        if self._job is not None:
+            self._job.cancel()
+        count = len(units) if units is not None else 1
+        self.finished = None
+        self.selected = None
+        self.steps_seen = 0
+        self._run = (choice, layer, units)
+        self._history = np.zeros((0, count), np.float32)
+        size = choice.settings.size if image is None else image.shape[-1]
+        self._previews = np.full((count, size, size, handle.input_size[0]), 128, np.uint8)
+        self._redraw_grid(fit=True)
+        self._show_tile()
+        what = f"{count} image{'s' if count > 1 else ''}" if units is not None else "the image"
+        self.message.setStyleSheet("")
+        self.message.setText(f"Optimising {what} for {choice.kind} of {layer or 'the output'} …")
+        self.controls.set_fraction(0.0)
+        self.controls.set_running(True, False)
+        self._job = self.jobs.start(lambda: featurevis_job(handle, choice, layer, units, image), kind="featurevis",
+                                    label=f"feature visualisation of {layer or 'the output'}",
+                                    on_item=self._on_step, on_result=self._show, on_error=self._failed)
+        job = self._job
+        job.runnable.signals.finished.connect(lambda _outcome: self._ended(job))
+
+    def cancel(self) -> None:
+        if self._job is not None and not self._job.done:
+            self._job.cancel()
+
+    def _ended(self, job) -> None:
+        """A run stopped by Cancel here or in the status bar (a restart's old run says nothing)."""
+        if job is self._job and job.cancelled:
+            self.controls.set_running(False, False)
+            self.message.setText(f"Cancelled after {self.steps_seen} previews; Start runs it again.")
+
+    # --- live updates ---------------------------------------------------------------------
+
+    def _on_step(self, step: Step) -> None:
+        if not isinstance(step, Step) or self._previews is None:
+            return
+        count = len(step.values)
+        if step.images.shape[1:] != self._previews.shape[1:]:  # DeepDream's next octave
+            self._previews = np.zeros((len(self._previews), *step.images.shape[1:]), np.uint8)
+        self._previews[step.first: step.first + count] = step.images
+        if step.first == 0 and len(self._history) > len(step.history):  # a new octave
+            self._history = np.zeros((0, self._history.shape[1]), np.float32)
+        if len(self._history) < len(step.history):
+            grown = np.full((len(step.history), self._history.shape[1]), np.nan, np.float32)
+            grown[: len(self._history)] = self._history
+            self._history = grown
+        self._history[:, step.first: step.first + count] = step.history
+        self.steps_seen += 1
+        total = len(self._previews)
+        self.controls.set_fraction((step.first + count * step.step / step.total) / total)
+        self._redraw_grid(fit=False)
+        self._show_tile()
+
+    def _redraw_grid(self, fit: bool) -> None:
+        choice, layer, units = self._run
+        images = torch.from_numpy(self._previews).permute(0, 3, 1, 2).float() / 255
+        pixels, self._layout = featurevis_grid(images, units if units is not None else [None])
+        self.grid.image_item.setImage(pixels, autoLevels=False, levels=(0, 255))
+        if fit:
+            self.grid.fit_view()
+
+    def _show(self, finished: Finished) -> None:
+        if finished.handle is not self.session.model:
+            return
+        self.finished = finished
+        self._layout = finished.layout
+        self._history = finished.result.history
+        self.grid.image_item.setImage(finished.pixels, autoLevels=False, levels=(0, 255))
+        self.controls.set_running(False, True)
+        result = finished.result
+        ratios = result.values / np.where(np.abs(result.noise_values) > 1e-12, result.noise_values, np.nan)
+        text = (f"{result.kind} of {result.layer or 'the output'}: {len(result.units)} image(s), "
+                f"{result.settings['steps']} steps, seed {result.seed} · objective {np.mean(result.values):.4g} "
+                f"(on noise {np.mean(result.noise_values):.4g}")
+        if result.kind not in IMAGE_KINDS and np.isfinite(ratios).any():
+            text += f", ×{np.nanmedian(ratios):.3g} median"
+        self.message.setStyleSheet("")
+        self.message.setText(text + ")")
+        self._show_tile()
+
+    def _failed(self, exc: BaseException) -> bool:
+        if not isinstance(exc, UserError):
+            return False
+        self.controls.set_running(False, False)
+        self._show_message(str(exc), warning=True)
+        return True
+
+    # --- the selected tile ----------------------------------------------------------------
+
+    def _on_click(self, event) -> None:
+        if self._layout is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.grid.view_box.mapSceneToView(event.scenePos())
+        index = self._layout.tile_index_at(point.x(), point.y())
+        if index is not None:
+            event.accept()
+            self.select(index)
+
+    def select(self, index: int) -> None:
+        """Show image ``index`` (in grid order) large, with its objective curve."""
+        self.selected = index
+        self._show_tile()
+
+    def _tile_pixels(self, index: int) -> np.ndarray:
+        if self.finished is not None:
+            image = self.finished.result.images[index]
+            return (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return self._previews[index]
+
+    def _show_tile(self) -> None:
+        index = self.selected
+        if self._run is None or index is None:
+            self.tile.clear()
+            self.curve.clear_values()
+            self.tile_title.setText(TILE_HINT)
+            self.export_tile_button.setEnabled(False)
+            return
+        choice, layer, units = self._run
+        pixels = self._tile_pixels(index)
+        self.tile.set_pixels(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        unit = units[index] if units is not None else None
+        name = f"{choice.kind} {unit}" if unit is not None else choice.kind
+        text = f"{layer or 'output'}, {name}"
+        if self.finished is not None:
+            result = self.finished.result
+            text += f": objective {result.values[index]:.4g} (noise {result.noise_values[index]:.4g})"
+            if not np.any(self._history[:, index]):
+                text += (" · stays grey: the channel is 0 for every image tried, so no gradient reaches the"
+                         " image (try the neuron objective on the layer before its ReLU)")
+        self.tile_title.setText(text)
+        self.curve.set_values(self._history[:, index], name)
+        self.export_tile_button.setEnabled(self.finished is not None)
+
+    # --- messages and export --------------------------------------------------------------
+
+    def _on_model(self, *_) -> None:
+        if self._job is not None:
+            self._job.cancel()
+        self.finished, self._run, self._layout, self.selected = None, None, None, None
+        self.grid.clear()
+        self._show_tile()
+        self.controls.set_running(False, False)
+        self._idle_message()
+
+    def _idle_message(self) -> None:
+        if self.finished is not None or (self._job is not None and not self._job.done):
+            return
+        session = self.session
+        if session.model is None:
+            text = "Load a model to visualise its channels."
+        elif session.layer is None:
+            text = "Select a layer in the Model tree (or choose Class logit), then press Start."
+        else:
+            unit = session.unit
+            current = f"; current unit: channel {unit.channel}" if unit is not None and unit.layer == session.layer else ""
+            text = f"Layer {session.layer}{current}. Choose channels and press Start."
+        self._show_message(text)
+
+    def _show_message(self, text: str, warning: bool = False) -> None:
+        self.message.setStyleSheet(WARNING_STYLE if warning else "")
+        self.message.setText(text)
+
+    def _settings(self) -> dict:
+        finished = self.finished
+        result = finished.result
+        return {**result.settings, "objective": result.kind, "units": result.units, "preset": finished.choice.preset,
+                "seed": result.seed}
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        if self.finished is None:
+            return None
+        return self.finished.pixels, self._settings()
+
+    def export_tile(self, path: str | Path) -> tuple[Path, Path]:
+        """Write the selected image alone (the export's picture of one unit) and its sidecar."""
+        if self.finished is None or self.selected is None:
+            raise UserError("Run a visualisation and click a tile first.")
+        result, index = self.finished.result, self.selected
+        pixels = render_featurevis_picture(result.images[index: index + 1], [result.units[index]])
+        settings = {**self._settings(), "units": [result.units[index]]}
+        sidecar = make_sidecar(self.view_name, model=self.session.model, image=self.session.image,
+                               layer=result.layer, settings=settings, seed=result.seed)
+        return write_png(path, pixels, sidecar)
+
+    def _export_tile_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export image as PNG", "featurevis.png", "PNG images (*.png)")
+        if path:
+            png, sidecar = self.export_tile(path)
+            self.message.setText(f"wrote {png} and {sidecar.name}")

@@ -1,0 +1,152 @@
+"""The feature-visualisation chooser: objective, channels, preset, parameterisation, transforms
+and regularisers, with Start/Restart, Cancel and a progress bar.
+
+Steps and size start at the preset's values; changing the preset resets them. Options an
+objective does not use are disabled (channels for the image-based ones, blur for FFT images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSpinBox, QWidget)
+
+from cnnexplorer.core.featurevis import IMAGE_KINDS, OBJECTIVES, PARAMETERISATIONS, PRESETS, Settings, preset
+from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+
+LABELS = {"channel": "Channel (mean)", "neuron": "Neuron (centre)", "logit": "Class logit − λ‖I‖²",
+          "diversity": "Diversity (one channel)", "deepdream": "DeepDream (image)",
+          "inversion": "Inversion (image)"}
+CHANNEL_MODES = ("current unit", "range", "all")
+
+
+@dataclass(frozen=True)
+class FeatureVisChoice:
+    """What the user chose; ``channels`` is a mode of ``CHANNEL_MODES`` with ``channel_text``
+    the range for "range"."""
+
+    kind: str
+    channels: str
+    channel_text: str
+    preset: str
+    settings: Settings
+    seed: int
+
+
+class FeatureVisControls(QWidget):
+    start_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.objective = QComboBox()
+        for kind in OBJECTIVES:
+            self.objective.addItem(LABELS[kind], kind)
+        self.channels = QComboBox()
+        self.channels.addItems(CHANNEL_MODES)
+        self.channel_text = QLineEdit("0-15")
+        self.channel_text.setPlaceholderText("0-15 or 3,5,8-10")
+        self.channel_text.setMaximumWidth(110)
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.preset.setCurrentText("quick")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 10_000)
+        self.size = QSpinBox()
+        self.size.setRange(16, 1024)
+        self.size.setSingleStep(16)
+        self.size.setSuffix(" px")
+        self.param = QComboBox()
+        self.param.addItems(list(PARAMETERISATIONS))
+        self.param.setCurrentText(Settings().param)
+        self.param.setToolTip("fft: Fourier-space image with decorrelated colour (Lucid's); pixel: plain pixels")
+        self.transforms = QCheckBox("transforms")
+        self.transforms.setToolTip("pad, jitter, random scale and rotation every step (Lucid's standard set)")
+        self.transforms.setChecked(True)
+        self.lr = self._weight(0.05, "Adam learning rate", 0.001, 1.0)
+        self.l2 = self._weight(0.0, "weight of −‖I − ½‖² (L2 regulariser)")
+        self.tv = self._weight(0.0, "weight of −total variation (smoothness)")
+        self.diversity = self._weight(Settings().diversity, "weight of the diversity term (Diversity objective)", 0.0, 10_000.0)
+        self.blur_every = QSpinBox()
+        self.blur_every.setRange(0, 1000)
+        self.blur_every.setSpecialValueText("off")
+        self.blur_every.setToolTip("blur the image every k steps (pixel parameterisation only)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(200)
+
+        layout = FlowLayout(self)
+        controls = [("Objective", self.objective), ("Channels", self.channels, self.channel_text),
+                    ("Preset", self.preset), ("Steps", self.steps), ("Size", self.size),
+                    (None, self.start_button, self.cancel_button, self.bar),
+                    ("Parameterisation", self.param), (None, self.transforms), ("lr", self.lr), ("L2", self.l2),
+                    ("TV", self.tv), ("Blur every", self.blur_every), ("Diversity", self.diversity), ("Seed", self.seed)]
+        for label, *widgets in controls:
+            layout.addWidget(control_group(*([QLabel(label)] if label else []), *widgets))
+
+        self.preset.currentTextChanged.connect(self._apply_preset)
+        for combo in (self.objective, self.channels, self.param):
+            combo.currentIndexChanged.connect(self._enable)
+        self.start_button.clicked.connect(self.start_requested)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self._apply_preset(self.preset.currentText())
+        self._enable()
+
+    @staticmethod
+    def _weight(value: float, tip: str, low: float = 0.0, high: float = 100.0) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(low, high)
+        box.setDecimals(3)
+        box.setSingleStep(0.01)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
+
+    def _apply_preset(self, name: str) -> None:
+        settings = preset(name)
+        self.steps.setValue(settings.steps)
+        self.size.setValue(settings.size)
+
+    def _enable(self, *_) -> None:
+        kind = self.objective.currentData()
+        by_image = kind in IMAGE_KINDS
+        self.channels.setEnabled(not by_image)
+        self.channel_text.setEnabled(not by_image and self.channels.currentText() == "range")
+        self.param.setEnabled(not by_image)
+        self.size.setEnabled(not by_image)
+        self.diversity.setEnabled(kind == "diversity")
+        self.blur_every.setEnabled(by_image or self.param.currentText() == "pixel")
+
+    def set_kind(self, kind: str) -> None:
+        self.objective.setCurrentIndex(self.objective.findData(kind))
+
+    def choice(self) -> FeatureVisChoice:
+        """The chosen settings (raises ``UserError`` for a combination the loop refuses)."""
+        kind = self.objective.currentData()
+        by_image = kind in IMAGE_KINDS
+        base = preset(self.preset.currentText())
+        settings = replace(base, steps=self.steps.value(), size=self.size.value(), lr=self.lr.value(),
+                           param="pixel" if by_image else self.param.currentText(),
+                           transforms=self.transforms.isChecked(), l2=self.l2.value(), tv=self.tv.value(),
+                           blur_every=self.blur_every.value() if self.blur_every.isEnabled() else 0,
+                           diversity=self.diversity.value(),
+                           preview_every=max(1, min(base.preview_every, self.steps.value() // 4 or 1)))
+        return FeatureVisChoice(kind, self.channels.currentText(), self.channel_text.text(),
+                                self.preset.currentText(), settings, self.seed.value())
+
+    def set_running(self, running: bool, has_result: bool) -> None:
+        self.start_button.setText("Restart" if running or has_result else "Start")
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.bar.setValue(self.bar.maximum() if has_result else 0)
+
+    def set_fraction(self, fraction: float) -> None:
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(fraction * 1000))

@@ -1,0 +1,159 @@
+"""The Feature vis tab, driven through the real window on builtin:shapes: a live grid that
+updates while optimising, cancel, tile enlargement with its curve, export, and the activation
+grid's "Visualise channel k"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+
+from cnnexplorer.core.featurevis import render_featurevis_picture
+from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.session import Unit
+from cnnexplorer.gui.views.activations_view import ActivationsView
+from cnnexplorer.gui.views.featurevis_view import FeatureVisView
+
+WAIT_MS = 60_000
+LAYER = "features.2"
+
+
+def shapes_window(make_window):
+    window = make_window()
+    window.load_model("builtin:shapes", "cpu")
+    window.open_files([str(sample_images()[0])])
+    assert window.wait_for_jobs(WAIT_MS)
+    return window
+
+
+def featurevis_tab(window) -> FeatureVisView:
+    view = next(v for v in window.views if isinstance(v, FeatureVisView))
+    window.tabs.setCurrentWidget(view)
+    return view
+
+
+def quick(view: FeatureVisView, steps: int = 8, channels: str = "0-3") -> None:
+    controls = view.controls
+    controls.preset.setCurrentText("quick")
+    controls.steps.setValue(steps)
+    controls.size.setValue(32)
+    controls.channels.setCurrentText("range")
+    controls.channel_text.setText(channels)
+
+
+def viewport_point(canvas, x: float, y: float):
+    return canvas.mapFromScene(canvas.view_box.mapViewToScene(QPointF(x, y)))
+
+
+def test_a_quick_run_updates_the_grid_live_and_exports_what_it_shows(make_window, qtbot, tmp_path):
+    window = shapes_window(make_window)
+    window.session.set_layer(LAYER)
+    view = featurevis_tab(window)
+    quick(view)
+    grids = []
+    view.grid.image_item.sigImageChanged.connect(lambda: grids.append(view.grid.image_item.image.copy()))
+    view.controls.start_button.click()
+    assert view.controls.cancel_button.isEnabled() and view.controls.start_button.text() == "Restart"
+    assert window.wait_for_jobs(WAIT_MS)
+
+    assert view.steps_seen == 4, "8 steps, a preview every 2"
+    changed = sum(not np.array_equal(a, b) for a, b in zip(grids, grids[1:]))
+    assert changed >= 3, "the grid changes while the optimisation runs"
+    result = view.finished.result
+    assert result.units == [0, 1, 2, 3] and result.layer == LAYER and result.history.shape == (8, 4)
+    np.testing.assert_array_equal(view.grid.image_item.image, render_featurevis_picture(result.images, [0, 1, 2, 3]))
+    assert not view.controls.cancel_button.isEnabled() and "channel of features.2" in view.message.text()
+
+    layout = view.finished.layout
+    qtbot.mouseClick(view.grid.viewport(), Qt.MouseButton.LeftButton,
+                     pos=viewport_point(view.grid, layout.tile_w * 1.5 + layout.gap, layout.tile_h / 2))
+    assert view.selected == 1
+    assert view.tile.image_item.image.shape == (32, 32, 3)
+    xs, ys = view.curve.curve.getData()
+    assert list(xs) == list(range(1, 9)) and np.allclose(ys, result.history[:, 1])
+    assert "channel 1" in view.tile_title.text()
+
+    png, side = window.export_current_view(tmp_path / "grid.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), view.finished.pixels)
+    sidecar = json.loads(side.read_text())
+    assert sidecar["view"] == "featurevis" and sidecar["layer"] == LAYER
+    assert sidecar["settings"]["seed"] == 0 and sidecar["settings"]["steps"] == 8
+    assert sidecar["settings"]["units"] == [0, 1, 2, 3]
+    png, side = view.export_tile(tmp_path / "one.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), render_featurevis_picture(result.images[1:2], [1]))
+    assert json.loads(side.read_text())["settings"]["units"] == [1]
+
+
+def test_cancel_stops_the_run_and_leaves_no_hooks(make_window, qtbot):
+    window = shapes_window(make_window)
+    window.session.set_layer(LAYER)
+    view = featurevis_tab(window)
+    quick(view, steps=2000)
+    view.controls.start_button.click()
+    qtbot.waitUntil(lambda: view.steps_seen >= 1, timeout=WAIT_MS)
+    view.controls.cancel_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.finished is None and view.steps_seen < 100
+    assert "Cancelled" in view.message.text() and not view.controls.cancel_button.isEnabled()
+    module = window.session.model.module
+    assert sum(len(m._forward_hooks) for m in module.modules()) == 0
+
+    view.controls.start_button.click()  # the status bar's Cancel stops it too
+    qtbot.waitUntil(lambda: view.steps_seen >= 1, timeout=WAIT_MS)
+    window.jobs.cancel_all()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "Cancelled" in view.message.text() and not view.controls.cancel_button.isEnabled()
+    assert all(p.requires_grad for p in module.parameters())
+
+
+def test_visualise_this_channel_in_the_activation_grid_switches_tab_and_targets_it(make_window, qtbot):
+    window = shapes_window(make_window)
+    activations = next(v for v in window.views if isinstance(v, ActivationsView))
+    window.tabs.setCurrentWidget(activations)
+    window.session.set_layer(LAYER)
+    assert window.wait_for_jobs(WAIT_MS)
+    view = next(v for v in window.views if isinstance(v, FeatureVisView))
+    view.controls.steps.setValue(4)
+    view.controls.size.setValue(32)
+
+    layout = activations.result.panels[0].layout
+    x, y = layout.tile_origin(5)
+    centre = viewport_point(activations.canvas, x + layout.tile_w / 2, y + layout.tile_h / 2)
+    qtbot.mouseClick(activations.canvas.viewport(), Qt.MouseButton.RightButton, pos=centre)
+    actions = {a.text(): a for a in activations.context_menu.actions()}
+    actions["Visualise channel 5"].trigger()
+    activations.context_menu.close()
+
+    assert window.tabs.currentWidget() is view
+    assert window.session.unit == Unit(LAYER, 5)
+    assert window.wait_for_jobs(WAIT_MS)
+    result = view.finished.result
+    assert result.kind == "channel" and result.layer == LAYER and result.units == [5]
+
+
+def test_a_missing_layer_or_image_is_said_not_raised(make_window):
+    window = shapes_window(make_window)
+    view = featurevis_tab(window)
+    view.controls.start_button.click()
+    assert "Select a layer" in view.message.text() and view.finished is None
+    window.session.set_layer(LAYER)
+    view.controls.channels.setCurrentText("current unit")
+    view.controls.start_button.click()
+    assert "Click a channel" in view.message.text()
+
+
+def test_deepdream_starts_from_the_current_image_and_shows_it_live(make_window):
+    window = shapes_window(make_window)
+    window.session.set_layer(LAYER)
+    view = featurevis_tab(window)
+    view.controls.set_kind("deepdream")
+    assert not view.controls.channels.isEnabled() and not view.controls.param.isEnabled()
+    view.controls.steps.setValue(6)
+    view.controls.start_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    result = view.finished.result
+    assert result.kind == "deepdream" and result.units == [None] and result.images.shape == (1, 3, 64, 64)
+    assert view.steps_seen >= 3 and result.settings["param"] == "pixel"
+    assert result.values[0] > result.image_values[0], "the dream raises the layer's energy over the image's"
