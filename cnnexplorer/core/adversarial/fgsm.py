@@ -1,0 +1,15 @@
+"""Fast gradient sign method (Goodfellow et al. 2015): one step of size ε along the gradient's sign."""
+
+from __future__ import annotations
+
+from cnnexplorer.core.adversarial.pgd import PGD
+
+
+class FGSM(PGD):
+    name = "fgsm"
+
+    def __init__(self, eps: float = 8 / 255):
+        super().__init__(eps, alpha=eps, steps=1, random_start=False)
+
+    def settings(self) -> dict:
+        return {"attack": self.name, "norm": "linf", "eps": self.budget.eps}

@@ -1,0 +1,93 @@
+"""Robustness curve: accuracy and mean confidence against the budget ε, for FGSM and PGD.
+
+One job over a labelled image batch (the built-in validation set, or a folder's images),
+attacked in chunks of ``batch_size`` so memory stays bounded. ε = 0 is the clean accuracy (of
+the 8-bit images), taken from the first attack pass. Progress is yielded every attack
+iteration, so a GUI can cancel between two of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep
+from cnnexplorer.core.adversarial.fgsm import FGSM
+from cnnexplorer.core.adversarial.pgd import PGD
+from cnnexplorer.core.jobs import Job, Progress
+
+DEFAULT_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+CURVE_ATTACKS = ("fgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class RobustnessCurve:
+    """``accuracy[attack][i]`` and ``confidence[attack][i]`` (mean top-1 probability) at ``eps[i]``."""
+
+    eps: tuple[float, ...]
+    accuracy: dict[str, tuple[float, ...]]
+    confidence: dict[str, tuple[float, ...]]
+
+    def to_json(self) -> dict:
+        return {"eps": list(self.eps), "accuracy": {k: list(v) for k, v in self.accuracy.items()},
+                "confidence": {k: list(v) for k, v in self.confidence.items()}}
+
+
+def curve_attack(name: str, eps: float, steps: int) -> Attack:
+    """FGSM at ``eps``, or PGD at ``eps`` with α = max(ε/4, 1/255) and ``steps`` steps."""
+    if name == "fgsm":
+        return FGSM(eps)
+    if name == "pgd":
+        return PGD(eps, alpha=max(eps / 4, 1 / 255), steps=steps)
+    raise ValueError(f"robustness curves use {CURVE_ATTACKS}, not {name!r}")
+
+
+def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tuple[float, ...] = DEFAULT_EPS,
+                     attacks: tuple[str, ...] = CURVE_ATTACKS, steps: int = 10, batch_size: int = 64,
+                     seed: int = 0) -> Job[RobustnessCurve]:
+    """Attack every image at every ε > 0 with each attack; yields ``Progress``, returns the curve."""
+    budgets = sorted({float(e) for e in eps if e > 0})
+    chunks = [(images[i : i + batch_size], labels[i : i + batch_size].cpu()) for i in range(0, len(images), batch_size)]
+    total = len(attacks) * len(budgets) * len(chunks)
+    sums = {(a, e): [0, 0.0] for a in attacks for e in budgets}
+    clean = [0, 0.0]
+    done = 0
+    for name in attacks:
+        for e in budgets:
+            for x, y in chunks:
+                message = f"{name} eps {e * 255:.3g}/255"
+                result = yield from _with_progress(curve_attack(name, e, steps).run(model, x, y, seed=seed),
+                                                   done, total, message)
+                done += 1
+                _accumulate(sums[name, e], result.after, y)
+                if (name, e) == (attacks[0], budgets[0]):
+                    _accumulate(clean, result.before, y)
+    yield Progress(total, total, "done")
+    n = max(len(images), 1)
+    curve_eps = (0.0, *budgets)
+    return RobustnessCurve(
+        eps=curve_eps,
+        accuracy={a: tuple(s[0] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks},
+        confidence={a: tuple(s[1] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks},
+    )
+
+
+def _with_progress(job: Job[AttackResult], done: int, total: int, message: str) -> Job[AttackResult]:
+    """Run an attack job, turning its ``AttackStep`` items into overall ``Progress``."""
+    try:
+        while True:
+            try:
+                item = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(item, AttackStep):
+                yield Progress(done, total, f"{message}, step {item.iteration}")
+    finally:
+        job.close()
+
+
+def _accumulate(sums: list, probs: Tensor, labels: Tensor) -> None:
+    top, predicted = probs.max(dim=1)
+    sums[0] += int((predicted == labels).sum())
+    sums[1] += float(top.sum())

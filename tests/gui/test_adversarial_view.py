@@ -1,0 +1,136 @@
+"""The Adversarial tab, driven through the real window on the trained shapes model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from cnnexplorer.cli import main
+from cnnexplorer.core.adversarial import as_uint8
+from cnnexplorer.core.builtin.shapes_data import VALIDATION_SEED, generate_shapes
+from cnnexplorer.core.images import load_image
+from cnnexplorer.gui.views.adversarial_view import AdversarialView
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def circle_png(tmp_path):
+    """A validation circle at the model's 64×64 input size (a PNG round trip is exact)."""
+    batch = generate_shapes(12, VALIDATION_SEED)
+    index = int((batch.labels == 0).nonzero()[0])
+    path = tmp_path / "circle.png"
+    Image.fromarray(as_uint8(batch.images[index]).permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+def adversarial_tab(make_window, image) -> tuple[object, AdversarialView]:
+    window = make_window()
+    window.load_model("builtin:shapes", "cpu")
+    window.open_files([str(image)])
+    assert window.wait_for_jobs(WAIT_MS)
+    view = next(v for v in window.views if isinstance(v, AdversarialView))
+    window.tabs.setCurrentWidget(view)
+    return window, view
+
+
+def predict(window, path) -> torch.Tensor:
+    handle = window.session.model
+    pixels = handle.preprocessing.to_tensor(load_image(path).image)[None]
+    with torch.no_grad():
+        return torch.softmax(handle.pixel_model()(pixels), dim=1)[0]
+
+
+def test_attack_fills_the_curve_shows_success_and_saves_an_image_that_fools(make_window, qtbot, circle_png,
+                                                                            tmp_path, capsys):
+    window, view = adversarial_tab(make_window, circle_png)
+    assert view.controls.name() == "pgd" and view.picture() is None
+    qtbot.mouseClick(view.controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+
+    curve = view.curve
+    assert curve.iterations == list(range(11))  # the start and 10 steps, one point each as they came
+    assert curve.true_probs[0] > 0.9 and curve.true_probs[-1] < 0.1
+    assert curve.target_probs[-1] > 0.5
+    assert view.attacked.result.success.all()
+    assert view.message.text().startswith("fooled: circle") and "L∞ 8/255" in view.message.text()
+    assert view.save_button.isEnabled()
+
+    saved = view.save_adversarial_image(tmp_path / "adv.png")
+    probs = predict(window, saved)
+    assert int(probs.argmax()) != 0 and int(probs.argmax()) == int(view.attacked.result.after[0].argmax())
+    levels = np.asarray(Image.open(saved), dtype=int) - np.asarray(Image.open(circle_png), dtype=int)
+    assert np.abs(levels).max() == 8
+
+    png, _ = window.export_current_view(tmp_path / "gui.png")
+    code = main(["export", "adversarial", "--model", "builtin:shapes", "--image", str(circle_png),
+                 "--out", str(tmp_path / "cli.png")])
+    capsys.readouterr()
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_targeted_attack_defaults_to_the_runner_up_and_follows_the_clicked_class(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    controls = view.controls
+    controls.targeted.setChecked(True)
+    assert controls.target.currentData() == window.session.predictions[1].index
+    window.session.set_target(3)  # a click on "star" in the predictions panel
+    assert controls.target.currentData() == 3
+    qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    result = view.attacked.result
+    assert bool(result.success[0]) and int(result.after[0].argmax()) == 3
+    assert view.curve.target_probs[-1] > view.curve.target_probs[0]
+
+    controls.set_attack("deepfool")  # untargeted only
+    assert not controls.targeted.isChecked() and not controls.targeted.isEnabled()
+    assert not controls.eps.isEnabled()
+
+
+def test_a_user_error_is_shown_in_the_tab(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    view.controls.targeted.setChecked(True)
+    view.controls.set_target(0)  # the model already says circle
+    qtbot.mouseClick(view.controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "already predicts circle" in view.message.text()
+    assert view.attacked is None and view.controls.run_button.isEnabled()
+
+
+def test_robustness_curve_is_one_job_and_pgd_is_below_fgsm(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    panel = view.robustness
+    view.tabs.setCurrentWidget(panel)
+    panel.levels.setText("0, 2, 8")
+    panel.steps.setValue(5)
+    panel.limit.setValue(32)
+    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    data, curve = view.curve_result
+    assert len(data.labels) == 32 and data.labelled == 32
+    x, fgsm = panel.curves["fgsm"].getData()
+    _, pgd = panel.curves["pgd"].getData()
+    assert list(x) == [0, 2, 8]
+    assert fgsm[0] == pgd[0] >= 0.9 and pgd[2] <= fgsm[2] and pgd[2] <= 0.1
+    assert "32 images from builtin:shapes" in panel.caption.text()
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_attack_then_explain_shows_gradcam_and_the_layer_for_both_images(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    window.session.set_layer("features.4")
+    assert window.wait_for_jobs(WAIT_MS)
+    qtbot.mouseClick(view.controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    explained = view.explained
+    assert explained is not None and explained.layer == "features.4"
+    assert explained.classes[0] == 0 and explained.classes[1] == int(view.attacked.result.after[0].argmax())
+    assert view.gradcam_canvas.image_item.image.shape == explained.gradcam.shape
+    assert view.activations_canvas.image_item.image.shape == explained.activations.shape
+    window.session.set_layer("features.0")  # another layer: the comparison follows
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.explained.layer == "features.0"
