@@ -4,12 +4,14 @@ A row is a module of ``named_modules()``; selecting it sets the session's curren
 a layer chosen elsewhere selects its row, so the tree is the map every view is read against.
 With a job runner, the Zeros and Dead columns show each layer's sparsity for the current
 image (measured in a worker from the shared activation cache): it grows with depth.
+Each row with parameters has a checkbox: unticking it freezes the module (``requires_grad``
+off, the row greyed), which the Training tab honours; the footer's counts follow.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
@@ -37,8 +39,10 @@ NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls", "Zero
 STAT_TIPS = ("Fraction of this layer's activations that are exactly 0 for the current image",
              "Channels that are 0 everywhere for the current image (after a ReLU; – for outputs with "
              "negative values, where a channel is not dead)")
+FROZEN_COLOUR = QColor(150, 150, 150)
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+FROZEN_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
 def format_count(value: float) -> str:
@@ -166,6 +170,7 @@ class ModelDock(QWidget):
         self.tree.setEditTriggers(QTreeView.EditTrigger.NoEditTriggers)
         self.tree.header().setStretchLastSection(False)
         self.tree.selectionModel().currentRowChanged.connect(self._on_current_row)
+        self.model.itemChanged.connect(self._on_item_changed)
         self.footer = QLabel("No model loaded.")
         self.footer.setWordWrap(True)
 
@@ -219,14 +224,9 @@ class ModelDock(QWidget):
             for layer in summary.layers:
                 if layer.name:
                     self._add_row(layer)
-            frozen = summary.total_params - summary.trainable_params
-            self.footer.setText(
-                f"{summary.total_params:,} parameters ({summary.trainable_params:,} trainable, "
-                f"{frozen:,} frozen) · {format_count(summary.macs)} MACs at "
-                f"{'×'.join(map(str, summary.input_size))}"
-            )
         finally:
             self._syncing = False
+        self._show_frozen()
         self._expand_default()
         self.tree.header().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
 
@@ -242,11 +242,71 @@ class ModelDock(QWidget):
         for cell, tip in zip(cells[STATS], STAT_TIPS):
             cell.setToolTip(tip)
         self._stat_cells[layer.name] = cells[STATS]
+        cells[0].setCheckable(layer.params > 0)
         cells[0].setData(layer.name, NAME_ROLE)
         cells[0].setData(f"{layer.name} {layer.type}", SEARCH_ROLE)
         parent = self._items.get(layer.parent) if layer.parent else None
         (parent if parent is not None else self.model.invisibleRootItem()).appendRow(cells)
         self._items[layer.name] = cells[0]
+
+    def _module(self, name: str):
+        """The session model's submodule ``name``, or None when the tree shows another model."""
+        handle = self.session.model
+        try:
+            return handle.module.get_submodule(name) if handle is not None else None
+        except AttributeError:
+            return None
+
+    def _on_item_changed(self, item: QStandardItem) -> None:
+        """A ticked row trains its module's parameters, an unticked one freezes them."""
+        name = item.data(NAME_ROLE)
+        module = self._module(name) if name and item.isCheckable() and not self._syncing else None
+        if module is None:
+            return
+        trainable = item.checkState() != Qt.CheckState.Unchecked
+        for parameter in module.parameters():
+            parameter.requires_grad_(trainable)
+        self._show_frozen()
+
+    def _show_frozen(self) -> None:
+        """Tick states, grey frozen rows and the footer's trainable/frozen counts, from the model itself."""
+        summary, handle = self._shown_summary, self.session.model
+        if summary is None or handle is None:
+            return
+        counts: dict[str, list[int]] = {}  # module name → [trainable, all] parameter tensors, in one pass
+        for name, parameter in handle.module.named_parameters():
+            parts = name.split(".")[:-1]
+            for depth in range(1, len(parts) + 1):
+                count = counts.setdefault(".".join(parts[:depth]), [0, 0])
+                count[0] += parameter.requires_grad
+                count[1] += 1
+        self._syncing = True
+        try:
+            for name, item in self._items.items():
+                trainable, total = counts.get(name, (0, 0))
+                if not total or not item.isCheckable():
+                    continue
+                state = (Qt.CheckState.Checked if trainable == total else
+                         Qt.CheckState.Unchecked if trainable == 0 else Qt.CheckState.PartiallyChecked)
+                frozen = state == Qt.CheckState.Unchecked
+                if state == item.checkState() and bool(item.data(FROZEN_ROLE)) == frozen:
+                    continue  # unchanged: skip the cell updates (a ResNet-50 has 150 rows)
+                item.setCheckState(state)
+                item.setData(frozen, FROZEN_ROLE)
+                brush = QBrush(FROZEN_COLOUR) if frozen else QBrush()
+                parent = item.parent() or self.model.invisibleRootItem()
+                for column in range(len(COLUMNS)):
+                    cell = parent.child(item.row(), column)
+                    if cell is not None:
+                        cell.setForeground(brush)
+        finally:
+            self._syncing = False
+        trainable = sum(p.numel() for p in handle.module.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in handle.module.parameters())
+        self.footer.setText(
+            f"{total:,} parameters ({trainable:,} trainable, {total - trainable:,} frozen) · "
+            f"{format_count(summary.macs)} MACs at {'×'.join(map(str, summary.input_size))}"
+        )
 
     def _measure(self, *_) -> None:
         """Start measuring every layer's sparsity for the current image (cells empty meanwhile)."""

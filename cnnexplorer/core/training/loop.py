@@ -1,0 +1,270 @@
+"""The training loop: a generator yielding per-batch and per-epoch metrics, one code path for GUI and CLI.
+
+``train(...)`` yields ``BatchMetrics`` after every batch, ``EpochMetrics`` after each epoch's
+validation and a ``Snapshot`` (filters, probe heatmap) per epoch, then returns a ``TrainResult``.
+Each epoch draws its data order, augmentation and dropout from a seed made of (seed, epoch), so
+resuming from the checkpoint of epoch k gives the same weights as never stopping (on the CPU).
+Every epoch writes a checkpoint in the app's format (atomically) with everything a resume needs:
+optimiser and schedule state, the curves and the snapshots; the best one by validation accuracy
+is kept beside it as ``NAME.best.EXT``. ``RunControl`` pauses, resumes and stops a run from
+another thread; a stop ends the run cleanly with the model it has.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnexplorer.core.errors import UserError, is_out_of_memory
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+from cnnexplorer.core.training.augment import augment_batch
+from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_schedule
+from cnnexplorer.core.training.curves import History
+from cnnexplorer.core.training.data import DataSource, epoch_seed
+from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
+from cnnexplorer.core.training.state import ResumeState, best_path, plain, resume_state, save_state, snapshot_json
+from cnnexplorer.core.training.transfer import frozen_norms, set_trainable
+
+
+@dataclass(frozen=True)
+class BatchMetrics:
+    step: int  # 1-based, over the whole run
+    epoch: float  # fractional epoch (0.5 = half-way through the first)
+    loss: float
+    acc: float
+    lr: float
+    images_per_s: float
+    elapsed_s: float
+    eta_s: float | None
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int  # 1-based
+    step: int
+    val_loss: float
+    val_acc: float
+    train_loss: float
+    train_acc: float
+    lr: float
+    elapsed_s: float
+    best: bool  # the best validation accuracy so far
+
+
+@dataclass
+class TrainResult:
+    handle: ModelHandle  # the trained model (train mode off), class names of the data
+    history: History
+    snapshots: list[Snapshot]
+    epochs_done: int
+    best_val_acc: float | None
+    best_val_loss: float | None
+    final_val_acc: float | None
+    final_val_loss: float | None
+    stopped: str | None  # why the run ended early (a stop request, a NaN loss), else None
+    checkpoint: Path | None
+    best_checkpoint: Path | None
+
+
+class RunControl:
+    """Thread-safe pause/resume/stop requests, checked by the loop between batches."""
+
+    def __init__(self):
+        self._running = threading.Event()
+        self._running.set()
+        self.stop_requested = False
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait(self, timeout: float = 0.1) -> bool:
+        """Block up to ``timeout`` while paused (paused time counts neither in elapsed time nor ETA);
+        True when the run may go on."""
+        return self._running.wait(timeout)
+
+
+def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: str,
+          out: str | Path | None = None, resume: dict | None = None,
+          control: RunControl | None = None) -> Job[TrainResult]:
+    """Train a copy of ``handle``'s model on ``data``; the caller's model is left as it was.
+
+    ``arch`` is the architecture spec written into the checkpoints (``builtin:…``/``torchvision:…``);
+    ``resume`` is the ``training`` entry ``read_resume`` returned, whose weights ``handle`` holds.
+    """
+    control = control or RunControl()
+    module = copy.deepcopy(handle.module)
+    set_trainable(module, config.freeze_base, config.unfreeze_top)
+    trained_as = str(out) if out else f"{handle.spec} (trained)"
+    model = replace(handle, module=module, class_names=list(data.class_names), trained=True, spec=trained_as,
+                    weights=trained_as)
+    try:
+        with torch.random.fork_rng(devices=[handle.device] if handle.device.type == "cuda" else []):
+            return (yield from _run(model, data, config, arch, Path(out) if out else None,
+                                    resume_state(resume) if resume else None, control))
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise UserError(f"the batch of {config.batch_size} images does not fit in {handle.device}'s memory; "
+                            f"try --batch-size {max(1, config.batch_size // 2)}") from None
+        raise
+
+
+def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
+         resume: ResumeState | None, control: RunControl) -> Job[TrainResult]:
+    device, module = model.device, model.module
+    cuda = device.type == "cuda"
+    if cuda:
+        module.to(memory_format=torch.channels_last)
+    pixels = model.pixel_model()
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise UserError("every layer of the model is frozen, so there is nothing to train; unfreeze some layers")
+    optimizer = make_optimizer(config, params)
+    steps_per_epoch = data.steps_per_epoch(config.batch_size)
+    schedule = make_schedule(config, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    history, snapshots = History(), []
+    start_epoch, step, elapsed = 0, 0, 0.0
+    best_acc = best_loss = None
+    if resume is not None:
+        try:
+            optimizer.load_state_dict(resume.optimizer)
+        except ValueError:
+            raise UserError("the checkpoint's optimiser state was saved for other trainable layers; resume with "
+                            "the layers frozen as they were, or start a new run from it with --model") from None
+        schedule.load_state_dict(resume.schedule)
+        if resume.scaler and cuda:
+            scaler.load_state_dict(resume.scaler)
+        history, snapshots = resume.history, resume.snapshots
+        start_epoch, step, elapsed = resume.epochs_done, resume.step, resume.elapsed
+        best_acc, best_loss = resume.best_val_acc, resume.best_val_loss
+    good_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    probe, probe_label = next(iter(data.val_batches(1)))
+    total_steps = config.epochs * steps_per_epoch
+    final_acc = final_loss = None
+    stopped, saved, best_saved = None, None, None
+    epochs_done = start_epoch
+    started = time.monotonic() - elapsed
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(epoch_seed(config.seed, epoch))
+        augment_gen = torch.Generator().manual_seed(epoch_seed(config.seed, epoch) + 1)
+        module.train()
+        for norm in frozen_norms(module):
+            norm.eval()
+        epoch_loss = epoch_correct = epoch_seen = 0.0
+        rate, last = None, time.monotonic()
+        for index, (images, labels) in enumerate(data.train_batches(config.batch_size, config.seed, epoch)):
+            if control.paused:
+                pause_start = time.monotonic()
+                while not control.wait(0.1):
+                    yield Progress(step, total_steps, "paused")  # lets a GUI worker cancel a paused run
+                started += time.monotonic() - pause_start
+                last += time.monotonic() - pause_start
+            if control.stop_requested:
+                stopped = "stopped by request"
+                break
+            images = augment_batch(images, config.augment, augment_gen).to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            if cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+                logits = pixels(images)
+                loss = nn.functional.cross_entropy(logits, labels)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                kept = f" in {saved}" if saved else ""
+                stopped = (f"the loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the run was "
+                           f"stopped and the last good weights are kept{kept}; try a lower learning rate")
+                module.load_state_dict(good_state)
+                break
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if not isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                schedule.step()
+            step += 1
+            count = len(labels)
+            correct = float((logits.argmax(1) == labels).sum())
+            epoch_loss += loss_value * count
+            epoch_correct += correct
+            epoch_seen += count
+            now = time.monotonic()
+            batch_rate = count / max(now - last, 1e-9)
+            rate = batch_rate if rate is None else 0.9 * rate + 0.1 * batch_rate
+            last = now
+            lr = optimizer.param_groups[0]["lr"]
+            metrics = BatchMetrics(step, epoch + (index + 1) / steps_per_epoch, loss_value, correct / count, lr,
+                                   rate, now - started, (total_steps - step) * config.batch_size / rate, total_steps)
+            history.add_batch(metrics)
+            yield metrics
+        if stopped:
+            break
+        val_loss, val_acc = evaluate(pixels, data, config.batch_size, device)
+        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            schedule.step(val_loss)
+        epochs_done = epoch + 1
+        final_acc, final_loss = val_acc, val_loss
+        is_best = best_acc is None or val_acc > best_acc
+        if is_best:
+            best_acc, best_loss = val_acc, val_loss
+        now = time.monotonic() - started
+        epoch_metrics = EpochMetrics(epochs_done, step, val_loss, val_acc, epoch_loss / max(epoch_seen, 1),
+                                     epoch_correct / max(epoch_seen, 1), optimizer.param_groups[0]["lr"], now, is_best)
+        history.add_epoch(epoch_metrics)
+        yield epoch_metrics
+        if config.snapshots:
+            snapshot = take_snapshot(model, epochs_done, probe[0], int(probe_label[0]))
+            snapshots.append(snapshot)
+            yield snapshot
+        good_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if out is not None:
+            training = {
+                "config": config.to_json(), "epochs_done": epochs_done, "step": step, "elapsed": now,
+                "optimizer": plain(optimizer.state_dict()), "schedule": plain(schedule.state_dict()),
+                "scaler": plain(scaler.state_dict()) if cuda else {}, "history": history.to_tensors(),
+                "snapshots": [snapshot_json(s) for s in snapshots],
+                "best": {"val_acc": best_acc, "val_loss": best_loss}, "data": data.spec,
+                "val_acc": val_acc, "val_loss": val_loss,
+            }
+            saved = save_state(out, module, arch, model, training)
+            if is_best:
+                best_saved = save_state(best_path(out), module, arch, model, training)
+    if control.stop_requested and stopped is None:
+        stopped = "stopped by request"
+    module.eval()
+    return TrainResult(model, history, snapshots, epochs_done, best_acc, best_loss, final_acc, final_loss,
+                       stopped, saved, best_saved or (best_path(out) if out and best_path(out).exists() else None))
+
+
+def evaluate(pixels: nn.Module, data: DataSource, batch_size: int, device: torch.device) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the validation part, in eval mode."""
+    total_loss = correct = seen = 0.0
+    cuda = device.type == "cuda"
+    with torch.no_grad(), eval_mode(pixels), torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+        for images, labels in data.val_batches(max(batch_size, 250)):
+            images, labels = images.to(device), labels.to(device)
+            logits = pixels(images)
+            total_loss += float(nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
+            correct += float((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+    return total_loss / max(seen, 1), correct / max(seen, 1)

@@ -1,0 +1,320 @@
+"""The "Training" tab: train or fine-tune the current model with live curves and per-epoch snapshots.
+
+The core loop runs in a ``JobRunner`` worker; Pause/Continue/Stop go through its thread-safe
+``RunControl``, so a stop ends the run cleanly and its trained model at once becomes the
+session's current model (every view follows). Each Start adds a run to the overlaid curves.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QStandardPaths, Qt
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from cnnexplorer.core.architecture import summarize_handle
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Progress
+from cnnexplorer.core.models import open_model
+from cnnexplorer.core.training.augment import augment_batch, preview_picture
+from cnnexplorer.core.training.curves import render_curves, write_curves_png
+from cnnexplorer.core.training.data import open_data
+from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult, train
+from cnnexplorer.core.training.snapshots import Snapshot
+from cnnexplorer.core.training.state import read_resume, saved_progress
+from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
+from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.views import View
+from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.training_curves import CurvesPanel, Run
+from cnnexplorer.gui.widgets.training_settings import TrainingSettings
+from cnnexplorer.gui.widgets.training_snapshots import SnapshotScrubber
+from cnnexplorer.gui.workers import JobRunner
+
+PREVIEW_COUNT = 16
+
+
+def training_job(handle, data_spec: str, config, out: Path, scratch: bool, download: bool, control: RunControl,
+                 resume: dict | None = None):
+    """Open the data, prepare the model and train it; returns the result and the new model's summary."""
+    yield Progress(0, None, f"opening {data_spec}")
+    data = open_data(data_spec, handle.input_size, seed=config.seed, download=download)
+    arch = architecture_spec(handle)
+    model = handle if resume else prepare_model(handle, data.class_names, scratch=scratch, seed=config.seed)
+    result = yield from train(model, data, config, arch=arch, out=out, resume=resume, control=control)
+    return result, summarize_handle(result.handle)
+
+
+def resume_job(path: str, device: torch.device, download: bool, control: RunControl):
+    """Continue the run saved in checkpoint ``path`` with its model, data and settings."""
+    training, config = read_resume(path)
+    handle = yield from open_model(path, device)
+    return (yield from training_job(handle, training["data"], config, Path(path), False, download, control,
+                                    resume=training))
+
+
+def preview_job(handle, data_spec: str, config, download: bool):
+    """A labelled batch as it comes (top) and augmented (bottom)."""
+    yield Progress(0, None, f"opening {data_spec}")
+    data = open_data(data_spec, handle.input_size, seed=config.seed, download=download)
+    images, labels = next(iter(data.train_batches(PREVIEW_COUNT, config.seed, 0)))
+    images, labels = images[:PREVIEW_COUNT], labels[:PREVIEW_COUNT]
+    moved = augment_batch(images, config.augment, torch.Generator().manual_seed(config.seed))
+    plain = preview_picture(images, labels, data.class_names)
+    augmented = preview_picture(moved, labels, data.class_names)
+    gap = np.full((12, plain.shape[1], 3), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([plain, gap, augmented])), data
+
+
+class TrainingView(View):
+    title = "Training"
+    view_name = "curves"
+
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
+        super().__init__(session, jobs, parent)
+        self.settings = TrainingSettings()
+        self.control: RunControl | None = None
+        self.job = None
+        self.run: Run | None = None
+        self.result: TrainResult | None = None
+        self.started_at = 0.0
+        self.curves = CurvesPanel()
+        self.scrubber = SnapshotScrubber()
+        self.preview = ImageCanvas()
+        self.preview_label = QLabel("Preview shows a labelled batch as it comes (top) and augmented (bottom).")
+        self.preview_label.setWordWrap(True)
+        self.status = QLabel("Choose the data and settings, then Start. The current model is trained.")
+        self.status.setWordWrap(True)
+
+        self.buttons = {name: QPushButton(name) for name in ("Preview", "Start", "Pause", "Continue", "Stop",
+                                                              "Resume file…", "Export PNG…", "Export CSV…")}
+        actions = {"Preview": self.show_preview, "Start": self.start, "Pause": self.pause, "Continue": self.resume,
+                   "Stop": self.stop, "Resume file…": self._choose_resume, "Export PNG…": self._choose_png,
+                   "Export CSV…": self._choose_csv}
+        for name, button in self.buttons.items():
+            button.clicked.connect(actions[name])
+        self.buttons["Resume file…"].setToolTip("Continue a run from its checkpoint; its curves continue")
+        self._set_running(False)
+
+        scroll = QScrollArea()
+        scroll.setWidget(self.settings)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(200)
+        run_grid = QGridLayout()
+        for k, name in enumerate(("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue")):
+            run_grid.addWidget(self.buttons[name], k // 2, k % 2)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(scroll, 1)
+        left_layout.addLayout(run_grid)
+        left_layout.addWidget(self.status)
+
+        export_row = QHBoxLayout()
+        export_row.addStretch(1)
+        export_row.addWidget(self.buttons["Export PNG…"])
+        export_row.addWidget(self.buttons["Export CSV…"])
+        curves_page = QSplitter(Qt.Orientation.Vertical)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.curves, 1)
+        top_layout.addLayout(export_row)
+        curves_page.addWidget(top)
+        curves_page.addWidget(self.scrubber)
+        curves_page.setStretchFactor(0, 3)
+        curves_page.setStretchFactor(1, 2)
+        preview_page = QWidget()
+        preview_layout = QVBoxLayout(preview_page)
+        preview_layout.addWidget(self.preview_label)
+        preview_layout.addWidget(self.preview, 1)
+        self.pages = QTabWidget()
+        self.pages.addTab(curves_page, "Curves")
+        self.pages.addTab(preview_page, "Data preview")
+
+        self.curves.timer.timeout.connect(self._check_cancelled)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.pages)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+    # run control -------------------------------------------------------------------------
+
+    def _set_running(self, running: bool, paused: bool = False) -> None:
+        self.buttons["Start"].setEnabled(not running)
+        self.buttons["Resume file…"].setEnabled(not running)
+        self.buttons["Preview"].setEnabled(not running)
+        self.buttons["Pause"].setEnabled(running and not paused)
+        self.buttons["Continue"].setEnabled(running and paused)
+        self.buttons["Stop"].setEnabled(running)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def _out_path(self) -> Path:
+        text = self.settings.out.text().strip()
+        if text:
+            return Path(text).expanduser()
+        folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
+        return folder / time.strftime("run-%Y%m%d-%H%M%S.pt")
+
+    def start(self) -> None:
+        """Train the session's current model with the form's settings, as a new run on the curves."""
+        handle = self.session.model
+        if handle is None or self.running:
+            return
+        try:
+            config = self.settings.config()
+        except UserError as exc:
+            self.jobs.message.emit(str(exc))
+            return
+        data_spec, out = self.settings.data.text().strip(), self._out_path()
+        scratch, download = self.settings.scratch.isChecked(), self.settings.download.isChecked()
+        control = RunControl()
+        self._begin(f"{handle.spec.rsplit('/', 1)[-1]} on {data_spec.rsplit('/', 1)[-1]}", control,
+                    lambda: training_job(handle, data_spec, config, out, scratch, download, control))
+
+    def resume_from(self, path: str | Path) -> None:
+        """Continue the run saved in ``path``; its curves and snapshots are shown first."""
+        if self.running:
+            return
+        try:
+            training, _ = read_resume(path)
+        except UserError as exc:
+            self.jobs.message.emit(str(exc))
+            return
+        history, snapshots = saved_progress(training)
+        device = self.session.model.device if self.session.model is not None else torch.device("cpu")
+        control, download = RunControl(), self.settings.download.isChecked()
+        self._begin(f"{Path(path).name} (resumed)", control,
+                    lambda: resume_job(str(path), device, download, control), history, snapshots)
+
+    def _begin(self, name: str, control: RunControl, make_job, history=None, snapshots=()) -> None:
+        self.control = control
+        self.run = self.curves.add_run(f"{len(self.curves.runs) + 1}: {name}", history)
+        self.scrubber.set_snapshots(list(snapshots))
+        self.result = None
+        self.started_at = time.monotonic()
+        self.status.setText("Preparing the data and the model…")
+        self._set_running(True)
+        self.job = self.jobs.start(make_job, label="training", on_item=self._on_item, on_result=self._on_result,
+                                   on_error=self._on_error)
+
+    def pause(self) -> None:
+        if self.control is not None and self.running:
+            self.control.pause()
+            self._set_running(True, paused=True)
+            self.status.setText(self.status.text().split(" · paused")[0] + " · paused")
+
+    def resume(self) -> None:
+        if self.control is not None and self.running:
+            self.control.resume()
+            self._set_running(True)
+
+    def stop(self) -> None:
+        """End the run after the current batch; its model becomes the current model."""
+        if self.control is not None and self.running:
+            self.control.stop()
+            self.status.setText("Stopping after this batch…")
+
+    def _check_cancelled(self) -> None:
+        """A run cancelled from the status bar reports nothing: notice it and free the buttons."""
+        if self.job is not None and self.job.done and self.job.cancelled and self.buttons["Stop"].isEnabled():
+            self._set_running(False)
+            self.status.setText("Training was cancelled; the current model is unchanged.")
+
+    def _on_item(self, item) -> None:
+        if self.run is None:
+            return
+        if isinstance(item, BatchMetrics):
+            self.run.history.add_batch(item)
+            self.curves.mark_dirty(self.run)
+            eta = "—" if item.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(item.eta_s))
+            paused = " · paused" if self.control is not None and self.control.paused else ""
+            self.status.setText(f"step {item.step}/{item.total_steps} · epoch {item.epoch:.2f} · loss {item.loss:.4f} · "
+                                f"lr {item.lr:.2e} · {item.images_per_s:,.0f} images/s · ETA {eta}{paused}")
+        elif isinstance(item, EpochMetrics):
+            self.run.history.add_epoch(item)
+            self.curves.mark_dirty(self.run)
+        elif isinstance(item, Snapshot):
+            self.scrubber.append(item)
+
+    def _on_result(self, value) -> None:
+        result, summary = value
+        self.result = result
+        self._set_running(False)
+        self.curves.redraw()
+        acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.2%}"
+        where = f"; checkpoint {result.checkpoint}" if result.checkpoint else ""
+        ending = result.stopped or "finished"
+        self.status.setText(f"{ending[0].upper()}{ending[1:]} after {result.epochs_done} epochs: validation accuracy "
+                            f"{acc}{where}. The trained model is now the current model.")
+        self.session.set_model(result.handle, summary)
+
+    def _on_error(self, exc: BaseException) -> bool:
+        self._set_running(False)
+        self.status.setText(f"Training failed: {exc}" if isinstance(exc, UserError) else "Training failed.")
+        return False
+
+    # preview and export ------------------------------------------------------------------
+
+    def show_preview(self) -> None:
+        handle = self.session.model
+        if handle is None:
+            return
+        try:
+            config = self.settings.config()
+        except UserError as exc:
+            self.jobs.message.emit(str(exc))
+            return
+        data_spec, download = self.settings.data.text().strip(), self.settings.download.isChecked()
+        self.pages.setCurrentIndex(1)
+        self.jobs.start(lambda: preview_job(handle, data_spec, config, download), kind="training-preview",
+                        label="data preview", on_result=self._on_preview)
+
+    def _on_preview(self, value) -> None:
+        pixels, data = value
+        self.preview.set_pixels(pixels)
+        self.preview_label.setText(f"{data.spec}: {data.train_size:,} training and {data.val_size:,} validation "
+                                   f"images, {len(data.class_names)} classes. Top: as loaded; bottom: augmented.")
+
+    def _shown_run(self) -> Run | None:
+        row = self.curves.run_list.currentRow()
+        return self.curves.runs[row] if 0 <= row < len(self.curves.runs) else self.run
+
+    def export_png(self, path: str | Path) -> Path | None:
+        run = self._shown_run()
+        return None if run is None else write_curves_png(path, run.history, self.curves.smoothing)
+
+    def export_csv(self, path: str | Path) -> Path | None:
+        run = self._shown_run()
+        return None if run is None else run.history.write_csv(path)
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        run = self._shown_run()
+        if run is None or not run.history.step:
+            return None
+        return render_curves(run.history, self.curves.smoothing), {"run": run.name, "smoothing": self.curves.smoothing}
+
+    def _choose_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export curves", "curves.png", "PNG (*.png)")
+        if path:
+            self.export_png(path)
+
+    def _choose_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def _choose_resume(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", "", "Checkpoints (*.pt *.pth *.ckpt)")
+        if path:
+            self.resume_from(path)

@@ -1,0 +1,60 @@
+"""A slider under the curves that scrubs through the epochs' snapshots: first-layer filters and the probe heatmap."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
+
+from cnnexplorer.core.training.snapshots import Snapshot
+from cnnexplorer.gui.views.canvas import ImageCanvas
+
+
+class SnapshotScrubber(QWidget):
+    """Shows one epoch's snapshot; follows the newest one unless the user has moved the slider back."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.snapshots: list[Snapshot] = []
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.setEnabled(False)
+        self.slider.valueChanged.connect(self.show_index)
+        self.label = QLabel("Snapshots of each epoch appear here while training.")
+        self.label.setWordWrap(True)
+        self.filters = ImageCanvas()
+        self.heatmap = ImageCanvas()
+        self.filters_title, self.heatmap_title = QLabel("First-layer filters"), QLabel("Probe heatmap")
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 0, 0)
+        layout.addWidget(self.slider, 0, 1)
+        layout.addWidget(self.filters_title, 1, 0)
+        layout.addWidget(self.heatmap_title, 1, 1)
+        layout.addWidget(self.filters, 2, 0)
+        layout.addWidget(self.heatmap, 2, 1)
+        layout.setRowStretch(2, 1)
+
+    def set_snapshots(self, snapshots: list[Snapshot]) -> None:
+        self.snapshots = []
+        self.slider.setRange(0, 0)
+        for snapshot in snapshots:
+            self.append(snapshot)
+
+    def append(self, snapshot: Snapshot) -> None:
+        follow = self.slider.value() == len(self.snapshots) - 1 or not self.snapshots
+        self.snapshots.append(snapshot)
+        self.slider.setEnabled(True)
+        self.slider.setRange(0, len(self.snapshots) - 1)
+        if follow:
+            self.slider.setValue(len(self.snapshots) - 1)
+        self.show_index(self.slider.value())
+
+    def show_index(self, index: int) -> None:
+        if not 0 <= index < len(self.snapshots):
+            return
+        snap = self.snapshots[index]
+        self.label.setText(f"Epoch {snap.epoch} of {self.snapshots[-1].epoch}")
+        self.heatmap_title.setText("Probe: Grad-CAM" if snap.method == "gradcam" else "Probe: gradient saliency")
+        if snap.filters is not None:
+            self.filters.set_pixels(snap.filters)
+        self.heatmap.set_pixels(snap.heatmap)

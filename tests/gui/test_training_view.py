@@ -1,0 +1,150 @@
+"""The Training tab: start, pause, continue and stop a real run with the curves updating; resume; export."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+from PIL import Image
+
+from cnnexplorer.core.models import load_model
+from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.views.training_view import TrainingView
+from cnnexplorer.gui.workers import JobRunner
+
+
+def make_folder(root):
+    rng = np.random.default_rng(0)
+    for name, axis in (("across", 0), ("down", 1)):
+        (root / name).mkdir(parents=True)
+        for i in range(40):
+            wave = (np.arange(32) // 3 % 2) * 160 + 40
+            image = np.repeat(wave[:, None] if axis == 0 else wave[None, :], 32, axis=1 - axis)
+            Image.fromarray(np.clip(image + rng.normal(0, 25, (32, 32)), 0, 255).astype(np.uint8)).save(
+                root / name / f"{i}.png")
+    return root
+
+
+def steps(view) -> int:
+    return len(view.run.history.step)
+
+
+def test_start_pause_continue_stop_with_live_curves_then_resume(qtbot, tmp_path):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    view.show()
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    view.settings.out.setText(str(tmp_path / "run.pt"))
+    view.settings.batch_size.setValue(8)
+    view.settings.epochs.setValue(200)
+    messages = []
+    jobs.message.connect(messages.append)
+    try:
+        view.start()
+        assert not view.buttons["Start"].isEnabled() and view.buttons["Pause"].isEnabled()
+        qtbot.waitUntil(lambda: bool(view.scrubber.snapshots) and steps(view) >= 10, timeout=30_000)
+        loss_curve = view.curves.plots[0].listDataItems()[0]
+        qtbot.waitUntil(lambda: len(loss_curve.getOriginalDataset()[1] if loss_curve.getOriginalDataset()[1] is not None else ()) >= 10,
+                        timeout=2_000)  # the loss curve is drawn by the refresh timer
+
+        view.pause()
+        assert view.buttons["Continue"].isEnabled() and not view.buttons["Pause"].isEnabled()
+        qtbot.wait(400)
+        paused_at = steps(view)
+        qtbot.wait(600)
+        assert steps(view) == paused_at and "paused" in view.status.text()
+
+        view.resume()
+        qtbot.waitUntil(lambda: steps(view) >= paused_at + 3, timeout=10_000)
+        assert view.scrubber.slider.maximum() == len(view.scrubber.snapshots) - 1
+
+        view.stop()
+        qtbot.waitUntil(lambda: view.result is not None, timeout=10_000)
+        assert view.result.stopped == "stopped by request" and "Stopped by request" in view.status.text()
+        assert session.model is view.result.handle and session.model.class_names == ["across", "down"]
+        assert view.buttons["Start"].isEnabled() and not view.buttons["Stop"].isEnabled()
+        first_run = view.run
+        saved_steps = view.result.history.val_step[-1]  # the checkpoint holds the last finished epoch
+
+        png, table = view.export_png(tmp_path / "c.png"), view.export_csv(tmp_path / "m.csv")
+        assert Image.open(png).size[0] > 600 and len(list(csv.DictReader(open(table)))) == steps(view)
+
+        view.resume_from(tmp_path / "run.pt")
+        assert view.run is not first_run and len(view.curves.runs) == 2
+        start_len = steps(view)
+        assert start_len == saved_steps
+        qtbot.waitUntil(lambda: steps(view) > start_len, timeout=20_000)
+        assert view.run.history.step[start_len] == saved_steps + 1  # the curve continues where the checkpoint ended
+        view.curves.run_list.item(0).setCheckState(view.curves.run_list.item(0).checkState().Unchecked)
+        assert not view.curves.runs[0].visible and view.curves.runs[1].visible
+        view.stop()
+        qtbot.waitUntil(lambda: view.result is not None, timeout=10_000)
+        assert not messages
+    finally:
+        if view.control is not None:
+            view.control.stop()
+        jobs.wait(20_000)
+
+
+def test_tree_checkboxes_freeze_modules_and_training_honours_them(qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from cnnexplorer.core.architecture import summarize_handle
+    from cnnexplorer.gui.widgets.model_dock import ModelDock
+
+    session, jobs = Session(), JobRunner()
+    dock, view = ModelDock(session), TrainingView(session, jobs)
+    qtbot.addWidget(dock)
+    qtbot.addWidget(view)
+    handle = load_model("builtin:lenet5", "cpu")
+    session.set_model(handle, summarize_handle(handle))
+    conv = dock._items["features.0"]
+    assert conv.isCheckable() and conv.checkState() == Qt.CheckState.Checked
+    assert not dock._items["features.1"].isCheckable()  # a ReLU has nothing to freeze
+
+    conv.setCheckState(Qt.CheckState.Unchecked)
+    frozen = sum(p.numel() for p in handle.module.features[0].parameters())
+    assert not any(p.requires_grad for p in handle.module.features[0].parameters())
+    assert dock._items["features"].checkState() == Qt.CheckState.PartiallyChecked
+    assert conv.foreground().color().getRgb()[:3] == (150, 150, 150)
+    assert f"{frozen:,} frozen" in dock.footer.text()
+
+    before = handle.module.features[0].weight.detach().clone()
+    other = handle.module.features[3].weight.detach().clone()
+    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    view.settings.out.setText(str(tmp_path / "run.pt"))
+    view.settings.batch_size.setValue(16)
+    view.settings.epochs.setValue(1)
+    view.start()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=30_000)
+    trained = session.model.module
+    assert torch_equal(trained.features[0].weight, before)  # the frozen row's weights did not move
+    assert not torch_equal(trained.features[3].weight, other)  # a ticked row's weights did
+    assert dock._items["features.0"].checkState() == Qt.CheckState.Unchecked  # the new model keeps the freeze
+    jobs.wait(10_000)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_cancelling_from_the_status_bar_frees_the_buttons(qtbot, tmp_path):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    model = load_model("builtin:lenet5", "cpu")
+    session.set_model(model)
+    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    view.settings.out.setText(str(tmp_path / "run.pt"))
+    view.settings.epochs.setValue(500)
+    view.start()
+    qtbot.waitUntil(lambda: len(view.run.history.step) >= 2, timeout=20_000)
+    view.pause()
+    jobs.cancel_all()  # a paused run still ends: the loop yields while it waits
+    assert jobs.wait(10_000)
+    qtbot.waitUntil(lambda: view.buttons["Start"].isEnabled(), timeout=2_000)
+    assert "cancelled" in view.status.text() and session.model is model
