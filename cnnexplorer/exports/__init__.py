@@ -7,9 +7,13 @@ same core render functions, so both front ends write the same pixels.
 
 from __future__ import annotations
 
-from cnnexplorer.exports import activations, summary
+from cnnexplorer.exports import activations, adversarial, featurevis, heatmap, summary
 from cnnexplorer.exports.base import ExportView, Picture, add_shared_options
 
-EXPORT_VIEWS: dict[str, ExportView] = {view.name: view for module in (summary, activations) for view in module.VIEWS}
+EXPORT_VIEWS: dict[str, ExportView] = {
+    view.name: view
+    for module in (summary, activations, featurevis, heatmap, adversarial)
+    for view in module.VIEWS
+}
 
 __all__ = ["EXPORT_VIEWS", "ExportView", "Picture", "add_shared_options"]

@@ -40,8 +40,12 @@ from cnnexplorer.core.weights import WeightsUnavailable
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.activations_view import ActivationsView
+from cnnexplorer.gui.views.adversarial_view import AdversarialView
+from cnnexplorer.gui.views.featurevis_view import FeatureVisView
+from cnnexplorer.gui.views.heatmap_view import HeatmapView
 from cnnexplorer.gui.views.input_view import InputView
 from cnnexplorer.gui.views.summary_view import SummaryView
+from cnnexplorer.gui.views.training_view import TrainingView
 from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
 from cnnexplorer.gui.widgets.model_dock import ModelDock
@@ -58,7 +62,8 @@ TRUST_WARNING = (
 )
 DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 NON_NATIVE = QFileDialog.Option.DontUseNativeDialog  # the same dialogs on every platform
-VIEWS = (InputView, SummaryView, ActivationsView, WeightsView)  # the central tabs, in order
+VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
+         TrainingView)  # the central tabs, in order
 
 
 def sample_images() -> list[Path]:
@@ -129,6 +134,7 @@ class MainWindow(QMainWindow):
         for view in self.views:
             self.tabs.addTab(view, view.title)
         self.setCentralWidget(self.tabs)
+        self._link_views()
         self._build_status_bar()
         self._build_menus()
         self._watch_drops()
@@ -143,6 +149,17 @@ class MainWindow(QMainWindow):
         self.resize(1500, 900)
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self._dock_sizes_pending = not self.restoreState(self.settings.value("window/state", b""))
+
+    def _link_views(self) -> None:
+        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
+        activations, featurevis = (next(v for v in self.views if isinstance(v, kind))
+                                   for kind in (ActivationsView, FeatureVisView))
+
+        def visualise(unit) -> None:
+            self.tabs.setCurrentWidget(featurevis)
+            featurevis.visualise(unit)
+
+        activations.visualise_requested.connect(visualise)
 
     @property
     def last_message(self) -> str | None:
