@@ -114,7 +114,8 @@ class HeatmapView(View):
         self.plot.setLabel("left", "target probability")
         self.plot.addLegend()
         self.plot.hide()
-        lower = QWidget()
+        self.lower = lower = QWidget()  # comparisons, sanity check and curves: shown once there are some
+        lower.hide()
         lower_layout = QVBoxLayout(lower)
         lower_layout.setContentsMargins(0, 0, 0, 0)
         lower_layout.addWidget(self.panel_canvas, 1)
@@ -244,6 +245,7 @@ class HeatmapView(View):
         self.plot.hide()
         self.panel_canvas.show()
         self.panel_caption.setText(" ")
+        self.lower.hide()
 
     def _show_panels(self, panels: list[tuple[str, Heatmap]], caption: str) -> None:
         self.panels = panels
@@ -251,6 +253,7 @@ class HeatmapView(View):
         pictures = [render_heatmap(self._panel_pixels, h, alpha, self._cmap(h)) for _, h in panels]
         self.plot.hide()
         self.panel_canvas.show()
+        self.lower.show()
         self.panel_canvas.set_pixels(side_by_side(pictures))
         self.panel_caption.setText(caption)
 
@@ -309,6 +312,7 @@ class HeatmapView(View):
             self.panels = []
             self.panel_canvas.hide()
             self.plot.show()
+            self.lower.show()
             self.plot.clear()
             for curve, colour in zip(curves, ("#d6604d", "#2166ac")):
                 self.plot.plot(curve.fractions, curve.scores, pen=pg.mkPen(colour, width=2),

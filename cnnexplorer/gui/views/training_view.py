@@ -142,6 +142,7 @@ class TrainingView(View):
         splitter.addWidget(left)
         splitter.addWidget(self.pages)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 770])  # the settings form, the rest for the curves
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

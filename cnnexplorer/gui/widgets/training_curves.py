@@ -68,8 +68,9 @@ class CurvesPanel(QWidget):
         self.graphics.setBackground("w")
         self.graphics.setToolTip("faint: per batch · bold: smoothed · dashed with dots: validation per epoch")
         self.plots = []
-        for column, (_, _, title) in enumerate(PANELS):
-            plot = self.graphics.addPlot(row=0, col=column, title=title)
+        for index, (_, _, title) in enumerate(PANELS):  # two side by side, the next ones full width below
+            row, column = (0, index) if index < 2 else (index - 1, 0)
+            plot = self.graphics.addPlot(row=row, col=column, colspan=1 if index < 2 else 2, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
@@ -85,7 +86,7 @@ class CurvesPanel(QWidget):
         self.axis_combo.setToolTip("x axis: optimisation step, epoch or wall time (seconds)")
         self.axis_combo.currentTextChanged.connect(self._on_axis)
         self.run_list = QListWidget()
-        self.run_list.setMaximumWidth(220)
+        self.run_list.setMaximumHeight(90)
         self.run_list.itemChanged.connect(self._on_toggled)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Smoothing"))
@@ -95,7 +96,7 @@ class CurvesPanel(QWidget):
         controls.addSpacing(12)
         controls.addWidget(QLabel("x axis"))
         controls.addWidget(self.axis_combo)
-        splitter = QSplitter()
+        splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.graphics)
         splitter.addWidget(self.run_list)
         splitter.setStretchFactor(0, 1)
