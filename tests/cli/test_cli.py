@@ -11,18 +11,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.cli.cli_helpers import last_json, run_cli
 
-from cnnexplorer.cli import main
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnexplorer.cli import main
 from cnnexplorer.core.activations import activation_grid, capture, render_activation_picture
 from cnnexplorer.core.filters import filter_view, render_filter_picture
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.models import load_model
+from tests.cli.cli_helpers import run_cli
 
 MODEL = "builtin:tinyvgg"
 
@@ -22,12 +22,6 @@ def cli_model():
     """The model as the CLI loads it: random weights drawn after ``torch.manual_seed(--seed)``."""
     torch.manual_seed(0)
     return load_model(MODEL, "cpu")
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -9,21 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnexplorer.cli import main
 from cnnexplorer.core.adversarial import PGD, as_uint8, render_adversarial_panel
 from cnnexplorer.core.builtin.shapes_data import generate_shapes
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
+from tests.cli.cli_helpers import run_cli
 
 MODEL = "builtin:shapes"
 KEYS = {"out", "sidecar", "attack", "eps", "before", "after", "linf", "l2", "iterations", "success", "psnr", "ssim"}
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnexplorer.cli import main
 from cnnexplorer.core.builtin.shapes_data import generate_shapes
 from cnnexplorer.core.featurevis import preset, render_featurevis_picture, visualize
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
+from tests.cli.cli_helpers import run_cli
 
 MODEL = "builtin:shapes"
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

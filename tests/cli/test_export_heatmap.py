@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnexplorer.cli import main
 from cnnexplorer.core.attribution import compute_heatmap, render_heatmap
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.models import load_model
 from cnnexplorer.gui.main_window import sample_images
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.cli_helpers import run_cli
 
 
 def test_export_heatmap_reports_target_score_and_peak_and_saves_the_map(capsys, tmp_path):

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 
 import numpy as np
 from PIL import Image
 
-from cnnexplorer.cli import main
 from cnnexplorer.core.models import load_model
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
+from tests.cli.cli_helpers import last_json, run_cli
 
 
 def make_folder(root, per_class: int = 24):
