@@ -240,6 +240,9 @@ def test_robustness_curve_falls_with_eps_and_pgd_below_fgsm(model):
     assert fgsm[0] >= fgsm[1] >= fgsm[2] and pgd[0] >= pgd[1] >= pgd[2]
     assert all(p <= f for p, f in zip(pgd, fgsm)) and pgd[2] <= 0.1
     assert all(0 < c <= 1 for c in curve.confidence["pgd"])
+    true_class = curve.true_class["pgd"]  # falls as the attack pushes the true class down
+    assert true_class[0] >= 0.9 and true_class[0] > true_class[1] > true_class[2] < 0.1
+    assert curve.confidence["pgd"][2] > true_class[2]  # fooled, yet confident in the wrong class
     progress = [i for i in items if isinstance(i, Progress)]
     assert progress[-1].done == progress[-1].total == 2 * 2 * 2  # attacks x budgets x chunks
     assert [p.done for p in progress] == sorted(p.done for p in progress)

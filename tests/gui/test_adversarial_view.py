@@ -91,6 +91,22 @@ def test_targeted_attack_defaults_to_the_runner_up_and_follows_the_clicked_class
     assert not controls.eps.isEnabled()
 
 
+def test_step_size_reaches_the_attack_and_only_attacks_that_take_one_offer_it(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    controls = view.controls
+    controls.set_attack("fgsm")
+    assert not controls.alpha.isEnabled()
+    controls.set_attack("bim")  # no random start: after k steps of α no pixel moved more than k·α
+    assert controls.alpha.isEnabled() and controls.alpha.value() == 2
+    controls.alpha.setValue(1)
+    controls.steps.setValue(3)
+    qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    result = view.attacked.result
+    assert result.settings["alpha"] == 1 / 255
+    assert 0 < float(result.linf[0]) <= 3 / 255 + 1e-9 < result.eps
+
+
 def test_a_user_error_is_shown_in_the_tab(make_window, qtbot, circle_png):
     window, view = adversarial_tab(make_window, circle_png)
     view.controls.targeted.setChecked(True)
@@ -117,6 +133,13 @@ def test_robustness_curve_is_one_job_and_pgd_is_below_fgsm(make_window, qtbot, c
     assert list(x) == [0, 2, 8]
     assert fgsm[0] == pgd[0] >= 0.9 and pgd[2] <= fgsm[2] and pgd[2] <= 0.1
     assert "32 images from builtin:shapes" in panel.caption.text()
+    panel.measure.setCurrentText("true-class probability")  # the same job's other measures
+    _, pgd_true = panel.curves["pgd"].getData()
+    assert list(pgd_true) == list(curve.true_class["pgd"]) != list(curve.accuracy["pgd"])
+    assert "clean true-class probability" in panel.caption.text()
+    assert panel.plot.getPlotItem().getAxis("left").labelText == "P(true class)"
+    panel.measure.setCurrentText("top-1 confidence")
+    assert list(panel.curves["pgd"].getData()[1]) == list(curve.confidence["pgd"])
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
 
 

@@ -1,4 +1,4 @@
-"""Robustness curve: accuracy and mean confidence against the budget ε, for FGSM and PGD.
+"""Robustness curve: accuracy, mean confidence and mean true-class probability against ε, for FGSM and PGD.
 
 One job over a labelled image batch (the built-in validation set, or a folder's images),
 attacked in chunks of ``batch_size`` so memory stays bounded. ε = 0 is the clean accuracy (of
@@ -23,15 +23,18 @@ CURVE_ATTACKS = ("fgsm", "pgd")
 
 @dataclass(frozen=True)
 class RobustnessCurve:
-    """``accuracy[attack][i]`` and ``confidence[attack][i]`` (mean top-1 probability) at ``eps[i]``."""
+    """Per attack, at each ``eps[i]``: ``accuracy``, ``confidence`` (mean top-1 probability, right or
+    wrong: an attacked model is often confidently wrong) and ``true_class`` (mean probability of
+    the true class)."""
 
     eps: tuple[float, ...]
     accuracy: dict[str, tuple[float, ...]]
     confidence: dict[str, tuple[float, ...]]
+    true_class: dict[str, tuple[float, ...]]
 
     def to_json(self) -> dict:
-        return {"eps": list(self.eps), "accuracy": {k: list(v) for k, v in self.accuracy.items()},
-                "confidence": {k: list(v) for k, v in self.confidence.items()}}
+        return {"eps": list(self.eps), **{name: {k: list(v) for k, v in getattr(self, name).items()}
+                                          for name in ("accuracy", "confidence", "true_class")}}
 
 
 def curve_attack(name: str, eps: float, steps: int) -> Attack:
@@ -50,8 +53,8 @@ def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tupl
     budgets = sorted({float(e) for e in eps if e > 0})
     chunks = [(images[i : i + batch_size], labels[i : i + batch_size].cpu()) for i in range(0, len(images), batch_size)]
     total = len(attacks) * len(budgets) * len(chunks)
-    sums = {(a, e): [0, 0.0] for a in attacks for e in budgets}
-    clean = [0, 0.0]
+    sums = {(a, e): [0, 0.0, 0.0] for a in attacks for e in budgets}
+    clean = [0, 0.0, 0.0]
     done = 0
     for name in attacks:
         for e in budgets:
@@ -65,12 +68,8 @@ def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tupl
                     _accumulate(clean, result.before, y)
     yield Progress(total, total, "done")
     n = max(len(images), 1)
-    curve_eps = (0.0, *budgets)
-    return RobustnessCurve(
-        eps=curve_eps,
-        accuracy={a: tuple(s[0] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks},
-        confidence={a: tuple(s[1] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks},
-    )
+    means = [{a: tuple(s[k] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks} for k in range(3)]
+    return RobustnessCurve((0.0, *budgets), *means)
 
 
 def _with_progress(job: Job[AttackResult], done: int, total: int, message: str) -> Job[AttackResult]:
@@ -91,3 +90,4 @@ def _accumulate(sums: list, probs: Tensor, labels: Tensor) -> None:
     top, predicted = probs.max(dim=1)
     sums[0] += int((predicted == labels).sum())
     sums[1] += float(top.sum())
+    sums[2] += float(probs.gather(1, labels[:, None]).sum())

@@ -1,9 +1,10 @@
-"""The attack chooser: attack, budget ε, steps and target class, with Run and Cancel.
+"""The attack chooser: attack, budget ε, step size α, steps and target class, with Run and Cancel.
 
 Each attack shows only the options it takes (FGSM has no steps; DeepFool, C&W and the class
-score ascent have no ε; DeepFool has no target, the ascent always has one). ε is set in grey
-levels (k/255) for the L∞ attacks and as an L2 norm for PGD-L2; the defaults are the attack's
-own (torchattacks': 8/255, 10 steps).
+score ascent have no ε; only BIM, PGD and the ascent take a step size; DeepFool has no target,
+the ascent always has one). ε and α are set in grey levels (k/255) for the L∞ attacks and the
+ascent, and as L2 norms for PGD-L2; the defaults are the attack's own (torchattacks': 8/255,
+α 2/255, 10 steps).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class AttackChoice:
     eps: float | None
     steps: int | None
     target: int | None
+    alpha: float | None = None
 
     def attack(self) -> Attack:
-        return make_attack(self.name, eps=self.eps, steps=self.steps)
+        return make_attack(self.name, eps=self.eps, alpha=self.alpha, steps=self.steps)
 
 
 class AttackControls(QWidget):
@@ -57,6 +59,9 @@ class AttackControls(QWidget):
         self.eps_label = QLabel("ε")
         self.eps = QDoubleSpinBox()
         self.eps.setToolTip("Budget: the largest change of a pixel (L∞, in grey levels) or of the image (L2)")
+        self.alpha_label = QLabel("α")
+        self.alpha = QDoubleSpinBox()
+        self.alpha.setToolTip("Step size: how far each iteration moves the image (L∞: grey levels per pixel; L2: norm)")
         self.steps_label = QLabel("steps")
         self.steps = QSpinBox()
         self.steps.setRange(1, 1000)
@@ -74,7 +79,8 @@ class AttackControls(QWidget):
         self.progress.setMaximumHeight(16)
         self.progress.setTextVisible(False)
         layout = FlowLayout(self)
-        for group in ((self.attack,), (self.eps_label, self.eps), (self.steps_label, self.steps),
+        for group in ((self.attack,), (self.eps_label, self.eps), (self.alpha_label, self.alpha),
+                      (self.steps_label, self.steps),
                       (self.targeted, self.target), (self.run_button, self.cancel_button, self.progress)):
             layout.addWidget(control_group(*group))
         self.attack.currentIndexChanged.connect(self._attack_changed)
@@ -114,24 +120,30 @@ class AttackControls(QWidget):
         eps = None
         if _default(name, "eps") is not None:
             eps = self.eps.value() / 255 if name != "pgd-l2" else self.eps.value()
+        alpha = None
+        if _default(name, "alpha") is not None:
+            alpha = self.alpha.value() / 255 if name != "pgd-l2" else self.alpha.value()
         steps = self.steps.value() if _default(name, "steps") is not None else None
         target = self.target.currentData() if self.targeted.isChecked() else None
-        return AttackChoice(name, eps, steps, target)
+        return AttackChoice(name, eps, steps, target, alpha)
 
     def _attack_changed(self, *_) -> None:
         name = self.name()
-        eps = _default(name, "eps")
+        eps, alpha = _default(name, "eps"), _default(name, "alpha")
         l2 = name == "pgd-l2"
+        for box, default, levels in ((self.eps, eps, (1, 64)), (self.alpha, alpha, (0.25, 64))):
+            box.setDecimals(2)
+            box.setRange(0.01, 50.0) if l2 else box.setRange(*levels)
+            box.setSingleStep(0.1 if l2 else 1)
+            box.setSuffix("" if l2 else " / 255")
+            if default is not None:
+                box.setValue(default if l2 else default * 255)
         self.eps.setDecimals(2 if l2 else 0)
-        self.eps.setRange(0.01, 50.0) if l2 else self.eps.setRange(1, 64)
-        self.eps.setSingleStep(0.1 if l2 else 1)
-        self.eps.setSuffix("" if l2 else " / 255")
-        if eps is not None:
-            self.eps.setValue(eps if l2 else round(eps * 255))
         steps = _default(name, "steps")
         if steps is not None:
             self.steps.setValue(steps)
         for widget, shown in ((self.eps_label, eps is not None), (self.eps, eps is not None),
+                              (self.alpha_label, alpha is not None), (self.alpha, alpha is not None),
                               (self.steps_label, steps is not None), (self.steps, steps is not None)):
             widget.setEnabled(shown)
         self.targeted.setEnabled(name not in UNTARGETED + ALWAYS_TARGETED)

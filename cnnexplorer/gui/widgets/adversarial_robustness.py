@@ -1,4 +1,4 @@
-"""The robustness curve: accuracy against ε for FGSM and PGD over a set of images.
+"""The robustness curve: accuracy or mean confidence against ε for FGSM and PGD over a set of images.
 
 The images are the built-in shapes validation set or a chosen folder (one sub-folder per
 class; images outside such folders count against the model's own clean prediction). The
@@ -20,6 +20,9 @@ from cnnexplorer.core.errors import UserError
 
 COLOURS = {"fgsm": (31, 119, 180), "pgd": (214, 39, 40)}
 DEFAULT_LEVELS = "0, 1, 2, 4, 8, 16"
+MEASURES = {"accuracy": ("accuracy", "accuracy"),  # the choice → RobustnessCurve field, y-axis label
+            "true-class probability": ("true_class", "P(true class)"),
+            "top-1 confidence": ("confidence", "P(top-1 class)")}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,12 @@ class RobustnessPanel(QWidget):
         self.limit.setRange(8, 5000)
         self.limit.setValue(200)
         self.limit.setToolTip("How many images to attack")
+        self.measure = QComboBox()
+        self.measure.addItems(list(MEASURES))
+        self.measure.setToolTip("Plot the accuracy, the mean probability of the true class, or the mean top-1 "
+                                "probability (right or wrong: attacked models are often confidently wrong) against ε")
+        self.measure.currentTextChanged.connect(self._plot)
+        self.shown: tuple[LabelledImages, RobustnessCurve] | None = None
         self.run_button = QPushButton("Compute")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -73,7 +82,7 @@ class RobustnessPanel(QWidget):
         self.progress.setMaximumHeight(16)
         self.progress.setTextVisible(False)
         rows = (QHBoxLayout(), QHBoxLayout())
-        for widget in (self.source, self.browse, QLabel("ε /255"), self.levels):
+        for widget in (self.source, self.browse, QLabel("ε /255"), self.levels, QLabel("plot"), self.measure):
             rows[0].addWidget(widget)
         for widget in (QLabel("PGD steps"), self.steps, QLabel("images"), self.limit, self.run_button,
                        self.cancel_button, self.progress):
@@ -89,7 +98,7 @@ class RobustnessPanel(QWidget):
         self.curves = {name: self.plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
                                             symbolBrush=colour, symbolPen=None, name=name.upper())
                        for name, colour in COLOURS.items()}
-        self.caption = QLabel("Accuracy against the budget ε for FGSM and PGD, computed as one job.")
+        self.caption = QLabel("Accuracy or confidence against the budget ε for FGSM and PGD, computed as one job.")
         self.caption.setWordWrap(True)
         layout = QVBoxLayout(self)
         for row in rows:
@@ -122,19 +131,32 @@ class RobustnessPanel(QWidget):
         self.progress.setValue(int(fraction * 1000))
 
     def show_curve(self, data: LabelledImages, curve: RobustnessCurve) -> None:
-        levels = [e * 255 for e in curve.eps]
-        for name, item in self.curves.items():
-            item.setData(levels, list(curve.accuracy.get(name, ())))
-        clean = curve.accuracy[next(iter(curve.accuracy))][0]
-        worst = ", ".join(f"{n.upper()} {100 * acc[-1]:.0f} %" for n, acc in curve.accuracy.items())
-        labels = ("" if data.labelled == len(data.labels) else
-                  f" ({len(data.labels) - data.labelled} without a class folder count against their clean prediction)")
-        self.caption.setText(f"{len(data.labels)} images from {data.source}{labels}: clean accuracy "
-                             f"{100 * clean:.0f} %; at ε = {levels[-1]:.0f}/255: {worst}.")
+        self.shown = (data, curve)
+        self._plot()
 
     def clear(self) -> None:
-        for item in self.curves.values():
-            item.setData([], [])
+        self.shown = None
+        self._plot()
+
+    def _plot(self, *_) -> None:
+        measure = self.measure.currentText()
+        field, axis_label = MEASURES[measure]
+        self.plot.setLabel("left", axis_label)
+        if self.shown is None:
+            for item in self.curves.values():
+                item.setData([], [])
+            return
+        data, curve = self.shown
+        values = getattr(curve, field)
+        levels = [e * 255 for e in curve.eps]
+        for name, item in self.curves.items():
+            item.setData(levels, list(values.get(name, ())))
+        clean = values[next(iter(values))][0]
+        worst = ", ".join(f"{n.upper()} {100 * v[-1]:.0f} %" for n, v in values.items())
+        labels = ("" if data.labelled == len(data.labels) else
+                  f" ({len(data.labels) - data.labelled} without a class folder count against their clean prediction)")
+        self.caption.setText(f"{len(data.labels)} images from {data.source}{labels}: clean {measure} "
+                             f"{100 * clean:.0f} %; at ε = {levels[-1]:.0f}/255: {worst}.")
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Images to attack (one sub-folder per class)",
