@@ -21,6 +21,7 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.core.models import open_model
 from cnnexplorer.core.training.augment import augment_batch, preview_picture
+from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.curves import render_curves, write_curves_png
 from cnnexplorer.core.training.data import open_data
 from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult, train
@@ -167,15 +168,19 @@ class TrainingView(View):
         folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
         return folder / time.strftime("run-%Y%m%d-%H%M%S.pt")
 
+    def _form_config(self) -> TrainConfig | None:
+        """The form's settings, or None after telling the user what is wrong with them."""
+        try:
+            return self.settings.config()
+        except UserError as exc:
+            self.jobs.message.emit(str(exc))
+            return None
+
     def start(self) -> None:
         """Train the session's current model with the form's settings, as a new run on the curves."""
         handle = self.session.model
-        if handle is None or self.running:
-            return
-        try:
-            config = self.settings.config()
-        except UserError as exc:
-            self.jobs.message.emit(str(exc))
+        config = self._form_config() if handle is not None and not self.running else None
+        if config is None:
             return
         data_spec, out = self.settings.data.text().strip(), self._out_path()
         scratch, download = self.settings.scratch.isChecked(), self.settings.download.isChecked()
@@ -269,12 +274,8 @@ class TrainingView(View):
 
     def show_preview(self) -> None:
         handle = self.session.model
-        if handle is None:
-            return
-        try:
-            config = self.settings.config()
-        except UserError as exc:
-            self.jobs.message.emit(str(exc))
+        config = self._form_config() if handle is not None else None
+        if config is None:
             return
         data_spec, download = self.settings.data.text().strip(), self.settings.download.isChecked()
         self.pages.setCurrentIndex(1)
