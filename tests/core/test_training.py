@@ -157,6 +157,69 @@ def test_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
     assert [s.epoch for s in resumed.snapshots] == [1, 2]
 
 
+def test_layers_frozen_by_hand_stay_frozen_when_the_checkpoint_resumes(tmp_path):
+    handle, data = lenet_on_shapes()
+    frozen = {"features.0.weight", "features.0.bias", "classifier.0.weight"}
+    for name, parameter in handle.module.named_parameters():
+        parameter.requires_grad_(name not in frozen)  # as unticking rows of the architecture tree does
+    config = TrainConfig(epochs=1, batch_size=32, schedule="none", snapshots=False)
+    first = drive(train(handle, data, config, arch="builtin:lenet5", out=tmp_path / "run.pt"))
+    training, saved_config = read_resume(tmp_path / "run.pt")
+    more = replace_config(saved_config, epochs=2)  # as `train --resume run.pt --epochs 2` does
+    resumed = drive(train(load_model(str(tmp_path / "run.pt"), "cpu"), data, more, arch="builtin:lenet5",
+                          out=tmp_path / "run.pt", resume=training))
+    whole = drive(train(handle, data, more, arch="builtin:lenet5"))
+    assert resumed.epochs_done == 2
+    after_one, after_two = first.handle.module.state_dict(), resumed.handle.module.state_dict()
+    for key, value in after_two.items():
+        assert torch.equal(value, after_one[key]) == (key in frozen), key
+        assert torch.equal(value, whole.handle.module.state_dict()[key]), key
+
+
+def _bright_or_dark(misleading: bool = False) -> DataSource:
+    """Two classes LeNet tells apart within a few steps: one batch of 64 to train on, 32 to validate.
+
+    ``misleading`` swaps the validation labels, so the better the model learns, the worse it validates.
+    """
+
+    def batch(n: int, seed: int):
+        labels = torch.arange(n) % 2
+        noise = torch.randn(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
+        return labels[:, None, None, None] * 0.6 + 0.2 + 0.05 * noise, labels
+
+    train_set, (images, labels) = batch(64, 0), batch(32, 1)
+    val_set = (images, 1 - labels if misleading else labels)
+    return DataSource("bright-or-dark", ["dark", "bright"], 64, 32, lambda *_: iter([train_set]),
+                      lambda _: iter([val_set]))
+
+
+def test_plateau_divides_the_rate_by_ten_and_its_count_survives_a_resume(tmp_path):
+    data = _bright_or_dark()
+    handle = prepare_model(load_model("builtin:lenet5", "cpu"), data.class_names)
+    rates = []
+
+    def epoch_rates(item):
+        if isinstance(item, EpochMetrics):
+            rates.append(item.lr)
+
+    config = TrainConfig(epochs=3, batch_size=64, lr=1e-3, schedule="plateau", snapshots=False)
+    improving = drive(train(handle, data, config, arch="builtin:lenet5"), epoch_rates)
+    loss = improving.history.val_loss
+    assert loss[2] < loss[1] * 0.99 and loss[1] < loss[0] * 0.99 and rates == [1e-3] * 3
+    rates.clear()
+    misleading = _bright_or_dark(misleading=True)
+    drive(train(handle, misleading, replace_config(config, epochs=2), arch="builtin:lenet5", out=tmp_path / "run.pt"),
+          epoch_rates)
+    training, _ = read_resume(tmp_path / "run.pt")
+    del training["frozen"]  # as a checkpoint written before frozen parameters were stored
+    resumed = drive(train(load_model(str(tmp_path / "run.pt"), "cpu"), misleading, config, arch="builtin:lenet5",
+                          resume=training), epoch_rates)
+    loss = resumed.history.val_loss
+    assert loss[0] < loss[1] < loss[2]
+    # epoch 2 is the first without improvement (patience 1); the 2nd, after the resume, divides the rate by 10
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-4], rel=1e-6)
+
+
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path):
     handle, _ = lenet_on_shapes()
     path = tmp_path / "run.pt"

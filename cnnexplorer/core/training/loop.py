@@ -5,9 +5,9 @@ validation and a ``Snapshot`` (filters, probe heatmap) per epoch, then returns a
 Each epoch draws its data order, augmentation and dropout from a seed made of (seed, epoch), so
 resuming from the checkpoint of epoch k gives the same weights as never stopping (on the CPU).
 Every epoch writes a checkpoint in the app's format (atomically) with everything a resume needs:
-optimiser and schedule state, the curves and the snapshots; the best one by validation accuracy
-is kept beside it as ``NAME.best.EXT``. ``RunControl`` pauses, resumes and stops a run from
-another thread; a stop ends the run cleanly with the model it has.
+optimiser and schedule state, the frozen parameters, the curves and the snapshots; the best one
+by validation accuracy is kept beside it as ``NAME.best.EXT``. ``RunControl`` pauses, resumes and
+stops a run from another thread; a stop ends the run cleanly with the model it has.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource, epoch_seed
 from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
 from cnnexplorer.core.training.state import ResumeState, best_path, plain, resume_state, save_state, snapshot_json
-from cnnexplorer.core.training.transfer import frozen_norms, set_trainable
+from cnnexplorer.core.training.transfer import frozen_norms, frozen_parameters, restore_frozen, set_trainable
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,8 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
     if cuda:
         module.to(memory_format=torch.channels_last)
     pixels = model.pixel_model()
+    if resume is not None and resume.frozen is not None:
+        restore_frozen(module, resume.frozen)  # the model was reloaded with every parameter trainable
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise UserError("every layer of the model is frozen, so there is nothing to train; unfreeze some layers")
@@ -244,6 +246,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
                 "scaler": plain(scaler.state_dict()) if cuda else {}, "history": history.to_tensors(),
                 "snapshots": [snapshot_json(s) for s in snapshots],
                 "best": {"val_acc": best_acc, "val_loss": best_loss}, "data": data.spec,
+                "frozen": frozen_parameters(module),
                 "val_acc": val_acc, "val_loss": val_loss,
             }
             saved = save_state(out, module, arch, model, training)

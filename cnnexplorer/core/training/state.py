@@ -1,4 +1,4 @@
-"""What a checkpoint carries to resume a run: optimiser and schedule state, curves, snapshots.
+"""What a checkpoint carries to resume a run: optimiser and schedule state, frozen parameters, curves, snapshots.
 
 It is stored in the app checkpoint's ``extra["training"]`` as plain values and tensors, so the
 file still loads with ``torch.load(weights_only=True)``; optimiser state gets str keys and lists
@@ -52,6 +52,7 @@ class ResumeState:
     snapshots: list[Snapshot]
     best_val_acc: float | None
     best_val_loss: float | None
+    frozen: list[str] | None  # None: a checkpoint from before frozen parameters were stored
 
 
 def read_resume(path: str | Path) -> tuple[dict, TrainConfig]:
@@ -79,6 +80,7 @@ def resume_state(training: dict) -> ResumeState:
         optimizer=_optimizer_state(training["optimizer"]), schedule=dict(training["schedule"]),
         scaler=dict(training.get("scaler") or {}), history=history,
         snapshots=snapshots, best_val_acc=best.get("val_acc"), best_val_loss=best.get("val_loss"),
+        frozen=training.get("frozen"),
     )
 
 

@@ -96,6 +96,18 @@ def set_trainable(module: nn.Module, freeze_base: bool, unfreeze_top: int = 0) -
     return trainable
 
 
+def frozen_parameters(module: nn.Module) -> list[str]:
+    """Names of the parameters not trained (tree edits or ``freeze_base``), for a checkpoint to restore."""
+    return [name for name, p in module.named_parameters() if not p.requires_grad]
+
+
+def restore_frozen(module: nn.Module, names: list[str]) -> None:
+    """Freeze exactly the parameters ``names`` and train the rest, as the run that saved them did."""
+    frozen = set(names)
+    for name, p in module.named_parameters():
+        p.requires_grad_(name not in frozen)
+
+
 def frozen_norms(module: nn.Module) -> list[nn.Module]:
     """BatchNorm layers whose parameters are all frozen: they must run in eval mode while training."""
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._NormBase)
