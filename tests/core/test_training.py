@@ -261,6 +261,30 @@ def test_a_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path):
         assert torch.equal(value, saved.state_dict[key]) and torch.isfinite(value.float()).all(), key
 
 
+class _DeviceOfSixteen(torch.nn.Module):
+    """A model on a device that holds 16 images: a larger batch raises what CUDA raises."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        if x.shape[0] > 16:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_out_of_memory_suggests_a_smaller_batch():
+    from dataclasses import replace
+
+    handle, data = lenet_on_shapes()
+    small_device = replace(handle, module=_DeviceOfSixteen(handle.module))
+    with pytest.raises(UserError, match=r"batch of 32 images does not fit.*try --batch-size 16"):
+        drive(train(small_device, data, TrainConfig(epochs=1, batch_size=32, snapshots=False), arch="builtin:lenet5"))
+    result = drive(train(small_device, data, TrainConfig(epochs=1, batch_size=16, snapshots=False), arch="builtin:lenet5"))
+    assert result.epochs_done == 1
+
+
 def test_schedules_step_and_cosine():
     params = [torch.nn.Parameter(torch.zeros(1))]
     config = TrainConfig(epochs=3, lr=1.0, schedule="step", step_epochs=1, warmup=0.0, optimizer="sgd")

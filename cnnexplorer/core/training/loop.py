@@ -260,11 +260,15 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
 
 
 def evaluate(pixels: nn.Module, data: DataSource, batch_size: int, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the validation part, in eval mode."""
+    """Mean cross-entropy and accuracy on the validation part, in eval mode.
+
+    Batches are the training batch size: a larger one could run out of memory where training
+    fits, and the out-of-memory hint (a smaller training batch) would then not help.
+    """
     total_loss = correct = seen = 0.0
     cuda = device.type == "cuda"
     with torch.no_grad(), eval_mode(pixels), torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
-        for images, labels in data.val_batches(max(batch_size, 250)):
+        for images, labels in data.val_batches(batch_size):
             images, labels = images.to(device), labels.to(device)
             logits = pixels(images)
             total_loss += float(nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
