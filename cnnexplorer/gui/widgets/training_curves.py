@@ -102,6 +102,8 @@ class CurvesPanel(QWidget):
         splitter.addWidget(self.graphics)
         splitter.addWidget(self.run_list)
         splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([1000, 60])  # the plots take the height the run list does not need
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
