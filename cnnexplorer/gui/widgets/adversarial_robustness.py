@@ -53,7 +53,7 @@ class RobustnessPanel(QWidget):
         self.source = QComboBox()
         self.source.addItem("built-in shapes (validation set)", BUILTIN)
         self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.source.setMinimumContentsLength(24)
+        self.source.setMinimumContentsLength(20)
         self.source.setToolTip("Images to attack: the built-in set, or a folder with one sub-folder per class")
         self.browse = QPushButton("Folder…")
         self.browse.clicked.connect(self._choose_folder)
@@ -70,6 +70,7 @@ class RobustnessPanel(QWidget):
         self.limit.setToolTip("How many images to attack")
         self.measure = QComboBox()
         self.measure.addItems(list(MEASURES))
+        self.measure.setMinimumWidth(100)  # full width when there is room; the list shows the full names anyway
         self.measure.setToolTip("Plot the accuracy, the mean probability of the true class, or the mean top-1 "
                                 "probability (right or wrong: attacked models are often confidently wrong) against ε")
         self.measure.currentTextChanged.connect(self._plot)
