@@ -67,11 +67,13 @@ class Preprocessing:
 class PixelModel(nn.Module):
     """Wraps a model so that it takes [0,1] pixels and normalises them itself."""
 
-    def __init__(self, module: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(self, module: nn.Module, mean: tuple[float, ...], std: tuple[float, ...],
+                 device: torch.device | str = "cpu"):
         super().__init__()
         self.module = module
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        for name, values in (("mean", mean), ("std", std)):
+            tensor = torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+            self.register_buffer(name, tensor, persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.module((pixels - self.mean) / self.std)
@@ -106,9 +108,13 @@ class ModelHandle:
         return self.class_names[index] if 0 <= index < len(self.class_names) else f"class {index}"
 
     def pixel_model(self) -> PixelModel:
-        """The model taking [0,1] pixels, on the handle's device (shares the parameters)."""
+        """The model taking [0,1] pixels, on the handle's device (shares the parameters).
+
+        Only the two small buffers are made on the device: ``.to()`` on the wrapper would walk
+        every parameter of the model in Python, which several worker threads do at once.
+        """
         pre = self.preprocessing
-        return PixelModel(self.module, pre.mean, pre.std).to(self.device)
+        return PixelModel(self.module, pre.mean, pre.std, self.device)
 
     def to(self, device: torch.device) -> "ModelHandle":
         """The same model on another device (the module is moved, not copied)."""

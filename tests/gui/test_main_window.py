@@ -169,7 +169,9 @@ def test_zoo_choice_without_weights_offers_random_initialisation(make_window, co
 
 def test_export_writes_the_core_render_and_a_sidecar(make_window, tmp_path, image_file):
     window = ready(make_window(), images=[image_file])
-    window.tabs.setCurrentWidget(window.views[1])
+    assert window.views[1].picture() is None
+    window.tabs.setCurrentWidget(window.views[1])  # a hidden tab computes nothing until it is shown
+    assert window.wait_for_jobs(WAIT_MS)
     png, sidecar = window.export_current_view(tmp_path / "out" / "summary.png")
     expected = render_summary_table(summarize_handle(load_model("builtin:tinyvgg", "cpu")))
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), expected)

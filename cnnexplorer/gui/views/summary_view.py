@@ -36,7 +36,7 @@ class SummaryView(View):
         session.model_changed.connect(self.refresh)
         self.refresh()
 
-    def refresh(self, *_) -> None:
+    def compute(self) -> None:
         summary = self.session.summary
         if summary is None or summary is self._summary:
             return
