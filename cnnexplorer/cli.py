@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train_parser(sub) -> None:
     from cnnexplorer.core.training.data import DATASPEC_HELP
-    from cnnexplorer.core.training.config import OPTIMIZERS, SCHEDULES
+    from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES
 
     train = sub.add_parser("train", help="train or fine-tune a model, with a checkpoint every epoch")
     _add_model_options(train, required=False)
@@ -105,6 +105,10 @@ def _add_train_parser(sub) -> None:
     group.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
     group.add_argument("--weight-decay", type=float, help="default: 0.05")
     group.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default: cosine)")
+    group.add_argument("--precision", choices=PRECISIONS,
+                       help="mixed precision: auto (default) is fp16 with loss scaling on CUDA, fp32 elsewhere")
+    group.add_argument("--channels-last", choices=CHANNELS_LAST,
+                       help="channels-last memory format: auto (default) is on for CUDA, off elsewhere")
     group.add_argument("--freeze-base", action="store_true", help="train only the classifier head")
     group.add_argument("--unfreeze-top", type=int, default=0, metavar="N",
                        help="with --freeze-base: also train the top N blocks")
@@ -252,7 +256,8 @@ def _train_setup(args):
     if not (args.model and args.data):
         raise UserError("train needs --model SPEC and --data DATASPEC (or --resume CKPT)")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-             "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule}
+             "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
+             "precision": args.precision, "channels_last": args.channels_last}
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, freeze_base=args.freeze_base,
                          unfreeze_top=args.unfreeze_top, seed=args.seed, augment=parse_augmentation(args.augment))
     if args.unfreeze_top and not args.freeze_base:

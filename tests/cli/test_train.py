@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cnnexplorer.core.models import load_model
+from cnnexplorer.core.training.state import read_resume
 from tests.cli.cli_helpers import last_json, run_cli
 
 
@@ -30,8 +31,9 @@ def test_train_json_plot_csv_and_a_loadable_checkpoint(tmp_path, capsys):
     code, stdout, _ = run_cli(capsys, "train", "--model", "builtin:lenet5", "--data", f"folder:{data}", "--epochs", "2",
                               "--batch-size", "16", "--optimizer", "sgd", "--lr", "0.05", "--schedule", "step",
                               "--augment", "shift=0.05", "--out", str(out), "--plot", str(tmp_path / "c.png"),
-                              "--csv", str(tmp_path / "m.csv"), "--json")
+                              "--csv", str(tmp_path / "m.csv"), "--precision", "bf16", "--channels-last", "on", "--json")
     assert code == 0
+    assert read_resume(out)[1].precision == "bf16" and read_resume(out)[1].channels_last == "on"
     report = last_json(stdout)
     assert {"out", "epochs", "best_val_acc", "final_val_acc", "final_val_loss"} <= report.keys()
     assert report["epochs"] == 2 and report["best_val_acc"] >= report["final_val_acc"] > 0

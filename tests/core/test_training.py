@@ -220,6 +220,49 @@ def test_plateau_divides_the_rate_by_ten_and_its_count_survives_a_resume(tmp_pat
     assert rates == pytest.approx([1e-3, 1e-3, 1e-4], rel=1e-6)
 
 
+def _conv_layouts(handle) -> list[tuple[torch.dtype, bool]]:
+    """Records, for every forward of the first convolution, its output's type and whether it is channels-last.
+
+    The hook is copied along with the module when ``train`` takes its copy of the model.
+    """
+    seen = []
+    conv = next(m for m in handle.module.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, args, out: seen.append(
+        (out.dtype, out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous())))
+    return seen
+
+
+@pytest.mark.parametrize("precision, channels_last, dtype, scaled", [
+    ("auto", "auto", torch.float32, False),  # on the CPU, auto means neither
+    ("bf16", "on", torch.bfloat16, False),
+    ("fp16", "off", torch.float16, True),  # the CUDA default's code path: fp16 autocast with loss scaling
+])
+def test_mixed_precision_and_channels_last(tmp_path, precision, channels_last, dtype, scaled):
+    data = _bright_or_dark()
+    handle = prepare_model(load_model("builtin:lenet5", "cpu"), data.class_names)
+    seen = _conv_layouts(handle)
+    config = TrainConfig(epochs=3, batch_size=64, lr=1e-3, schedule="none", snapshots=False, precision=precision,
+                         channels_last=channels_last)
+    result = drive(train(handle, data, config, arch="builtin:lenet5", out=tmp_path / "run.pt"))
+    assert set(seen) == {(dtype, channels_last == "on")}
+    loss = result.history.val_loss
+    assert loss[2] < loss[1] < loss[0], "the run did not learn"
+    assert all(p.is_contiguous() for p in result.handle.module.parameters()), "the trained model keeps channels-last"
+    training, saved = read_resume(tmp_path / "run.pt")
+    assert (saved.precision, saved.channels_last) == (precision, channels_last)
+    assert bool(training["scaler"]) == scaled
+    if scaled:  # the loss scale carries over a resume
+        assert training["scaler"]["scale"] > 1
+        resumed = drive(train(load_model(str(tmp_path / "run.pt"), "cpu"), data, replace_config(config, epochs=4),
+                              arch="builtin:lenet5", out=tmp_path / "run.pt", resume=training))
+        assert resumed.epochs_done == 4 and read_resume(tmp_path / "run.pt")[0]["scaler"]["scale"] > 1
+
+
+def test_unknown_precision_is_a_user_error():
+    with pytest.raises(UserError, match="precision 'fp8'.*fp16"):
+        TrainConfig(precision="fp8")
+
+
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path):
     handle, _ = lenet_on_shapes()
     path = tmp_path / "run.pt"

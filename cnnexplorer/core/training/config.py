@@ -13,6 +13,9 @@ from cnnexplorer.core.training.augment import Augmentation
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "plateau")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: fp16 autocast on CUDA, fp32 elsewhere
+CHANNELS_LAST = ("auto", "on", "off")  # auto: on for CUDA
+_AUTOCAST = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,30 @@ class TrainConfig:
     seed: int = 0
     augment: Augmentation = field(default_factory=Augmentation)
     snapshots: bool = True
+    precision: str = "auto"
+    channels_last: str = "auto"
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        if self.channels_last not in CHANNELS_LAST:
+            raise UserError(f"channels-last must be one of {', '.join(CHANNELS_LAST)}, not '{self.channels_last}'")
         if self.epochs < 1 or self.batch_size < 1:
             raise UserError("epochs and batch size must be at least 1")
         if not self.lr > 0:
             raise UserError(f"the learning rate must be positive, not {self.lr}")
+
+    def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
+        """The mixed-precision type on ``device``, or None for full fp32."""
+        auto = "fp16" if device.type == "cuda" else "fp32"
+        return _AUTOCAST[auto if self.precision == "auto" else self.precision]
+
+    def uses_channels_last(self, device: torch.device) -> bool:
+        return device.type == "cuda" if self.channels_last == "auto" else self.channels_last == "on"
 
     def to_json(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

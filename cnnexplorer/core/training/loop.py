@@ -131,8 +131,9 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
 def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
          resume: ResumeState | None, control: RunControl) -> Job[TrainResult]:
     device, module = model.device, model.module
-    cuda = device.type == "cuda"
-    if cuda:
+    amp = config.autocast_dtype(device)
+    channels_last = config.uses_channels_last(device)
+    if channels_last:
         module.to(memory_format=torch.channels_last)
     pixels = model.pixel_model()
     if resume is not None and resume.frozen is not None:
@@ -143,7 +144,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
     optimizer = make_optimizer(config, params)
     steps_per_epoch = data.steps_per_epoch(config.batch_size)
     schedule = make_schedule(config, optimizer, steps_per_epoch)
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 has fp32's range
     history, snapshots = History(), []
     start_epoch, step, elapsed = 0, 0, 0.0
     best_acc = best_loss = None
@@ -154,7 +155,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
             raise UserError("the checkpoint's optimiser state was saved for other trainable layers; resume with "
                             "the layers frozen as they were, or start a new run from it with --model") from None
         schedule.load_state_dict(resume.schedule)
-        if resume.scaler and cuda:
+        if resume.scaler and scaler.is_enabled():
             scaler.load_state_dict(resume.scaler)
         history, snapshots = resume.history, resume.snapshots
         start_epoch, step, elapsed = resume.epochs_done, resume.step, resume.elapsed
@@ -186,11 +187,11 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
                 break
             images = augment_batch(images, config.augment, augment_gen).to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
-            if cuda:
+            if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+            with autocast(device, amp):
                 logits = pixels(images)
-                loss = nn.functional.cross_entropy(logits, labels)
+                loss = nn.functional.cross_entropy(logits.float(), labels)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 kept = f" in {saved}" if saved else ""
@@ -221,7 +222,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
             yield metrics
         if stopped:
             break
-        val_loss, val_acc = evaluate(pixels, data, config.batch_size, device)
+        val_loss, val_acc = evaluate(pixels, data, config.batch_size, device, amp)
         if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
             schedule.step(val_loss)
         epochs_done = epoch + 1
@@ -243,7 +244,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
             training = {
                 "config": config.to_json(), "epochs_done": epochs_done, "step": step, "elapsed": now,
                 "optimizer": plain(optimizer.state_dict()), "schedule": plain(schedule.state_dict()),
-                "scaler": plain(scaler.state_dict()) if cuda else {}, "history": history.to_tensors(),
+                "scaler": plain(scaler.state_dict()) if scaler.is_enabled() else {}, "history": history.to_tensors(),
                 "snapshots": [snapshot_json(s) for s in snapshots],
                 "best": {"val_acc": best_acc, "val_loss": best_loss}, "data": data.spec,
                 "frozen": frozen_parameters(module),
@@ -255,19 +256,26 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
     if control.stop_requested and stopped is None:
         stopped = "stopped by request"
     module.eval()
+    if channels_last:
+        module.to(memory_format=torch.contiguous_format)  # the views expect the usual layout
     return TrainResult(model, history, snapshots, epochs_done, best_acc, best_loss, final_acc, final_loss,
                        stopped, saved, best_saved or (best_path(out) if out and best_path(out).exists() else None))
 
 
-def evaluate(pixels: nn.Module, data: DataSource, batch_size: int, device: torch.device) -> tuple[float, float]:
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision in ``dtype`` on ``device``; full fp32 when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def evaluate(pixels: nn.Module, data: DataSource, batch_size: int, device: torch.device,
+             amp: torch.dtype | None = None) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on the validation part, in eval mode.
 
     Batches are the training batch size: a larger one could run out of memory where training
     fits, and the out-of-memory hint (a smaller training batch) would then not help.
     """
     total_loss = correct = seen = 0.0
-    cuda = device.type == "cuda"
-    with torch.no_grad(), eval_mode(pixels), torch.autocast(device.type, dtype=torch.float16, enabled=cuda):
+    with torch.no_grad(), eval_mode(pixels), autocast(device, amp):
         for images, labels in data.val_batches(batch_size):
             images, labels = images.to(device), labels.to(device)
             logits = pixels(images)

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from cnnexplorer.core.training.augment import FILL_MODES, Augmentation
 from cnnexplorer.core.training.data import DATASPEC_HELP
-from cnnexplorer.core.training.config import OPTIMIZERS, SCHEDULES, TrainConfig
+from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 0, step: float = 1.0):
@@ -62,6 +62,14 @@ class TrainingSettings(QWidget):
         self.batch_size = _spin(1, 4096, defaults.batch_size)
         self.epochs = _spin(1, 10000, defaults.epochs)
         self.seed = _spin(0, 2**31 - 1, defaults.seed)
+        self.precision = QComboBox()
+        self.precision.addItems(PRECISIONS)
+        self.precision.setToolTip("Mixed precision: auto is fp16 with loss scaling on CUDA and fp32 elsewhere; "
+                                  "bf16 needs no loss scaling")
+        self.channels_last = QComboBox()
+        self.channels_last.addItems(CHANNELS_LAST)
+        self.channels_last.setToolTip("Channels-last memory format (faster convolutions on recent GPUs): "
+                                      "auto is on for CUDA")
 
         self.rotation = _spin(0, 180, 0, decimals=1)
         self.width_shift = _spin(0, 1, 0, decimals=2, step=0.05)
@@ -78,7 +86,8 @@ class TrainingSettings(QWidget):
             ("Model", [("", self.scratch), ("", self.freeze_base), ("unfreeze top", self.unfreeze_top)]),
             ("Optimisation", [("optimiser", self.optimizer), ("learning rate", self.lr), ("momentum", self.momentum),
                               ("weight decay", self.weight_decay), ("schedule", self.schedule),
-                              ("batch size", self.batch_size), ("epochs", self.epochs), ("seed", self.seed)]),
+                              ("batch size", self.batch_size), ("epochs", self.epochs), ("seed", self.seed),
+                              ("precision", self.precision), ("channels-last", self.channels_last)]),
             ("Augmentation", [("rotation °", self.rotation), ("width shift", self.width_shift),
                               ("height shift", self.height_shift), ("shear °", self.shear), ("zoom ±", self.zoom),
                               ("", self.hflip), ("fill mode", self.fill)]),
@@ -110,4 +119,5 @@ class TrainingSettings(QWidget):
                            weight_decay=self.weight_decay.value(), schedule=self.schedule.currentText(),
                            freeze_base=self.freeze_base.isChecked(),
                            unfreeze_top=self.unfreeze_top.value() if self.freeze_base.isChecked() else 0,
-                           seed=self.seed.value(), augment=self.augmentation())
+                           seed=self.seed.value(), augment=self.augmentation(),
+                           precision=self.precision.currentText(), channels_last=self.channels_last.currentText())
