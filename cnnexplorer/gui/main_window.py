@@ -37,6 +37,7 @@ from cnnexplorer.core.models import FileOptions, open_model
 from cnnexplorer.core.predict import predict_images
 from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.core.weights import WeightsUnavailable
+from cnnexplorer.gui.remembered import restore_controls, save_controls
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.activations_view import ActivationsView
@@ -149,6 +150,13 @@ class MainWindow(QMainWindow):
         self.resize(1500, 900)
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self._dock_sizes_pending = not self.restoreState(self.settings.value("window/state", b""))
+        restore_controls(self.settings, self)
+        self._restore_tab(str(self.settings.value("window/tab", "")))
+
+    def _restore_tab(self, title: str) -> None:
+        for index in range(self.tabs.count()):
+            if self.tabs.tabText(index) == title:
+                self.tabs.setCurrentIndex(index)
 
     def _link_views(self) -> None:
         """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
@@ -479,6 +487,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("recent", self.recent)
+        self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        save_controls(self.settings, self)
         if self.session.model is not None:
             self.settings.setValue("model/spec", self.session.model.spec)
         self.settings.setValue("model/device", self.device)

@@ -22,6 +22,7 @@ from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.charts import render_summary_table
 from cnnexplorer.core.checkpoints import save_checkpoint
 from cnnexplorer.core.models import load_model
+from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.gui.app import initial_model
 from cnnexplorer.gui.main_window import sample_images
 from cnnexplorer.gui.widgets.zoo_dialog import ZooDialog
@@ -287,6 +288,54 @@ def test_settings_round_trip(make_window, settings, tmp_path):
     assert (again.width(), again.height()) == (1100, 700)
     settings.setValue("model/device", "cuda:7")
     assert initial_model(settings, None, None)[1] == ("cuda:7" if torch.cuda.device_count() > 7 else "auto")
+
+
+def _view(window, kind):
+    return next(v for v in window.views if isinstance(v, kind))
+
+
+def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
+    from cnnexplorer.gui.views.activations_view import ActivationsView
+    from cnnexplorer.gui.views.featurevis_view import FeatureVisView
+    from cnnexplorer.gui.views.heatmap_view import AUTO_CMAP, HeatmapView
+    from cnnexplorer.gui.views.training_view import TrainingView
+
+    window = make_window()
+    heatmaps, grid = _view(window, HeatmapView), _view(window, ActivationsView).controls
+    training, featurevis = _view(window, TrainingView), _view(window, FeatureVisView).controls
+    heatmaps.cmap.setCurrentText("magma")
+    heatmaps.opacity.setValue(35)
+    grid.norm_box.setCurrentText("shared (layer)")
+    grid.dead_box.setChecked(True)
+    featurevis.preset.setCurrentText("quality")
+    featurevis.steps.setValue(123)  # after the preset, which sets the steps itself
+    training.settings.epochs.setValue(7)
+    training.settings.precision.setCurrentText("bf16")
+    training.settings.data.setText("folder:/data/pets")
+    training.settings.hflip.setChecked(True)
+    training.curves.slider.setValue(80)
+    window.tabs.setCurrentWidget(heatmaps)
+    window.close()
+
+    again = make_window(settings=settings)
+    heatmaps, grid = _view(again, HeatmapView), _view(again, ActivationsView).controls
+    training, featurevis = _view(again, TrainingView), _view(again, FeatureVisView).controls
+    assert again.tabs.currentWidget() is heatmaps
+    assert (heatmaps.cmap.currentText(), heatmaps.opacity.value()) == ("magma", 35)
+    assert grid.settings().norm == "layer" and grid.settings().hide_dead
+    assert (featurevis.preset.currentText(), featurevis.steps.value()) == ("quality", 123)
+    config = training.settings.config()
+    assert (config.epochs, config.precision, config.augment.hflip) == (7, "bf16", True)
+    assert training.settings.data.text() == "folder:/data/pets" and training.curves.slider.value() == 80
+    again.close()
+
+    settings.setValue("controls/HeatmapView.cmap", "no-such-map")  # values the controls cannot take
+    settings.setValue("controls/TrainingSettings.epochs", "many")
+    settings.setValue("controls/FeatureVisControls.steps", 10**9)
+    third = make_window(settings=settings)
+    assert _view(third, HeatmapView).cmap.currentText() == AUTO_CMAP  # the default
+    assert _view(third, TrainingView).settings.epochs.value() == TrainConfig().epochs
+    assert _view(third, FeatureVisView).controls.steps.value() == 512  # the quality preset's, not 10⁹
 
 
 def test_run_gui_starts_with_settings_of_its_own_and_returns_on_close(qtbot, monkeypatch, tmp_path, image_file):

@@ -21,6 +21,7 @@ from cnnexplorer.core.attribution import (METHODS, Heatmap, comparison_job, curv
                                           render_heatmap, sanity_job, top_classes_job)
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.canvas import ImageCanvas
@@ -146,6 +147,7 @@ class HeatmapView(View):
         session.predictions_changed.connect(self._on_predictions)
         session.layer_changed.connect(self._on_layer)
         self.message.setText("Load a model and open an image to see why the model says what it says.")
+        remember(self, "method", "layer_choice", "cmap", "opacity")
 
     # --- what to compute -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QPr
                                QPushButton, QSpinBox, QWidget)
 
 from cnnexplorer.core.adversarial import ATTACKS, Attack, make_attack
+from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 
 LABELS = {"fgsm": "FGSM", "bim": "BIM (I-FGSM)", "pgd": "PGD L∞", "pgd-l2": "PGD L2", "deepfool": "DeepFool",
@@ -88,6 +89,7 @@ class AttackControls(QWidget):
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
         self._attack_changed()
+        remember(self, "attack", "eps", "alpha", "steps")
 
     def name(self) -> str:
         return self.attack.currentData()

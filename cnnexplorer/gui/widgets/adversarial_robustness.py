@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLin
 from cnnexplorer.core.adversarial import RobustnessCurve
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.gui.remembered import remember
 
 COLOURS = {"fgsm": (31, 119, 180), "pgd": (214, 39, 40)}
 DEFAULT_LEVELS = "0, 1, 2, 4, 8, 16"
@@ -109,6 +110,7 @@ class RobustnessPanel(QWidget):
         layout.addWidget(self.caption)
         self.run_button.clicked.connect(self.run_requested)
         self.cancel_button.clicked.connect(self.cancel_requested)
+        remember(self, "levels", "steps", "limit", "measure")
 
     def options(self) -> CurveOptions:
         return CurveOptions(self.source.currentData(), parse_levels(self.levels.text()), self.steps.value(),

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLi
                                QProgressBar, QPushButton, QSpinBox, QWidget)
 
 from cnnexplorer.core.featurevis import IMAGE_KINDS, OBJECTIVES, PARAMETERISATIONS, PRESETS, Settings, preset
+from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 
 LABELS = {"channel": "Channel (mean)", "neuron": "Neuron (centre)", "logit": "Class logit − λ‖I‖²",
@@ -98,6 +99,8 @@ class FeatureVisControls(QWidget):
         self.cancel_button.clicked.connect(self.cancel_requested)
         self._apply_preset(self.preset.currentText())
         self._enable()
+        remember(self, "objective", "channels", "channel_text", "preset", "steps", "size", "param", "transforms",
+                 "lr", "l2", "tv", "blur_every", "diversity", "seed")
 
     @staticmethod
     def _weight(value: float, tip: str, low: float = 0.0, high: float = 100.0) -> QDoubleSpinBox:

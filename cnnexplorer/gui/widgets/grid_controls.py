@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QWid
 
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.images import LoadedImage
+from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 
 NORMS = (("per channel", "channel"), ("shared (layer)", "layer"), ("fixed range", "fixed"))
@@ -87,6 +88,7 @@ class GridControls(QWidget):
         for check in (self.dead_box, self.difference_box):
             check.toggled.connect(self._on_change)
         self._show_relevant()
+        remember(self, "norm_box", "cmap_box", "sort_box", "dead_box")
 
     def settings(self) -> GridSettings:
         norm = self.norm_box.currentData()

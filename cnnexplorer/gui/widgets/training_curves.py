@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QLis
                                QVBoxLayout, QWidget)
 
 from cnnexplorer.core.training.curves import DEFAULT_SMOOTHING, History, Smoother
+from cnnexplorer.gui.remembered import remember
 
 X_AXES = {"step": ("step", "val_step"), "epoch": ("epoch", "val_epoch"), "time": ("time", "val_time")}
 PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"), ("lr", None, "learning rate"))
@@ -112,6 +113,7 @@ class CurvesPanel(QWidget):
         self.timer.setInterval(100)
         self.timer.timeout.connect(self.redraw)
         self._on_smoothing(self.slider.value())
+        remember(self, "slider", "axis_combo")
 
     def add_run(self, name: str, history: History | None = None) -> Run:
         run = Run(name, COLOURS[len(self.runs) % len(COLOURS)], history or History())

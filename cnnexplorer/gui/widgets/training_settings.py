@@ -10,8 +10,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.training.augment import FILL_MODES, Augmentation
-from cnnexplorer.core.training.data import DATASPEC_HELP
 from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from cnnexplorer.core.training.data import DATASPEC_HELP
+from cnnexplorer.gui.remembered import remember
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 0, step: float = 1.0):
@@ -101,6 +102,9 @@ class TrainingSettings(QWidget):
                 form.addRow(label, widget)
             layout.addWidget(box)
         layout.addStretch(1)
+        remember(self, "data", "download", "out", "scratch", "freeze_base", "unfreeze_top", "optimizer", "lr",
+                 "momentum", "weight_decay", "schedule", "batch_size", "epochs", "seed", "precision",
+                 "channels_last", "rotation", "width_shift", "height_shift", "shear", "zoom", "hflip", "fill")
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")

@@ -11,6 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from cnnexplorer.gui.remembered import remember
+
 DEFAULT_OPACITY = 60
 
 
@@ -47,6 +49,7 @@ class UnitPanel(QWidget):
         layout.addWidget(self.slider_row)
         layout.addWidget(self.details)
         self.clear("Click a tile to see that channel over the input image.")
+        remember(self, "opacity")
 
     def clear(self, text: str) -> None:
         self.title.setText(text)
