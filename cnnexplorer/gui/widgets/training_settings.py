@@ -102,7 +102,8 @@ class TrainingSettings(QWidget):
                 form.addRow(label, widget)
             layout.addWidget(box)
         layout.addStretch(1)
-        remember(self, "data", "download", "out", "scratch", "freeze_base", "unfreeze_top", "optimizer", "lr",
+        # not the checkpoint path: a remembered one would overwrite the last run's file unasked
+        remember(self, "data", "download", "scratch", "freeze_base", "unfreeze_top", "optimizer", "lr",
                  "momentum", "weight_decay", "schedule", "batch_size", "epochs", "seed", "precision",
                  "channels_last", "rotation", "width_shift", "height_shift", "shear", "zoom", "hflip", "fill")
 
