@@ -10,7 +10,7 @@ import copy
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 from PySide6.QtCore import QEvent, QSettings, QStandardPaths, Qt, QTimer
@@ -65,6 +65,7 @@ DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 NON_NATIVE = QFileDialog.Option.DontUseNativeDialog  # the same dialogs on every platform
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
          TrainingView)  # the central tabs, in order
+ViewT = TypeVar("ViewT", bound=View)
 
 
 def sample_images() -> list[Path]:
@@ -158,16 +159,23 @@ class MainWindow(QMainWindow):
             if self.tabs.tabText(index) == title:
                 self.tabs.setCurrentIndex(index)
 
+    def view(self, kind: type[ViewT]) -> ViewT:
+        """The tab of class ``kind``."""
+        return next(v for v in self.views if isinstance(v, kind))
+
+    def show_view(self, kind: type[ViewT]) -> ViewT:
+        """Bring the tab of class ``kind`` to the front (it computes when shown) and return it."""
+        view = self.view(kind)
+        self.tabs.setCurrentWidget(view)
+        return view
+
     def _link_views(self) -> None:
         """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
-        activations, featurevis = (next(v for v in self.views if isinstance(v, kind))
-                                   for kind in (ActivationsView, FeatureVisView))
 
         def visualise(unit) -> None:
-            self.tabs.setCurrentWidget(featurevis)
-            featurevis.visualise(unit)
+            self.show_view(FeatureVisView).visualise(unit)
 
-        activations.visualise_requested.connect(visualise)
+        self.view(ActivationsView).visualise_requested.connect(visualise)
 
     @property
     def last_message(self) -> str | None:

@@ -34,11 +34,6 @@ def shapes_window(make_window, images=None):
     return window
 
 
-def activations_tab(window) -> ActivationsView:
-    view = next(v for v in window.views if isinstance(v, ActivationsView))
-    window.tabs.setCurrentWidget(view)
-    return view
-
 
 def show_layer(window, layer: str) -> None:
     window.session.set_layer(layer)
@@ -53,7 +48,7 @@ def viewport_point(canvas, x: float, y: float):
 
 def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbot):
     window = shapes_window(make_window)
-    view = activations_tab(window)
+    view = window.show_view(ActivationsView)
     dock = window.model_dock
     index = dock.proxy.mapFromSource(dock._items["features.4"].index())
     qtbot.mouseClick(dock.tree.viewport(), Qt.MouseButton.LeftButton, pos=dock.tree.visualRect(index).center())
@@ -91,7 +86,7 @@ def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbo
 
 def test_switching_layer_for_the_same_image_does_not_rerun_the_model(make_window):
     window = shapes_window(make_window)
-    view = activations_tab(window)
+    view = window.show_view(ActivationsView)
     cache = shared_cache(window.session)
     assert cache.forward_passes == 1, "the tree's sparsity pass fills the shared cache"
     runs = []
@@ -130,7 +125,7 @@ def read_png(path) -> np.ndarray:
 def test_export_writes_the_same_pixels_and_settings_as_the_cli(make_window, tmp_path):
     sample = sample_images()[1]
     window = shapes_window(make_window, [sample])
-    view = activations_tab(window)
+    view = window.show_view(ActivationsView)
     show_layer(window, "features.5.2")
     view.controls.norm_box.setCurrentIndex(view.controls.norm_box.findData("layer"))
     view.controls.sort_box.setCurrentIndex(view.controls.sort_box.findData("mean"))
@@ -154,7 +149,7 @@ def test_difference_of_an_image_with_itself_is_the_middle_colour(make_window, tm
     Image.fromarray(pixels).save(png)
     Image.fromarray(pixels).save(bmp)
     window = shapes_window(make_window, [png, bmp])
-    view = activations_tab(window)
+    view = window.show_view(ActivationsView)
     show_layer(window, "features.2.0")
     single_width = view.result.pixels.shape[1]
     view.controls.compare_box.setCurrentIndex(view.controls.compare_box.findText("same.png"))
@@ -200,7 +195,7 @@ class Tiny(nn.Module):
 
 def test_messages_for_missing_layer_unused_branch_and_nan_values(make_window, image_file):
     window = make_window()
-    view = activations_tab(window)
+    view = window.show_view(ActivationsView)
     handle = ModelHandle("tiny", Tiny().eval(), torch.device("cpu"),
                          Preprocessing(3, (8, 8), (0.5,) * 3, (0.5,) * 3), ["a", "b", "c"], "none", False)
     window.session.set_model(handle, summarize_handle(handle))

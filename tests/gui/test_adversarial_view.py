@@ -32,8 +32,7 @@ def adversarial_tab(make_window, image) -> tuple[object, AdversarialView]:
     window.load_model("builtin:shapes", "cpu")
     window.open_files([str(image)])
     assert window.wait_for_jobs(WAIT_MS)
-    view = next(v for v in window.views if isinstance(v, AdversarialView))
-    window.tabs.setCurrentWidget(view)
+    view = window.show_view(AdversarialView)
     return window, view
 
 

@@ -28,11 +28,6 @@ def shapes_window(make_window):
     return window
 
 
-def featurevis_tab(window) -> FeatureVisView:
-    view = next(v for v in window.views if isinstance(v, FeatureVisView))
-    window.tabs.setCurrentWidget(view)
-    return view
-
 
 def quick(view: FeatureVisView, steps: int = 8, channels: str = "0-3") -> None:
     controls = view.controls
@@ -50,7 +45,7 @@ def viewport_point(canvas, x: float, y: float):
 def test_a_quick_run_updates_the_grid_live_and_exports_what_it_shows(make_window, qtbot, tmp_path):
     window = shapes_window(make_window)
     window.session.set_layer(LAYER)
-    view = featurevis_tab(window)
+    view = window.show_view(FeatureVisView)
     quick(view)
     grids = []
     view.grid.image_item.sigImageChanged.connect(lambda: grids.append(view.grid.image_item.image.copy()))
@@ -89,7 +84,7 @@ def test_a_quick_run_updates_the_grid_live_and_exports_what_it_shows(make_window
 def test_cancel_stops_the_run_and_leaves_no_hooks(make_window, qtbot):
     window = shapes_window(make_window)
     window.session.set_layer(LAYER)
-    view = featurevis_tab(window)
+    view = window.show_view(FeatureVisView)
     quick(view, steps=2000)
     view.controls.start_button.click()
     qtbot.waitUntil(lambda: view.steps_seen >= 1, timeout=WAIT_MS)
@@ -110,11 +105,10 @@ def test_cancel_stops_the_run_and_leaves_no_hooks(make_window, qtbot):
 
 def test_visualise_this_channel_in_the_activation_grid_switches_tab_and_targets_it(make_window, qtbot):
     window = shapes_window(make_window)
-    activations = next(v for v in window.views if isinstance(v, ActivationsView))
-    window.tabs.setCurrentWidget(activations)
+    activations = window.show_view(ActivationsView)
     window.session.set_layer(LAYER)
     assert window.wait_for_jobs(WAIT_MS)
-    view = next(v for v in window.views if isinstance(v, FeatureVisView))
+    view = window.view(FeatureVisView)
     view.controls.steps.setValue(4)
     view.controls.size.setValue(32)
 
@@ -135,7 +129,7 @@ def test_visualise_this_channel_in_the_activation_grid_switches_tab_and_targets_
 
 def test_a_missing_layer_or_image_is_said_not_raised(make_window):
     window = shapes_window(make_window)
-    view = featurevis_tab(window)
+    view = window.show_view(FeatureVisView)
     view.controls.start_button.click()
     assert "Select a layer" in view.message.text() and view.finished is None
     window.session.set_layer(LAYER)
@@ -147,7 +141,7 @@ def test_a_missing_layer_or_image_is_said_not_raised(make_window):
 def test_deepdream_starts_from_the_current_image_and_shows_it_live(make_window):
     window = shapes_window(make_window)
     window.session.set_layer(LAYER)
-    view = featurevis_tab(window)
+    view = window.show_view(FeatureVisView)
     view.controls.set_kind("deepdream")
     assert not view.controls.channels.isEnabled() and not view.controls.param.isEnabled()
     view.controls.steps.setValue(6)

@@ -22,8 +22,7 @@ def tab(make_window):
     window.load_model("builtin:shapes", "cpu")
     window.open_files([str(p) for p in sample_images()[:1]])
     assert window.wait_for_jobs(WAIT_MS)
-    view = next(v for v in window.views if isinstance(v, HeatmapView))
-    window.tabs.setCurrentWidget(view)
+    view = window.show_view(HeatmapView)
     assert window.wait_for_jobs(WAIT_MS)
     return window, view
 

@@ -290,9 +290,6 @@ def test_settings_round_trip(make_window, settings, tmp_path):
     assert initial_model(settings, None, None)[1] == ("cuda:7" if torch.cuda.device_count() > 7 else "auto")
 
 
-def _view(window, kind):
-    return next(v for v in window.views if isinstance(v, kind))
-
 
 def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     from cnnexplorer.gui.views.activations_view import ActivationsView
@@ -301,8 +298,8 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     from cnnexplorer.gui.views.training_view import TrainingView
 
     window = make_window()
-    heatmaps, grid = _view(window, HeatmapView), _view(window, ActivationsView).controls
-    training, featurevis = _view(window, TrainingView), _view(window, FeatureVisView).controls
+    heatmaps, grid = window.view(HeatmapView), window.view(ActivationsView).controls
+    training, featurevis = window.view(TrainingView), window.view(FeatureVisView).controls
     heatmaps.cmap.setCurrentText("magma")
     heatmaps.opacity.setValue(35)
     grid.norm_box.setCurrentText("shared (layer)")
@@ -318,8 +315,8 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     window.close()
 
     again = make_window(settings=settings)
-    heatmaps, grid = _view(again, HeatmapView), _view(again, ActivationsView).controls
-    training, featurevis = _view(again, TrainingView), _view(again, FeatureVisView).controls
+    heatmaps, grid = again.view(HeatmapView), again.view(ActivationsView).controls
+    training, featurevis = again.view(TrainingView), again.view(FeatureVisView).controls
     assert again.tabs.currentWidget() is heatmaps
     assert (heatmaps.cmap.currentText(), heatmaps.opacity.value()) == ("magma", 35)
     assert grid.settings().norm == "layer" and grid.settings().hide_dead
@@ -333,9 +330,9 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     settings.setValue("controls/TrainingSettings.epochs", "many")
     settings.setValue("controls/FeatureVisControls.steps", 10**9)
     third = make_window(settings=settings)
-    assert _view(third, HeatmapView).cmap.currentText() == AUTO_CMAP  # the default
-    assert _view(third, TrainingView).settings.epochs.value() == TrainConfig().epochs
-    assert _view(third, FeatureVisView).controls.steps.value() == 512  # the quality preset's, not 10⁹
+    assert third.view(HeatmapView).cmap.currentText() == AUTO_CMAP  # the default
+    assert third.view(TrainingView).settings.epochs.value() == TrainConfig().epochs
+    assert third.view(FeatureVisView).controls.steps.value() == 512  # the quality preset's, not 10⁹
 
 
 def test_run_gui_starts_with_settings_of_its_own_and_returns_on_close(qtbot, monkeypatch, tmp_path, image_file):

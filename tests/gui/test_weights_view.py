@@ -20,8 +20,7 @@ def weights_tab(make_window) -> tuple[object, WeightsView]:
     window = make_window()
     window.load_model("builtin:shapes", "cpu")
     assert window.wait_for_jobs(WAIT_MS)
-    view = next(v for v in window.views if isinstance(v, WeightsView))
-    window.tabs.setCurrentWidget(view)
+    view = window.show_view(WeightsView)
     return window, view
 
 
