@@ -237,11 +237,27 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         self._action(menu, "Quit", self.close, "Ctrl+Q", "Close cnnexplorer")
         view_menu = self.menuBar().addMenu("&View")
+        view_menu.setToolTipsVisible(True)
         for dock in self.docks:
             view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        for number, view in enumerate(self.views, start=1):
+            self._action(view_menu, f"{view.title} tab", lambda view=view: self.tabs.setCurrentWidget(view),
+                         f"Ctrl+{number}", f"Show the {view.title} tab")
+        view_menu.addSeparator()
+        self._action(view_menu, "Previous image", lambda: self.step_image(-1), "Alt+Left",
+                     "Make the previous open image current")
+        self._action(view_menu, "Next image", lambda: self.step_image(1), "Alt+Right", "Make the next open image current")
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", self._show_shortcuts, None, "List the keyboard shortcuts")
         self._action(help_menu, "About cnnexplorer", self._show_about, None, "Version and purpose")
+
+    def step_image(self, step: int) -> None:
+        """Make the open image ``step`` places after the current one current (wrapping around)."""
+        images = self.session.images
+        if images:
+            here = images.index(self.session.image) if self.session.image in images else -1
+            self.session.set_image(images[(here + step) % len(images)])
 
     def _watch_drops(self) -> None:
         """Route file drops on any part of the window (docks and views included) to ``open_files``."""

@@ -387,6 +387,28 @@ def test_menus_carry_the_documented_shortcuts_and_tooltips(make_window):
     assert {"Model", "Images", "Recent files", "Keyboard shortcuts", "About cnnexplorer"} <= set(actions)
 
 
+def test_tabs_and_images_have_keys(make_window, tmp_path):
+    from PySide6.QtWidgets import QMenu
+
+    from cnnexplorer.gui.views.activations_view import ActivationsView
+
+    window = ready(make_window(), "builtin:lenet5", [write_image(tmp_path / f"{i}.png", i) for i in range(3)])
+    actions = {a.text(): a for menu in window.menuBar().findChildren(QMenu) for a in menu.actions()}
+    assert [actions[f"{v.title} tab"].shortcut().toString() for v in window.views] == \
+        [f"Ctrl+{n}" for n in range(1, len(window.views) + 1)]
+    actions["Activations tab"].trigger()
+    assert window.tabs.currentWidget() is window.view(ActivationsView)
+    assert (actions["Next image"].shortcut().toString(), actions["Previous image"].shortcut().toString()) == \
+        ("Alt+Right", "Alt+Left")
+    names = [window.session.image.name]
+    for _ in range(3):
+        actions["Next image"].trigger()
+        names.append(window.session.image.name)
+    actions["Previous image"].trigger()
+    assert names == ["2.png", "0.png", "1.png", "2.png"] and window.session.image.name == "1.png"
+    assert window.wait_for_jobs(WAIT_MS)
+
+
 def test_toolbar_offers_open_export_and_copy(make_window):
     from PySide6.QtWidgets import QToolBar
 
