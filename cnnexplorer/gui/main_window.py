@@ -170,7 +170,9 @@ class MainWindow(QMainWindow):
         return view
 
     def _link_views(self) -> None:
-        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
+        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel; the
+        Training tab asks its questions through the window's ``confirm``."""
+        self.view(TrainingView).confirm = self.confirm
 
         def visualise(unit) -> None:
             self.show_view(FeatureVisView).visualise(unit)

@@ -88,6 +88,28 @@ def test_start_pause_continue_stop_with_live_curves_then_resume(qtbot, tmp_path)
         jobs.wait(20_000)
 
 
+def test_an_existing_checkpoint_is_written_over_only_when_confirmed(qtbot, tmp_path):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    old = tmp_path / "old.pt"
+    old.write_bytes(b"an earlier run")
+    view.settings.out.setText(str(old))
+    asked, answers = [], [False, True]
+    view.confirm = lambda title, text: asked.append((title, text)) or answers.pop(0)
+    view.start()
+    assert len(asked) == 1 and str(old) in asked[0][1] and "Resume file" in asked[0][1]
+    assert not view.running and old.read_bytes() == b"an earlier run"
+    view.start()
+    try:
+        assert len(asked) == 2 and view.running
+    finally:
+        view.stop()
+        assert jobs.wait(60_000)
+
+
 def test_tree_checkboxes_freeze_modules_and_training_honours_them(qtbot, tmp_path):
     from PySide6.QtCore import Qt
 
