@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.views: list[View] = [view(self.session, self.jobs) for view in VIEWS]
         for view in self.views:
             self.tabs.addTab(view, view.title)
+            view.confirm = self.confirm  # the views ask their questions through the window
         self.setCentralWidget(self.tabs)
         self._link_views()
         self._build_status_bar()
@@ -170,9 +171,7 @@ class MainWindow(QMainWindow):
         return view
 
     def _link_views(self) -> None:
-        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel; the
-        Training tab asks its questions through the window's ``confirm``."""
-        self.view(TrainingView).confirm = self.confirm
+        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
 
         def visualise(unit) -> None:
             self.show_view(FeatureVisView).visualise(unit)

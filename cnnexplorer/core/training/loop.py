@@ -191,7 +191,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp):
                 logits = pixels(images)
-                loss = nn.functional.cross_entropy(logits.float(), labels)
+                loss = nn.functional.cross_entropy(logits, labels)  # autocast computes it in fp32
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 kept = f" in {saved}" if saved else ""

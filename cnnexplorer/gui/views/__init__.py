@@ -8,7 +8,7 @@ Copy, with the settings that go into the sidecar.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.workers import JobRunner
@@ -25,6 +25,10 @@ class View(QWidget):
         self.session = session
         self.jobs = jobs
         self._dirty = True
+
+    def confirm(self, title: str, text: str) -> bool:
+        """A yes/no question; the main window replaces this with its own ``confirm`` (tests inject answers)."""
+        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
 
     def refresh(self, *_) -> None:
         """Recompute now if the tab is shown, else when it is next shown: hidden tabs cost nothing."""

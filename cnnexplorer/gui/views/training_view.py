@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PySide6.QtCore import QStandardPaths, Qt
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.errors import UserError
@@ -78,8 +78,6 @@ class TrainingView(View):
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
         self.settings = TrainingSettings()
-        self.confirm = self._ask
-        """``confirm(title, text) -> bool``: the main window routes it to its own (tests inject answers)."""
         self.control: RunControl | None = None
         self.job = None
         self.run: Run | None = None
@@ -193,9 +191,6 @@ class TrainingView(View):
         control = RunControl()
         self._begin(f"{handle.spec.rsplit('/', 1)[-1]} on {data_spec.rsplit('/', 1)[-1]}", control,
                     lambda: training_job(handle, data_spec, config, out, scratch, download, control))
-
-    def _ask(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
 
     def resume_from(self, path: str | Path) -> None:
         """Continue the run saved in ``path``; its curves and snapshots are shown first."""
