@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from cnnexplorer.core.adversarial import (ATTACKS, BIM, CW, FGSM, PGD, PGDL2, Ascent, Budget, DeepFool, as_uint8,
-                                          make_attack, parse_eps, render_adversarial_panel, robustness_curve)
+                                          clean_probabilities, make_attack, parse_eps, render_adversarial_panel,
+                                          robustness_curve)
 from cnnexplorer.core.adversarial import metrics, panel
 from cnnexplorer.core.adversarial.base import AttackStep
 from cnnexplorer.core.builtin.nets import ShapesNet
@@ -32,6 +33,19 @@ def batch():
     return generate_shapes(12, 99)
 
 
+class Counting(torch.nn.Module):
+    """The model, counting its forward passes."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
 def run(attack, model, batch, targets=None):
     steps: list[AttackStep] = []
     result = drive(attack.run(model, batch.images, batch.labels, targets), steps.append)
@@ -40,6 +54,20 @@ def run(attack, model, batch, targets=None):
 
 
 # --- the loss moves the right way -------------------------------------------------------
+
+def test_given_clean_probabilities_save_the_clean_forward_and_change_nothing(model, batch):
+    counting = Counting(model)
+    alone = drive(PGD(steps=3).run(counting, batch.images, batch.labels))
+    assert counting.calls == 1 + 3 + 1  # the clean image, 3 steps, the judged last iterate
+    counting.calls = 0
+    before = clean_probabilities(model, batch.images)
+    given = drive(PGD(steps=3).run(counting, batch.images, batch.labels, before=before))
+    assert counting.calls == 3 + 1
+    for name in ("before", "adversarial", "after", "success", "iterations"):
+        assert torch.equal(getattr(given, name), getattr(alone, name)), name
+    with pytest.raises(ValueError, match="clean probabilities for 12 images"):
+        drive(PGD(steps=1).run(model, batch.images, batch.labels, before=before[:3]))
+
 
 def test_fgsm_step_lowers_the_true_class_probability(model, batch):
     steps, result = run(FGSM(4 / 255), model, batch)
@@ -232,8 +260,11 @@ def test_metrics_match_hand_computed_values():
 def test_robustness_curve_falls_with_eps_and_pgd_below_fgsm(model):
     data = generate_shapes(32, 5)
     items = []
-    curve = drive(robustness_curve(model, data.images, data.labels, eps=(0, 2 / 255, 8 / 255), steps=5,
+    counting = Counting(model)
+    curve = drive(robustness_curve(counting, data.images, data.labels, eps=(0, 2 / 255, 8 / 255), steps=5,
                                    batch_size=16), items.append)
+    # per chunk: one clean forward shared by all attacks, then per budget FGSM's 1 step and PGD's 5, each + the judging
+    assert counting.calls == 2 * (1 + 2 * (1 + 1) + 2 * (5 + 1))
     assert curve.eps == (0.0, 2 / 255, 8 / 255)
     fgsm, pgd = curve.accuracy["fgsm"], curve.accuracy["pgd"]
     assert fgsm[0] == pgd[0] >= 0.9
@@ -244,7 +275,7 @@ def test_robustness_curve_falls_with_eps_and_pgd_below_fgsm(model):
     assert true_class[0] >= 0.9 and true_class[0] > true_class[1] > true_class[2] < 0.1
     assert curve.confidence["pgd"][2] > true_class[2]  # fooled, yet confident in the wrong class
     progress = [i for i in items if isinstance(i, Progress)]
-    assert progress[-1].done == progress[-1].total == 2 * 2 * 2  # attacks x budgets x chunks
+    assert progress[-1].done == progress[-1].total == (2 * 2 + 1) * 2  # (attacks x budgets + clean) x chunks
     assert [p.done for p in progress] == sorted(p.done for p in progress)
 
 

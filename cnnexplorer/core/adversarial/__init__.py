@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 
 from cnnexplorer.core.adversarial.ascent import Ascent
-from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep
+from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep, clean_probabilities
 from cnnexplorer.core.adversarial.bim import BIM
 from cnnexplorer.core.adversarial.budget import Budget, as_uint8, parse_eps, to_8bit
 from cnnexplorer.core.adversarial.cw import CW
@@ -32,7 +32,7 @@ ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, BIM, PGD, PGDL2, D
 
 __all__ = ["ATTACKS", "BIM", "CW", "FGSM", "PGD", "PGDL2", "Ascent", "Attack", "AttackResult", "AttackStep", "Budget",
            "DeepFool", "Explanation", "LabelledImages", "RobustnessCurve", "adversarial_pixels", "as_uint8",
-           "attack_image", "curve_images", "explain_job", "make_attack", "parse_eps", "render_adversarial_panel",
+           "attack_image", "clean_probabilities", "curve_images", "explain_job", "make_attack", "parse_eps", "render_adversarial_panel",
            "robustness_curve", "save_adversarial", "to_8bit"]
 
 

@@ -205,16 +205,18 @@ class Attack:
 
     # --- the loop ----------------------------------------------------------------------
     def run(self, model: nn.Module, images: Tensor, labels: Tensor | None = None,
-            targets: Tensor | int | None = None, seed: int = 0) -> Job[AttackResult]:
+            targets: Tensor | int | None = None, seed: int = 0, before: Tensor | None = None) -> Job[AttackResult]:
         """Attack ``images``; yields an ``AttackStep`` per iteration, returns the ``AttackResult``.
 
         ``labels`` default to the model's own predictions; ``targets`` (a class per image, or
-        one for all) make the attack targeted. ``seed`` drives any random start.
+        one for all) make the attack targeted. ``seed`` drives any random start. ``before``:
+        ``clean_probabilities(model, images)`` when the caller has them already (a robustness
+        curve attacks the same images at every ε), which saves the attack its clean forward.
         """
         if self.needs_target and targets is None:
             raise UserError(f"{self.name} needs a target class: pass --target CLASS")
         with eval_mode(model):
-            state = self._prepare(model, images, labels, targets, seed)
+            state = self._prepare(model, images, labels, targets, seed, before)
             self.start(state)
             for iteration in range(self.steps + 1):
                 idx = state.active.nonzero()[:, 0]
@@ -234,13 +236,14 @@ class Attack:
                 yield self._step(state, iteration)
             return self._result(state)
 
-    def _prepare(self, model, images, labels, targets, seed) -> AttackState:
+    def _prepare(self, model, images, labels, targets, seed, before) -> AttackState:
         device = model_device(model)
-        if images.dim() != 4:
-            raise ValueError(f"expected images [N,C,H,W], got shape {tuple(images.shape)}")
-        original = to_8bit(images.detach().to(device, torch.float32))
-        with torch.no_grad():
-            before = F.softmax(model(original).float(), dim=1)
+        original = eight_bit_batch(images, device)
+        if before is None:
+            before = _softmax(model, original)
+        elif before.shape[0] != original.shape[0]:
+            raise ValueError(f"expected clean probabilities for {original.shape[0]} images, got {tuple(before.shape)}")
+        before = before.to(device, torch.float32)
         n, classes = before.shape
         labels = before.argmax(dim=1) if labels is None else _per_sample(labels, n, device)
         if targets is not None:
@@ -307,6 +310,24 @@ class Attack:
             before=state.memory["before"].cpu(), after=state.best_probs.cpu(),
             iterations=state.iterations.cpu(), success=state.success.cpu(), settings=self.settings(),
         )
+
+
+def eight_bit_batch(images: Tensor, device: torch.device) -> Tensor:
+    """``images`` ``[N,C,H,W]`` on ``device`` and on the 8-bit grid: what an attack starts from."""
+    if images.dim() != 4:
+        raise ValueError(f"expected images [N,C,H,W], got shape {tuple(images.shape)}")
+    return to_8bit(images.detach().to(device, torch.float32))
+
+
+def _softmax(model: nn.Module, pixels: Tensor) -> Tensor:
+    with torch.no_grad():
+        return F.softmax(model(pixels).float(), dim=1)
+
+
+def clean_probabilities(model: nn.Module, images: Tensor) -> Tensor:
+    """Softmax probabilities ``[N,K]`` of the 8-bit ``images``: an attack's ``before``, to share between attacks."""
+    with eval_mode(model):
+        return _softmax(model, eight_bit_batch(images, model_device(model)))
 
 
 def _per_sample(values: Tensor | int, n: int, device: torch.device) -> Tensor:

@@ -2,7 +2,8 @@
 
 One job over a labelled image batch (the built-in validation set, or a folder's images),
 attacked in chunks of ``batch_size`` so memory stays bounded. ε = 0 is the clean accuracy (of
-the 8-bit images), taken from the first attack pass. Progress is yielded every attack
+the 8-bit images): one forward per chunk, whose probabilities every attack of that chunk is
+given as its ``before`` instead of computing them again. Progress is yielded every attack
 iteration, so a GUI can cancel between two of them.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep
+from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep, clean_probabilities
 from cnnexplorer.core.adversarial.fgsm import FGSM
 from cnnexplorer.core.adversarial.pgd import PGD
 from cnnexplorer.core.jobs import Job, Progress
@@ -52,20 +53,23 @@ def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tupl
     """Attack every image at every ε > 0 with each attack; yields ``Progress``, returns the curve."""
     budgets = sorted({float(e) for e in eps if e > 0})
     chunks = [(images[i : i + batch_size], labels[i : i + batch_size].cpu()) for i in range(0, len(images), batch_size)]
-    total = len(attacks) * len(budgets) * len(chunks)
+    total = (len(attacks) * len(budgets) + 1) * len(chunks)
     sums = {(a, e): [0, 0.0, 0.0] for a in attacks for e in budgets}
     clean = [0, 0.0, 0.0]
-    done = 0
+    before = []
+    for done, (x, y) in enumerate(chunks):
+        yield Progress(done, total, "clean predictions")
+        before.append(clean_probabilities(model, x))
+        _accumulate(clean, before[-1].cpu(), y)
+    done = len(chunks)
     for name in attacks:
         for e in budgets:
-            for x, y in chunks:
+            for (x, y), probs in zip(chunks, before):
                 message = f"{name} eps {e * 255:.3g}/255"
-                result = yield from _with_progress(curve_attack(name, e, steps).run(model, x, y, seed=seed),
-                                                   done, total, message)
+                attack = curve_attack(name, e, steps)
+                result = yield from _with_progress(attack.run(model, x, y, seed=seed, before=probs), done, total, message)
                 done += 1
                 _accumulate(sums[name, e], result.after, y)
-                if (name, e) == (attacks[0], budgets[0]):
-                    _accumulate(clean, result.before, y)
     yield Progress(total, total, "done")
     n = max(len(images), 1)
     means = [{a: tuple(s[k] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks} for k in range(3)]

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnexplorer.core.adversarial.base import Attack, AttackResult
+from cnnexplorer.core.adversarial.base import Attack, AttackResult, clean_probabilities
 from cnnexplorer.core.adversarial.budget import as_uint8
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.core.model_handle import ModelHandle
-from cnnexplorer.core.predict import predict_tensor
 from cnnexplorer.core.render import atomic_write_bytes, png_bytes
 
 
@@ -24,12 +23,12 @@ def attack_image(handle: ModelHandle, pixels: torch.Tensor, attack: Attack, targ
                  seed: int = 0) -> Job[AttackResult]:
     """Attack ``pixels`` ([C,H,W] in [0,1]) away from the model's prediction, or towards ``target``."""
     batch = pixels[None] if pixels.dim() == 3 else pixels
-    if target is not None:
-        predicted = predict_tensor(handle, batch, top=1)[0][0]
-        if predicted.index == target:
-            raise UserError(f"the model already predicts {predicted.label} ({target}) for this image; "
-                            "choose another target class")
-    return (yield from attack.run(handle.pixel_model(), batch, targets=target, seed=seed))
+    model = handle.pixel_model()
+    before = clean_probabilities(model, batch)
+    if target is not None and int(before[0].argmax()) == target:
+        raise UserError(f"the model already predicts {handle.label(target)} ({target}) for this image; "
+                        "choose another target class")
+    return (yield from attack.run(model, batch, targets=target, seed=seed, before=before))
 
 
 def adversarial_pixels(result: AttackResult, index: int = 0) -> np.ndarray:
