@@ -8,7 +8,8 @@ layer and run at 128 px; the batched loop at 224 px is reported too, so both res
 compared side by side. Speed is channel-steps per second. Activation: each run's final images
 judged by the mean of their channel at the resolution that run optimised at (and all at 128 px).
 With random weights inception4a's activations are tiny (about 1e-7); only their ratio matters.
-The last line is one JSON object.
+``--device`` (default: the GPU when there is one; the goal there is ≥ 20× Lucent, which then
+runs on the GPU too). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def ours(handle, settings: Settings, batch_size: int) -> tuple[float, torch.Tens
 
 
 def lucent(handle, steps: int) -> tuple[float, torch.Tensor] | None:
+    """Lucent's ``render_vis`` per channel (on the GPU when there is one: Lucent picks it itself)."""
     try:
         from lucent.optvis import param, render
     except ImportError:
@@ -54,12 +56,17 @@ def lucent(handle, steps: int) -> tuple[float, torch.Tensor] | None:
     model = copy.deepcopy(handle.module).eval()  # lucent leaves its hooks on the model it is given
     for p in model.parameters():
         p.requires_grad_(False)
-    images = []
+
+    def run(channels, thresholds) -> list[torch.Tensor]:
+        return [torch.from_numpy(render.render_vis(model, f"{LAYER}:{k}",
+                                                   lambda: param.image(128, fft=True, decorrelate=True),
+                                                   thresholds=thresholds, progress=False,
+                                                   show_image=False)[-1]).permute(0, 3, 1, 2)
+                for k in channels]
+
+    run(CHANNELS[:1], (2,))  # warm-up, as ours has
     start = time.perf_counter()
-    for k in CHANNELS:
-        out = render.render_vis(model, f"{LAYER}:{k}", lambda: param.image(128, fft=True, decorrelate=True),
-                                thresholds=(steps,), progress=False, show_image=False)
-        images.append(torch.from_numpy(out[-1]).permute(0, 3, 1, 2))
+    images = run(CHANNELS, (steps,))
     return time.perf_counter() - start, torch.cat(images).float()
 
 
@@ -67,10 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    handle = load_model("torchvision:googlenet:none", "cpu")
+    handle = load_model("torchvision:googlenet:none", args.device)
     work = len(CHANNELS) * args.steps
     settings = Settings(size=128, steps=args.steps, param="fft", preview_every=args.steps)
     drive(render_units(handle, LAYER, CHANNELS[:2], settings=Settings(size=128, steps=2), batch_size=2))  # warm-up
@@ -98,6 +106,7 @@ def main() -> None:
         print("torch-lucent is not installed: pip install torch-lucent (it must not change torch)")
     report = {
         "steps": args.steps, "channels": len(CHANNELS), "layer": LAYER, "threads": args.threads,
+        "device": str(handle.device),
         "channel_steps_per_s": rate,
         "final_activation": act,
         "effective_resolution": {name: r for name, (_, _, r) in runs.items()},
