@@ -1,10 +1,11 @@
 # make run: launch the app on the built-in demo.  make test: run the whole suite.
-# Both create .venv and install the package (with its dev extra) on first use.
+# make test-gpu: the checks that need a CUDA GPU (gpu_tests/; CI has none).
+# Each creates .venv and installs the package (with its dev extra) on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test test-gpu bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+test-gpu: $(VENV)/.installed
+	$(PY) -m pytest -q gpu_tests
 
 bench: $(VENV)/.installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -322,8 +322,10 @@ def test_out_of_memory_suggests_a_smaller_batch():
 
     handle, data = lenet_on_shapes()
     small_device = replace(handle, module=_DeviceOfSixteen(handle.module))
-    with pytest.raises(UserError, match=r"batch of 32 images does not fit.*try --batch-size 16"):
+    with pytest.raises(UserError, match=r"batch of 32 images does not fit.*try --batch-size 16") as error:
         drive(train(small_device, data, TrainConfig(epochs=1, batch_size=32, snapshots=False), arch="builtin:lenet5"))
+    # the error does not keep the failed step's tensors alive (as the out-of-memory error's traceback would)
+    assert error.value.__context__ is None and error.value.__cause__ is None
     result = drive(train(small_device, data, TrainConfig(epochs=1, batch_size=16, snapshots=False), arch="builtin:lenet5"))
     assert result.epochs_done == 1
 

@@ -122,10 +122,15 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
             return (yield from _run(model, data, config, arch, Path(out) if out else None,
                                     resume_state(resume) if resume else None, control))
     except Exception as exc:
-        if is_out_of_memory(exc):
-            raise UserError(f"the batch of {config.batch_size} images does not fit in {handle.device}'s memory; "
-                            f"try --batch-size {max(1, config.batch_size // 2)}") from None
-        raise
+        if not is_out_of_memory(exc):
+            raise
+    # Out of memory. Raised out here, not in the handler, so that the error does not carry the failed
+    # step's frames (its batch and activations) along: they and the trainer's copy are freed now.
+    del model, module
+    if handle.device.type == "cuda":
+        torch.cuda.empty_cache()
+    raise UserError(f"the batch of {config.batch_size} images does not fit in {handle.device}'s memory; "
+                    f"try --batch-size {max(1, config.batch_size // 2)}")
 
 
 def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
