@@ -137,6 +137,8 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(view, view.title)
             view.confirm = self.confirm  # the views ask their questions through the window
         self.setCentralWidget(self.tabs)
+        self.tabs.currentChanged.connect(self._on_tab)
+        self._on_tab()
         self._link_views()
         self._build_status_bar()
         self._build_menus()
@@ -154,6 +156,10 @@ class MainWindow(QMainWindow):
         self._dock_sizes_pending = not self.restoreState(self.settings.value("window/state", b""))
         restore_controls(self.settings, self)
         self._restore_tab(str(self.settings.value("window/tab", "")))
+
+    def _on_tab(self, *_) -> None:
+        """The tree's freeze checkboxes belong to the Training tab."""
+        self.model_dock.show_freeze_boxes(isinstance(self.tabs.currentWidget(), TrainingView))
 
     def _restore_tab(self, title: str) -> None:
         for index in range(self.tabs.count()):

@@ -416,3 +416,25 @@ def test_toolbar_offers_open_export_and_copy(make_window):
     (toolbar,) = window.findChildren(QToolBar)
     texts = [a.text() for a in toolbar.actions() if not a.isSeparator()]
     assert texts == ["Open image…", "Open model file…", "Model zoo…", "Export view as PNG…", "Copy picture"]
+
+
+def test_the_trees_freeze_boxes_show_only_on_the_training_tab(make_window):
+    from PySide6.QtCore import Qt
+
+    from cnnexplorer.gui.views.activations_view import ActivationsView
+    from cnnexplorer.gui.views.training_view import TrainingView
+
+    window = ready(make_window(), "builtin:lenet5", [])
+    dock, conv = window.model_dock, window.model_dock._items["features.0"]
+    window.show_view(ActivationsView)
+    assert not conv.isCheckable() and conv.data(Qt.ItemDataRole.CheckStateRole) is None
+    window.show_view(TrainingView)
+    assert conv.isCheckable() and conv.checkState() == Qt.CheckState.Checked
+    assert not dock._items["features.1"].isCheckable()  # a ReLU has nothing to freeze
+    conv.setCheckState(Qt.CheckState.Unchecked)
+    assert not any(p.requires_grad for p in window.session.model.module.features[0].parameters())
+    window.show_view(ActivationsView)
+    assert not conv.isCheckable() and conv.data(Qt.ItemDataRole.CheckStateRole) is None
+    assert conv.foreground().color().getRgb()[:3] == (150, 150, 150)  # frozen rows stay grey
+    window.show_view(TrainingView)
+    assert conv.checkState() == Qt.CheckState.Unchecked

@@ -4,8 +4,10 @@ A row is a module of ``named_modules()``; selecting it sets the session's curren
 a layer chosen elsewhere selects its row, so the tree is the map every view is read against.
 With a job runner, the Zeros and Dead columns show each layer's sparsity for the current
 image (measured in a worker from the shared activation cache): it grows with depth.
-Each row with parameters has a checkbox: unticking it freezes the module (``requires_grad``
-off, the row greyed), which the Training tab honours; the footer's counts follow.
+While the Training tab is shown, each row with parameters has a checkbox: unticking it
+freezes the module (``requires_grad`` off, the row greyed), which training honours; the
+footer's counts follow. Elsewhere the boxes are hidden (the tree is for finding layers there),
+and frozen rows stay grey.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ FROZEN_COLOUR = QColor(150, 150, 150)
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
 FROZEN_ROLE = Qt.ItemDataRole.UserRole + 3
+HAS_PARAMS_ROLE = Qt.ItemDataRole.UserRole + 4
 
 
 def format_count(value: float) -> str:
@@ -131,6 +134,7 @@ class ModelDock(QWidget):
         self._stat_cells: dict[str, list[QStandardItem]] = {}
         self._shown_summary = None
         self._syncing = False
+        self._freeze_boxes = True
 
         self.spec_edit = QLineEdit()
         self.spec_edit.setPlaceholderText("builtin:shapes, torchvision:resnet50 or a model file")
@@ -242,7 +246,8 @@ class ModelDock(QWidget):
         for cell, tip in zip(cells[STATS], STAT_TIPS):
             cell.setToolTip(tip)
         self._stat_cells[layer.name] = cells[STATS]
-        cells[0].setCheckable(layer.params > 0)
+        cells[0].setData(layer.params > 0, HAS_PARAMS_ROLE)
+        cells[0].setCheckable(layer.params > 0 and self._freeze_boxes)
         cells[0].setData(layer.name, NAME_ROLE)
         cells[0].setData(f"{layer.name} {layer.type}", SEARCH_ROLE)
         parent = self._items.get(layer.parent) if layer.parent else None
@@ -256,6 +261,23 @@ class ModelDock(QWidget):
             return handle.module.get_submodule(name) if handle is not None else None
         except AttributeError:
             return None
+
+    def show_freeze_boxes(self, visible: bool) -> None:
+        """Show the rows' freeze checkboxes (while training is set up) or hide them."""
+        if visible == self._freeze_boxes:
+            return
+        self._freeze_boxes = visible
+        self._syncing = True
+        try:
+            for item in self._items.values():
+                checkable = visible and bool(item.data(HAS_PARAMS_ROLE))
+                item.setCheckable(checkable)
+                if not checkable:
+                    item.setData(None, Qt.ItemDataRole.CheckStateRole)  # no box is drawn without a state
+        finally:
+            self._syncing = False
+        self._show_frozen()
+        self.tree.resizeColumnToContents(0)
 
     def _on_item_changed(self, item: QStandardItem) -> None:
         """A ticked row trains its module's parameters, an unticked one freezes them."""
@@ -284,14 +306,16 @@ class ModelDock(QWidget):
         try:
             for name, item in self._items.items():
                 trainable, total = counts.get(name, (0, 0))
-                if not total or not item.isCheckable():
+                if not total:
                     continue
                 state = (Qt.CheckState.Checked if trainable == total else
                          Qt.CheckState.Unchecked if trainable == 0 else Qt.CheckState.PartiallyChecked)
+                shown = item.data(Qt.ItemDataRole.CheckStateRole)
+                if item.isCheckable() and (shown is None or state != item.checkState()):
+                    item.setCheckState(state)
                 frozen = state == Qt.CheckState.Unchecked
-                if state == item.checkState() and bool(item.data(FROZEN_ROLE)) == frozen:
+                if bool(item.data(FROZEN_ROLE)) == frozen:
                     continue  # unchanged: skip the cell updates (a ResNet-50 has 150 rows)
-                item.setCheckState(state)
                 item.setData(frozen, FROZEN_ROLE)
                 brush = QBrush(FROZEN_COLOUR) if frozen else QBrush()
                 parent = item.parent() or self.model.invisibleRootItem()
