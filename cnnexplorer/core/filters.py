@@ -55,13 +55,17 @@ class FilterView:
     block: tuple[int, int] = (1, 1)
 
 
-def layer_weight(root: torch.nn.Module, layer: str) -> tuple[torch.nn.Module, torch.Tensor]:
-    """The module at ``layer`` and its ``weight`` tensor; ``UserError`` if it has none."""
+def weighted_layer(root: torch.nn.Module, layer: str) -> str:
+    """``layer`` if it has a ``weight``, else its first sub-layer with a convolution or linear
+    weight (a block shows its first convolution); ``UserError`` if it holds none."""
     module = find_layer(root, layer)
-    weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor):
-        raise UserError(f"layer {layer} ({type(module).__name__}) has no weights; pick a Conv2d or Linear layer")
-    return module, weight
+    if isinstance(getattr(module, "weight", None), torch.Tensor):
+        return layer
+    for name, sub in module.named_modules():
+        weight = getattr(sub, "weight", None)
+        if name and isinstance(weight, torch.Tensor) and weight.dim() >= 2:
+            return f"{layer}.{name}" if layer else name
+    raise UserError(f"layer {layer} ({type(module).__name__}) has no weights; pick a Conv2d or Linear layer")
 
 
 def weight_histogram(weight: torch.Tensor, bins: int = HISTOGRAM_BINS) -> WeightHistogram:
@@ -99,12 +103,15 @@ def block_mean(matrix: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray
 
 
 def filter_view(root: torch.nn.Module, layer: str, input_channel: int | None = None, gap: int = 1) -> FilterView:
-    """The weights of ``layer`` as a picture-ready float image (see the module notes for modes).
+    """The weights of ``layer`` (of its first weighted sub-layer, for a block) as a picture-ready
+    float image (see the module notes for modes).
 
     ``input_channel`` shows that input's slice of each convolution kernel instead of the
     mean over inputs (and turns a 3-input layer's RGB view into single-channel kernels).
     """
-    module, weight = layer_weight(root, layer)
+    layer = weighted_layer(root, layer)
+    module = find_layer(root, layer)
+    weight = module.weight
     name = type(module).__name__
     array = weight.detach().to("cpu", torch.float32).numpy()
     common = dict(layer=layer, module_type=name, weight_shape=tuple(array.shape), histogram=weight_histogram(weight))

@@ -86,7 +86,13 @@ def test_histogram_counts_every_weight():
     assert filter_view(first_layer_net(), "2").histogram.counts.sum() == 3 * 2 * 3 * 3
 
 
-def test_layers_without_weights_are_user_errors():
+def test_a_block_shows_its_first_convolution_and_a_layer_without_weights_is_a_user_error():
+    net = nn.Sequential(nn.Sequential(nn.ReLU(), nn.BatchNorm2d(3), first_layer_net()), nn.ReLU())
+    view = filter_view(net, "0")  # the BatchNorm's 1-D weight is passed over for the convolution
+    assert view.layer == "0.2.0" and view.module_type == "Conv2d" and view.mode == "rgb"
+    assert filter_view(net, "").layer == "0.2.0"
+    with pytest.raises(UserError, match=r"layer 1 \(ReLU\) has no weights; pick a Conv2d or Linear layer"):
+        filter_view(net, "1")
     with pytest.raises(UserError, match=r"layer 1 \(ReLU\) has no weights; pick a Conv2d or Linear layer"):
         filter_view(first_layer_net(), "1")
     with pytest.raises(UserError, match="no input channels"):

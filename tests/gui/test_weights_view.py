@@ -53,6 +53,10 @@ def test_kernels_matrix_and_layers_without_weights(make_window, qtbot):
     assert not view.histogram.isVisibleTo(view)
     assert window.messages == [], "a message in the view, not a dialog"
 
+    show_layer(window, "features.2")  # a block: its convolution's kernels
+    assert view.result.view.layer == "features.2.0" and view.result.view.mode == "kernels"
+    assert view.message.text().startswith("features.2 is a block; its first weighted layer is features.2.0 (Conv2d)")
+
     show_layer(window, "classifier")
     assert view.result.view.mode == "matrix" and view.result.view.values.shape == (6, 96)
     assert view.colorbar.isVisibleTo(view) and not view.input_box.isEnabled()

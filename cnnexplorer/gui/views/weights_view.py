@@ -31,6 +31,7 @@ MEAN = -1
 @dataclass(frozen=True)
 class WeightsResult:
     handle: object
+    requested: str  # the tree's layer; ``view.layer`` is its first weighted sub-layer when it is a block
     view: FilterView
     pixels: np.ndarray
     layout: GridLayout  # in the (enlarged) picture
@@ -42,7 +43,7 @@ def weights_job(handle, layer: str, input_channel: int | None):
     view = filter_view(handle.module, layer, input_channel=input_channel)
     pixels = render_filter_picture(view)
     factor = pixels.shape[1] // view.values.shape[1]
-    return WeightsResult(handle, view, pixels, view.layout.scaled(factor), factor)
+    return WeightsResult(handle, layer, view, pixels, view.layout.scaled(factor), factor)
 
 
 def describe(view: FilterView) -> str:
@@ -142,12 +143,13 @@ class WeightsView(View):
         self.message.setText(text)
 
     def _show(self, result: WeightsResult) -> None:
-        if result.handle is not self.session.model or result.view.layer != self.session.layer:
+        if result.handle is not self.session.model or result.requested != self.session.layer:
             return
         self.result = result
         view = result.view
         self.canvas.set_pixels(result.pixels)
-        self.message.setText(describe(view))
+        block = f"{result.requested} is a block; its first weighted layer is " if view.layer != result.requested else ""
+        self.message.setText(block + describe(view))
         if view.value_range is not None:
             self.colorbar.set_map(view.cmap, *view.value_range)
         self.colorbar.setVisible(view.value_range is not None)
