@@ -4,10 +4,10 @@ A row is a module of ``named_modules()``; selecting it sets the session's curren
 a layer chosen elsewhere selects its row, so the tree is the map every view is read against.
 With a job runner, the Zeros and Dead columns show each layer's sparsity for the current
 image (measured in a worker from the shared activation cache): it grows with depth.
-While the Training tab is shown, each row with parameters has a checkbox: unticking it
-freezes the module (``requires_grad`` off, the row greyed), which training honours; the
-footer's counts follow. Elsewhere the boxes are hidden (the tree is for finding layers there),
-and frozen rows stay grey.
+While the Training tab is shown, each row with parameters has a checkbox (in place of the
+sparsity columns): unticking it freezes the module (``requires_grad`` off, the row greyed),
+which training honours; the footer's counts follow. Elsewhere the boxes are hidden (the tree
+is for finding layers there), and frozen rows stay grey.
 """
 
 from __future__ import annotations
@@ -263,10 +263,13 @@ class ModelDock(QWidget):
             return None
 
     def show_freeze_boxes(self, visible: bool) -> None:
-        """Show the rows' freeze checkboxes (while training is set up) or hide them."""
+        """Show the rows' freeze checkboxes (while training is set up) or hide them; the sparsity
+        columns, which describe the current image, make room for them meanwhile."""
         if visible == self._freeze_boxes:
             return
         self._freeze_boxes = visible
+        for column in range(STATS.start, STATS.stop):
+            self.tree.setColumnHidden(column, visible)
         self._syncing = True
         try:
             for item in self._items.values():
