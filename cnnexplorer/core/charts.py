@@ -73,10 +73,23 @@ def _row(layer: LayerInfo) -> tuple[str, ...]:
             _geometry(layer), rf)
 
 
+TABLE_TOP = MARGIN + TITLE_SIZE + 12
+"""The summary table's header row starts here; layer row ``k`` at ``TABLE_TOP + ROW_HEIGHT·(k+1)``."""
+
+
+def _table_layers(summary: Summary, max_depth: int | None) -> list[LayerInfo]:
+    return [l for l in summary.layers if l.name and (max_depth is None or l.depth <= max_depth)]
+
+
+def summary_rows(summary: Summary, max_depth: int | None = None) -> dict[str, int]:
+    """Each layer's row in ``render_summary_table``'s picture: name → top pixel (rows are ROW_HEIGHT tall)."""
+    return {l.name: TABLE_TOP + ROW_HEIGHT * (k + 1) for k, l in enumerate(_table_layers(summary, max_depth))}
+
+
 def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.ndarray:
     """The architecture table as an ``H×W×3`` uint8 image; ``max_depth`` hides deeper modules."""
     font, title_font = _font(FONT_SIZE), _font(TITLE_SIZE)
-    layers = [l for l in summary.layers if l.name and (max_depth is None or l.depth <= max_depth)]
+    layers = _table_layers(summary, max_depth)
     rows = [_row(l) for l in layers]
     indents = [INDENT * (l.depth - 1) for l in layers]
     cell_widths = [[font.getlength(r[0]) + indent, *map(font.getlength, r[1:])] for r, indent in zip(rows, indents)]
@@ -87,13 +100,12 @@ def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.n
               f"   ·   MACs: {si(summary.macs)} per image")
     table_width = int(np.ceil(sum(widths)))
     width = 2 * MARGIN + max(table_width, int(np.ceil(max(title_font.getlength(title), font.getlength(footer)))))
-    title_height = TITLE_SIZE + 12
-    height = 2 * MARGIN + title_height + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6
+    height = MARGIN + TABLE_TOP + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6
 
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     draw.text((MARGIN, MARGIN), title, font=title_font, fill=TEXT)
-    top = MARGIN + title_height
+    top = TABLE_TOP
     draw.rectangle([MARGIN, top, MARGIN + table_width - 1, top + ROW_HEIGHT - 1], fill=HEADER)
     _draw_cells(draw, font, _COLUMNS, widths, top)
     draw.line([MARGIN, top + ROW_HEIGHT - 1, MARGIN + table_width - 1, top + ROW_HEIGHT - 1], fill=RULE)

@@ -441,3 +441,26 @@ def test_the_trees_freeze_boxes_show_only_on_the_training_tab(make_window):
     assert conv.foreground().color().getRgb()[:3] == (150, 150, 150)  # frozen rows stay grey
     window.show_view(TrainingView)
     assert conv.checkState() == Qt.CheckState.Unchecked
+
+
+def test_the_summary_table_marks_the_current_layer_and_a_click_on_a_row_selects_it(make_window, qtbot):
+    from PySide6.QtCore import QPointF, Qt
+
+    from cnnexplorer.core.charts import ROW_HEIGHT, summary_rows
+    from cnnexplorer.gui.views.summary_view import SummaryView
+
+    window = ready(make_window(), "torchvision:resnet18:none", [])
+    view = window.show_view(SummaryView)
+    assert window.wait_for_jobs(30_000)
+    rows = summary_rows(window.session.summary)
+    assert view.canvas.view_box.viewRange()[1][1] < rows["layer4.1.conv2"]  # out of view at first
+    window.session.set_layer("layer4.1.conv2")  # far down: the table scrolls to it
+    assert view.highlight.isVisible() and view.highlight.rect().top() == rows["layer4.1.conv2"]
+    shown_top, shown_bottom = view.canvas.view_box.viewRange()[1]
+    assert shown_top <= rows["layer4.1.conv2"] <= shown_bottom - ROW_HEIGHT
+    assert shown_top <= rows["layer4.0.conv1"]  # a row in view
+    centre = QPointF(40, rows["layer4.0.conv1"] + ROW_HEIGHT / 2)
+    point = view.canvas.mapFromScene(view.canvas.view_box.mapViewToScene(centre))
+    qtbot.mouseClick(view.canvas.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert window.session.layer == "layer4.0.conv1"
+    assert view.highlight.rect().top() == rows["layer4.0.conv1"]

@@ -1,9 +1,15 @@
-"""The "Summary" tab: the layer table picture, the same pixels as ``cnnexplorer export summary``."""
+"""The "Summary" tab: the layer table picture, the same pixels as ``cnnexplorer export summary``.
+
+The current layer's row is highlighted (and scrolled into view), and clicking a row makes its
+layer current, as in the Model tree.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
@@ -12,11 +18,14 @@ from cnnexplorer.gui.views.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
 
 
+HIGHLIGHT = QColor(70, 120, 180, 70)
+
+
 def _render_job(summary):
-    from cnnexplorer.core.charts import render_summary_table
+    from cnnexplorer.core.charts import render_summary_table, summary_rows
 
     yield Progress(0, None, "drawing the layer table")
-    return render_summary_table(summary)
+    return render_summary_table(summary), summary_rows(summary)
 
 
 class SummaryView(View):
@@ -26,6 +35,12 @@ class SummaryView(View):
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
         self.canvas = ImageCanvas(fit="width")
+        self.canvas.scene().sigMouseClicked.connect(self._on_click)
+        self.highlight = QGraphicsRectItem()
+        self.highlight.setBrush(QBrush(HIGHLIGHT))
+        self.highlight.setPen(QPen(Qt.PenStyle.NoPen))
+        self.highlight.hide()
+        self.canvas.view_box.addItem(self.highlight)
         self.caption = QLabel("Load a model to see its layer table.")
         self.caption.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -33,28 +48,58 @@ class SummaryView(View):
         layout.addWidget(self.caption)
         self._summary = None
         self._pixels: np.ndarray | None = None
+        self.rows: dict[str, int] = {}
         session.model_changed.connect(self.refresh)
+        session.layer_changed.connect(self._highlight_layer)
         self.refresh()
 
     def compute(self) -> None:
         summary = self.session.summary
         if summary is None or summary is self._summary:
             return
-        self._summary, self._pixels = summary, None
+        self._summary, self._pixels, self.rows = summary, None, {}
         self.canvas.clear()
+        self.highlight.hide()
         self.caption.setText("Drawing the layer table …")
         self.jobs.start(lambda: _render_job(summary), kind="summary-view", label="drawing the layer table",
-                        on_result=lambda pixels: self._show(summary, pixels))
+                        on_result=lambda drawn: self._show(summary, *drawn))
 
-    def _show(self, summary, pixels: np.ndarray) -> None:
+    def _show(self, summary, pixels: np.ndarray, rows: dict[str, int]) -> None:
         if summary is not self.session.summary:
             return
-        self._pixels = pixels
+        self._pixels, self.rows = pixels, rows
         self.canvas.set_pixels(pixels)
+        self._highlight_layer()
         self.caption.setText(
             f"{summary.total_params:,} parameters, {summary.macs / 1e6:,.1f} M MACs at "
             f"{'×'.join(map(str, summary.input_size))} — scroll to zoom, drag to pan"
         )
+
+    def _highlight_layer(self, *_) -> None:
+        """Mark the current layer's row, scrolling the table to it when it is out of view."""
+        from cnnexplorer.core.charts import ROW_HEIGHT
+
+        top = self.rows.get(self.session.layer or "")
+        if top is None or self._pixels is None:
+            self.highlight.hide()
+            return
+        self.highlight.setRect(QRectF(0, top, self._pixels.shape[1], ROW_HEIGHT))
+        self.highlight.show()
+        shown_top, shown_bottom = self.canvas.view_box.viewRange()[1]
+        if not shown_top <= top <= shown_bottom - ROW_HEIGHT:
+            shift = top - (shown_top + shown_bottom) / 2
+            self.canvas.view_box.setYRange(shown_top + shift, shown_bottom + shift, padding=0)
+
+    def _on_click(self, event) -> None:
+        from cnnexplorer.core.charts import ROW_HEIGHT
+
+        if event.button() != Qt.MouseButton.LeftButton or self._pixels is None:
+            return
+        y = self.canvas.view_box.mapSceneToView(event.scenePos()).y()
+        hit = next((name for name, top in self.rows.items() if top <= y < top + ROW_HEIGHT), None)
+        if hit is not None:
+            event.accept()
+            self.session.set_layer(hit)
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self._pixels is None:
