@@ -133,9 +133,12 @@ def test_a_missing_layer_or_image_is_said_not_raised(make_window):
     view.controls.start_button.click()
     assert "Select a layer" in view.message.text() and view.finished is None
     window.session.set_layer(LAYER)
-    view.controls.channels.setCurrentText("current unit")
+    quick(view)
+    view.controls.channels.setCurrentText("current unit")  # with no unit of this layer: the range, and a word why
     view.controls.start_button.click()
-    assert "Click a channel" in view.message.text()
+    assert f"no channel of {LAYER} is selected" in view.message.text()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.finished.result.units == [0, 1, 2, 3]
 
 
 def test_deepdream_starts_from_the_current_image_and_shows_it_live(make_window):

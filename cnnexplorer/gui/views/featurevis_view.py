@@ -114,8 +114,9 @@ class FeatureVisView(View):
         self.controls.channels.setCurrentText("current unit")
         self.start()
 
-    def _target(self, choice: FeatureVisChoice) -> tuple[str, list[int] | None, torch.Tensor | None]:
-        """The layer, units and image the choice asks for, from the session."""
+    def _target(self, choice: FeatureVisChoice) -> tuple[str, list[int] | None, torch.Tensor | None, str]:
+        """The layer, units and image the choice asks for, from the session, and a note when the
+        current unit was asked for but there is none on this layer (the range is used instead)."""
         handle, kind = self.session.model, choice.kind
         layer = "" if kind == "logit" else self.session.layer
         if layer is None:
@@ -124,18 +125,19 @@ class FeatureVisView(View):
         if kind in IMAGE_KINDS:
             if self.session.image is None:
                 raise UserError(f"The {kind} objective starts from an image: open or drop one first.")
-            return layer, None, handle.preprocessing.to_tensor(self.session.image.image)
+            return layer, None, handle.preprocessing.to_tensor(self.session.image.image), ""
+        note = ""
         if choice.channels == "current unit":
             unit = self.session.unit
             if kind == "logit":
                 target = self.session.effective_target
                 if target is None:
                     raise UserError("Pick a class (click a prediction) or choose a range of classes.")
-                return layer, [target], None
-            if unit is None or unit.layer != layer:
-                raise UserError(f"Click a channel of {layer} in the Activations tab, or choose a range.")
-            return layer, [unit.channel], None
-        if choice.channels == "range":
+                return layer, [target], None, ""
+            if unit is not None and unit.layer == layer:
+                return layer, [unit.channel], None, ""
+            note = f" (no channel of {layer} is selected: click one in the Activations tab for it alone)"
+        if choice.channels != "all":
             try:
                 units = parse_units(choice.channel_text)
             except ArgumentTypeError as exc:
@@ -144,7 +146,7 @@ class FeatureVisView(View):
             units = list(range(handle.num_classes if kind == "logit" else layer_units(handle, layer, 32)))
         if kind == "diversity":
             units = units[:1]
-        return layer, units, image
+        return layer, units, image, note
 
     def start(self) -> None:
         """(Re)start with the current choice; a running visualisation is cancelled."""
@@ -153,7 +155,7 @@ class FeatureVisView(View):
             return self._show_message("Load a model to visualise its channels.")
         try:
             choice = self.controls.choice()
-            layer, units, image = self._target(choice)
+            layer, units, image, note = self._target(choice)
         except UserError as exc:
             return self._show_message(str(exc), warning=True)
         if self._job is not None:
@@ -170,7 +172,7 @@ class FeatureVisView(View):
         self._show_tile()
         what = f"{count} image{'s' if count > 1 else ''}" if units is not None else "the image"
         self.message.setStyleSheet("")
-        self.message.setText(f"Optimising {what} for {choice.kind} of {layer or 'the output'} …")
+        self.message.setText(f"Optimising {what} for {choice.kind} of {layer or 'the output'} …{note}")
         self.controls.set_fraction(0.0)
         self.controls.set_running(True, False)
         self._job = self.jobs.start(lambda: featurevis_job(handle, choice, layer, units, image), kind="featurevis",
