@@ -52,9 +52,9 @@ def _filters(handle, image, args) -> Picture:
     return Picture(
         render_filter_picture(view),
         settings={"input_channel": args.input_channel, "mode": view.mode},
-        report={"layer": layer, "shape": list(view.weight_shape), "type": view.module_type, "mode": view.mode,
+        report={"layer": view.layer, "shape": list(view.weight_shape), "type": view.module_type, "mode": view.mode,
                 "range": value_range, "block": list(view.block), "histogram": view.histogram.to_json()},
-        layer=layer,
+        layer=view.layer,
     )
 
 

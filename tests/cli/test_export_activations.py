@@ -74,6 +74,10 @@ def test_export_filters_writes_the_core_picture(capsys, tmp_path):
     expected = render_filter_picture(filter_view(handle.module, "features.0"))
     np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
     assert json.loads((tmp_path / "filters.png.json").read_text())["layer"] == "features.0"
+    code, stdout, _ = run_cli(capsys, "export", "filters", "--model", MODEL, "--layer", "features",
+                              "--out", str(tmp_path / "block.png"), "--json")
+    assert code == 0 and json.loads(stdout.strip().splitlines()[-1])["layer"] == "features.0"  # a block: its first conv
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "block.png")), expected)
 
 
 @pytest.mark.parametrize("argv,message", [
