@@ -106,6 +106,22 @@ def test_step_size_reaches_the_attack_and_only_attacks_that_take_one_offer_it(ma
     assert 0 < float(result.linf[0]) <= 3 / 255 + 1e-9 < result.eps
 
 
+def test_the_target_class_can_be_typed(make_window, qtbot, circle_png):
+    window, view = adversarial_tab(make_window, circle_png)
+    controls = view.controls
+    controls.targeted.setChecked(True)
+    controls.target.setEditText("tri")  # only "2: triangle" contains it
+    assert controls.choice().target == 2 and controls.target.currentData() == 2
+    controls.target.setEditText("3: star")
+    assert controls.choice().target == 3
+    controls.target.setEditText("r")  # circle, square, triangle, star, cross, ring
+    qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
+    assert "6 classes match 'r'" in view.message.text() and view.attacked is None
+    controls.target.setEditText("hexagon")
+    qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
+    assert "no class matches 'hexagon'" in view.message.text() and controls.run_button.isEnabled()
+
+
 def test_a_user_error_is_shown_in_the_tab(make_window, qtbot, circle_png):
     window, view = adversarial_tab(make_window, circle_png)
     view.controls.targeted.setChecked(True)

@@ -205,7 +205,11 @@ class AdversarialView(View):
         if handle is None or image is None:
             self._say("Load a model and open an image first.", warning=True)
             return
-        choice = self.controls.choice()
+        try:
+            choice = self.controls.choice()
+        except UserError as exc:
+            self._say(str(exc), warning=True)
+            return
         self._clear()
         names = handle.class_names
         target = choice.target
