@@ -12,13 +12,13 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDoubleSpinBox, QLabel, QProgressBar,
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QProgressBar,
                                QPushButton, QSpinBox, QWidget)
 
 from cnnexplorer.core.adversarial import ATTACKS, Attack, make_attack
-from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
+from cnnexplorer.gui.widgets.class_box import ClassBox
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 
 LABELS = {"fgsm": "FGSM", "bim": "BIM (I-FGSM)", "pgd": "PGD L∞", "pgd-l2": "PGD L2", "deepfool": "DeepFool",
@@ -70,12 +70,7 @@ class AttackControls(QWidget):
         self.steps.setToolTip("Iterations of the attack")
         self.targeted = QCheckBox("target")
         self.targeted.setToolTip("Push the image towards a chosen class instead of away from its own")
-        self.target = QComboBox()
-        self.target.setMinimumContentsLength(10)
-        self.target.setEditable(True)  # 1000 ImageNet classes: type part of a name or number to find one
-        self.target.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.target.completer().setFilterMode(Qt.MatchFlag.MatchContains)
-        self.target.completer().setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        self.target = ClassBox()
         self.target.setToolTip("The class to push the image towards: type part of its name or number")
         self.run_button = QPushButton("Attack")
         self.run_button.setToolTip("Run the attack on the current image")
@@ -104,14 +99,10 @@ class AttackControls(QWidget):
         self.attack.setCurrentIndex(list(ATTACKS).index(name))
 
     def set_classes(self, names: list[str]) -> None:
-        self.target.clear()
-        for index, label in enumerate(names):
-            self.target.addItem(f"{index}: {label}", index)
+        self.target.set_classes(names)
 
     def set_target(self, index: int) -> None:
-        found = self.target.findData(index)
-        if found >= 0:
-            self.target.setCurrentIndex(found)
+        self.target.set_class(index)
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
@@ -132,21 +123,8 @@ class AttackControls(QWidget):
         if _default(name, "alpha") is not None:
             alpha = self.alpha.value() / 255 if name != "pgd-l2" else self.alpha.value()
         steps = self.steps.value() if _default(name, "steps") is not None else None
-        target = self._typed_target() if self.targeted.isChecked() else None
+        target = self.target.typed_class() if self.targeted.isChecked() else None
         return AttackChoice(name, eps, steps, target, alpha)
-
-    def _typed_target(self) -> int:
-        """The class the target box names: the item whose text it holds, or the one item containing it."""
-        text = self.target.currentText().strip()
-        found = self.target.findText(text)
-        if found < 0:
-            matches = [i for i in range(self.target.count()) if text.lower() in self.target.itemText(i).lower()]
-            if len(matches) != 1:
-                which = "no class matches" if not matches else f"{len(matches)} classes match"
-                raise UserError(f"{which} '{text}': pick the target class from the list")
-            found = matches[0]
-        self.target.setCurrentIndex(found)
-        return self.target.itemData(found)
 
     def _attack_changed(self, *_) -> None:
         name = self.name()

@@ -1,4 +1,5 @@
-"""The "Images" dock: a strip of the open images (click = current image) over the predictions.
+"""The "Images" dock: a strip of the open images (click = current image) over the predictions
+and the target class.
 
 The strip mirrors ``session.images`` and the current image both ways; updates coming from the
 session are applied with the strip's signals blocked, so they never echo back as new clicks.
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.widgets.predictions_panel import PredictionsPanel
+from cnnexplorer.gui.widgets.target_picker import TargetPicker
 
 ICON = 96
 CELL = QSize(ICON + 16, ICON + 26)
@@ -97,11 +99,13 @@ class ImageDock(QWidget):
         self.stack.addWidget(self.strip)
         self.stack.setFixedHeight(self.strip.height())
         self.predictions = PredictionsPanel(session)
+        self.target = TargetPicker(session)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.stack)
         layout.addWidget(self.predictions)
+        layout.addWidget(self.target)
         layout.addStretch(1)
 
         self.strip.currentRowChanged.connect(self._row_chosen)
