@@ -32,8 +32,8 @@ ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, BIM, PGD, PGDL2, D
 
 __all__ = ["ATTACKS", "BIM", "CW", "FGSM", "PGD", "PGDL2", "Ascent", "Attack", "AttackResult", "AttackStep", "Budget",
            "DeepFool", "Explanation", "LabelledImages", "RobustnessCurve", "adversarial_pixels", "as_uint8",
-           "attack_image", "clean_probabilities", "curve_images", "explain_job", "make_attack", "parse_eps", "render_adversarial_panel",
-           "robustness_curve", "save_adversarial", "to_8bit"]
+           "attack_image", "clean_probabilities", "curve_images", "explain_job", "make_attack", "parse_eps",
+           "render_adversarial_panel", "robustness_curve", "save_adversarial", "to_8bit"]
 
 
 def make_attack(name: str, eps: float | None = None, alpha: float | None = None,

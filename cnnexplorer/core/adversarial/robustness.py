@@ -66,8 +66,8 @@ def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tupl
         for e in budgets:
             for (x, y), probs in zip(chunks, before):
                 message = f"{name} eps {e * 255:.3g}/255"
-                attack = curve_attack(name, e, steps)
-                result = yield from _with_progress(attack.run(model, x, y, seed=seed, before=probs), done, total, message)
+                job = curve_attack(name, e, steps).run(model, x, y, seed=seed, before=probs)
+                result = yield from _with_progress(job, done, total, message)
                 done += 1
                 _accumulate(sums[name, e], result.after, y)
     yield Progress(total, total, "done")

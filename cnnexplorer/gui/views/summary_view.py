@@ -11,6 +11,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
+from cnnexplorer.core.charts import ROW_HEIGHT, render_summary_table, summary_rows
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
@@ -22,8 +23,6 @@ HIGHLIGHT = QColor(70, 120, 180, 70)
 
 
 def _render_job(summary):
-    from cnnexplorer.core.charts import render_summary_table, summary_rows
-
     yield Progress(0, None, "drawing the layer table")
     return render_summary_table(summary), summary_rows(summary)
 
@@ -77,8 +76,6 @@ class SummaryView(View):
 
     def _highlight_layer(self, *_) -> None:
         """Mark the current layer's row, scrolling the table to it when it is out of view."""
-        from cnnexplorer.core.charts import ROW_HEIGHT
-
         top = self.rows.get(self.session.layer or "")
         if top is None or self._pixels is None:
             self.highlight.hide()
@@ -91,8 +88,6 @@ class SummaryView(View):
             self.canvas.view_box.setYRange(shown_top + shift, shown_bottom + shift, padding=0)
 
     def _on_click(self, event) -> None:
-        from cnnexplorer.core.charts import ROW_HEIGHT
-
         if event.button() != Qt.MouseButton.LeftButton or self._pixels is None:
             return
         y = self.canvas.view_box.mapSceneToView(event.scenePos()).y()
