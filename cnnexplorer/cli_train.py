@@ -39,21 +39,21 @@ def add_train_parser(sub, add_model_options, add_common) -> None:
     add_common(train)
 
 
-
 def _train_setup(args, load):
     """The model handle, data, settings, checkpoint arch and resume state a ``train`` run starts from."""
     from dataclasses import replace
 
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.training.augment import parse_augmentation
-    from cnnexplorer.core.training.data import open_data
+    from cnnexplorer.core.training.data import check_val_fraction, open_data
     from cnnexplorer.core.training.config import TrainConfig
     from cnnexplorer.core.training.state import read_resume
     from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
 
+    check_val_fraction(args.val_split)
     if args.resume:
         training, config = read_resume(args.resume)
-        config = replace(config, epochs=args.epochs or config.epochs)
+        config = replace(config, epochs=config.epochs if args.epochs is None else args.epochs)
         args.model = args.resume
         handle = load(args)
         data = open_data(args.data or training["data"], handle.input_size, val_fraction=args.val_split,

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.training.checks import check_choice, check_flag, check_number
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 
@@ -32,6 +33,17 @@ class Augmentation:
     hflip: bool = False
     fill: str = "nearest"
     cval: float = 0.0
+
+    def __post_init__(self):
+        for name, value, high, open_high in (("rotation (degrees)", self.rotation, 180, False),
+                                             ("width_shift (a fraction of the width)", self.width_shift, 1, False),
+                                             ("height_shift (a fraction of the height)", self.height_shift, 1, False),
+                                             ("shear (degrees)", self.shear, 90, True),
+                                             ("zoom (the scale varies by 1 ± zoom)", self.zoom, 1, True),
+                                             ("cval (a pixel value)", self.cval, 1, False)):
+            check_number(f"augmentation {name}", value, 0, high, open_high=open_high)
+        check_flag("augmentation hflip", self.hflip)
+        check_choice("fill mode", self.fill, FILL_MODES)
 
     @property
     def active(self) -> bool:
@@ -59,23 +71,27 @@ def parse_augmentation(text: str) -> Augmentation:
         for target in (targets if isinstance(targets, tuple) else (targets,)):
             if target not in names:
                 raise UserError(f"unknown augmentation '{key}'; use rotation, width_shift, height_shift, shift, "
-                                "shear, zoom, hflip, fill (e.g. rotation=15,shift=0.1,hflip,fill=reflect)")
-            values[target] = _value(target, raw.strip() if has_value else "true")
-    augmentation = Augmentation(**values)
-    if augmentation.fill not in FILL_MODES:
-        raise UserError(f"unknown fill mode '{augmentation.fill}'; use one of {', '.join(FILL_MODES)}")
-    return augmentation
+                                "shear, zoom, hflip, fill, cval (e.g. rotation=15,shift=0.1,hflip,fill=reflect)")
+            values[target] = _value(target, raw.strip() if has_value else None)
+    return Augmentation(**values)
 
 
-def _value(name: str, raw: str):
-    if name == "fill":
-        return raw
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _value(name: str, raw: str | None):
+    """The value of ``name=raw``; ``raw`` is None for a bare name, which turns hflip on."""
     if name == "hflip":
-        return raw.lower() in ("1", "true", "yes", "on")
+        flag = _FLAGS.get("on" if raw is None else raw.lower())
+        if flag is None:
+            raise UserError(f"augmentation hflip is on or off (hflip, hflip=on, hflip=off), not '{raw}'")
+        return flag
+    if name == "fill":
+        return raw or ""
     try:
         return float(raw)
-    except ValueError:
-        raise UserError(f"augmentation {name} needs a number, not '{raw}'") from None
+    except (TypeError, ValueError):
+        raise UserError(f"augmentation {name} needs a number (e.g. {name}=0.1), not '{raw or ''}'") from None
 
 
 def augment_batch(images: torch.Tensor, aug: Augmentation, generator: torch.Generator | None = None) -> torch.Tensor:

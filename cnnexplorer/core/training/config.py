@@ -10,6 +10,7 @@ from torch import nn
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.training.augment import Augmentation
+from cnnexplorer.core.training.checks import check_choice, check_flag, check_number
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "plateau")
@@ -40,18 +41,22 @@ class TrainConfig:
     channels_last: str = "auto"
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise UserError(f"unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
-        if self.channels_last not in CHANNELS_LAST:
-            raise UserError(f"channels-last must be one of {', '.join(CHANNELS_LAST)}, not '{self.channels_last}'")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UserError("epochs and batch size must be at least 1")
-        if not self.lr > 0:
-            raise UserError(f"the learning rate must be positive, not {self.lr}")
+        for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("channels-last", self.channels_last, CHANNELS_LAST)):
+            check_choice(name, value, choices)
+        for name, value, low in (("epochs", self.epochs, 1), ("batch-size", self.batch_size, 1),
+                                 ("step-epochs", self.step_epochs, 0), ("unfreeze-top", self.unfreeze_top, 0)):
+            check_number(name, value, low, whole=True)
+        check_number("seed", self.seed, 0, 2**63 - 1, whole=True)
+        check_number("lr", self.lr, 0, open_low=True)
+        check_number("momentum", self.momentum, 0, 1, open_high=True)
+        check_number("weight-decay", self.weight_decay, 0)
+        check_number("warmup", self.warmup, 0, 1)
+        check_flag("freeze-base", self.freeze_base)
+        check_flag("snapshots", self.snapshots)
+        if not isinstance(self.augment, Augmentation):
+            raise UserError(f"augment must be an Augmentation, not {self.augment!r}")
 
     def autocast_dtype(self, device: torch.device) -> torch.dtype | None:
         """The mixed-precision type on ``device``, or None for full fp32."""
@@ -68,10 +73,17 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        values["augment"] = Augmentation(**values.get("augment", {}))
+        """The settings ``to_json`` wrote; names this version does not know are left out."""
+        values = _known_fields(cls, values)
+        values["augment"] = Augmentation(**_known_fields(Augmentation, values.get("augment", {})))
         return cls(**values)
+
+
+def _known_fields(cls, values: dict) -> dict:
+    if not isinstance(values, dict):
+        raise UserError(f"the {cls.__name__} settings must be a dict, not {type(values).__name__}")
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
 
 
 def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.training.checks import check_number
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DATASPEC_HELP = "builtin:shapes | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT"
@@ -68,8 +69,10 @@ def open_data(spec: str, input_size: tuple[int, int, int], *, val_fraction: floa
               shapes_validation: int = SHAPES_VALIDATION) -> DataSource:
     """The source named by ``spec`` for a model taking ``input_size`` (C,H,W) pixels.
 
-    ``shapes_epoch`` and ``shapes_validation`` size the generated shapes data (images per epoch, held-out images).
+    ``shapes_epoch`` and ``shapes_validation`` size the generated shapes data (images per epoch, held-out images);
+    ``val_fraction`` is the part of a folder without ``val/`` held out for validation.
     """
+    check_val_fraction(val_fraction)
     kind, sep, rest = spec.strip().partition(":")
     if not sep:
         raise UserError(f"unknown data spec '{spec}'; use {DATASPEC_HELP}")
@@ -82,6 +85,11 @@ def open_data(spec: str, input_size: tuple[int, int, int], *, val_fraction: floa
     if kind in _TORCHVISION:
         return _torchvision(kind, Path(rest).expanduser(), input_size, download)
     raise UserError(f"unknown data spec '{spec}'; use {DATASPEC_HELP}")
+
+
+def check_val_fraction(value) -> None:
+    """The held-out part of a folder is a fraction strictly between 0 and 1."""
+    check_number("val-split", value, 0, 1, open_low=True, open_high=True)
 
 
 def _shapes(input_size: tuple[int, int, int], epoch_size: int, val_size: int) -> DataSource:
