@@ -101,12 +101,14 @@ def cmd_train(args, load, emit) -> int:
         write_curves_png(args.plot, result.history)
     if args.csv:
         result.history.write_csv(args.csv)
-    payload = {"out": str(args.out), "epochs": result.epochs_done, "best_val_acc": result.best_val_acc,
-               "final_val_acc": result.final_val_acc, "final_val_loss": result.final_val_loss,
-               "best_val_loss": result.best_val_loss, "best_checkpoint": str(result.best_checkpoint or ""),
-               "data": data.spec, "stopped": result.stopped, "seconds": round(time.monotonic() - start, 2)}
+    payload = {"out": str(args.out), "checkpoint": str(result.checkpoint or ""), "epochs": result.epochs_done,
+               "best_val_acc": result.best_val_acc, "final_val_acc": result.final_val_acc,
+               "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
+               "best_checkpoint": str(result.best_checkpoint or ""), "data": data.spec, "stopped": result.stopped,
+               "seconds": round(time.monotonic() - start, 2)}
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
-    emit(args, payload, f"trained {result.epochs_done} epochs on {data.spec}: val acc {acc}; wrote {args.out}")
+    wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
+    emit(args, payload, f"trained {result.epochs_done} epochs on {data.spec}: val acc {acc}; {wrote}")
     if result.stopped:
         print(f"cnnexplorer: error: {result.stopped}", file=sys.stderr)
         return 2

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from tests.cli.cli_helpers import run_cli
+from cnnexplorer.core.checkpoints import read_model_file
+from tests.cli.cli_helpers import last_json, run_cli
+from tests.cli.test_train import make_folder
+
+QUICK = ("--model", "builtin:lenet5", "--batch-size", "16", "--epochs", "1")
 
 
 def _one_line_error(code: int, err: str) -> str:
@@ -27,3 +32,38 @@ def test_bad_options_are_refused_before_the_model_or_data_is_opened(tmp_path, ca
     code, _, err = run_cli(capsys, "train", "--model", "builtin:nothing", "--data", f"folder:{tmp_path / 'none'}",
                            "--out", tmp_path / "x.pt", *flags)
     assert shown in _one_line_error(code, err) and list(tmp_path.iterdir()) == []
+
+
+def test_a_diverging_adam_run_writes_nothing_and_says_so(tmp_path, capsys):
+    data = make_folder(tmp_path / "pets", per_class=8)
+    out = tmp_path / "inf.pt"
+    code, stdout, err = run_cli(capsys, "train", *QUICK, "--batch-size", "4", "--epochs", "2", "--data",
+                                f"folder:{data}", "--optimizer", "adam", "--lr", "1e30", "--out", out, "--json")
+    line = _one_line_error(code, err)
+    assert "became" in line and f"nothing was written to {out}" in line and "kept in" not in line
+    assert not out.exists() and not (tmp_path / "inf.best.pt").exists()
+    report = last_json(stdout)
+    assert report["checkpoint"] == "" and report["best_checkpoint"] == "" and report["epochs"] == 0
+
+
+def _train_once(tmp_path, capsys, data) -> tuple:
+    out = tmp_path / "run.pt"
+    code, _, _ = run_cli(capsys, "train", *QUICK, "--batch-size", "4", "--data", f"folder:{data}", "--schedule", "none",
+                         "--out", out)
+    assert code == 0
+    return out, out.read_bytes()
+
+
+def test_a_run_that_diverges_after_its_resume_leaves_the_good_checkpoint_on_disk(tmp_path, capsys):
+    out, _ = _train_once(tmp_path, capsys, make_folder(tmp_path / "pets", per_class=8))
+    stored = torch.load(out, weights_only=True)
+    training = stored["extra"]["training"]
+    for group in training["optimizer"]["param_groups"]:
+        group["lr"] = group["initial_lr"] = 1e30  # a legal rate, far too high
+    training["schedule"]["base_lrs"] = [1e30]
+    torch.save(stored, out)
+    before = out.read_bytes()
+    code, stdout, err = run_cli(capsys, "train", "--resume", out, "--epochs", "3", "--out", out)
+    assert f"nothing was written to {out}" in _one_line_error(code, err)
+    assert f"wrote nothing to {out}" in stdout
+    assert out.read_bytes() == before and read_model_file(out).extra["training"]["epochs_done"] == 1

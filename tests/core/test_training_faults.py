@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
+import pytest
+import torch
+
+from cnnexplorer.core.checkpoints import read_model_file
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import drive
+from cnnexplorer.core.models import load_model
 from cnnexplorer.core.training.augment import Augmentation, parse_augmentation
 from cnnexplorer.core.training.config import TrainConfig
-from cnnexplorer.core.training.data import open_data
+from cnnexplorer.core.training.data import DataSource, open_data
+from cnnexplorer.core.training.loop import EpochMetrics, finite_weights, train
+from cnnexplorer.core.training.snapshots import Snapshot
+from cnnexplorer.core.training.transfer import prepare_model
+
+SMALL = dict(shapes_epoch=128, shapes_validation=64)  # 4 steps of 32 per epoch
+QUICK = dict(batch_size=32, snapshots=False)
+
+
+def lenet_on_shapes():
+    handle = load_model("builtin:lenet5", "cpu")
+    data = open_data("builtin:shapes", handle.input_size, **SMALL)
+    return prepare_model(handle, data.class_names), data
 
 
 @pytest.mark.parametrize("name, value, shown", [
@@ -55,3 +73,120 @@ def test_augmentation_flags_and_direct_values():
 def test_the_validation_fraction_is_checked_before_the_data_is_opened(fraction, tmp_path):
     with pytest.raises(UserError, match="val-split"):
         open_data(f"folder:{tmp_path / 'absent'}", (1, 32, 32), val_fraction=fraction)
+
+
+class _NanGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+class _PoisonedStep(torch.nn.Module):
+    """Training forward number ``at`` gives a finite loss whose gradient is NaN, so only its step spoils the weights."""
+
+    def __init__(self, inner: torch.nn.Module, at: int):
+        super().__init__()
+        self.inner, self.at, self.calls = inner, at, 0
+
+    def forward(self, x):
+        out = self.inner(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                out = _NanGradient.apply(out)
+        return out
+
+
+def _finite_and_equal(saved_state: dict, module: torch.nn.Module) -> bool:
+    return all(torch.isfinite(v.float()).all() and torch.equal(v, saved_state[k])
+               for k, v in module.state_dict().items())
+
+
+def test_a_step_that_makes_the_weights_non_finite_stops_with_the_last_good_checkpoint(tmp_path):
+    handle, data = lenet_on_shapes()
+    poisoned = replace(handle, module=_PoisonedStep(handle.module, at=6))  # step 2 of epoch 2
+    result = drive(train(poisoned, data, TrainConfig(epochs=3, **QUICK), arch="builtin:lenet5",
+                         out=tmp_path / "run.pt"))
+    assert result.stopped.startswith("the weights became non-finite at step 6 (epoch 2)")
+    assert f"the last good weights, of epoch 1, are kept in {tmp_path / 'run.pt'}" in result.stopped
+    assert result.epochs_done == 1 and result.checkpoint == tmp_path / "run.pt"
+    for name in ("run.pt", "run.best.pt"):
+        saved = read_model_file(tmp_path / name)
+        assert saved.extra["training"]["epochs_done"] == 1, name
+        assert _finite_and_equal(saved.state_dict, result.handle.module), name
+
+
+def test_finite_weights_checks_every_parameter_and_buffer():
+    model = torch.nn.Sequential(torch.nn.Linear(1000, 2), torch.nn.BatchNorm1d(2))
+    with torch.no_grad():
+        model[0].weight.fill_(3e38)  # finite, though their sum overflows
+    assert finite_weights(model)
+    model[1].running_var[1] = float("inf")
+    assert not finite_weights(model)
+    model[1].running_var[1] = 1.0
+    with torch.no_grad():
+        model[0].bias[0] = float("nan")
+    assert not finite_weights(model)
+
+
+def _val_poisoned_after_first_epoch(data: DataSource):
+    """``data`` whose validation images turn NaN once the test sets ``poison[0]``."""
+    poison = [False]
+
+    def validate(batch_size: int):
+        for images, labels in data.val_batches(batch_size):
+            yield (images * float("nan") if poison[0] else images), labels
+
+    return DataSource(data.spec, data.class_names, data.train_size, data.val_size, data.train_batches, validate), poison
+
+
+def test_a_non_finite_validation_loss_is_never_saved_nor_best(tmp_path):
+    handle, shapes = lenet_on_shapes()
+    data, poison = _val_poisoned_after_first_epoch(shapes)
+    epochs = []
+
+    def after_first_epoch(item):
+        if isinstance(item, EpochMetrics):
+            epochs.append(item.epoch)
+            poison[0] = True
+
+    result = drive(train(handle, data, TrainConfig(epochs=3, **QUICK), arch="builtin:lenet5", out=tmp_path / "run.pt"),
+                   after_first_epoch)
+    assert epochs == [1] and result.history.val_epoch == [1.0] and result.final_val_loss < 10
+    assert result.stopped.startswith("the validation loss became nan after epoch 2")
+    assert "epoch 1, are kept in" in result.stopped
+    for name in ("run.pt", "run.best.pt"):
+        saved = read_model_file(tmp_path / name)
+        assert saved.extra["training"]["epochs_done"] == 1, name
+        assert _finite_and_equal(saved.state_dict, result.handle.module), name
+
+
+def test_a_run_diverging_before_its_first_epoch_writes_nothing_and_says_so(tmp_path):
+    handle, data = lenet_on_shapes()
+    config = TrainConfig(epochs=2, optimizer="adam", lr=1e30, schedule="none", **QUICK)
+    result = drive(train(handle, data, config, arch="builtin:lenet5", out=tmp_path / "run.pt"))
+    assert "became" in result.stopped and "(epoch 1)" in result.stopped
+    assert f"nothing was written to {tmp_path / 'run.pt'}" in result.stopped and "kept in" not in result.stopped
+    assert list(tmp_path.iterdir()) == [] and result.checkpoint is None and result.best_checkpoint is None
+    assert _finite_and_equal(handle.module.state_dict(), result.handle.module)  # back to the weights it started with
+    in_memory = drive(train(handle, data, config, arch="builtin:lenet5"))
+    assert in_memory.stopped.endswith("the model keeps the weights it started with; try a lower learning rate")
+
+
+def test_a_snapshot_grad_cam_refuses_falls_back_to_saliency(monkeypatch):
+    import cnnexplorer.core.attribution as attribution
+
+    def refuse(*args, **kwargs):
+        raise UserError("the target score does not depend on layer 'features.5' for this input")
+
+    monkeypatch.setattr(attribution, "compute_heatmap", refuse)  # as for a dead network after a huge step
+    handle, data = lenet_on_shapes()
+    snapshots = []
+    result = drive(train(handle, data, TrainConfig(epochs=1, batch_size=64), arch="builtin:lenet5"),
+                   lambda item: snapshots.append(item) if isinstance(item, Snapshot) else None)
+    assert result.stopped is None and [s.method for s in snapshots] == ["saliency"]
+    assert snapshots[0].heatmap.shape == (32, 32, 3)

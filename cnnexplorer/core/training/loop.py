@@ -7,12 +7,15 @@ resuming from the checkpoint of epoch k gives the same weights as never stopping
 Every epoch writes a checkpoint in the app's format (atomically) with everything a resume needs:
 optimiser and schedule state, the frozen parameters, the curves and the snapshots; the best one
 by validation accuracy is kept beside it as ``NAME.best.EXT``. ``RunControl`` pauses, resumes and
-stops a run from another thread; a stop ends the run cleanly with the model it has.
+stops a run from another thread; a stop ends the run cleanly with the model it has. A step that
+makes the loss or any weight non-finite, or an epoch whose validation loss is, stops the run with
+the last good weights: nothing non-finite is ever validated as good or written.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import threading
 import time
@@ -70,8 +73,8 @@ class TrainResult:
     best_val_loss: float | None
     final_val_acc: float | None
     final_val_loss: float | None
-    stopped: str | None  # why the run ended early (a stop request, a NaN loss), else None
-    checkpoint: Path | None
+    stopped: str | None  # why the run ended early (a stop request, a non-finite loss or weight), else None
+    checkpoint: Path | None  # written by this run; None if it wrote none
     best_checkpoint: Path | None
 
 
@@ -198,16 +201,18 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
                 logits = pixels(images)
                 loss = nn.functional.cross_entropy(logits, labels)  # autocast computes it in fp32
             loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                kept = f" in {saved}" if saved else ""
-                stopped = (f"the loss became {loss_value} at step {step + 1} (epoch {epoch + 1}); the run was "
-                           f"stopped and the last good weights are kept{kept}; try a lower learning rate")
+            problem = None if math.isfinite(loss_value) else f"the loss became {loss_value}"
+            if problem is None:
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                if not finite_weights(module):
+                    problem = "the weights became non-finite"
+            if problem:
+                stopped = _diverged(f"{problem} at step {step + 1} (epoch {epoch + 1})", out, saved, epochs_done)
                 module.load_state_dict(good_state)
                 break
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
             if not isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 schedule.step()
             step += 1
@@ -228,6 +233,11 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
         if stopped:
             break
         val_loss, val_acc = evaluate(pixels, data, config.batch_size, device, amp)
+        if not math.isfinite(val_loss):
+            stopped = _diverged(f"the validation loss became {val_loss} after epoch {epoch + 1}", out, saved,
+                                epochs_done)
+            module.load_state_dict(good_state)
+            break
         if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
             schedule.step(val_loss)
         epochs_done = epoch + 1
@@ -263,8 +273,35 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
     module.eval()
     if channels_last:
         module.to(memory_format=torch.contiguous_format)  # the views expect the usual layout
+    if best_saved is None and resume is not None and out is not None and best_path(out).exists():
+        best_saved = best_path(out)  # the best epoch was one before the resume
     return TrainResult(model, history, snapshots, epochs_done, best_acc, best_loss, final_acc, final_loss,
-                       stopped, saved, best_saved or (best_path(out) if out and best_path(out).exists() else None))
+                       stopped, saved, best_saved)
+
+
+def finite_weights(module: nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer of ``module`` is finite.
+
+    One sum per tensor, which a NaN or an infinity makes non-finite, and one device sync for them all;
+    only when a sum is not finite (huge finite values can overflow it) are the elements checked.
+    """
+    tensors = [t.detach() for t in itertools.chain(module.parameters(), module.buffers()) if t.is_floating_point()]
+    if bool(torch.stack([t.sum().float() for t in tensors]).isfinite().all()):
+        return True
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _diverged(problem: str, out: Path | None, saved: Path | None, epochs_done: int) -> str:
+    """Why a diverging run stopped and where its last good weights are (never in a file it did not write)."""
+    if saved:
+        kept = f"the last good weights, of epoch {epochs_done}, are kept in {saved}"
+    elif out:
+        kept = f"no epoch of this run ended with good weights, so nothing was written to {out}"
+    elif epochs_done:
+        kept = f"the model keeps the weights of epoch {epochs_done}"
+    else:
+        kept = "the model keeps the weights it started with"
+    return f"{problem}; the run was stopped and {kept}; try a lower learning rate"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -1,7 +1,8 @@
 """Per-epoch pictures of what the network is learning: first-layer filters and a probe heatmap.
 
-The heatmap is Grad-CAM from ``cnnexplorer.core.attribution`` when that module is installed,
-else the plain input-gradient saliency (|∂score/∂pixel|, max over colour channels), computed here.
+The heatmap is Grad-CAM from ``cnnexplorer.core.attribution`` when that module is installed and
+can explain the probe, else the plain input-gradient saliency (|∂score/∂pixel|, max over colour
+channels), computed here: a snapshot never stops a run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from cnnexplorer.core.colormaps import apply_colormap
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.filters import filter_view, render_filter_picture
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
@@ -53,11 +55,17 @@ def _saliency(handle: ModelHandle, pixels: torch.Tensor, target: int) -> np.ndar
 
 
 def _heatmap(handle: ModelHandle, pixels: torch.Tensor, target: int) -> tuple[np.ndarray, str]:
+    """Grad-CAM, or the saliency where Grad-CAM is missing or refuses (no conv layer, a gradient of zero)."""
     try:
         from cnnexplorer.core.attribution import compute_heatmap
     except ImportError:
-        return _saliency(handle, pixels, target), "saliency"
-    return compute_heatmap(handle, pixels, "gradcam", target=target).display_values(), "gradcam"
+        compute_heatmap = None
+    if compute_heatmap is not None:
+        try:
+            return compute_heatmap(handle, pixels, "gradcam", target=target).display_values(), "gradcam"
+        except UserError:
+            pass
+    return _saliency(handle, pixels, target), "saliency"
 
 
 def probe_picture(handle: ModelHandle, pixels: torch.Tensor, target: int) -> tuple[np.ndarray, str]:
