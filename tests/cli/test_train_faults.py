@@ -67,3 +67,35 @@ def test_a_run_that_diverges_after_its_resume_leaves_the_good_checkpoint_on_disk
     assert f"nothing was written to {out}" in _one_line_error(code, err)
     assert f"wrote nothing to {out}" in stdout
     assert out.read_bytes() == before and read_model_file(out).extra["training"]["epochs_done"] == 1
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(tmp_path, capsys):
+    out, before = _train_once(tmp_path, capsys, make_folder(tmp_path / "pets", per_class=8))
+    for more in ((), ("--epochs", "1")):
+        code, stdout, err = run_cli(capsys, "train", "--resume", out, "--out", out, *more)
+        line = _one_line_error(code, err)
+        assert "already has 1 epochs" in line and "--epochs 2" in line and "wrote" not in stdout
+    assert out.read_bytes() == before
+
+
+def test_resuming_onto_data_with_other_classes_is_refused(tmp_path, capsys):
+    out, before = _train_once(tmp_path, capsys, make_folder(tmp_path / "pets", per_class=8))
+    other = make_folder(tmp_path / "other", per_class=4)
+    (other / "dogs").rename(other / "birds")
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--epochs", "2", "--data", f"folder:{other}",
+                           "--out", out)
+    line = _one_line_error(code, err)
+    assert "2 classes (birds, cats)" in line and "trained on 2 classes (cats, dogs)" in line
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("key, value", [("epochs", "x"), ("optimizer", "rmsprop"), ("momentum", float("nan")),
+                                        ("augment", {"rotation": -5})])
+def test_a_crafted_training_config_is_one_line(tmp_path, capsys, key, value):
+    out, _ = _train_once(tmp_path, capsys, make_folder(tmp_path / "pets", per_class=8))
+    stored = torch.load(out, weights_only=True)
+    stored["extra"]["training"]["config"][key] = value
+    torch.save(stored, tmp_path / "crafted.pt")
+    code, _, err = run_cli(capsys, "train", "--resume", tmp_path / "crafted.pt", "--epochs", "2",
+                           "--out", tmp_path / "new.pt")
+    assert "crafted.pt is damaged" in _one_line_error(code, err) and not (tmp_path / "new.pt").exists()

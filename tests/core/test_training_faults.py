@@ -16,6 +16,7 @@ from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.data import DataSource, open_data
 from cnnexplorer.core.training.loop import EpochMetrics, finite_weights, train
 from cnnexplorer.core.training.snapshots import Snapshot
+from cnnexplorer.core.training.state import read_resume
 from cnnexplorer.core.training.transfer import prepare_model
 
 SMALL = dict(shapes_epoch=128, shapes_validation=64)  # 4 steps of 32 per epoch
@@ -190,3 +191,96 @@ def test_a_snapshot_grad_cam_refuses_falls_back_to_saliency(monkeypatch):
                    lambda item: snapshots.append(item) if isinstance(item, Snapshot) else None)
     assert result.stopped is None and [s.method for s in snapshots] == ["saliency"]
     assert snapshots[0].heatmap.shape == (32, 32, 3)
+
+
+def _one_epoch(tmp_path):
+    handle, data = lenet_on_shapes()
+    config = TrainConfig(epochs=1, schedule="none", **QUICK)
+    drive(train(handle, data, config, arch="builtin:lenet5", out=tmp_path / "run.pt"))
+    return data, config
+
+
+def test_resuming_a_finished_run_or_onto_other_classes_is_refused(tmp_path):
+    data, config = _one_epoch(tmp_path)
+    before = (tmp_path / "run.pt").read_bytes()
+    training, saved = read_resume(tmp_path / "run.pt")
+    model = load_model(str(tmp_path / "run.pt"), "cpu")
+    with pytest.raises(UserError, match=r"already has 1 epochs.*--epochs 2"):
+        drive(train(model, data, saved, arch="builtin:lenet5", out=tmp_path / "run.pt", resume=training))
+    two = DataSource("two-classes", ["dark", "bright"], 64, 32, data.train_batches, data.val_batches)
+    with pytest.raises(UserError, match=r"two-classes has 2 classes \(dark, bright\).*trained on 6 classes"):
+        drive(train(model, two, replace(saved, epochs=2), arch="builtin:lenet5", out=tmp_path / "run.pt",
+                    resume=training))
+    assert (tmp_path / "run.pt").read_bytes() == before
+
+
+def _crafted(tmp_path, change) -> str:
+    """A copy of ``run.pt`` whose stored dict ``change`` altered, saved as ``torch.save`` writes it."""
+    stored = torch.load(tmp_path / "run.pt", weights_only=True)
+    change(stored["extra"]["training"])
+    path = tmp_path / "crafted.pt"
+    torch.save(stored, path)
+    return str(path)
+
+
+def _set(*keys_and_value):
+    *keys, last, value = keys_and_value
+
+    def change(training):
+        for key in keys:
+            training = training[key]
+        training[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize("change, detail", [
+    (_set("config", "epochs", "x"), "epochs must be a whole number"),
+    (_set("config", "optimizer", "rmsprop"), "unknown optimizer 'rmsprop'"),
+    (_set("config", "lr", float("nan")), "lr must be"),
+    (_set("config", "augment", {"zoom": "big"}), "augmentation zoom"),
+    (_set("config", "augment", 3), "must be a dict"),
+    (_set("config", [1, 2]), "must be a dict"),
+    (_set("epochs_done", "1"), "epochs_done"),
+    (_set("step", -4), "step"),
+    (_set("elapsed", float("nan")), "elapsed"),
+    (_set("frozen", "features.0.weight"), "frozen"),
+    (_set("data", 5), "data must be"),
+    (_set("best", {"val_acc": "x"}), "best val_acc"),
+    (lambda training: training.pop("history"), "no entry 'history'"),
+    (_set("history", 3), "damaged"),
+    (_set("optimizer", "param_groups", 7), "damaged"),
+])
+def test_a_damaged_training_state_is_one_user_error(tmp_path, change, detail):
+    _one_epoch(tmp_path)
+    path = _crafted(tmp_path, change)
+    with pytest.raises(UserError, match="training state in .*crafted.pt is damaged") as error:
+        read_resume(path)
+    assert detail in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("change, detail", [
+    (_set("optimizer", "param_groups", 0, "lr", "x"), "wrong kind"),
+    (_set("schedule", "last_epoch", "x"), "wrong kind"),
+    (_set("schedule", "base_lrs", "x"), "wrong kind"),
+    (lambda training: training["optimizer"]["state"]["0"].update(exp_avg=torch.zeros(3)), "does not fit"),
+    (lambda training: training["optimizer"]["state"].update({"99": {}}), "does not fit"),
+])
+def test_damaged_optimiser_or_schedule_state_is_refused_before_the_first_step(tmp_path, change, detail):
+    data, config = _one_epoch(tmp_path)
+    path = _crafted(tmp_path, change)
+    training, saved = read_resume(path)
+    steps = []
+    with pytest.raises(UserError, match=f"training state in the checkpoint is damaged.*{detail}"):
+        drive(train(load_model(path, "cpu"), data, replace(saved, epochs=2), arch="builtin:lenet5", out=path,
+                    resume=training), steps.append)
+    assert steps == []
+
+
+def test_settings_a_later_version_added_are_ignored_on_resume(tmp_path):
+    def newer(training):
+        training["config"]["future_option"] = 1
+        training["config"]["augment"]["future_jitter"] = 0.5
+
+    _, config = _one_epoch(tmp_path)
+    assert read_resume(_crafted(tmp_path, newer))[1] == config

@@ -33,7 +33,8 @@ from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_s
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource, epoch_seed
 from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
-from cnnexplorer.core.training.state import ResumeState, best_path, plain, resume_state, save_state, snapshot_json
+from cnnexplorer.core.training.state import (ResumeState, best_path, plain, restore_run, resume_state, save_state,
+                                             snapshot_json)
 from cnnexplorer.core.training.transfer import frozen_norms, frozen_parameters, restore_frozen, set_trainable
 
 
@@ -115,6 +116,9 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
     ``resume`` is the ``training`` entry ``read_resume`` returned, whose weights ``handle`` holds.
     """
     control = control or RunControl()
+    state = resume_state(resume) if resume is not None else None
+    if state is not None:
+        _check_resumable(state, config, handle.class_names, data)
     module = copy.deepcopy(handle.module)
     set_trainable(module, config.freeze_base, config.unfreeze_top)
     trained_as = str(out) if out else f"{handle.spec} (trained)"
@@ -122,8 +126,7 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
                     weights=trained_as)
     try:
         with torch.random.fork_rng(devices=[handle.device] if handle.device.type == "cuda" else []):
-            return (yield from _run(model, data, config, arch, Path(out) if out else None,
-                                    resume_state(resume) if resume else None, control))
+            return (yield from _run(model, data, config, arch, Path(out) if out else None, state, control))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -157,14 +160,7 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
     start_epoch, step, elapsed = 0, 0, 0.0
     best_acc = best_loss = None
     if resume is not None:
-        try:
-            optimizer.load_state_dict(resume.optimizer)
-        except ValueError:
-            raise UserError("the checkpoint's optimiser state was saved for other trainable layers; resume with "
-                            "the layers frozen as they were, or start a new run from it with --model") from None
-        schedule.load_state_dict(resume.schedule)
-        if resume.scaler and scaler.is_enabled():
-            scaler.load_state_dict(resume.scaler)
+        restore_run(resume, optimizer, schedule, scaler)
         history, snapshots = resume.history, resume.snapshots
         start_epoch, step, elapsed = resume.epochs_done, resume.step, resume.elapsed
         best_acc, best_loss = resume.best_val_acc, resume.best_val_loss
@@ -277,6 +273,23 @@ def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, o
         best_saved = best_path(out)  # the best epoch was one before the resume
     return TrainResult(model, history, snapshots, epochs_done, best_acc, best_loss, final_acc, final_loss,
                        stopped, saved, best_saved)
+
+
+def _check_resumable(state: ResumeState, config: TrainConfig, class_names: list[str], data: DataSource) -> None:
+    """Refuse a resume that has nothing to do, or whose model's classes are not the data's."""
+    if state.epochs_done >= config.epochs:
+        raise UserError(f"the checkpoint's run already has {state.epochs_done} epochs and {config.epochs} were asked "
+                        f"for, so there is nothing to train; ask for more (--epochs {state.epochs_done + 1} or more) "
+                        "to continue it")
+    if list(class_names) != list(data.class_names):
+        raise UserError(f"{data.spec} has {_classes(data.class_names)} but the checkpoint was trained on "
+                        f"{_classes(class_names)}; resume on the data it was trained on, or start a new run from "
+                        f"it with --model CKPT --data {data.spec}")
+
+
+def _classes(names: list[str]) -> str:
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    return f"{len(names)} classes ({shown})"
 
 
 def finite_weights(module: nn.Module) -> bool:

@@ -2,12 +2,15 @@
 
 It is stored in the app checkpoint's ``extra["training"]`` as plain values and tensors, so the
 file still loads with ``torch.load(weights_only=True)``; optimiser state gets str keys and lists
-on the way in and its int keys and tuples back on the way out.
+on the way in and its int keys and tuples back on the way out. A training state with a missing
+entry or a value of the wrong kind is refused with one ``UserError`` before the run starts.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 
 import torch
@@ -16,6 +19,7 @@ from torch import nn
 from cnnexplorer.core.checkpoints import read_model_file, save_checkpoint
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle
+from cnnexplorer.core.training.checks import check_number
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.snapshots import Snapshot
@@ -55,14 +59,28 @@ class ResumeState:
     frozen: list[str] | None  # None: a checkpoint from before frozen parameters were stored
 
 
+@contextmanager
+def intact(where: str = "the checkpoint"):
+    """A missing entry or a value of the wrong kind met inside becomes one ``UserError`` about ``where``."""
+    try:
+        yield
+    except (UserError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        detail = f"no entry {exc}" if isinstance(exc, KeyError) else (str(exc) or type(exc).__name__).splitlines()[0]
+        raise UserError(f"the training state in {where} is damaged ({detail}); resume from another checkpoint, "
+                        "or start a new run from its weights with --model") from None
+
+
 def read_resume(path: str | Path) -> tuple[dict, TrainConfig]:
-    """A checkpoint's weights and the settings it was trained with; ``UserError`` if it cannot resume."""
+    """A checkpoint's training state and the settings it was trained with; ``UserError`` if it cannot resume."""
     file = read_model_file(path)
     training = file.extra.get("training") if file.kind == "checkpoint" else None
     if not training:
         raise UserError(f"{path} holds no training state to resume from; pass a checkpoint written by "
                         "cnnexplorer train (or start a new run with --model)")
-    return training, TrainConfig.from_json(training["config"])
+    with intact(str(path)):
+        config = TrainConfig.from_json(training["config"])
+    resume_state(training, str(path))
+    return training, config
 
 
 def saved_progress(training: dict) -> tuple[History, list[Snapshot]]:
@@ -72,16 +90,72 @@ def saved_progress(training: dict) -> tuple[History, list[Snapshot]]:
     return History.from_tensors(training["history"]), snapshots
 
 
-def resume_state(training: dict) -> ResumeState:
-    history, snapshots = saved_progress(training)
-    best = training.get("best") or {}
-    return ResumeState(
-        epochs_done=int(training["epochs_done"]), step=int(training["step"]), elapsed=float(training["elapsed"]),
-        optimizer=_optimizer_state(training["optimizer"]), schedule=dict(training["schedule"]),
-        scaler=dict(training.get("scaler") or {}), history=history,
-        snapshots=snapshots, best_val_acc=best.get("val_acc"), best_val_loss=best.get("val_loss"),
-        frozen=training.get("frozen"),
-    )
+def resume_state(training: dict, where: str = "the checkpoint") -> ResumeState:
+    with intact(where):
+        history, snapshots = saved_progress(training)
+        for name in ("epochs_done", "step"):
+            check_number(name, training[name], 0, whole=True)
+        check_number("elapsed", training["elapsed"], 0)
+        best = training.get("best") or {}
+        for name, high in (("val_acc", 1), ("val_loss", float("inf"))):
+            if best.get(name) is not None:
+                check_number(f"best {name}", best[name], 0, high)
+        frozen = training.get("frozen")
+        if frozen is not None and not (isinstance(frozen, list) and all(isinstance(n, str) for n in frozen)):
+            raise UserError(f"frozen must list parameter names, not {frozen!r}")
+        if not isinstance(training["data"], str):
+            raise UserError(f"data must be a data spec, not {training['data']!r}")
+        return ResumeState(
+            epochs_done=training["epochs_done"], step=training["step"], elapsed=float(training["elapsed"]),
+            optimizer=_optimizer_state(training["optimizer"]), schedule=dict(training["schedule"]),
+            scaler=dict(training.get("scaler") or {}), history=history, snapshots=snapshots,
+            best_val_acc=best.get("val_acc"), best_val_loss=best.get("val_loss"), frozen=frozen,
+        )
+
+
+def restore_run(state: ResumeState, optimizer: torch.optim.Optimizer, schedule, scaler: torch.amp.GradScaler) -> None:
+    """Load a resumed run's optimiser, schedule and loss-scaler states into the fresh ones made for it."""
+    fresh = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+             "scaler": scaler.state_dict() if scaler.is_enabled() and state.scaler else {}}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    with intact():
+        if not _fits({"optimizer": state.optimizer, "schedule": state.schedule, "scaler": state.scaler}, fresh):
+            raise UserError("the optimiser, schedule or loss-scaler state holds values of the wrong kind")
+        if not all(0 <= index < len(params) and _buffers_fit(entry, params[index])
+                   for index, entry in state.optimizer["state"].items()):
+            raise UserError("the optimiser state does not fit the model's parameters")
+    try:
+        optimizer.load_state_dict(state.optimizer)
+    except ValueError:
+        raise UserError("the checkpoint's optimiser state was saved for other trainable layers; resume with "
+                        "the layers frozen as they were, or start a new run from it with --model") from None
+    with intact():
+        schedule.load_state_dict(state.schedule)
+        if state.scaler and scaler.is_enabled():
+            scaler.load_state_dict(state.scaler)
+
+
+def _number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _fits(stored, fresh) -> bool:
+    """Whether ``stored`` keeps ``fresh``'s form: numbers stay numbers, dicts and lists hold what they held.
+
+    Entries only one side has (another torch version's) and other values (flags, None, text) are not compared.
+    """
+    if isinstance(fresh, dict):
+        return isinstance(stored, dict) and all(_fits(stored[k], v) for k, v in fresh.items() if k in stored)
+    if isinstance(fresh, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and all(map(_fits, stored, fresh))
+    return _number(stored) if _number(fresh) else True
+
+
+def _buffers_fit(entry, param: torch.Tensor) -> bool:
+    """A parameter's optimiser state holds None, scalars or tensors of the parameter's shape."""
+    return isinstance(entry, dict) and all(
+        value is None or (torch.is_tensor(value) and (value.dim() == 0 or value.shape == param.shape))
+        for value in entry.values())
 
 
 def snapshot_json(s: Snapshot) -> dict:
