@@ -8,6 +8,8 @@ views show on hover; ``render_activation_picture`` colours it and draws the chan
 
 A module that runs several times in one forward pass (torchvision ResNet's shared ``relu``)
 is recorded once per call: ``name`` (or ``name#0``) is the first call, ``name#1`` the second…
+Outputs are kept as ``core.layouts`` reads them: a ViT's tokens and Swin's channels-last
+outputs become ``[N,C,H,W]`` maps when captured.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cnnexplorer.core.colormaps import colormap_table
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.grids import GridLayout, grid_picture
 from cnnexplorer.core.hooks import find_layers, record_outputs
+from cnnexplorer.core.layouts import layout_of, unknown_layout
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 CLIP_STD = 3.0
@@ -103,13 +106,17 @@ def capture(handle: ModelHandle, pixels: torch.Tensor, layers: list[str] | None 
 
     ``layers`` are dotted names of ``handle.module`` (``name#k`` is accepted and records
     ``name``); None records every submodule. Runs under ``no_grad`` in eval mode, restoring
-    the modules' train/eval flags and removing the hooks afterwards, also on error.
+    the modules' train/eval flags and removing the hooks afterwards, also on error. Each
+    output is kept as ``core.layouts`` reads it (``[N,C,H,W]`` for a map).
     """
-    names = [n for n, _ in handle.module.named_modules() if n] if layers is None else [split_call(l)[0] for l in layers]
+    root = handle.module
+    names = [n for n, _ in root.named_modules() if n] if layers is None else [split_call(l)[0] for l in layers]
     batch = pixels[None] if pixels.ndim == 3 else pixels
-    with torch.no_grad(), eval_mode(handle.module), record_outputs(handle.module, names) as records:
+    with torch.no_grad(), eval_mode(root), record_outputs(root, names) as records:
         handle.pixel_model()(batch.to(handle.device))
-    return Capture(records)
+    layouts = {name: layout_of(root, name) for name in records}
+    return Capture({name: [tuple(layouts[name].maps(t) for t in tensors) for tensors in calls]
+                    for name, calls in records.items()})
 
 
 def model_key(handle: ModelHandle) -> tuple:
@@ -339,9 +346,13 @@ class ActivationGrid:
         return self.layout.tile_index_at(x, y)
 
 
-def _as_channels(output: torch.Tensor) -> tuple[np.ndarray, tuple[int, int, int], bool]:
-    """First sample of ``output`` as ``[C, H·W]`` float32; anything but ``[N,C,H,W]`` feature
-    maps (vectors, ``[N,C,1,1]``, token sequences) is flattened to one value per unit."""
+def _as_channels(output: torch.Tensor, strict: bool = True) -> tuple[np.ndarray, tuple[int, int, int], bool]:
+    """First sample of ``output`` as ``[C, H·W]`` float32: ``[N,C,H,W]`` feature maps, or one
+    value per unit for vectors (and ``[N,C,1,1]``). Other shapes have no known channel axis
+    (``core.layouts`` reads the torchvision transformers'): ``strict`` refuses them, else
+    they are flattened to units, which is enough for statistics."""
+    if strict and output.ndim not in (1, 2, 4):
+        raise unknown_layout(output)
     sample = output.detach()[0] if output.ndim >= 2 else output.detach().reshape(-1)
     values = sample.to("cpu", torch.float32).numpy()
     if values.ndim == 3 and values.shape[1:] != (1, 1):
@@ -351,8 +362,9 @@ def _as_channels(output: torch.Tensor) -> tuple[np.ndarray, tuple[int, int, int]
 
 
 def channel_stats(output: torch.Tensor) -> LayerStats:
-    """Per-channel statistics of a captured tensor (first sample), as ``activation_grid`` has them."""
-    return layer_stats(_as_channels(output)[0])
+    """Per-channel statistics of a captured tensor (first sample), as ``activation_grid`` has them;
+    an output without a known channel axis counts each value as a unit."""
+    return layer_stats(_as_channels(output, strict=False)[0])
 
 
 def _nonfinite_warning(values: np.ndarray) -> str:
