@@ -83,12 +83,20 @@ def cmd_train(args, load, emit) -> int:
 
     handle, data, config, arch, resume = _train_setup(args, load)
     bar = TextProgressBar()
+    reported: set[str] = set()
+
+    def report_skipped() -> None:
+        for path, reason in list(data.skipped.items()):
+            if path not in reported:
+                reported.add(path)
+                print(f"cnnexplorer: skipped unreadable image {path} ({reason})", file=sys.stderr)
 
     def show(item) -> None:
         if isinstance(item, BatchMetrics):
             bar(Progress(item.step, item.total_steps, f"epoch {item.epoch:.2f}  loss {item.loss:.3f}"))
         elif isinstance(item, EpochMetrics):
             bar.close()
+            report_skipped()
             print(f"epoch {item.epoch}/{config.epochs}  val loss {item.val_loss:.4f}  val acc {item.val_acc:.4f}  "
                   f"train loss {item.train_loss:.4f}  lr {item.lr:.2e}  {item.elapsed_s:.0f} s", file=sys.stderr)
 
@@ -97,6 +105,7 @@ def cmd_train(args, load, emit) -> int:
         result = drive(train(handle, data, config, arch=arch, out=args.out, resume=resume), show)
     finally:
         bar.close()
+        report_skipped()
     if args.plot:
         write_curves_png(args.plot, result.history)
     if args.csv:
@@ -104,7 +113,8 @@ def cmd_train(args, load, emit) -> int:
     payload = {"out": str(args.out), "checkpoint": str(result.checkpoint or ""), "epochs": result.epochs_done,
                "best_val_acc": result.best_val_acc, "final_val_acc": result.final_val_acc,
                "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
-               "best_checkpoint": str(result.best_checkpoint or ""), "data": data.spec, "stopped": result.stopped,
+               "best_checkpoint": str(result.best_checkpoint or ""), "data": data.spec,
+               "skipped": sorted(data.skipped), "stopped": result.stopped,
                "seconds": round(time.monotonic() - start, 2)}
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"

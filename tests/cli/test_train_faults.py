@@ -99,3 +99,25 @@ def test_a_crafted_training_config_is_one_line(tmp_path, capsys, key, value):
     code, _, err = run_cli(capsys, "train", "--resume", tmp_path / "crafted.pt", "--epochs", "2",
                            "--out", tmp_path / "new.pt")
     assert "crafted.pt is damaged" in _one_line_error(code, err) and not (tmp_path / "new.pt").exists()
+
+
+def test_unreadable_images_are_skipped_and_named_on_stderr(tmp_path, capsys):
+    data = make_folder(tmp_path / "pets", per_class=8)
+    bad = [data / "cats" / "empty.png", data / "dogs" / "readme.jpg"]
+    bad[0].write_bytes(b"")
+    bad[1].write_text("not a picture")
+    code, stdout, err = run_cli(capsys, "train", *QUICK, "--data", f"folder:{data}", "--out", tmp_path / "run.pt",
+                                "--json")
+    assert code == 0 and last_json(stdout)["skipped"] == [str(p) for p in bad]
+    for path in bad:
+        assert err.count(f"cnnexplorer: skipped unreadable image {path} (") == 1
+
+
+def test_a_folder_of_unreadable_images_is_one_line(tmp_path, capsys):
+    for name in ("cats", "dogs"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "pets" / name / f"{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    code, _, err = run_cli(capsys, "train", *QUICK, "--data", f"folder:{tmp_path / 'pets'}", "--out",
+                           tmp_path / "run.pt")
+    assert "can be read" in _one_line_error(code, err) and not (tmp_path / "run.pt").exists()

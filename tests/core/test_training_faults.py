@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cnnexplorer.core.checkpoints import read_model_file
 from cnnexplorer.core.errors import UserError
@@ -284,3 +287,53 @@ def test_settings_a_later_version_added_are_ignored_on_resume(tmp_path):
 
     _, config = _one_epoch(tmp_path)
     assert read_resume(_crafted(tmp_path, newer))[1] == config
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _folder_with_bad_files(root):
+    """Two classes of 8 good images, and four files that are not: zero bytes, text, truncated PNG and JPEG."""
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(8):
+            (root / name / f"{i}.png").write_bytes(_png(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
+    good = _png(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(jpeg, "JPEG")
+    bad = {root / "a" / "empty.png": b"", root / "a" / "notes.png": b"not an image at all",
+           root / "b" / "cut.png": good[: len(good) // 2], root / "b" / "cut.jpg": jpeg.getvalue()[:300]}
+    for path, content in bad.items():
+        path.write_bytes(content)
+    return sorted(str(p) for p in bad)
+
+
+def test_unreadable_images_are_skipped_and_listed(tmp_path):
+    bad = _folder_with_bad_files(tmp_path / "data")
+    handle = load_model("builtin:lenet5", "cpu")
+    data = open_data(f"folder:{tmp_path / 'data'}", handle.input_size, val_fraction=0.25)
+    assert data.train_size + data.val_size == 20
+    result = drive(train(prepare_model(handle, data.class_names), data, TrainConfig(epochs=1, batch_size=4,
+                                                                                    snapshots=False),
+                         arch="builtin:lenet5"))
+    assert result.stopped is None and result.epochs_done == 1
+    assert sorted(data.skipped) == bad
+    assert "not an image" in data.skipped[bad[1]] and "truncated" in data.skipped[str(tmp_path / "data/b/cut.png")]
+    batches = [*data.train_batches(4, 0, 0), *data.val_batches(4)]
+    assert sum(len(labels) for _, labels in batches) == 16  # every good image, and only those
+
+
+def test_a_folder_without_one_readable_image_is_a_user_error(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            (tmp_path / name / f"{i}.png").write_bytes(b"")
+    handle = load_model("builtin:lenet5", "cpu")
+    data = open_data(f"folder:{tmp_path}", handle.input_size)
+    with pytest.raises(UserError, match=r"none of the \d+ (training|validation) images .* can be read"):
+        drive(train(prepare_model(handle, data.class_names), data, TrainConfig(epochs=1, **QUICK),
+                    arch="builtin:lenet5"))

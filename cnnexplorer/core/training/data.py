@@ -5,7 +5,8 @@ DATASPEC: ``builtin:shapes`` | ``folder:PATH`` | ``mnist:ROOT`` | ``fashion-mnis
 pixels already at the model's input size and channel count, so the model's own normalisation
 (``PixelModel``) applies and the loop never needs to know where the data came from. Shuffling
 uses a generator seeded from (seed, epoch), so epoch ``k`` sees the same batches whether the
-run was resumed or not.
+run was resumed or not. An image file that cannot be decoded (empty, truncated, not an image) is
+left out of its batch and listed in ``DataSource.skipped``; a part with no readable file is a ``UserError``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.training.checks import check_number
@@ -37,6 +39,7 @@ class DataSource:
     val_size: int
     _train: Callable[[int, int, int], Iterator[Batch]] = field(repr=False)
     _val: Callable[[int], Iterator[Batch]] = field(repr=False)
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable files met so far: path → reason
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-self.train_size // batch_size)
@@ -123,6 +126,25 @@ def _image_transform(input_size: tuple[int, int, int]):
     ])
 
 
+class _Unreadable(Exception):
+    """An image file that cannot be decoded, with why."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+def _read_image(path: str) -> Image.Image:
+    """The image file at ``path`` decoded as RGB; ``_Unreadable`` if it is empty, truncated or no image."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except UnidentifiedImageError:
+        raise _Unreadable(path, "not an image file PIL can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise _Unreadable(path, str(exc) or type(exc).__name__) from None
+
+
 def _folder(path: Path, input_size: tuple[int, int, int], val_fraction: float, seed: int) -> DataSource:
     from torchvision.datasets import ImageFolder
 
@@ -131,13 +153,14 @@ def _folder(path: Path, input_size: tuple[int, int, int], val_fraction: float, s
     transform = _image_transform(input_size)
     try:
         if (path / "train").is_dir() and (path / "val").is_dir():
-            train_set, val_set = ImageFolder(path / "train", transform), ImageFolder(path / "val", transform)
+            train_set = ImageFolder(path / "train", transform, loader=_read_image)
+            val_set = ImageFolder(path / "val", transform, loader=_read_image)
             if train_set.classes != val_set.classes:
                 raise UserError(f"{path}/train and {path}/val have different class folders "
                                 f"({', '.join(train_set.classes)} vs {', '.join(val_set.classes)}); make them match")
             classes = train_set.classes
         else:
-            full = ImageFolder(path, transform)
+            full = ImageFolder(path, transform, loader=_read_image)
             classes = full.classes
             order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
             n_val = max(1, round(len(full) * val_fraction))
@@ -170,12 +193,47 @@ def _torchvision(kind: str, root: Path, input_size: tuple[int, int, int], downlo
     return _from_datasets(f"{kind}:{root}", [str(c) for c in train_set.classes], train_set, val_set)
 
 
+class _Skipping(Dataset):
+    """``dataset``'s items, with None for an unreadable file, which is noted in ``skipped``."""
+
+    def __init__(self, dataset: Dataset, skipped: dict[str, str]):
+        self.dataset, self.skipped = dataset, skipped
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except _Unreadable as exc:
+            self.skipped[exc.path] = exc.reason
+            return None
+
+
+def _collate(items: list) -> Batch | None:
+    kept = [item for item in items if item is not None]
+    return default_collate(kept) if kept else None
+
+
 def _from_datasets(spec: str, classes: list[str], train_set: Dataset, val_set: Dataset) -> DataSource:
+    skipped: dict[str, str] = {}
+
+    def batches(dataset: Dataset, part: str, **order) -> Iterator[Batch]:
+        readable = False
+        for batch in DataLoader(_Skipping(dataset, skipped), collate_fn=_collate, num_workers=0, **order):
+            if batch is not None:
+                readable = True
+                yield batch
+        if not readable and len(dataset):  # every file was skipped
+            path, reason = next(reversed(skipped.items()))
+            raise UserError(f"none of the {len(dataset)} {part} images of {spec} can be read (e.g. {path}: {reason}); "
+                            "replace or remove the broken files")
+
     def train(batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
         gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        yield from DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=gen, num_workers=0)
+        yield from batches(train_set, "training", batch_size=batch_size, shuffle=True, generator=gen)
 
     def validate(batch_size: int) -> Iterator[Batch]:
-        yield from DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=0)
+        yield from batches(val_set, "validation", batch_size=batch_size, shuffle=False)
 
-    return DataSource(spec, classes, len(train_set), len(val_set), train, validate)
+    return DataSource(spec, classes, len(train_set), len(val_set), train, validate, skipped)
