@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.input_files import require_regular_file
 from cnnexplorer.core.model_handle import Preprocessing
-from cnnexplorer.core.render import atomic_write_bytes
+from cnnexplorer.core.outputs import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "cnnexplorer-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -101,10 +102,7 @@ def _check_plain(value: Any, where: str) -> None:
 def read_model_file(path: str | Path, trust: bool = False) -> ModelFile:
     """Read a model file of any supported kind; ``UserError`` if it is none of them."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"model file not found: {path}; check the path")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a model file; pass the .pt, .pth, .ckpt, .safetensors or .bin file in it")
+    require_regular_file(path, "model file", "pass a .pt, .pth, .ckpt, .safetensors or .bin file")
     with path.open("rb") as stream:
         head = stream.read(16)
     if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(head, path.stat().st_size):
@@ -247,6 +245,8 @@ def _read_checkpoint(path: Path, content: Mapping) -> ModelFile:
         arch, state, names = content["arch"], content["state_dict"], [str(n) for n in content["class_names"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} is a damaged cnnexplorer checkpoint (bad or missing entry: {_brief(exc)}); save it again") from None
+    except UserError as exc:
+        raise UserError(f"{path} is a damaged cnnexplorer checkpoint: {exc}") from None
     if not isinstance(arch, str) or not _is_tensor_dict(state):
         raise UserError(f"{path} is a damaged cnnexplorer checkpoint (no arch or weights); save it again")
     return ModelFile(

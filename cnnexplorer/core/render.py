@@ -7,15 +7,14 @@ render functions, so both give identical files for identical inputs.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import cnnexplorer
+from cnnexplorer.core.outputs import atomic_write_bytes
 
 
 def versions() -> dict:
@@ -51,22 +50,6 @@ def make_sidecar(view: str, model=None, image=None, layer: str | None = None,
     }
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def png_bytes(rgb: np.ndarray) -> bytes:
     """Encode an ``H×W×3`` (or ``H×W``) uint8 array as PNG."""
     import io
@@ -78,12 +61,26 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_png(path: str | Path, rgb: np.ndarray, sidecar: dict) -> tuple[Path, Path]:
-    """Write the picture and ``PATH.json`` beside it, both atomically; return both paths."""
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` in NumPy's ``.npy`` format (what ``np.save`` writes)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def png_paths(path: str | Path) -> tuple[Path, Path]:
+    """Where ``write_png`` puts a picture asked for at ``path``, and its sidecar."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")
-    sidecar_path = path.with_name(path.name + ".json")
+    return path, path.with_name(path.name + ".json")
+
+
+def write_png(path: str | Path, rgb: np.ndarray, sidecar: dict) -> tuple[Path, Path]:
+    """Write the picture and ``PATH.json`` beside it, both atomically; return both paths."""
+    path, sidecar_path = png_paths(path)
     atomic_write_bytes(path, png_bytes(rgb))
     atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=2) + "\n").encode())
     return path, sidecar_path

@@ -22,6 +22,7 @@ import torchvision
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.outputs import new_file_mode
 
 TIMEOUT_S = 10.0
 
@@ -107,6 +108,7 @@ def download(
                 f"{actual[:len(expected_sha256_prefix)]}, expected {expected_sha256_prefix}); "
                 f"try again, or copy a good copy of the file to {dest}"
             )
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, dest)
         return dest
     finally:

@@ -11,21 +11,25 @@ from cnnexplorer.exports.base import ExportView, Picture, class_index, need_imag
 def image_point(preprocessing, size: tuple[int, int], x: int, y: int) -> list[float]:
     """Model-input pixel ``(x, y)``'s centre in the original image's pixels (undoing the resize
     and the centre crop of ``preprocessing``; ``size`` is the original's width, height)."""
-    width, height = size
     out_h, out_w = preprocessing.size
-    if preprocessing.resize is None:
-        return [(x + 0.5) * width / out_w - 0.5, (y + 0.5) * height / out_h - 0.5]
-    scale = preprocessing.resize / min(size)
-    left = (max(out_w, round(width * scale)) - out_w) // 2
-    top = (max(out_h, round(height * scale)) - out_h) // 2
-    return [(x + left + 0.5) / scale - 0.5, (y + top + 0.5) / scale - 0.5]
+    left, top, right, bottom = (0, 0, *size) if preprocessing.resize is None else preprocessing.crop_box(size)
+    return [left + (x + 0.5) * (right - left) / out_w - 0.5, top + (y + 0.5) * (bottom - top) / out_h - 0.5]
+
+
+def map_path(path: str) -> Path:
+    """``--save-map``'s file, refused early unless it is a NumPy ``.npy`` name."""
+    from cnnexplorer.core.errors import UserError
+
+    if Path(path).suffix != ".npy":
+        raise UserError(f"--save-map writes a NumPy file: give a name ending in .npy, not '{Path(path).name}'")
+    return Path(path)
 
 
 def _heatmap(handle, image, args) -> Picture:
-    import numpy as np
-
     from cnnexplorer.core.attribution import compute_heatmap, default_cmap, render_heatmap
     from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.outputs import atomic_write_bytes
+    from cnnexplorer.core.render import npy_bytes
 
     need_image(image, "heatmap")
     if not 0 <= args.alpha <= 1:
@@ -35,11 +39,7 @@ def _heatmap(handle, image, args) -> Picture:
     heatmap = compute_heatmap(handle, pixels, args.method, target, args.layer, negative=args.why_not)
     cmap = args.cmap or default_cmap(heatmap)
     if args.save_map:
-        path = Path(args.save_map)
-        if path.suffix != ".npy":
-            raise UserError(f"--save-map writes a NumPy file: give a name ending in .npy, not '{path.name}'")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, heatmap.map)
+        atomic_write_bytes(map_path(args.save_map), npy_bytes(heatmap.map))
     x, y = heatmap.peak()
     return Picture(
         render_heatmap(pixels, heatmap, args.alpha, cmap),

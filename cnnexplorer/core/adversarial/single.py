@@ -16,7 +16,8 @@ from cnnexplorer.core.adversarial.budget import as_uint8
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.core.model_handle import ModelHandle
-from cnnexplorer.core.render import atomic_write_bytes, png_bytes
+from cnnexplorer.core.outputs import atomic_write_bytes
+from cnnexplorer.core.render import png_bytes
 
 
 def attack_image(handle: ModelHandle, pixels: torch.Tensor, attack: Attack, target: int | None = None,
