@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from cnnexplorer.core.layouts import unknown_layout
+
 INPUT = "<input>"
 Activations = Mapping[str, torch.Tensor]
 
@@ -79,7 +81,10 @@ def _short(value) -> str:
 
 
 def _per_element(channels: int | Sequence[int], act: torch.Tensor) -> torch.Tensor:
-    """``act[i, channels[i]]`` for every element (an int: the same channel everywhere)."""
+    """``act[i, channels[i]]`` for every element (an int: the same channel everywhere) of maps
+    ``[N,C,H,W]`` or vectors ``[N,C]``; other shapes have no known channel axis."""
+    if act.dim() not in (2, 4):
+        raise unknown_layout(act)
     if isinstance(channels, int):
         return act[:, channels]
     index = torch.as_tensor(list(channels), device=act.device)

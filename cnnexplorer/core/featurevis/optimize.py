@@ -6,6 +6,9 @@ Images live in [0,1]; the model's normalisation is inside ``handle.pixel_model()
 runs in eval mode (flags restored after) and is otherwise untouched: gradients are taken with
 ``torch.autograd.grad`` for the image parameters only, so no weight gets a ``.grad`` and no
 ``requires_grad`` flag is switched (another view may use the same model meanwhile).
+Layers are read as ``core.layouts`` lays them out (a channel of a ViT block is a hidden
+dimension on the patch grid), and a model that runs at one input size only (ViT, MaxViT)
+gets the images resized to it, so any image size and the size-changing transforms work.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.objectives import INPUT, Objective, l2, total_variation
@@ -22,6 +26,7 @@ from cnnexplorer.core.featurevis.param import PARAMETERISATIONS, gaussian_blur_,
 from cnnexplorer.core.featurevis.transforms import standard_transforms
 from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
 from cnnexplorer.core.jobs import Job
+from cnnexplorer.core.layouts import fixed_input_size, layout_of, require_gradients
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 
@@ -105,7 +110,9 @@ class _Reached(Exception):
 def run_to(model: torch.nn.Module, root: torch.nn.Module, layers, images: torch.Tensor,
            source: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Run ``model`` (a pixel model around ``root``) on ``images`` only as far as needed to
-    record the outputs of ``layers`` (``INPUT``: ``source``, default ``images``).
+    record the outputs of ``layers`` (``INPUT``: ``source``, default ``images``), each laid
+    out by ``core.layouts`` (``[N,C,H,W]`` for a map). A model with a fixed input size gets
+    ``images`` resized to it.
 
     A module run several times in one pass is recorded at its first call. Only this thread's
     forward passes are seen: the GUI may run the same model in another worker meanwhile.
@@ -115,6 +122,8 @@ def run_to(model: torch.nn.Module, root: torch.nn.Module, layers, images: torch.
     if not names:
         return recorded
     owner = threading.get_ident()
+    modules = find_layers(root, names)
+    layouts = {name: layout_of(root, name) for name in names}
 
     def recorder(name):
         def hook(module, args, output):
@@ -122,14 +131,17 @@ def run_to(model: torch.nn.Module, root: torch.nn.Module, layers, images: torch.
                 return
             tensor = output_tensors(output)[0]
             done = all(n in recorded for n in names if n != name)
-            recorded[name] = tensor if done else tensor.clone()
+            recorded[name] = layouts[name].maps(tensor if done else tensor.clone())
             if done:
                 raise _Reached
 
         return hook
 
+    size = fixed_input_size(root)
+    if size is not None and tuple(images.shape[-2:]) != size:
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
     try:
-        with forward_hooks([(m, recorder(n)) for n, m in zip(names, find_layers(root, names))]):
+        with forward_hooks([(m, recorder(n)) for n, m in zip(names, modules)]):
             model(images)
     except _Reached:
         return recorded
@@ -168,6 +180,7 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
     batch of ``count`` images (``init``: start from these ``[N,C,H,W]`` images,
     pixel-parameterised). Yields a ``Step`` every ``preview_every`` steps and at the end;
     returns the ``Result`` (values measured on the untransformed images)."""
+    require_gradients(handle.module, "feature visualisation")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     seed = generator.initial_seed()
     device = handle.device
