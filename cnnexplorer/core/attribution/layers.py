@@ -9,6 +9,7 @@ from torch import nn
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.hooks import forward_hooks
+from cnnexplorer.core.layouts import cam_layer, layout_of
 from cnnexplorer.core.model_handle import eval_mode
 
 
@@ -19,16 +20,18 @@ otherwise double the cost of every CAM map."""
 
 def last_conv_layer(module: nn.Module, input_size: tuple[int, int, int], device: torch.device | str = "cpu") -> str:
     """The dotted name of the last module to *finish* with an ``[N,C,H,W]`` output larger than
-    1×1, found by one probe forward on zeros of ``input_size`` ``(C,H,W)``.
+    1×1 (as ``core.layouts`` lays it out), found by one probe forward on zeros of ``input_size``
+    ``(C,H,W)``; for a ViT, the layer ``core.layouts.cam_layer`` names.
 
     Finishing order prefers the enclosing block over its last convolution: ``layer4`` in a
     torchvision ResNet (not ``layer4.2.conv3``, which is before batch norm and the shortcut),
-    ``features`` in VGG, MobileNet and the built-in models. Global pooling (1×1) is excluded.
-    The answer is remembered per model and input size.
+    ``features`` in VGG, MobileNet and the built-in models, ``permute`` (the final norm's
+    maps) in Swin. Global pooling (1×1) is excluded. The answer is remembered per model and
+    input size.
     """
     known = _FOUND.setdefault(module, {})
     if tuple(input_size) not in known:
-        known[tuple(input_size)] = _probe(module, tuple(input_size), device)
+        known[tuple(input_size)] = cam_layer(module) or _probe(module, tuple(input_size), device)
     return known[tuple(input_size)]
 
 
@@ -36,9 +39,13 @@ def _probe(module: nn.Module, input_size: tuple[int, ...], device: torch.device 
     finished: list[str] = []
 
     def recorder(name: str):
+        layout = layout_of(module, name)
+
         def hook(mod, args, output):
-            if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[2] * output.shape[3] > 1:
-                finished.append(name)
+            if isinstance(output, torch.Tensor):
+                maps = layout.maps(output)
+                if maps.ndim == 4 and maps.shape[2] * maps.shape[3] > 1:
+                    finished.append(name)
 
         return hook
 

@@ -14,12 +14,15 @@ from torch import Tensor
 
 from cnnexplorer.core.attribution.heatmap import Heatmap
 from cnnexplorer.core.attribution.targets import TargetSpec, Targets, resolve_targets
+from cnnexplorer.core.layouts import require_gradients
 from cnnexplorer.core.model_handle import ModelHandle, PixelModel, eval_mode
 
 
 @contextlib.contextmanager
 def explaining(handle: ModelHandle) -> Iterator[PixelModel]:
-    """The [0,1]-pixel model in eval mode with gradients enabled, for the block."""
+    """The [0,1]-pixel model in eval mode with gradients enabled, for the block (a quantized
+    model, without gradients, is refused)."""
+    require_gradients(handle.module, "gradient heatmaps (try occlusion or Score-CAM)")
     with eval_mode(handle.module), torch.enable_grad():
         yield handle.pixel_model()
 

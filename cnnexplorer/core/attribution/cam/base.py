@@ -1,6 +1,7 @@
 """The template every CAM method fills in: ``map = ReLU(Σ_k w_k · A_k)`` at one layer.
 
-One forward pass records the layer's activations ``A`` ``[N,K,h,w]``; methods that need them
+One forward pass records the layer's activations ``A`` ``[N,K,h,w]`` (laid out by
+``core.layouts``: transformer tokens and channels-last outputs become maps); methods that need them
 get the gradients ``G`` of the target scores w.r.t. ``A``. A subclass says how to weigh the
 activations (``weights``, or the ``weights_job`` generator when that takes more passes) and
 may refine the upsampled map (``finish``).
@@ -27,6 +28,7 @@ from cnnexplorer.core.attribution.targets import TargetSpec, Targets, resolve_ta
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.hooks import find_layer, forward_hooks
 from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.layouts import cam_layer, layout_of, require_gradients
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 
@@ -43,19 +45,24 @@ class LayerPass:
 
 def layer_pass(handle: ModelHandle, pixels: Tensor, layer: str, target: TargetSpec | Targets,
                negative: bool = False, gradients: bool = True) -> LayerPass:
-    """Activations of ``layer`` (its last call, for a module that runs several times) and,
-    with ``gradients``, the gradients of the target scores w.r.t. them."""
+    """Activations of ``layer`` (its last call, for a module that runs several times) as
+    ``[N,K,h,w]`` maps (``core.layouts``: a ViT block's patch tokens on their grid, Swin's
+    channels-last outputs permuted) and, with ``gradients``, the gradients of the target
+    scores w.r.t. them."""
+    if gradients:
+        require_gradients(handle.module, "gradient-based CAM methods (try Score-CAM)")
     module = find_layer(handle.module, layer)
+    layout = layout_of(handle.module, layer)
     recorded: list[Tensor] = []
     owner = threading.get_ident()
 
     def hook(mod, args, output):
         if threading.get_ident() != owner:  # another worker running the same model
             return None
-        if not isinstance(output, Tensor) or output.ndim != 4:
+        if not isinstance(output, Tensor) or layout.maps(output).ndim != 4:
             shape = list(output.shape) if isinstance(output, Tensor) else type(output).__name__
             raise UserError(f"layer '{layer}' gives {shape}, not a feature map [N,C,H,W]; "
-                            "pick a convolutional layer for CAM methods")
+                            "pick a convolutional layer or a block for CAM methods")
         if not gradients:
             recorded.append(output.detach().clone())
             return None
@@ -74,10 +81,17 @@ def layer_pass(handle: ModelHandle, pixels: Tensor, layer: str, target: TargetSp
         if gradients:
             with torch.enable_grad():
                 score = targets.scores(logits).sum()
-            (grads,) = torch.autograd.grad(score, recorded[-1], allow_unused=True)
-            if grads is None:
-                raise UserError(f"the target score does not depend on layer '{layer}'; pick an earlier layer")
-    return LayerPass(layer, recorded[-1].detach(), grads, logits.detach(), targets)
+            (raw,) = torch.autograd.grad(score, recorded[-1], allow_unused=True)
+            if raw is None or not raw.any():
+                raise UserError(f"the target score does not depend on layer '{layer}' for this input (its gradient "
+                                "is zero everywhere, as with an untrained head); pick an earlier layer or another "
+                                "target, or load trained weights")
+            grads = layout.maps(raw)
+            if not grads.any():
+                hint = cam_layer(handle.module)
+                raise UserError(f"the target score depends on layer '{layer}' only through its class token, which "
+                                "has no place on the map; pick an earlier layer" + (f" such as {hint}" if hint else ""))
+    return LayerPass(layer, layout.maps(recorded[-1].detach()), grads, logits.detach(), targets)
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
