@@ -28,6 +28,27 @@ def _triple(kind: type, count: int | None = None):
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``cnnexplorer: error: ...`` and exit code 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"cnnexplorer: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _bounded_int(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number "
+                                             + (f"from {low} to {high}" if high is not None else f"of at least {low}"))
+        return value
+
+    return parse
+
+
 def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=required, metavar="SPEC",
@@ -43,7 +64,7 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0, help="random seed (default: 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -52,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cnnexplorer.cli_train import add_train_parser
     from cnnexplorer.exports import EXPORT_VIEWS, add_shared_options
 
-    parser = argparse.ArgumentParser(prog="cnnexplorer", description="See what a CNN has learned.")
+    parser = _Parser(prog="cnnexplorer", description="See what a CNN has learned.")
     parser.add_argument("--version", action="version", version=f"cnnexplorer {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -72,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="top-k predictions for images")
     _add_model_options(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--top", type=int, default=5, help="number of classes (default: 5)")
+    predict.add_argument("--top", type=_bounded_int(1), default=5, help="number of classes (default: 5)")
     _add_common(predict)
 
     export = sub.add_parser("export", help="write a view's picture as PNG with a sidecar JSON")
@@ -110,6 +131,44 @@ def _load(args):
         return drive(open_model(args.model, args.device, _file_options(args)), bar)
     finally:
         bar.close()
+
+
+def _files(args) -> tuple[dict, dict]:
+    """The files ``args`` names to write and to read, by the names the user knows them by."""
+    from cnnexplorer.core.render import png_paths
+    from cnnexplorer.core.training.state import best_path
+
+    inputs = {"--model": getattr(args, "model", None), "--labels": getattr(args, "labels", None)}
+    inputs.update({f"the image {p}": p for p in getattr(args, "images", None) or ()})
+    if args.command == "export":
+        png, sidecar = png_paths(args.out)
+        outputs = {"--out": png, "its sidecar": sidecar, "--save-map": args.save_map,
+                   "--save-adversarial": args.save_adversarial}
+        return outputs, {**inputs, "--image": args.image}
+    if args.command == "train":
+        out = Path(args.out)
+        outputs = {"--out": out, "the best checkpoint": best_path(out), "--plot": args.plot, "--csv": args.csv}
+        return outputs, {**inputs, "--resume": args.resume}
+    return {}, inputs
+
+
+def _check_files(args) -> None:
+    """Every output is writable and collides with no input and no other output, before any work.
+
+    A run resumed into its own checkpoint (``--resume c.pt --out c.pt``) continues that file.
+    """
+    from cnnexplorer.core.outputs import check_output, check_outputs, same_file
+
+    if getattr(args, "out", None) is not None:
+        check_output("--out", args.out)  # as typed: an empty name or a folder, before a suffix is added
+    outputs, inputs = _files(args)
+    if inputs.get("--resume") and same_file(inputs["--resume"], outputs["--out"]):
+        check_outputs({"--out": outputs.pop("--out")})
+    check_outputs(outputs, {k: v for k, v in inputs.items() if _is_file_spec(v)})
+
+
+def _is_file_spec(value) -> bool:
+    return value is not None and not str(value).startswith(("builtin:", "torchvision:"))
 
 
 def _emit(args, payload: dict, text: str) -> None:
@@ -217,12 +276,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "gui")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return int(exit_.code or 0)
     from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
 
     handler = {"gui": cmd_gui, "models": cmd_models, "summary": cmd_summary,
                "predict": cmd_predict, "export": cmd_export, "train": _cmd_train}[args.command]
     try:
+        _check_files(args)
         return handler(args)
     except UserError as exc:
         print(f"cnnexplorer: error: {exc}", file=sys.stderr)
