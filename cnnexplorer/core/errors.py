@@ -11,15 +11,15 @@ class UserError(Exception):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a CUDA (or MPS) out-of-memory error, whatever torch version raised it."""
+    """True for running out of memory: on CUDA or MPS, in torch's CPU allocator, or in Python."""
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc)
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ("out of memory", "can't allocate memory"))
 
 
 OUT_OF_MEMORY_HINT = (
-    "The device ran out of memory. Try a smaller image or batch, another layer, "
-    "or switch the device to the CPU."
+    "The device ran out of memory. Try a smaller image, size or batch, another layer, "
+    "or (from a GPU) switch the device to the CPU."
 )

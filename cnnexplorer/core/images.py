@@ -16,6 +16,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.input_files import require_regular_file
 
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (
@@ -54,10 +55,7 @@ def classify_path(path: str | Path) -> str:
 def load_image(path: str | Path) -> LoadedImage:
     """Decode ``path`` to an RGB image; raise ``UserError`` naming the file, problem and fix."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"image file not found: {path}; check the path")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not an image; {_FIX} inside it")
+    require_regular_file(path, "image file", _FIX)
     try:
         with path.open("rb") as stream:
             image = _open_header(path, stream)

@@ -6,7 +6,6 @@ Linear layer's weight. A fully pickled module is only opened with explicit trust
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +16,12 @@ from torch import nn
 from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.checkpoints import align_keys, load_state_checked, read_model_file
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.input_files import require_regular_file
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing, eval_mode
 from cnnexplorer.core.models import FileOptions, known_specs, preprocessing_from_weights, suggest, torchvision_classifiers
 
+MAX_LABELS_BYTES = 16_000_000  # ImageNet-21k's names take about 0.5 MB
 PICKLE_PREPROCESSING = Preprocessing(3, (224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize=256)
 
 
@@ -134,18 +135,12 @@ def _count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
 
 def _with_options(pre: Preprocessing, options: FileOptions) -> Preprocessing:
     """``pre`` with the user's --input-size/--mean/--std; a new size scales the whole image to it."""
+    channels, size, resize = pre.channels, pre.size, pre.resize
     if options.input_size is not None:
         channels, height, width = options.input_size
-        if (height, width) != pre.size:
-            pre = replace(pre, size=(height, width), resize=None)
-        pre = replace(pre, channels=channels)
-    pre = replace(pre, mean=tuple(options.mean or pre.mean), std=tuple(options.std or pre.std))
-    if len(pre.mean) != pre.channels or len(pre.std) != pre.channels:
-        raise UserError(
-            f"--mean and --std need {pre.channels} values, one per input channel "
-            f"(got {len(pre.mean)} and {len(pre.std)})"
-        )
-    return pre
+        if (height, width) != size:
+            size, resize = (height, width), None
+    return Preprocessing(channels, size, tuple(options.mean or pre.mean), tuple(options.std or pre.std), resize)
 
 
 def _class_names(path: Path, labels: str | None, from_file: list[str] | None,
@@ -168,10 +163,10 @@ def _class_names(path: Path, labels: str | None, from_file: list[str] | None,
 
 
 def _read_labels(path: Path) -> list[str]:
+    require_regular_file(path, "labels file", "give a UTF-8 text file, one class name per line",
+                         max_bytes=MAX_LABELS_BYTES)
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"labels file not found: {path}; check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read labels file {path} ({exc}); give a UTF-8 text file, one class name per line") from None
     return [line.strip() for line in text.splitlines() if line.strip()]

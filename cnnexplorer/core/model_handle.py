@@ -8,6 +8,7 @@ own normalisation inside the forward pass. Layer names are always the dotted pat
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -15,6 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+
+from cnnexplorer.core.errors import UserError
+
+MAX_INPUT_SIDE = 4096
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,24 @@ class Preprocessing:
     std: tuple[float, ...]
     resize: int | None = None
 
+    def __post_init__(self):
+        """Refuse settings no image can be turned into (from a file, or --input-size/--mean/--std)."""
+        where = "check --input-size, --mean and --std, or the checkpoint's preprocessing"
+        if self.channels not in (1, 3):
+            raise UserError(f"an input of {self.channels} channels cannot be made from an image (1 = grey, "
+                            f"3 = RGB); {where}")
+        if len(self.size) != 2 or not all(1 <= s <= MAX_INPUT_SIDE for s in self.size):
+            raise UserError(f"input size {'×'.join(map(str, self.size))} is not usable: height and width go "
+                            f"from 1 to {MAX_INPUT_SIDE} pixels; {where}")
+        if self.resize is not None and not 1 <= self.resize <= MAX_INPUT_SIDE:
+            raise UserError(f"resize to {self.resize} pixels is not usable (1 to {MAX_INPUT_SIDE}); {where}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise UserError(f"the mean and std need {self.channels} values, one per input channel "
+                            f"(got {len(self.mean)} and {len(self.std)}); {where}")
+        if not all(math.isfinite(m) for m in self.mean) or not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise UserError(f"mean {list(self.mean)} and std {list(self.std)} must be finite numbers with every "
+                            f"std above 0 (a zero std divides by zero); {where}")
+
     @property
     def input_size(self) -> tuple[int, int, int]:
         return (self.channels, *self.size)
@@ -42,18 +65,27 @@ class Preprocessing:
         if self.resize is None:
             image = image.resize((width, height), Image.BILINEAR)
         else:
-            scale = self.resize / min(image.size)
-            new_size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
-            image = image.resize(new_size, Image.BILINEAR)
-            left = (image.width - width) // 2
-            top = (image.height - height) // 2
-            image = image.crop((left, top, left + width, top + height))
+            image = image.resize((width, height), Image.BILINEAR, box=self.crop_box(image.size))
         array = np.asarray(image, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]
         if self.channels == 3 and array.shape[2] == 1:
             array = np.repeat(array, 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+    def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """The part of an image of ``size`` (width, height) that the resize and centre crop keep.
+
+        It is the crop of the image scaled so its shorter side is ``resize``, mapped back to the
+        original's pixels, so only that part is ever resampled: an extreme aspect ratio (20000×1)
+        never asks for a huge intermediate image.
+        """
+        height, width = self.size
+        scale = self.resize / min(size)
+        scaled = (max(width, round(size[0] * scale)), max(height, round(size[1] * scale)))
+        left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+        sx, sy = size[0] / scaled[0], size[1] / scaled[1]
+        return (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
 
     def to_json(self) -> dict:
         return {

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 
@@ -24,6 +25,9 @@ def predict_tensor(handle: ModelHandle, pixels: torch.Tensor, top: int = 5) -> l
     """Top-``top`` classes for a ``[N,C,H,W]`` batch of [0,1] pixels, one list per image."""
     with torch.no_grad(), eval_mode(handle.module):
         logits = handle.pixel_model()(pixels.to(handle.device))
+    if not torch.isfinite(logits).all():
+        raise UserError(f"{handle.spec} gives non-finite scores (NaN or infinity) for this image: its weights hold "
+                        "NaN or infinite values (a diverged training run?); load other weights")
     probs = torch.softmax(logits.float(), dim=1).cpu()
     k = min(top, probs.shape[1])
     values, indices = probs.topk(k, dim=1)

@@ -34,13 +34,22 @@ def _featurevis(handle, image, args) -> Picture:
     )
 
 
+MAX_UNITS = 4096
+
+
 def parse_units(text: str) -> list[int]:
-    """``0-15`` or ``3,5,8-10`` → the listed indices, in order."""
+    """``0-15`` or ``3,5,8-10`` → the listed indices, in order (at most ``MAX_UNITS`` of them)."""
     units: list[int] = []
     try:
         for part in text.split(","):
             low, _, high = part.strip().partition("-")
-            units += list(range(int(low), int(high or low) + 1))
+            first, last = int(low), int(high or low)
+            if last < first:
+                raise argparse.ArgumentTypeError(f"the range {part.strip()} runs backwards; write it as {last}-{first}")
+            if len(units) + last - first + 1 > MAX_UNITS:
+                raise argparse.ArgumentTypeError(f"'{text}' names more than {MAX_UNITS} units; "
+                                                 "visualise fewer at a time")
+            units += range(first, last + 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected indices such as 0-15 or 3,5,8-10, got '{text}'") from None
     return units

@@ -15,9 +15,11 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
+from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.errors import UserError
 
 NORMS = ("linf", "l2")
+MAX_L2 = 1e4
 
 
 def to_8bit(pixels: Tensor) -> Tensor:
@@ -73,6 +75,11 @@ class Budget:
             raise ValueError(f"unknown norm {self.norm!r}; use one of {NORMS}")
         if (self.norm is None) != (self.eps is None):
             raise ValueError("a budget needs both a norm and eps, or neither")
+        if self.norm == "linf":
+            check_number("the budget ε (--eps)", self.eps, 0, 1, why="an L∞ budget is a share of the 0–1 pixel range")
+        elif self.norm == "l2":
+            check_number("the budget ε (--eps)", self.eps, 0, MAX_L2,
+                         why=f"{MAX_L2:g} is past the L2 distance between any two images of up to 4096×4096 pixels")
 
     @property
     def levels(self) -> int:

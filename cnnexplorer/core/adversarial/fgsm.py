@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from cnnexplorer.core.adversarial.pgd import PGD
+from cnnexplorer.core.checks import check_number
 
 
 class FGSM(PGD):
     name = "fgsm"
 
     def __init__(self, eps: float = 8 / 255):
+        check_number("the budget ε (--eps)", eps, 0, 1, above=True, why="FGSM takes one step of size ε")
         super().__init__(eps, alpha=eps, steps=1, random_start=False)
 
     def settings(self) -> dict:

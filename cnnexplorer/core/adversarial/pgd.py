@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from cnnexplorer.core.adversarial.base import Attack, AttackState
-from cnnexplorer.core.adversarial.budget import Budget, per_sample_norm
+from cnnexplorer.core.adversarial.budget import MAX_L2, Budget, per_sample_norm
+from cnnexplorer.core.checks import check_number
 
 
 class PGD(Attack):
@@ -24,7 +25,7 @@ class PGD(Attack):
     def __init__(self, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 10, norm: str = "linf",
                  random_start: bool = True, early_stop: bool = False):
         super().__init__(Budget(norm, eps), steps, early_stop)
-        self.alpha = alpha
+        self.alpha = check_number("the step size (--step-size)", alpha, 0, MAX_L2 if norm == "l2" else 1, above=True)
         self.random_start = random_start
 
     def settings(self) -> dict:
