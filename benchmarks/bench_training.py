@@ -19,6 +19,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -126,7 +127,8 @@ def worst_stall(seconds: float) -> dict:
     view.show()
     session.set_model(load_model("builtin:lenet5", "cpu"))
     view.settings.epochs.setValue(1)
-    view.settings.out.setText(os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_training.pt"))
+    folder = tempfile.TemporaryDirectory(prefix="bench_training-")  # a fresh file: no overwrite question
+    view.settings.out.setText(os.path.join(folder.name, "bench_training.pt"))
     clock, gaps, last = QElapsedTimer(), [], [0]
     clock.start()
 
@@ -154,6 +156,7 @@ def worst_stall(seconds: float) -> dict:
         app.processEvents()
         time.sleep(0.001)
     timer.stop()
+    folder.cleanup()
     idle = list(gaps)
     return {"worst_stall_ms": max(measured) - 5 if measured else None,
             "p99_stall_ms": sorted(measured)[int(0.99 * (len(measured) - 1))] - 5 if measured else None,

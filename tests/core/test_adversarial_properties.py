@@ -97,11 +97,16 @@ def test_targeted_pgd_raises_the_target_probability(model, batch):
     assert torch.equal(result.success, result.after.argmax(1) == targets)
 
 
+MARGIN_NOISE = 1e-5
+
+
 def test_deepfool_shrinks_the_true_class_margin_until_it_flips(model, batch):
     steps, result = run(DeepFool(), model, batch)
     margins = [s.loss for s in steps]
-    # never up; flat only while a sub-grey-level step leaves an 8-bit image unchanged
-    assert all(b <= a for a, b in zip(margins, margins[1:]))
+    # never up; flat only while a sub-grey-level step leaves an 8-bit image unchanged. A flat step
+    # may still move by float noise (-0.008067 -> -0.008066 on one CPU), so "up" means up by more
+    # than MARGIN_NOISE, a thousandth of the smallest margin seen here.
+    assert all(b <= a + MARGIN_NOISE for a, b in zip(margins, margins[1:])), margins
     assert margins[-1] < 0 < margins[0]
     assert bool(result.success.all())
     assert steps[-1].active == 0 and int(result.iterations.max()) == len(steps) - 1
