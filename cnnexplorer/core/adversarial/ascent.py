@@ -21,7 +21,7 @@ class Ascent(Attack):
 
     def __init__(self, alpha: float = 1 / 255, steps: int = 100, l2_penalty: float = 0.01):
         super().__init__(Budget(), steps, early_stop=True)
-        self.alpha = check_number("the step size (--step-size)", alpha, 0, 1, above=True)
+        self.alpha = check_number("the step size (--step-size)", alpha, 0, 1, open_low=True)
         self.l2_penalty = l2_penalty
 
     def settings(self) -> dict:

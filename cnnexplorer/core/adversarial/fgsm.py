@@ -10,7 +10,7 @@ class FGSM(PGD):
     name = "fgsm"
 
     def __init__(self, eps: float = 8 / 255):
-        check_number("the budget ε (--eps)", eps, 0, 1, above=True, why="FGSM takes one step of size ε")
+        check_number("the budget ε (--eps)", eps, 0, 1, open_low=True, why="FGSM takes one step of size ε")
         super().__init__(eps, alpha=eps, steps=1, random_start=False)
 
     def settings(self) -> dict:

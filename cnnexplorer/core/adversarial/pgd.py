@@ -25,7 +25,7 @@ class PGD(Attack):
     def __init__(self, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 10, norm: str = "linf",
                  random_start: bool = True, early_stop: bool = False):
         super().__init__(Budget(norm, eps), steps, early_stop)
-        self.alpha = check_number("the step size (--step-size)", alpha, 0, MAX_L2 if norm == "l2" else 1, above=True)
+        self.alpha = check_number("the step size (--step-size)", alpha, 0, MAX_L2 if norm == "l2" else 1, open_low=True)
         self.random_start = random_start
 
     def settings(self) -> dict:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.training.checks import check_choice, check_flag, check_number
+from cnnexplorer.core.checks import check_choice, check_flag, check_number
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.training.augment import Augmentation
-from cnnexplorer.core.training.checks import check_choice, check_flag, check_number
+from cnnexplorer.core.checks import check_choice, check_flag, check_number
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "plateau")

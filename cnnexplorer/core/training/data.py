@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.training.checks import check_number
+from cnnexplorer.core.checks import check_number
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DATASPEC_HELP = "builtin:shapes | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT"

@@ -19,7 +19,7 @@ from torch import nn
 from cnnexplorer.core.checkpoints import read_model_file, save_checkpoint
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle
-from cnnexplorer.core.training.checks import check_number
+from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.snapshots import Snapshot
