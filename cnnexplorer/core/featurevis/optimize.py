@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.objectives import INPUT, Objective, l2, total_variation
 from cnnexplorer.core.featurevis.param import PARAMETERISATIONS, gaussian_blur_, pixel_image
@@ -28,6 +29,9 @@ from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.core.layouts import fixed_input_size, layout_of, require_gradients
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+
+
+MAX_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,9 @@ class Settings:
     def __post_init__(self):
         if self.param not in PARAMETERISATIONS:
             raise UserError(f"unknown parameterisation '{self.param}': use one of {', '.join(PARAMETERISATIONS)}")
-        if self.steps < 1 or self.size < 8:
-            raise UserError("feature visualisation needs at least 1 step and an image of at least 8 px")
+        check_number("the number of steps (--steps)", self.steps, 1, whole=True)
+        check_number("the image size (--size)", self.size, 8, MAX_SIZE, whole=True,
+                     why=f"a batch of {MAX_SIZE} px images already takes gigabytes of activations")
         if self.blur_every and self.param != "pixel":
             raise UserError("blurring every k steps needs the pixel parameterisation: pass --param pixel")
 

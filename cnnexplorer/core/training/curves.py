@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from cnnexplorer.core.render import atomic_write_bytes, png_bytes
+from cnnexplorer.core.outputs import atomic_write_bytes
+from cnnexplorer.core.render import png_bytes
 
 DEFAULT_SMOOTHING = 0.6
 
