@@ -8,8 +8,9 @@ Copy, with the settings that go into the sidecar.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
+from cnnexplorer.gui.dialogs import ask_yes_no
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.workers import JobRunner
 
@@ -28,7 +29,7 @@ class View(QWidget):
 
     def confirm(self, title: str, text: str) -> bool:
         """A yes/no question; the main window replaces this with its own ``confirm`` (tests inject answers)."""
-        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, title, text)
 
     def refresh(self, *_) -> None:
         """Recompute now if the tab is shown, else when it is next shown: hidden tabs cost nothing."""

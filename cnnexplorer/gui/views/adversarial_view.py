@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QVBoxLayout,
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
 from cnnexplorer.core.adversarial import (AttackResult, AttackStep, LabelledImages, RobustnessCurve, attack_image,
@@ -23,6 +23,7 @@ from cnnexplorer.core.adversarial import (AttackResult, AttackStep, LabelledImag
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.core.jobs import Progress
+from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.canvas import ImageCanvas
@@ -335,16 +336,9 @@ class AdversarialView(View):
         if self.attacked is None:
             return
         start = str(self.attacked.image.path.with_name(f"{self.attacked.image.path.stem}_adversarial.png"))
-        path, _ = QFileDialog.getSaveFileName(self, "Save adversarial image", start, "PNG images (*.png)",
-                                              options=QFileDialog.Option.DontUseNativeDialog)
-        if not path:
-            return
-        try:
-            written = self.save_adversarial_image(path)
-        except UserError as exc:
-            self._say(str(exc), warning=True)
-            return
-        self._say(f"wrote {written}")
+        written = save_as(self, "Save adversarial image", start, "PNG images (*.png)", self.save_adversarial_image)
+        if written is not None:
+            self._say(f"wrote {written}")
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.attacked is None:

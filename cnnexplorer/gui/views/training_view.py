@@ -28,6 +28,7 @@ from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunContro
 from cnnexplorer.core.training.snapshots import Snapshot
 from cnnexplorer.core.training.state import read_resume, saved_progress
 from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
+from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.canvas import ImageCanvas
@@ -311,14 +312,10 @@ class TrainingView(View):
         return render_curves(run.history, self.curves.smoothing), {"run": run.name, "smoothing": self.curves.smoothing}
 
     def _choose_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export curves", "curves.png", "PNG (*.png)")
-        if path:
-            self.export_png(path)
+        save_as(self, "Export curves", "curves.png", "PNG (*.png)", self.export_png)
 
     def _choose_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
-        if path:
-            self.export_csv(path)
+        save_as(self, "Export metrics", "metrics.csv", "CSV (*.csv)", self.export_csv)
 
     def _choose_resume(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", "", "Checkpoints (*.pt *.pth *.ckpt)")

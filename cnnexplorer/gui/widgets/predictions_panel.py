@@ -14,11 +14,12 @@ from PIL import Image
 from PIL.ImageQt import ImageQt
 from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QMouseEvent, QPainter, QPalette
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QSizePolicy, QToolTip, QWidget
+from PySide6.QtWidgets import QMenu, QSizePolicy, QToolTip, QWidget
 
 from cnnexplorer.core.charts import BAR, render_predictions_chart
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.render import make_sidecar, write_png
+from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 
 TITLE = "Predictions (top-5)"
@@ -259,11 +260,4 @@ class PredictionsPanel(QWidget):
         image = self.session.image
         name = "predictions.png" if image is None else f"{image.path.stem}-predictions.png"
         default = Path(name) if image is None else image.path.with_name(name)
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart as PNG", str(default), "PNG images (*.png)",
-                                              options=QFileDialog.Option.DontUseNativeDialog)
-        if not path:
-            return
-        try:
-            self.export_png(path)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror or exc}")
+        save_as(self, "Export chart as PNG", str(default), "PNG images (*.png)", self.export_png)
