@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 from torchvision.models import MaxVit, SwinTransformer, VisionTransformer
 from torchvision.models.maxvit import PartitionAttentionLayer

@@ -153,7 +153,7 @@ def _coverage(dist: Tensor, size: int) -> Tensor:
 
 def _background(scene: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
     """Gradient + smooth colour noise + stripes: texture without any shape in it."""
-    n, size = scene["base"].shape[0], x.shape[0]
+    size = x.shape[0]
     ga = scene["grad_angle"][:, None, None]
     ramp = (x - 0.5) * torch.cos(ga) + (y - 0.5) * torch.sin(ga)  # [-0.71, 0.71]
     image = scene["base"][:, :, None, None] + scene["tint"][:, :, None, None] * ramp[:, None]
