@@ -170,3 +170,25 @@ def test_cancelling_from_the_status_bar_frees_the_buttons(qtbot, tmp_path):
     assert jobs.wait(10_000)
     qtbot.waitUntil(lambda: view.buttons["Start"].isEnabled(), timeout=2_000)
     assert "cancelled" in view.status.text() and session.model is model
+
+
+def test_unreadable_files_in_the_folder_are_skipped_and_named(qtbot, tmp_path):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    root = make_folder(tmp_path / "data")
+    (root / "across" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "down" / "empty.png").write_bytes(b"")
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    view.settings.data.setText(f"folder:{root}")
+    view.settings.out.setText(str(tmp_path / "run.pt"))
+    view.settings.batch_size.setValue(16)
+    view.settings.epochs.setValue(1)
+    view.start()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
+    jobs.wait(10_000)
+    text, tip = view.status.text(), view.status.toolTip()
+    assert "Finished after 1 epochs" in text
+    # a file may fall in the validation part, which an epoch reads too: both are named
+    assert "Skipped 2 unreadable files" in text, text
+    assert "broken.png" in tip and "empty.png" in tip

@@ -42,13 +42,14 @@ PREVIEW_COUNT = 16
 
 def training_job(handle, data_spec: str, config, out: Path, scratch: bool, download: bool, control: RunControl,
                  resume: dict | None = None):
-    """Open the data, prepare the model and train it; returns the result and the new model's summary."""
+    """Open the data, prepare the model and train it; returns the result, the new model's summary and the
+    unreadable files that were skipped (path → reason)."""
     yield Progress(0, None, f"opening {data_spec}")
     data = open_data(data_spec, handle.input_size, seed=config.seed, download=download)
     arch = architecture_spec(handle)
     model = handle if resume else prepare_model(handle, data.class_names, scratch=scratch, seed=config.seed)
     result = yield from train(model, data, config, arch=arch, out=out, resume=resume, control=control)
-    return result, summarize_handle(result.handle)
+    return result, summarize_handle(result.handle), dict(data.skipped)
 
 
 def resume_job(path: str, device: torch.device, download: bool, control: RunControl):
@@ -70,6 +71,15 @@ def preview_job(handle, data_spec: str, config, download: bool):
     augmented = preview_picture(moved, labels, data.class_names)
     gap = np.full((12, plain.shape[1], 3), 255, np.uint8)
     return np.ascontiguousarray(np.concatenate([plain, gap, augmented])), data
+
+
+def skipped_note(skipped: dict[str, str]) -> str:
+    """A sentence naming the unreadable files a run left out (the tooltip lists them all)."""
+    if not skipped:
+        return ""
+    first = Path(next(iter(skipped))).name
+    more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+    return f" Skipped {len(skipped)} unreadable file{'s' if len(skipped) > 1 else ''}: {first}{more}."
 
 
 class TrainingView(View):
@@ -259,7 +269,7 @@ class TrainingView(View):
             self.scrubber.append(item)
 
     def _on_result(self, value) -> None:
-        result, summary = value
+        result, summary, skipped = value
         self.result = result
         self._set_running(False)
         self.curves.redraw()
@@ -267,7 +277,8 @@ class TrainingView(View):
         where = f"; checkpoint {result.checkpoint}" if result.checkpoint else ""
         ending = result.stopped or "finished"
         self.status.setText(f"{ending[0].upper()}{ending[1:]} after {result.epochs_done} epochs: validation accuracy "
-                            f"{acc}{where}. The trained model is now the current model.")
+                            f"{acc}{where}. The trained model is now the current model.{skipped_note(skipped)}")
+        self.status.setToolTip("\n".join(f"skipped {path}: {reason}" for path, reason in skipped.items()))
         self.session.set_model(result.handle, summary)
 
     def _on_error(self, exc: BaseException) -> bool:
