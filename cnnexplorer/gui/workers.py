@@ -2,9 +2,10 @@
 
 superqt's ``GeneratorWorker`` turns any ``RuntimeError`` raised by the generator into a
 warning, and most torch failures (CUDA out of memory included) are RuntimeErrors; so this
-module has its own small ``QRunnable`` loop that reports every outcome, closes the generator
-in its own thread (so hooks are removed where they were added) and checks for a cancel
-request between two yields.
+module runs its own small loop in a ``QThreadPool`` that reports every outcome, closes the
+generator in its own thread (so hooks are removed where they were added) and checks for a
+cancel request between two yields. A reported job keeps nothing alive: no connection, pool
+or handle holds on to what its job captured.
 
 Error policy: ``UserError`` → a message; out of memory → the hint, with the CUDA cache
 emptied; anything else is re-raised on the GUI thread, where ``sys.excepthook`` shows it
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
@@ -31,63 +32,69 @@ class _Outcome:
     cancelled: bool = False
 
 
-class _Signals(QObject):
-    yielded = Signal(object)
-    finished = Signal(object)  # _Outcome
+class JobHandle:
+    """One started job: its kind, label and callbacks; ``cancel()`` is safe at any time.
 
+    Once the job is reported (``done``), the handle drops its callbacks, so a view that keeps
+    its last handle does not keep the inputs and results they captured. ``on_cancelled`` (set
+    after ``start``) is called when the job stops because it was cancelled.
+    """
 
-class _Runnable(QRunnable):
-    """Drives one generator in a pool thread; ``cancel()`` stops it at its next yield."""
-
-    def __init__(self, make_job: Callable[[], Job]):
-        super().__init__()
-        self.setAutoDelete(False)
-        self.signals = _Signals()
-        self._make_job = make_job
+    def __init__(self, kind: str | None, label: str, on_result: Callable[[Any], None] | None,
+                 on_item: Callable[[Any], None] | None, on_error: Callable[[BaseException], bool] | None):
+        self.kind, self.label = kind, label
+        self.on_result, self.on_item, self.on_error = on_result, on_item, on_error
+        self.on_cancelled: Callable[[], None] | None = None
         self.cancel_requested = False
+        self.done = False
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_requested
 
     def cancel(self) -> None:
         self.cancel_requested = True
+
+    def _release(self) -> None:
+        self.done = True
+        self.on_result = self.on_item = self.on_error = self.on_cancelled = None
+
+
+class _Runnable:
+    """Drives one generator in a pool thread and stops it at the next yield after a cancel.
+
+    It reports through the runner's signals with its handle as the first argument, so no
+    connection captures a job. The pool gets its bound ``run`` (a ``QRunnable`` would be kept
+    by PySide as the pool's child when it finishes before ``start`` returns) and lets go of it,
+    and so of ``make_job`` and everything it captured, once it has run.
+    """
+
+    def __init__(self, runner: JobRunner, job: JobHandle, make_job: Callable[[], Job]):
+        self._yielded, self._finished = runner._yielded, runner._finished
+        self._job, self._make_job = job, make_job
 
     def run(self) -> None:
         try:
             outcome = self._drive()
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the GUI thread
             outcome = _Outcome(error=exc)
-        self.signals.finished.emit(outcome)
+        self._make_job = None
+        self._finished.emit(self._job, outcome)
 
     def _drive(self) -> _Outcome:
-        if self.cancel_requested:
+        if self._job.cancel_requested:
             return _Outcome(cancelled=True)
         job = self._make_job()
         try:
-            while not self.cancel_requested:
+            while not self._job.cancel_requested:
                 try:
                     item = next(job)
                 except StopIteration as stop:
                     return _Outcome(value=stop.value)
-                self.signals.yielded.emit(item)
+                self._yielded.emit(self._job, item)
             return _Outcome(cancelled=True)
         finally:
             job.close()
-
-
-class JobHandle:
-    """One started job: its kind, label and callbacks; ``cancel()`` is safe at any time."""
-
-    def __init__(self, kind: str | None, label: str, runnable: _Runnable,
-                 on_result: Callable[[Any], None] | None, on_item: Callable[[Any], None] | None,
-                 on_error: Callable[[BaseException], bool] | None):
-        self.kind, self.label, self.runnable = kind, label, runnable
-        self.on_result, self.on_item, self.on_error = on_result, on_item, on_error
-        self.done = False
-
-    @property
-    def cancelled(self) -> bool:
-        return self.runnable.cancel_requested
-
-    def cancel(self) -> None:
-        self.runnable.cancel()
 
 
 class JobRunner(QObject):
@@ -100,12 +107,16 @@ class JobRunner(QObject):
     progress = Signal(str, float)  # message, fraction (-1 when unknown)
     busy_changed = Signal(bool)
     message = Signal(str)  # a UserError or out-of-memory message for the user
+    _yielded = Signal(object, object)  # JobHandle, item (from the worker thread)
+    _finished = Signal(object, object)  # JobHandle, _Outcome (from the worker thread)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self.active: list[JobHandle] = []
+        self._yielded.connect(self._on_yielded)
+        self._finished.connect(self._on_finished)
 
     def start(self, make_job: Callable[[], Job], *, kind: str | None = None, label: str = "",
               on_result: Callable[[Any], None] | None = None, on_item: Callable[[Any], None] | None = None,
@@ -122,15 +133,13 @@ class JobRunner(QObject):
             for other in self.active:
                 if other.kind == kind:
                     other.cancel()
-        runnable = _Runnable(make_job)
-        job = JobHandle(kind, label, runnable, on_result, on_item, on_error)
-        runnable.signals.yielded.connect(lambda item, job=job: self._on_yielded(job, item))
-        runnable.signals.finished.connect(lambda outcome, job=job: self._on_finished(job, outcome))
+        job = JobHandle(kind, label, on_result, on_item, on_error)
+        runnable = _Runnable(self, job, make_job)
         self.active.append(job)
         if len(self.active) == 1:
             self.busy_changed.emit(True)
         self.progress.emit(label, -1.0)
-        QTimer.singleShot(0, self, lambda: self.pool.start(runnable))
+        QTimer.singleShot(0, self, lambda: self.pool.start(runnable.run))
         return job
 
     def cancel_all(self) -> None:
@@ -161,20 +170,22 @@ class JobRunner(QObject):
             job.on_item(item)
 
     def _on_finished(self, job: JobHandle, outcome: _Outcome) -> None:
-        job.done = True
+        on_result, on_error, on_cancelled = job.on_result, job.on_error, job.on_cancelled
+        job._release()
         if job in self.active:
             self.active.remove(job)
         if not self.active:
             self.busy_changed.emit(False)
         if job.cancelled:
-            return
-        if outcome.error is not None:
-            self._handle_error(job, outcome.error)
-        elif job.on_result is not None:
-            job.on_result(outcome.value)
+            if on_cancelled is not None:
+                on_cancelled()
+        elif outcome.error is not None:
+            self._handle_error(outcome.error, on_error)
+        elif on_result is not None:
+            on_result(outcome.value)
 
-    def _handle_error(self, job: JobHandle, exc: BaseException) -> None:
-        if job.on_error is not None and job.on_error(exc):
+    def _handle_error(self, exc: BaseException, on_error: Callable[[BaseException], bool] | None) -> None:
+        if on_error is not None and on_error(exc):
             return
         if isinstance(exc, UserError):
             self.message.emit(str(exc))

@@ -1,10 +1,14 @@
 """JobRunner: jobs run off the GUI thread, report progress, cancel between yields, and follow
-the error policy (user errors → message, out of memory → hint, bugs → the excepthook)."""
+the error policy (user errors → message, out of memory → hint, bugs → the excepthook), and
+let go of everything a job captured once it is reported, whatever its outcome."""
 
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 import torch
@@ -169,3 +173,99 @@ def test_status_widget_shows_progress_while_busy_and_cancels(qtbot, runner):
     status.cancel_button.click()
     assert runner.wait(5000)
     assert not status.isVisible() and results == []
+
+
+
+JOBS = 200
+OUTCOMES = ["result", "cancelled", "superseded", "user error", "handled error", "bug", "on_result raises"]
+
+
+def alive(refs: list[weakref.ref]) -> int:
+    gc.collect()
+    return sum(ref() is not None for ref in refs)
+
+
+def start_jobs(runner, outcome: str, seen: list) -> tuple[list[weakref.ref], list[weakref.ref]]:
+    """``JOBS`` jobs ending in ``outcome``, each capturing an input tensor in its job and callbacks.
+
+    Returns weak references to the handles and to the inputs, items and results.
+    """
+    handles, data = [], []
+    for i in range(JOBS):
+        pixels = torch.full((10_000,), float(i))
+
+        def job(pixels=pixels):
+            yield Progress(0, 2, "working")
+            yield pixels[:10].clone()
+            while outcome == "cancelled":
+                time.sleep(0.001)
+                yield Progress(1, 2)
+            if outcome in ("user error", "handled error"):
+                raise UserError(f"job {pixels[0]:.0f} cannot go on")
+            if outcome == "bug":
+                return {}["missing"]
+            return pixels * 2
+
+        def on_result(result, pixels=pixels):
+            seen.append(weakref.ref(result))
+            if outcome == "on_result raises":
+                raise ValueError(f"the view could not show job {pixels[0]:.0f}")
+
+        handle = runner.start(job, kind="same" if outcome == "superseded" else None, on_result=on_result,
+                              on_item=lambda item, pixels=pixels: seen.append(weakref.ref(item)),
+                              on_error=lambda exc, pixels=pixels: outcome == "handled error")
+        handles.append(weakref.ref(handle))
+        data.append(weakref.ref(pixels))
+    return handles, data
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_reported_jobs_release_their_handles_inputs_items_and_results(qtbot, runner, outcome):
+    seen, messages = [], []
+    runner.message.connect(messages.append)
+    with qtbot.captureExceptions() as exceptions:
+        handles, data = start_jobs(runner, outcome, seen)
+        if outcome == "cancelled":
+            qtbot.waitUntil(lambda: len(seen) >= 4, timeout=5000)  # some run, the rest wait for a thread
+            runner.cancel_all()
+        assert runner.wait(10_000)
+    assert len(exceptions) == (JOBS if outcome in ("bug", "on_result raises") else 0)
+    exceptions.clear()  # their tracebacks hold the frames that raised them, as does sys.last_traceback
+    for name in ("last_exc", "last_type", "last_value", "last_traceback"):
+        if hasattr(sys, name):
+            delattr(sys, name)
+    assert len(messages) == (JOBS if outcome == "user error" else 0)
+    assert len(seen) >= (1 if outcome == "superseded" else 4)
+    assert alive(handles) == 0 and alive(data) == 0 and alive(seen) == 0
+
+
+def test_a_handle_kept_by_its_caller_holds_nothing_of_its_job(qtbot, runner):
+    results = []
+
+    def start(pixels):
+        return runner.start(lambda: (yield from ()) or pixels + 1, on_result=results.append), weakref.ref(pixels)
+
+    handle, pixels = start(torch.zeros(10_000))
+    assert runner.wait(5000)
+    assert handle.done and not handle.cancelled and len(results) == 1
+    result = weakref.ref(results.pop())
+    assert alive([pixels, result]) == 0
+    assert (handle.on_result, handle.on_item, handle.on_error, handle.on_cancelled) == (None,) * 4
+
+
+def test_on_cancelled_is_called_once_a_cancelled_job_has_stopped(qtbot, runner):
+    stopped, results = [], []
+
+    def endless():
+        while True:
+            time.sleep(0.002)
+            yield Progress(0)
+
+    running = runner.start(endless, on_result=results.append)
+    running.on_cancelled = lambda: stopped.append("running")
+    finishing = runner.start(lambda: (yield from ()) or 1, on_result=results.append)
+    finishing.on_cancelled = lambda: stopped.append("finishing")
+    qtbot.waitUntil(lambda: results == [1], timeout=5000)
+    running.cancel()
+    assert runner.wait(5000)
+    assert stopped == ["running"] and results == [1] and running.done

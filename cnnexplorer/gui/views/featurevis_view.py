@@ -179,7 +179,7 @@ class FeatureVisView(View):
                                     label=f"feature visualisation of {layer or 'the output'}",
                                     on_item=self._on_step, on_result=self._show, on_error=self._failed)
         job = self._job
-        job.runnable.signals.finished.connect(lambda _outcome: self._ended(job))
+        job.on_cancelled = lambda: self._ended(job)
 
     def cancel(self) -> None:
         if self._job is not None and not self._job.done:
