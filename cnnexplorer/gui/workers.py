@@ -199,7 +199,15 @@ class JobRunner(QObject):
 
 
 class JobStatus(QWidget):
-    """The status-bar part of the runner: what runs, a progress bar and a Cancel button."""
+    """The status-bar part of the runner: what runs, a progress bar and a Cancel button.
+
+    It appears once jobs have run for ``SHOW_AFTER_MS``, so quick ones do not make the status
+    bar flicker. A progress bar repaints at once on every new value, so progress is drawn at
+    most every ``REFRESH_MS``: a report at once, the latest of the ones in between after that.
+    """
+
+    SHOW_AFTER_MS = 300
+    REFRESH_MS = 50
 
     def __init__(self, runner: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -215,15 +223,45 @@ class JobStatus(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         for widget in (self.label, self.bar, self.cancel_button):
             layout.addWidget(widget)
+        self._pending: tuple[str, float] | None = None
+        self._appear = self._timer(self.SHOW_AFTER_MS, self._on_appear)
+        self._refresh = self._timer(self.REFRESH_MS, self._show_pending)
         runner.progress.connect(self._on_progress)
-        runner.busy_changed.connect(self.setVisible)
+        runner.busy_changed.connect(self._on_busy)
         self.setVisible(False)
 
+    def _timer(self, interval_ms: int, slot) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(slot)
+        return timer
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self._appear.start()
+        else:
+            self._appear.stop()
+            self.setVisible(False)
+
+    def _on_appear(self) -> None:
+        self.setVisible(True)
+        self._show_pending()
+
     def _on_progress(self, message: str, fraction: float) -> None:
+        self._pending = (message, fraction)
+        if not self.isHidden() and not self._refresh.isActive():
+            self._show_pending()
+
+    def _show_pending(self) -> None:
+        if self._pending is None or self.isHidden():
+            return
+        message, fraction = self._pending
+        self._pending = None
         self.label.setText(message[:60])
         if fraction < 0:
             self.bar.setRange(0, 0)
         else:
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(fraction * 1000))
-
+        self._refresh.start()

@@ -12,6 +12,7 @@ import weakref
 
 import pytest
 import torch
+from PySide6.QtWidgets import QWidget
 
 from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError
 from cnnexplorer.core.jobs import Progress
@@ -174,6 +175,38 @@ def test_status_widget_shows_progress_while_busy_and_cancels(qtbot, runner):
     assert runner.wait(5000)
     assert not status.isVisible() and results == []
 
+
+
+def test_status_stays_hidden_for_quick_jobs_and_draws_a_burst_of_progress_sparingly(qtbot, runner):
+    holder = QWidget()
+    status = JobStatus(runner, holder)
+    qtbot.addWidget(holder)
+    holder.show()
+    drawn = []
+    status.bar.valueChanged.connect(drawn.append)
+
+    def quick(i):
+        yield Progress(1, 2, f"quick {i}")
+        return i
+
+    for i in range(5):
+        runner.start(lambda i=i: quick(i))
+        assert runner.wait(5000)
+    assert status.isHidden() and status.label.text() == "" and drawn == []
+
+    release = threading.Event()
+
+    def burst():
+        for i in range(1, 1001):
+            yield Progress(i, 1000, "burst")
+        release.wait(5)
+        yield Progress(0)
+
+    runner.start(burst)
+    qtbot.waitUntil(lambda: status.bar.value() == 1000, timeout=5000)
+    assert status.isVisible() and status.label.text() == "burst" and len(drawn) < 20
+    release.set()
+    assert runner.wait(5000) and status.isHidden()
 
 
 JOBS = 200
