@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from cnnexplorer.core.devices import available_devices
 from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
 from cnnexplorer.core.models import DEFAULT_SPEC
+from cnnexplorer.gui.remembered import setting
 from cnnexplorer.resources import resource_path
 
 _configured = False
@@ -72,12 +73,13 @@ def _excepthook(exc_type, exc, tb) -> None:
 def initial_model(settings: QSettings, spec: str | None, device: str | None) -> tuple[str, str]:
     """The model and device to open: the command line's, else the last used, else the defaults.
 
-    A remembered device this machine lacks (a laptop after the GPU workstation) becomes auto.
+    A remembered device this machine lacks (a laptop after the GPU workstation) becomes auto;
+    a remembered value that is no text (a hand-edited settings file) counts as none.
     """
-    saved_device = str(settings.value("model/device", "auto"))
+    saved_device = setting(settings, "model/device", str, "auto")
     if saved_device not in ("auto", *available_devices()):
         saved_device = "auto"
-    return spec or str(settings.value("model/spec", DEFAULT_SPEC)), device or saved_device
+    return spec or setting(settings, "model/spec", str, "") or DEFAULT_SPEC, device or saved_device
 
 
 def run_gui(spec: str | None, device: str | None, images: list[str], fresh: bool) -> int:

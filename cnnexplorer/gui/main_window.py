@@ -37,7 +37,7 @@ from cnnexplorer.core.models import FileOptions, open_model
 from cnnexplorer.core.predict import predict_images
 from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.core.weights import WeightsUnavailable
-from cnnexplorer.gui.remembered import restore_controls, save_controls
+from cnnexplorer.gui.remembered import checked, restore_controls, save_checked, save_controls, setting
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.activations_view import ActivationsView
@@ -152,10 +152,10 @@ class MainWindow(QMainWindow):
         self.session.image_changed.connect(self._predict)
         self.setWindowTitle("cnnexplorer")
         self.resize(1500, 900)
-        self.restoreGeometry(self.settings.value("window/geometry", b""))
-        self._dock_sizes_pending = not self.restoreState(self.settings.value("window/state", b""))
+        self.restoreGeometry(setting(self.settings, "window/geometry", bytes, b""))
+        self._dock_sizes_pending = not self.restoreState(checked(self.settings, "window/state"))
         restore_controls(self.settings, self)
-        self._restore_tab(str(self.settings.value("window/tab", "")))
+        self._restore_tab(setting(self.settings, "window/tab", str, ""))
 
     def _on_tab(self, *_) -> None:
         """The tree's freeze checkboxes belong to the Training tab."""
@@ -485,9 +485,7 @@ class MainWindow(QMainWindow):
     # --- recent files and settings --------------------------------------------------------
 
     def _read_recent(self) -> list[str]:
-        value = self.settings.value("recent", [])
-        values = [value] if isinstance(value, str) else list(value or [])
-        return [str(v) for v in values][:MAX_RECENT]
+        return [path for path in setting(self.settings, "recent", list, []) if path][:MAX_RECENT]
 
     def _add_recent(self, path: str) -> None:
         path = str(Path(path).resolve())
@@ -516,7 +514,7 @@ class MainWindow(QMainWindow):
         self.memory_timer.stop()
         self.jobs.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        save_checked(self.settings, "window/state", self.saveState().data())
         self.settings.setValue("recent", self.recent)
         self.settings.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
         save_controls(self.settings, self)
