@@ -12,20 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from cnnexplorer.pictures.flags import bounded_int, numbers
+
 COMMANDS = ("gui", "models", "summary", "predict", "export", "train")
-
-
-def _triple(kind: type, count: int | None = None):
-    def parse(text: str):
-        try:
-            values = tuple(kind(v) for v in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
-        if count is not None and len(values) != count:
-            raise argparse.ArgumentTypeError(f"expected {count} comma-separated numbers, got '{text}'")
-        return values
-
-    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,20 +24,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"cnnexplorer: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _bounded_int(low: int, high: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number "
-                                             + (f"from {low} to {high}" if high is not None else f"of at least {low}"))
-        return value
-
-    return parse
-
-
 def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=required, metavar="SPEC",
@@ -56,22 +31,23 @@ def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -
     group.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
     group.add_argument("--arch", metavar="SPEC", help="architecture for a bare state_dict file")
     group.add_argument("--labels", metavar="FILE", help="class names, one per line")
-    group.add_argument("--input-size", type=_triple(int, 3), metavar="C,H,W", help="model input size")
-    group.add_argument("--mean", type=_triple(float), metavar="a,b,c", help="normalisation mean")
-    group.add_argument("--std", type=_triple(float), metavar="a,b,c", help="normalisation std")
+    group.add_argument("--input-size", type=numbers(int, 3), metavar="C,H,W", help="model input size")
+    group.add_argument("--mean", type=numbers(float), metavar="a,b,c", help="normalisation mean")
+    group.add_argument("--std", type=numbers(float), metavar="a,b,c", help="normalisation std")
     group.add_argument("--trust", action="store_true",
                        help="allow loading a fully pickled model (runs code from the file)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=_bounded_int(0, 2**32 - 1), default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="random seed (default: 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnexplorer import __version__
     from cnnexplorer.cli_train import add_train_parser
-    from cnnexplorer.exports import EXPORT_VIEWS, add_shared_options
+    from cnnexplorer.pictures.registry import RECIPES
+    from cnnexplorer.pictures.flags import add_shared_flags
 
     parser = _Parser(prog="cnnexplorer", description="See what a CNN has learned.")
     parser.add_argument("--version", action="version", version=f"cnnexplorer {__version__}")
@@ -93,19 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="top-k predictions for images")
     _add_model_options(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--top", type=_bounded_int(1), default=5, help="number of classes (default: 5)")
+    predict.add_argument("--top", type=bounded_int(1), default=5, help="number of classes (default: 5)")
     _add_common(predict)
 
     export = sub.add_parser("export", help="write a view's picture as PNG with a sidecar JSON")
-    _add_model_options(export)
-    export.add_argument("view", choices=sorted(EXPORT_VIEWS), metavar="VIEW",
-                        help="one of: " + ", ".join(sorted(EXPORT_VIEWS)))
+    _add_model_options(export, required=False)
+    export.add_argument("view", nargs="?", choices=sorted(RECIPES), metavar="VIEW",
+                        help="one of: " + ", ".join(sorted(RECIPES)))
+    export.add_argument("--from-sidecar", metavar="FILE.png.json",
+                        help="make the picture a sidecar describes again (its view, model, image, layer, settings, seed)")
     export.add_argument("--image", metavar="IMG", help="input image")
     export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
     export.add_argument("--out", required=True, metavar="OUT.png")
-    add_shared_options(export)
-    for view in EXPORT_VIEWS.values():
-        view.add_options(export)
+    add_shared_flags(export)
+    for recipe in RECIPES.values():
+        recipe.add_flags(export)
     _add_common(export)
     add_train_parser(sub, _add_model_options, _add_common)
     return parser
@@ -144,7 +122,7 @@ def _files(args) -> tuple[dict, dict]:
         png, sidecar = png_paths(args.out)
         outputs = {"--out": png, "its sidecar": sidecar, "--save-map": args.save_map,
                    "--save-adversarial": args.save_adversarial}
-        return outputs, {**inputs, "--image": args.image}
+        return outputs, {**inputs, "--image": args.image, "--from-sidecar": args.from_sidecar}
     if args.command == "train":
         out = Path(args.out)
         outputs = {"--out": out, "the best checkpoint": best_path(out), "--plot": args.plot, "--csv": args.csv}
@@ -244,20 +222,67 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from cnnexplorer.core.images import load_image
+    from cnnexplorer.core.jobs import TextProgressBar, drive
+    from cnnexplorer.core.outputs import atomic_write_bytes
     from cnnexplorer.core.render import make_sidecar, write_png
-    from cnnexplorer.exports import EXPORT_VIEWS
 
-    view = EXPORT_VIEWS[args.view]
-    image = load_image(args.image) if args.image else None
-    handle = _load(args)
-    picture = view.make(handle, image, args)
-    sidecar = make_sidecar(args.view, model=handle, image=image, layer=picture.layer,
-                           settings=picture.settings, seed=args.seed)
+    recipe, inputs, options = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
+    bar = TextProgressBar()
+    try:
+        picture = drive(recipe.make(inputs, options), bar)
+    finally:
+        bar.close()
+    sidecar = make_sidecar(recipe.name, model=inputs.handle, image=inputs.image, layer=picture.layer,
+                           settings=picture.settings, seed=inputs.seed)
     png, side = write_png(args.out, picture.pixels, sidecar)
-    payload = {"out": str(png), "sidecar": str(side), **picture.report}
+    report = dict(picture.report)
+    for key, dest in recipe.side_flags.items():
+        path = getattr(args, dest, None)
+        if path:
+            atomic_write_bytes(path, picture.side[key])
+        report[key] = str(path) if path else None
+    payload = {"out": str(png), "sidecar": str(side), **report}
     _emit(args, payload, f"wrote {png} ({picture.pixels.shape[1]}×{picture.pixels.shape[0]}) and {side.name}")
     return 0
+
+
+def _export_inputs(args):
+    """The recipe, inputs and options ``export VIEW`` flags ask for."""
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.images import load_image
+    from cnnexplorer.pictures.base import Inputs
+    from cnnexplorer.pictures.registry import RECIPES
+
+    if not args.view:
+        raise UserError(f"export needs a VIEW ({', '.join(sorted(RECIPES))}) or --from-sidecar FILE.png.json")
+    if not args.model:
+        raise UserError("export needs --model SPEC (builtin:NAME, torchvision:ARCH[:WEIGHTS] or a model file)")
+    recipe = RECIPES[args.view]
+    options = recipe.options_from_flags(args)
+    image = load_image(args.image) if args.image else None
+    return recipe, Inputs(_load(args), image, args.layer, args.seed), options
+
+
+def _from_sidecar(args):
+    """The recipe, inputs and options a sidecar written by the GUI or the CLI records."""
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.images import load_image
+    from cnnexplorer.pictures.base import Inputs
+    from cnnexplorer.pictures.registry import RECIPES
+    from cnnexplorer.pictures.sidecars import read_sidecar
+
+    if args.view:
+        raise UserError("give either a VIEW or --from-sidecar, not both: the sidecar names its view")
+    recorded = read_sidecar(args.from_sidecar, RECIPES)
+    args.model, args.seed = recorded.model_spec, recorded.seed
+    if recorded.file_options is not None:
+        args.input_size, args.mean, args.std = recorded.file_options
+    image = load_image(recorded.image_path) if recorded.image_path else None
+    if image is not None and image.sha256 != recorded.image_sha256:
+        raise UserError(f"{recorded.image_path} has changed since the picture was made (its SHA-256 differs); "
+                        "restore the original image to reproduce it")
+    recipe = RECIPES[recorded.view]
+    return recipe, Inputs(_load(args), image, recorded.layer, recorded.seed), recipe.options_from_settings(recorded.settings)
 
 
 def _cmd_train(args) -> int:

@@ -139,6 +139,11 @@ class ModelHandle:
     def label(self, index: int) -> str:
         return self.class_names[index] if 0 <= index < len(self.class_names) else f"class {index}"
 
+    def pixels(self, image) -> torch.Tensor:
+        """The model's ``[C,H,W]`` input in [0,1] for an opened image (a ``LoadedImage``), resized and
+        cropped the model's way."""
+        return self.preprocessing.to_tensor(image.image)
+
     def pixel_model(self) -> PixelModel:
         """The model taking [0,1] pixels, on the handle's device (shares the parameters).
 

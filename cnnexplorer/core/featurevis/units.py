@@ -19,8 +19,26 @@ from cnnexplorer.core.jobs import Job
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
 KINDS = ("channel", "neuron", "logit")
+MAX_UNITS = 4096
 CPU_BUDGET_BYTES = 2 << 30
 LOGIT_L2 = 1.0
+
+
+def parse_units(text: str) -> list[int]:
+    """``0-15`` or ``3,5,8-10`` → the listed indices, in order (at most ``MAX_UNITS`` of them)."""
+    units: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise UserError(f"expected indices such as 0-15 or 3,5,8-10, got '{text}'") from None
+        if last < first:
+            raise UserError(f"the range {part.strip()} runs backwards; write it as {last}-{first}")
+        if len(units) + last - first + 1 > MAX_UNITS:
+            raise UserError(f"'{text}' names more than {MAX_UNITS} units; visualise fewer at a time")
+        units += range(first, last + 1)
+    return units
 
 
 def unit_objective(kind: str, layer: str, units: list[int]) -> obj.Objective:

@@ -8,7 +8,6 @@ featurevis`` (one core render function), and Export writes it with the seed and 
 
 from __future__ import annotations
 
-from argparse import ArgumentTypeError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QSplitter, QVBox
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis import (IMAGE_KINDS, Step, Visualization, featurevis_grid,
                                          layer_units, render_featurevis_picture, visualize)
+from cnnexplorer.core.featurevis.units import parse_units
 from cnnexplorer.core.grids import GridLayout
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.core.render import make_sidecar, write_png
-from cnnexplorer.exports.featurevis import parse_units
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.canvas import ImageCanvas
@@ -138,10 +137,7 @@ class FeatureVisView(View):
                 return layer, [unit.channel], None, ""
             note = f" (no channel of {layer} is selected: click one in the Activations tab for it alone)"
         if choice.channels != "all":
-            try:
-                units = parse_units(choice.channel_text)
-            except ArgumentTypeError as exc:
-                raise UserError(str(exc)) from None
+            units = parse_units(choice.channel_text)
         else:
             units = list(range(handle.num_classes if kind == "logit" else layer_units(handle, layer, 32)))
         if kind == "diversity":

@@ -1,0 +1,91 @@
+"""Images that maximise channels, neurons or class logits of a layer (or a DeepDream or inversion
+of the image), tiled in a grid; the report compares each objective with its value on random noise
+and on the image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from cnnexplorer.core.featurevis import Settings
+from cnnexplorer.core.jobs import Job
+from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+DEFAULT_UNITS = 16
+
+
+@dataclass(frozen=True)
+class FeatureVisOptions:
+    """The objective, the units (None: the first 16 channels or classes; the target class for a
+    logit), a preset, and the optimisation's settings (None: the preset's)."""
+
+    objective: str = "channel"
+    units: tuple[int, ...] | None = None
+    preset: str = "default"
+    size: int | None = None
+    steps: int | None = None
+    lr: float | None = None
+    param: str | None = None
+    transforms: bool | None = None
+    l2: float | None = None
+    tv: float | None = None
+    blur_every: int | None = None
+    blur_sigma: float | None = None
+    diversity: float | None = None
+    preview_every: int | None = None
+    target: int | str | None = None
+
+    def settings(self) -> Settings:
+        from cnnexplorer.core.featurevis import preset
+
+        return preset(self.preset, **{f.name: getattr(self, f.name) for f in fields(Settings)})
+
+
+def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:
+    from cnnexplorer.core.classes import find_class
+    from cnnexplorer.core.featurevis import default_units, render_featurevis_picture, visualize
+
+    handle, kind = inputs.handle, options.objective
+    layer = (inputs.layer or "") if kind == "logit" else inputs.need_layer("featurevis")
+    units = list(options.units) if options.units is not None else None
+    if kind == "logit" and units is None and options.target is not None:
+        units = [find_class(handle.class_names, options.target)]
+    if units is None:
+        units = default_units(handle, kind, layer, DEFAULT_UNITS)
+    settings = options.settings()
+    pixels = handle.pixels(inputs.image) if inputs.image is not None else None
+    result = yield from visualize(handle, kind, layer, units, pixels, settings, inputs.seed)
+    made = FeatureVisOptions(kind, None if result.units is None else tuple(result.units), options.preset,
+                             **settings.to_json())
+    return Picture(
+        render_featurevis_picture(result.images, result.units),
+        settings={**result.settings, **settings_of(made)},
+        report={"layer": layer, "objective": kind, "channels": result.channels_json()},
+        layer=layer,
+    )
+
+
+def _add_flags(parser) -> None:
+    from cnnexplorer.core.featurevis import OBJECTIVES, PARAMETERISATIONS, PRESETS
+    from cnnexplorer.pictures.flags import units
+
+    parser.add_argument("--channels", type=units, metavar="0-15",
+                        help="featurevis: channels (logit: classes) to visualise (default: the first 16)")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="channel",
+                        help="featurevis: what to maximise (default: channel)")
+    parser.add_argument("--size", type=int, metavar="PX", help="featurevis: image size (default: 128)")
+    parser.add_argument("--param", choices=list(PARAMETERISATIONS),
+                        help="featurevis: parameterisation (default: fft; pixel for deepdream and inversion)")
+    parser.add_argument("--preset", choices=list(PRESETS), default="default",
+                        help="featurevis: quick (64 steps), default (256) or quality (512)")
+    parser.add_argument("--diversity", type=float, metavar="W",
+                        help="featurevis --objective diversity: weight of the diversity term (default: 3; larger "
+                             "values buy variety by switching the channel off in some images)")
+
+
+def _from_flags(args) -> FeatureVisOptions:
+    return FeatureVisOptions(objective=args.objective, units=None if args.channels is None else tuple(args.channels),
+                             preset=args.preset, size=args.size, steps=args.steps, param=args.param,
+                             diversity=args.diversity if args.objective == "diversity" else None, target=args.target)
+
+
+RECIPE = Recipe("featurevis", FeatureVisOptions, make_featurevis, _add_flags, _from_flags)

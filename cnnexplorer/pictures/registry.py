@@ -1,0 +1,11 @@
+"""Every picture recipe by its export name (the GUI view's ``view_name``)."""
+
+from __future__ import annotations
+
+from cnnexplorer.pictures import activations, adversarial, featurevis, filters, heatmap, predictions, summary
+from cnnexplorer.pictures.base import Recipe
+
+RECIPES: dict[str, Recipe] = {
+    module.RECIPE.name: module.RECIPE
+    for module in (summary, predictions, activations, filters, featurevis, heatmap, adversarial)
+}

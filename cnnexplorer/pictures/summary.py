@@ -1,0 +1,40 @@
+"""The model's layer table as a picture: shapes, parameters, MACs and receptive fields per layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+
+@dataclass(frozen=True)
+class SummaryOptions:
+    """``input_size`` (C, H, W) the table is measured at; None: the model's own."""
+
+    input_size: tuple[int, int, int] | None = None
+
+
+def make_summary(inputs: Inputs, options: SummaryOptions) -> Job[Picture]:
+    from cnnexplorer.core.architecture import summarize
+
+    handle = inputs.handle
+    yield Progress(0, None, "measuring the layers")
+    summary = summarize(handle.module, options.input_size or handle.input_size, handle.device, model_name=handle.spec)
+    return picture_of(summary)
+
+
+def picture_of(summary) -> Picture:
+    """The table picture of an already measured ``summary`` (the GUI's session holds one)."""
+    from cnnexplorer.core.charts import render_summary_table
+
+    return Picture(render_summary_table(summary),
+                   settings=settings_of(SummaryOptions(tuple(summary.input_size))),
+                   report={"total_params": summary.total_params, "macs": summary.macs})
+
+
+def _from_flags(args) -> SummaryOptions:
+    return SummaryOptions(args.input_size)
+
+
+RECIPE = Recipe("summary", SummaryOptions, make_summary, from_flags=_from_flags)
