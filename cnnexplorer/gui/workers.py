@@ -35,16 +35,19 @@ class _Outcome:
 class JobHandle:
     """One started job: its kind, label and callbacks; ``cancel()`` is safe at any time.
 
-    Once the job is reported (``done``), the handle drops its callbacks, so a view that keeps
-    its last handle does not keep the inputs and results they captured. ``on_cancelled`` (set
-    after ``start``) is called when the job stops because it was cancelled.
+    Its callbacks (see ``JobRunner.start``) run on the GUI thread. Once the job is reported
+    (``done``), the handle drops them, so a view that keeps its last handle does not keep the
+    inputs and results they captured.
     """
 
-    def __init__(self, kind: str | None, label: str, on_result: Callable[[Any], None] | None,
-                 on_item: Callable[[Any], None] | None, on_error: Callable[[BaseException], bool] | None):
+    def __init__(self, kind: str | None, label: str, on_result: Callable[[Any], None] | None = None,
+                 on_item: Callable[[Any], None] | None = None,
+                 on_error: Callable[[BaseException], bool] | None = None,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 on_cancelled: Callable[[], None] | None = None, on_finished: Callable[[], None] | None = None):
         self.kind, self.label = kind, label
         self.on_result, self.on_item, self.on_error = on_result, on_item, on_error
-        self.on_cancelled: Callable[[], None] | None = None
+        self.on_progress, self.on_cancelled, self.on_finished = on_progress, on_cancelled, on_finished
         self.cancel_requested = False
         self.done = False
 
@@ -57,7 +60,8 @@ class JobHandle:
 
     def _release(self) -> None:
         self.done = True
-        self.on_result = self.on_item = self.on_error = self.on_cancelled = None
+        self.on_result = self.on_item = self.on_error = None
+        self.on_progress = self.on_cancelled = self.on_finished = None
 
 
 class _Runnable:
@@ -120,20 +124,26 @@ class JobRunner(QObject):
 
     def start(self, make_job: Callable[[], Job], *, kind: str | None = None, label: str = "",
               on_result: Callable[[Any], None] | None = None, on_item: Callable[[Any], None] | None = None,
-              on_error: Callable[[BaseException], bool] | None = None) -> JobHandle:
+              on_error: Callable[[BaseException], bool] | None = None,
+              on_progress: Callable[[Progress], None] | None = None,
+              on_cancelled: Callable[[], None] | None = None,
+              on_finished: Callable[[], None] | None = None) -> JobHandle:
         """Run ``make_job()`` (called in the worker thread) and call back on the GUI thread.
 
         The thread starts once control is back in the event loop, so the slots still reacting
         to the same change (other views refreshing) finish first instead of competing with it.
 
-        ``on_error(exc)`` may handle an error itself by returning True; otherwise the error
-        policy above applies. Results of cancelled jobs are dropped.
+        ``on_item`` gets every yielded item that is not a ``Progress``; ``on_progress`` gets this
+        job's own ``Progress`` items (the status bar shows every job's); ``on_result`` the value
+        it returns. ``on_error(exc)`` may handle an error itself by returning True; otherwise the
+        error policy above applies. Results of cancelled jobs are dropped and ``on_cancelled``
+        is called instead. ``on_finished`` is called last, however the job ended.
         """
         if kind is not None:
             for other in self.active:
                 if other.kind == kind:
                     other.cancel()
-        job = JobHandle(kind, label, on_result, on_item, on_error)
+        job = JobHandle(kind, label, on_result, on_item, on_error, on_progress, on_cancelled, on_finished)
         runnable = _Runnable(self, job, make_job)
         self.active.append(job)
         if len(self.active) == 1:
@@ -141,6 +151,10 @@ class JobRunner(QObject):
         self.progress.emit(label, -1.0)
         QTimer.singleShot(0, self, lambda: self.pool.start(runnable.run))
         return job
+
+    def say(self, text: str) -> None:
+        """Tell the user something they can act on (the window shows it without blocking)."""
+        self.message.emit(text)
 
     def cancel_all(self) -> None:
         for job in self.active:
@@ -166,23 +180,29 @@ class JobRunner(QObject):
         if isinstance(item, Progress):
             fraction = item.fraction
             self.progress.emit(item.message or job.label, -1.0 if fraction is None else fraction)
+            if job.on_progress is not None:
+                job.on_progress(item)
         elif job.on_item is not None:
             job.on_item(item)
 
     def _on_finished(self, job: JobHandle, outcome: _Outcome) -> None:
-        on_result, on_error, on_cancelled = job.on_result, job.on_error, job.on_cancelled
+        on_result, on_error, on_cancelled, on_finished = job.on_result, job.on_error, job.on_cancelled, job.on_finished
         job._release()
         if job in self.active:
             self.active.remove(job)
         if not self.active:
             self.busy_changed.emit(False)
-        if job.cancelled:
-            if on_cancelled is not None:
-                on_cancelled()
-        elif outcome.error is not None:
-            self._handle_error(outcome.error, on_error)
-        elif on_result is not None:
-            on_result(outcome.value)
+        try:
+            if job.cancelled:
+                if on_cancelled is not None:
+                    on_cancelled()
+            elif outcome.error is not None:
+                self._handle_error(outcome.error, on_error)
+            elif on_result is not None:
+                on_result(outcome.value)
+        finally:
+            if on_finished is not None:
+                on_finished()
 
     def _handle_error(self, exc: BaseException, on_error: Callable[[BaseException], bool] | None) -> None:
         if on_error is not None and on_error(exc):

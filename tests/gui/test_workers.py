@@ -302,3 +302,31 @@ def test_on_cancelled_is_called_once_a_cancelled_job_has_stopped(qtbot, runner):
     running.cancel()
     assert runner.wait(5000)
     assert stopped == ["running"] and results == [1] and running.done
+
+
+def test_each_job_has_its_own_progress_stream_and_a_finished_callback(qtbot, runner):
+    def counting(name: str, steps: int):
+        for i in range(steps):
+            yield Progress(i + 1, steps, f"{name} {i + 1}")
+            time.sleep(0.005)
+        return name
+
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+    ended: list[str] = []
+    for name, steps in (("a", 3), ("b", 5)):
+        runner.start(lambda name=name, steps=steps: counting(name, steps), label=name,
+                     on_progress=lambda item, name=name: seen[name].append(item.message),
+                     on_finished=lambda name=name: ended.append(name))
+    def failing():
+        raise UserError("bad input")
+        yield
+
+    errors: list[BaseException] = []
+    failing_job = runner.start(failing, label="c", on_error=lambda exc: errors.append(exc) or True,
+                               on_finished=lambda: ended.append("c"))
+    assert runner.wait(10_000)
+    assert seen == {"a": ["a 1", "a 2", "a 3"], "b": ["b 1", "b 2", "b 3", "b 4", "b 5"]}
+    assert sorted(ended) == ["a", "b", "c"] and failing_job.done and str(errors[0]) == "bad input"
+    cancelled = runner.start(lambda: counting("d", 1000), on_finished=lambda: ended.append("d"))
+    cancelled.cancel()
+    assert runner.wait(10_000) and ended[-1] == "d"

@@ -184,7 +184,7 @@ class TrainingView(View):
         try:
             return self.settings.config()
         except UserError as exc:
-            self.jobs.message.emit(str(exc))
+            self.jobs.say(str(exc))
             return None
 
     def start(self) -> None:
@@ -210,7 +210,7 @@ class TrainingView(View):
         try:
             training, _ = read_resume(path)
         except UserError as exc:
-            self.jobs.message.emit(str(exc))
+            self.jobs.say(str(exc))
             return
         history, snapshots = saved_progress(training)
         device = self.session.model.device if self.session.model is not None else torch.device("cpu")
