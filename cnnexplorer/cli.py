@@ -224,7 +224,7 @@ def cmd_predict(args) -> int:
 def cmd_export(args) -> int:
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.outputs import atomic_write_bytes
-    from cnnexplorer.core.render import make_sidecar, write_png
+    from cnnexplorer.pictures.base import save_picture
 
     recipe, inputs, options = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
     bar = TextProgressBar()
@@ -232,9 +232,7 @@ def cmd_export(args) -> int:
         picture = drive(recipe.make(inputs, options), bar)
     finally:
         bar.close()
-    sidecar = make_sidecar(recipe.name, model=inputs.handle, image=inputs.image, layer=picture.layer,
-                           settings=picture.settings, seed=inputs.seed)
-    png, side = write_png(args.out, picture.pixels, sidecar)
+    png, side = save_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed)
     report = dict(picture.report)
     for key, dest in recipe.side_flags.items():
         path = getattr(args, dest, None)

@@ -95,3 +95,15 @@ def _as_field(value):
 def settings_of(options) -> dict:
     """An options dataclass as the sidecar's ``settings`` (tuples as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()}
+
+
+def save_picture(path, name: str, picture: Picture, handle: ModelHandle | None, image: LoadedImage | None = None,
+                 seed: int | None = None):
+    """Write ``picture`` as PNG with the sidecar that reproduces it; return both paths.
+
+    The GUI's Export and ``cnnexplorer export`` both end here, so both write the same files.
+    """
+    from cnnexplorer.core.render import make_sidecar, write_png
+
+    sidecar = make_sidecar(name, model=handle, image=image, layer=picture.layer, settings=picture.settings, seed=seed)
+    return write_png(path, picture.pixels, sidecar)

@@ -31,7 +31,7 @@ from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.views.input_view import tensor_pixels
 from cnnexplorer.gui.widgets.colorbar import ColorBar
 from cnnexplorer.gui.widgets.grid_controls import GridControls, GridSettings

@@ -26,7 +26,7 @@ from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.adversarial_controls import AttackChoice, AttackControls
 from cnnexplorer.gui.widgets.adversarial_curve import ProbabilityCurve
 from cnnexplorer.gui.widgets.adversarial_robustness import CurveOptions, RobustnessPanel

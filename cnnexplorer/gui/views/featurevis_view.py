@@ -25,7 +25,7 @@ from cnnexplorer.core.jobs import Progress
 from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.featurevis_controls import FeatureVisChoice, FeatureVisControls
 from cnnexplorer.gui.widgets.featurevis_curve import ObjectiveCurve
 from cnnexplorer.gui.workers import JobRunner

@@ -24,7 +24,7 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
 
 SPACER = 4

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
 
 

@@ -15,7 +15,7 @@ from cnnexplorer.core.charts import ROW_HEIGHT, render_summary_table, summary_ro
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
 
 

@@ -31,7 +31,7 @@ from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
 from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.training_curves import CurvesPanel, Run
 from cnnexplorer.gui.widgets.training_settings import TrainingSettings
 from cnnexplorer.gui.widgets.training_snapshots import SnapshotScrubber

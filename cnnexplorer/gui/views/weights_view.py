@@ -19,7 +19,7 @@ from cnnexplorer.core.grids import GridLayout
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.views.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.colorbar import ColorBar
 from cnnexplorer.gui.workers import JobRunner
 
