@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test test-gpu bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
 	touch $@

@@ -22,7 +22,7 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress, drive
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.core.weights import load_weights_state_dict
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 
 DEFAULT_SPEC = "builtin:shapes"
 

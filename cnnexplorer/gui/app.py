@@ -19,7 +19,7 @@ from cnnexplorer.core.devices import available_devices
 from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
 from cnnexplorer.core.models import DEFAULT_SPEC
 from cnnexplorer.gui.remembered import setting
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 
 _configured = False
 _error_boxes: list[QMessageBox] = []  # open error dialogs; a parentless dialog needs a reference

@@ -51,7 +51,7 @@ from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
 from cnnexplorer.gui.widgets.model_dock import ModelDock
 from cnnexplorer.gui.workers import JobRunner, JobStatus
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 
 MAX_RECENT = 10
 TOP_K = 5

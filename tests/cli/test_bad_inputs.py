@@ -13,7 +13,7 @@ import torch
 
 from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.checkpoints import save_checkpoint
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 from tests.cli.cli_helpers import run_cli
 
 SHAPES = ("--model", "builtin:shapes")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 from tests.cli.cli_helpers import run_cli
 
 SHAPES = ("--model", "builtin:shapes")

@@ -36,7 +36,7 @@ def test_wheel_contains_resources(wheel):
     assert "cnnexplorer/resources/weights/shapes.pt" in names
     assert any(n.startswith("cnnexplorer/resources/samples/") and n.endswith(".png") for n in names)
     assert any(n.startswith("cnnexplorer/resources/icons/") for n in names)
-    assert not any(n.startswith("tests/") for n in names)
+    assert not any(n.startswith(("tests/", "resources/")) for n in names), "no top-level package but cnnexplorer"
 
 
 def test_installed_wheel_predicts_with_builtin_model(wheel, tmp_path):

@@ -19,7 +19,7 @@ from cnnexplorer.core.builtin.train_shapes import accuracy, train, write_samples
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.predict import predict_images
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Train the shipped ``builtin:shapes`` weights and write the sample images.
 
-``python -m cnnexplorer.core.builtin.train_shapes --out cnnexplorer/resources/weights/shapes.pt``
+``python -m cnnexplorer.core.builtin.train_shapes --out resources/weights/shapes.pt``
 reproduces the shipped file (seeded; about 4½ minutes on 2 idle CPU threads): fresh generated
 batches every step, AdamW with a one-cycle schedule, then the accuracy on ``validation_set()``
 and the sample images, each checked through the app's own preprocessing.
@@ -22,7 +22,7 @@ from cnnexplorer.core.builtin.nets import ShapesNet
 from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES, ShapesBatch, generate_shapes, training_batches, validation_set
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 from cnnexplorer.core.predict import predict_images
-from cnnexplorer.resources import resource_path
+from cnnexplorer.resource_files import resource_path
 
 DEFAULT_STEPS = 1200
 SAMPLE_SEED = 7
