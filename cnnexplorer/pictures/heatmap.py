@@ -1,11 +1,23 @@
-"""Why the model said what it said: a class heatmap (saliency, Grad-CAM and kin) over the image."""
+"""Why the model said what it said: a class heatmap (saliency, Grad-CAM and kin) over the image.
+
+The map is computed once (``explain_job``) and drawn (``draw``) as often as the overlay's
+opacity or colour map change, so the GUI redraws without recomputing; ``export heatmap`` runs
+both. The GUI's extra panels (methods compared, top classes, sanity check, faithfulness curves)
+are in ``heatmap_panels``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from cnnexplorer.core.attribution import Heatmap
 
 
 @dataclass(frozen=True)
@@ -20,6 +32,14 @@ class HeatmapOptions:
     cmap: str | None = None
 
 
+@dataclass(frozen=True)
+class Explained:
+    """A computed map and the model input it explains: all a redraw needs."""
+
+    pixels: Tensor
+    heatmap: Heatmap
+
+
 def image_point(preprocessing, size: tuple[int, int], x: int, y: int) -> list[float]:
     """Model-input pixel ``(x, y)``'s centre in the original image's pixels (undoing the resize
     and the centre crop of ``preprocessing``; ``size`` is the original's width, height)."""
@@ -28,28 +48,50 @@ def image_point(preprocessing, size: tuple[int, int], x: int, y: int) -> list[fl
     return [left + (x + 0.5) * (right - left) / out_w - 0.5, top + (y + 0.5) * (bottom - top) / out_h - 0.5]
 
 
-def make_heatmap(inputs: Inputs, options: HeatmapOptions) -> Job[Picture]:
-    from cnnexplorer.core.attribution import compute_heatmap, default_cmap, render_heatmap
-    from cnnexplorer.core.checks import check_number
+def target_class(handle, options: HeatmapOptions) -> int | None:
+    """The class index ``options.target`` names (None: the model's top class)."""
     from cnnexplorer.core.classes import find_class
-    from cnnexplorer.core.render import npy_bytes
+
+    return None if options.target is None else find_class(handle.class_names, options.target)
+
+
+def explain_job(inputs: Inputs, options: HeatmapOptions) -> Job[Explained]:
+    """The map of ``options.method`` for the image (at ``inputs.layer`` for the CAM methods)."""
+    from cnnexplorer.core.attribution import heatmap_job
 
     handle, image = inputs.handle, inputs.need_image("heatmap")
-    check_number("--alpha", options.alpha, 0, 1, why="the overlay's opacity goes from 0, the image only, to 1, the map only")
     yield Progress(0, None, f"{options.method} heatmap")
     pixels = handle.pixels(image)
-    target = find_class(handle.class_names, options.target) if options.target is not None else None
-    heatmap = compute_heatmap(handle, pixels, options.method, target, inputs.layer, negative=options.why_not)
-    cmap = options.cmap or default_cmap(heatmap)
+    heatmap = yield from heatmap_job(handle, pixels, options.method, target_class(handle, options), inputs.layer,
+                                     negative=options.why_not)
+    return Explained(pixels, heatmap)
+
+
+def draw(explained: Explained, alpha: float, cmap: str | None) -> Picture:
+    """The overlay of a computed map and the settings that make it again (the resolved target and colour map)."""
+    from cnnexplorer.core.attribution import default_cmap, render_heatmap
+
+    heatmap = explained.heatmap
+    cmap = cmap or default_cmap(heatmap)
+    return Picture(render_heatmap(explained.pixels, heatmap, alpha, cmap),
+                   settings=settings_of(HeatmapOptions(heatmap.method, heatmap.target, heatmap.negative, alpha, cmap)),
+                   layer=heatmap.layer)
+
+
+def make_heatmap(inputs: Inputs, options: HeatmapOptions) -> Job[Picture]:
+    from cnnexplorer.core.checks import check_number
+    from cnnexplorer.core.render import npy_bytes
+
+    check_number("--alpha", options.alpha, 0, 1, why="the overlay's opacity goes from 0, the image only, to 1, the map only")
+    explained = yield from explain_job(inputs, options)
+    heatmap, handle = explained.heatmap, inputs.handle
     x, y = heatmap.peak()
-    return Picture(
-        render_heatmap(pixels, heatmap, options.alpha, cmap),
-        settings=settings_of(HeatmapOptions(options.method, heatmap.target, options.why_not, options.alpha, cmap)),
+    return replace(
+        draw(explained, options.alpha, options.cmap),
         report={"method": options.method, "target": {"index": heatmap.target, "label": handle.label(heatmap.target)},
                 "score": heatmap.score, "peak": [x, y],
-                "peak_image": image_point(handle.preprocessing, image.image.size, x, y),
+                "peak_image": image_point(handle.preprocessing, inputs.image.image.size, x, y),
                 "layer": heatmap.layer, "why_not": options.why_not},
-        layer=heatmap.layer,
         side={"map": npy_bytes(heatmap.map)},
     )
 

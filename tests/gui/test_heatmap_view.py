@@ -11,7 +11,8 @@ from PIL import Image
 
 from cnnexplorer.core.attribution import METHODS, compute_heatmap, render_heatmap
 from cnnexplorer.gui.main_window import sample_images
-from cnnexplorer.gui.views.heatmap_view import SPACER, HeatmapView
+from cnnexplorer.gui.views.heatmap_view import HeatmapView
+from cnnexplorer.pictures.heatmap_panels import SPACER
 
 WAIT_MS = 60_000
 
@@ -29,7 +30,7 @@ def tab(make_window):
 
 def expected(window, method="gradcam", target=None, **kwargs):
     session = window.session
-    pixels = session.model.preprocessing.to_tensor(session.image.image)
+    pixels = session.model.pixels(session.image)
     return pixels, compute_heatmap(session.model, pixels, method, target, **kwargs)
 
 
@@ -107,3 +108,16 @@ def test_deletion_and_insertion_curves_are_plotted_with_their_auc(tab):
     assert deletion.scores[0] == pytest.approx(view.shown.heatmap.score, rel=1e-4)
     assert insertion.scores[-1] == pytest.approx(view.shown.heatmap.score, rel=1e-4)
     assert deletion.auc < insertion.auc  # Grad-CAM of the trained shapes net is faithful on a sample image
+
+
+def test_an_image_switch_computes_one_map(tab, monkeypatch):
+    window, view = tab
+    window.open_files([str(sample_images()[1])])
+    assert window.wait_for_jobs(WAIT_MS)
+    kinds = []
+    start = window.jobs.start
+    monkeypatch.setattr(window.jobs, "start", lambda make_job, **kw: kinds.append(kw.get("kind")) or start(make_job, **kw))
+    window.session.set_image(window.session.images[0])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert kinds.count("heatmap-view") == 1 and "predict" in kinds  # the map does not wait for the predictions
+    assert view.shown.heatmap.target == window.session.effective_target

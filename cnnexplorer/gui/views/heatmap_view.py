@@ -1,24 +1,20 @@
 """The "Heatmaps" tab: why the model said what it said, for the current image and target class.
 
-The main picture is ``render_heatmap`` (the function ``export heatmap`` uses) of the chosen
-method; below it, the result of the last extra job: all methods side by side, the top-3
-classes, the sanity check or the deletion/insertion curves. Every computation is a core job run
-by ``JobRunner``; changing the opacity or colour map only re-blends the stored map.
+The main picture is the ``heatmap`` recipe's (``pictures.heatmap``: the same job and drawing as
+``export heatmap``) for the options the widgets show; below it, the result of the last extra
+job (``pictures.heatmap_panels``): methods side by side, the top-3 classes, the sanity check, or
+the deletion/insertion curves. Changing the opacity or colour map only redraws the stored maps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QPushButton, QSlider, QSplitter,
                                QToolButton, QVBoxLayout, QWidget)
 
-from cnnexplorer.core.attribution import (METHODS, Heatmap, comparison_job, curves_job, default_cmap, heatmap_job,
-                                          render_heatmap, sanity_job, top_classes_job)
+from cnnexplorer.core.attribution import METHODS, curves_job
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
@@ -26,29 +22,13 @@ from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.base import Inputs
+from cnnexplorer.pictures.heatmap import Explained, HeatmapOptions, draw, explain_job
+from cnnexplorer.pictures.heatmap_panels import Panels, compare_job, draw_panels, sanity_job, top_classes_job
 
-SPACER = 4
 AUTO_CMAP = "auto"
 AUTO_LAYER, TREE_LAYER = "auto: last conv", "tree selection"
-
-
-@dataclass(frozen=True)
-class Shown:
-    """The main map and the input it explains."""
-
-    pixels: torch.Tensor
-    heatmap: Heatmap
-    label: str
-
-
-def side_by_side(pictures: list[np.ndarray]) -> np.ndarray:
-    """Pictures of equal height in one row, with white spacers."""
-    parts = []
-    for picture in pictures:
-        if parts:
-            parts.append(np.full((picture.shape[0], SPACER, 3), 255, np.uint8))
-        parts.append(picture)
-    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+NO_INPUT = "Load a model and open an image to see why the model says what it says."
 
 
 class HeatmapView(View):
@@ -57,11 +37,10 @@ class HeatmapView(View):
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
-        self.shown: Shown | None = None
+        self.shown: Explained | None = None
+        self.lower_panels: Panels | None = None
         self.curves = None
         self.sanity = None
-        self.panels: list[tuple[str, Heatmap]] = []
-        self._panel_pixels: torch.Tensor | None = None
         self.method = QComboBox()
         for name, method in METHODS.items():
             self.method.addItem(method.title, name)
@@ -144,9 +123,8 @@ class HeatmapView(View):
             signal.connect(self._clear_extras)
             signal.connect(self.refresh)
         session.target_changed.connect(self.refresh)
-        session.predictions_changed.connect(self._on_predictions)
         session.layer_changed.connect(self._on_layer)
-        self.message.setText("Load a model and open an image to see why the model says what it says.")
+        self.message.setText(NO_INPUT)
         remember(self, "method", "layer_choice", "cmap", "opacity")
 
     # --- what to compute -----------------------------------------------------------------------
@@ -154,6 +132,13 @@ class HeatmapView(View):
     @property
     def method_name(self) -> str:
         return self.method.currentData()
+
+    def options(self) -> HeatmapOptions:
+        """The options the widgets show; the target is the session's (None: the top class, which the
+        job finds itself, so the map need not wait for the predictions)."""
+        cmap = self.cmap.currentText()
+        return HeatmapOptions(self.method_name, self.session.target, self.why_not.isChecked(),
+                              self.opacity.value() / 100, None if cmap == AUTO_CMAP else cmap)
 
     def _on_method(self, *_) -> None:
         self.layer_choice.setEnabled(METHODS[self.method_name].uses_layer)
@@ -168,16 +153,12 @@ class HeatmapView(View):
     def layer(self) -> str | None:
         return self.shown.heatmap.layer if self.shown else None
 
-    def _inputs(self):
+    def _inputs(self, layer: str | None) -> Inputs | None:
         handle, image = self.session.model, self.session.image
         if handle is None or image is None:
-            self._say("Load a model and open an image to see why the model says what it says.")
+            self._say(NO_INPUT)
             return None
-        return handle, handle.preprocessing.to_tensor(image.image)
-
-    def _on_predictions(self, *_) -> None:
-        if self.session.target is None:  # the top-1 class may have just become known
-            self.refresh()
+        return Inputs(handle, image, layer)
 
     def _on_layer(self, *_) -> None:
         if self.layer_choice.currentText() == TREE_LAYER:
@@ -186,22 +167,20 @@ class HeatmapView(View):
     # --- the main map ----------------------------------------------------------------------------
 
     def compute(self) -> None:
-        inputs = self._inputs()
+        inputs = self._inputs(self.cam_layer())
         if inputs is None:
             return
-        handle, pixels = inputs
-        method, target, layer, negative = self.method_name, self.session.effective_target, self.cam_layer(), \
-            self.why_not.isChecked()
-        self._say(f"Computing {METHODS[method].title} …")
-        self.jobs.start(lambda: heatmap_job(handle, pixels, method, target, layer, negative), kind="heatmap-view",
-                        label=METHODS[method].title, on_result=lambda h: self._show(handle, pixels, h),
-                        on_error=self._failed)
+        options = self.options()
+        title = METHODS[options.method].title
+        self._say(f"Computing {title} …")
+        self.jobs.start(lambda: explain_job(inputs, options), kind="heatmap-view", label=title,
+                        on_result=lambda explained: self._show(inputs.handle, explained), on_error=self._failed)
 
-    def _show(self, handle, pixels: torch.Tensor, heatmap: Heatmap) -> None:
+    def _show(self, handle, explained: Explained) -> None:
         if handle is not self.session.model:
             return
+        self.shown, heatmap = explained, explained.heatmap
         label = handle.label(heatmap.target) if heatmap.target is not None else "custom score"
-        self.shown = Shown(pixels, heatmap, label)
         where = f" at {heatmap.layer}" if heatmap.layer else ""
         against = "against" if heatmap.negative else "for"
         x, y = heatmap.peak()
@@ -212,21 +191,15 @@ class HeatmapView(View):
     def _redraw(self, *_) -> None:
         if self.shown is not None:
             self.canvas.set_pixels(self.picture()[0])
-        if self.panels:
-            self._show_panels(self.panels, self.panel_caption.text())
-
-    def _cmap(self, heatmap: Heatmap) -> str:
-        chosen = self.cmap.currentText()
-        return default_cmap(heatmap) if chosen == AUTO_CMAP else chosen
+        if self.lower_panels is not None:
+            self._show_panels(self.lower_panels)
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.shown is None:
             return None
-        heatmap, alpha = self.shown.heatmap, self.opacity.value() / 100
-        cmap = self._cmap(heatmap)
-        return render_heatmap(self.shown.pixels, heatmap, alpha, cmap), {
-            "method": heatmap.method, "target": heatmap.target, "why_not": heatmap.negative, "alpha": alpha,
-            "cmap": cmap}
+        options = self.options()
+        picture = draw(self.shown, options.alpha, options.cmap)
+        return picture.pixels, picture.settings
 
     def _failed(self, exc: BaseException) -> bool:
         if not isinstance(exc, UserError):
@@ -239,9 +212,14 @@ class HeatmapView(View):
 
     # --- the extra jobs --------------------------------------------------------------------------
 
+    @property
+    def panels(self) -> tuple:
+        """The maps shown below, as (name, Heatmap) pairs."""
+        return self.lower_panels.maps if self.lower_panels is not None else ()
+
     def _clear_extras(self, *_) -> None:
         """Panels and curves belong to one model and image: drop them when either changes."""
-        self.panels, self.curves, self.sanity = [], None, None
+        self.lower_panels, self.curves, self.sanity = None, None, None
         self.panel_canvas.clear()
         self.plot.clear()
         self.plot.hide()
@@ -249,25 +227,18 @@ class HeatmapView(View):
         self.panel_caption.setText(" ")
         self.lower.hide()
 
-    def _show_panels(self, panels: list[tuple[str, Heatmap]], caption: str) -> None:
-        self.panels = panels
-        alpha = self.opacity.value() / 100
-        pictures = [render_heatmap(self._panel_pixels, h, alpha, self._cmap(h)) for _, h in panels]
+    def _show_panels(self, panels: Panels) -> None:
+        self.lower_panels = panels
+        options = self.options()
         self.plot.hide()
         self.panel_canvas.show()
         self.lower.show()
-        self.panel_canvas.set_pixels(side_by_side(pictures))
-        self.panel_caption.setText(caption)
+        self.panel_canvas.set_pixels(draw_panels(panels, options.alpha, options.cmap))
+        self.panel_caption.setText(panels.caption)
 
     def _run_extra(self, make_job, label: str, on_result) -> None:
-        inputs = self._inputs()
-        if inputs is None:
-            return
-        handle, pixels = inputs
-        self._panel_pixels = pixels
         self.panel_caption.setText(f"{label} …")
-        self.jobs.start(lambda: make_job(handle, pixels), kind="heatmap-extra", label=label,
-                        on_result=lambda result: on_result(handle, result), on_error=self._failed)
+        self.jobs.start(make_job, kind="heatmap-extra", label=label, on_result=on_result, on_error=self._failed)
 
     def compared_methods(self) -> list[str]:
         return [action.data() for action in self.compare_menu.actions() if action.isChecked()]
@@ -277,41 +248,40 @@ class HeatmapView(View):
         methods = self.compared_methods()
         if not methods:
             return self.panel_caption.setText("Tick at least one method in the menu of Compare methods.")
-        target, negative = self.session.effective_target, self.why_not.isChecked()
-        layer = self.session.layer if self.layer_choice.currentText() == TREE_LAYER else None
-        self._run_extra(lambda h, p: comparison_job(h, p, methods, target, layer, negative), "comparing methods",
-                        lambda handle, maps: self._show_panels(
-                            list(maps.items()), "left to right: " + " · ".join(METHODS[n].title for n in maps)))
+        inputs = self._inputs(self.session.layer if self.layer_choice.currentText() == TREE_LAYER else None)
+        if inputs is not None:
+            options = self.options()
+            self._run_extra(lambda: compare_job(inputs, options, methods), "comparing methods", self._show_panels)
 
     def top_classes(self) -> None:
-        method, layer = self.method_name, self.cam_layer()
-        self._run_extra(lambda h, p: top_classes_job(h, p, method, 3, layer), "maps of the top-3 classes",
-                        lambda handle, maps: self._show_panels(
-                            [(handle.label(m.target), m) for m in maps],
-                            "left to right: " + " · ".join(f"{handle.label(m.target)} (p = {m.score:.3f})"
-                                                           for m in maps)))
+        inputs = self._inputs(self.cam_layer())
+        if inputs is not None:
+            options = self.options()
+            self._run_extra(lambda: top_classes_job(inputs, options, 3), "maps of the top-3 classes",
+                            self._show_panels)
 
     def sanity_check(self) -> None:
-        """Cascading randomisation from the top (Adebayo et al. 2018) of the current method."""
-        method, target, layer = self.method_name, self.session.effective_target, self.cam_layer()
+        """Cascading randomisation from the top of the current method."""
+        inputs = self._inputs(self.cam_layer())
+        if inputs is None:
+            return
+        options = self.options()
 
-        def shown(handle, result) -> None:
-            self.sanity = result
-            panels = [("original", result.original)] + [(s.layer, s.heatmap) for s in result.stages]
-            steps = " · ".join(f"down to {s.layer}: ρ = {s.correlation:.2f}" for s in result.stages)
-            self._show_panels(panels, f"original, then randomised from the top — rank correlation {steps}")
+        def shown(result) -> None:
+            panels, self.sanity = result
+            self._show_panels(panels)
 
-        self._run_extra(lambda h, p: sanity_job(h, p, method, target, layer), "sanity check", shown)
+        self._run_extra(lambda: sanity_job(inputs, options), "sanity check", shown)
 
     def deletion_insertion(self) -> None:
         """Deletion and insertion curves of the shown map, with their areas."""
         if self.shown is None:
             return self._say("Compute a heatmap first.")
-        heatmap = self.shown.heatmap
+        handle, explained = self.session.model, self.shown
 
-        def shown(handle, curves) -> None:
+        def shown(curves) -> None:
             self.curves = curves
-            self.panels = []
+            self.lower_panels = None
             self.panel_canvas.hide()
             self.plot.show()
             self.lower.show()
@@ -322,4 +292,5 @@ class HeatmapView(View):
             self.panel_caption.setText("  ·  ".join(f"{c.kind} AUC {c.auc:.3f}" for c in curves)
                                        + " (deletion low and insertion high = a faithful map)")
 
-        self._run_extra(lambda h, p: curves_job(h, p, heatmap), "deletion and insertion curves", shown)
+        self._run_extra(lambda: curves_job(handle, explained.pixels, explained.heatmap),
+                        "deletion and insertion curves", shown)

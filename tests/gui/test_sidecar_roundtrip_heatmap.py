@@ -1,0 +1,52 @@
+"""A heatmap exported from the Heatmaps tab is made again, pixel for pixel, by
+``cnnexplorer export --from-sidecar``: method, layer, target, "why not", opacity and colours."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from cnnexplorer.cli import main
+from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.views.heatmap_view import TREE_LAYER, HeatmapView
+
+WAIT_MS = 60_000
+
+
+def remade(sidecar, out) -> np.ndarray:
+    assert main(["export", "--from-sidecar", str(sidecar), "--out", str(out)]) == 0
+    return np.asarray(Image.open(out))
+
+
+def test_gui_heatmaps_are_made_again_from_their_sidecars(make_window, tmp_path):
+    window = make_window()
+    window.load_model("builtin:shapes", "cpu")
+    window.open_files([str(sample_images()[2])])
+    assert window.wait_for_jobs(WAIT_MS)
+    view = window.show_view(HeatmapView)
+    view.method.setCurrentIndex(view.method.findData("layercam"))
+    view.layer_choice.setCurrentText(TREE_LAYER)
+    window.session.set_layer("features.4")
+    window.session.set_target(3)
+    view.why_not.setChecked(True)
+    view.cmap.setCurrentText("viridis")
+    view.opacity.setValue(45)
+    assert window.wait_for_jobs(WAIT_MS)
+    png, sidecar = window.export_current_view(tmp_path / "layercam.png")
+    recorded = json.loads(sidecar.read_text())
+    assert recorded["layer"] == "features.4"
+    assert recorded["settings"] == {"method": "layercam", "target": 3, "why_not": True, "alpha": 0.45,
+                                    "cmap": "viridis"}
+    np.testing.assert_array_equal(remade(sidecar, tmp_path / "cli-layercam.png"), np.asarray(Image.open(png)))
+
+    window.session.set_target(None)
+    view.method.setCurrentIndex(view.method.findData("smoothgrad"))
+    view.cmap.setCurrentText("auto")
+    assert window.wait_for_jobs(WAIT_MS)
+    png, sidecar = window.export_current_view(tmp_path / "smoothgrad.png")
+    recorded = json.loads(sidecar.read_text())
+    assert recorded["layer"] is None and recorded["settings"]["cmap"] == "magma"
+    assert recorded["settings"]["target"] == window.session.effective_target
+    np.testing.assert_array_equal(remade(sidecar, tmp_path / "cli-smoothgrad.png"), np.asarray(Image.open(png)))
