@@ -186,19 +186,17 @@ def cmd_summary(args) -> int:
 
 
 def summary_text(summary) -> str:
-    """The layer table as plain text, one row per module."""
+    """The layer table as plain text, one row per module, indented by depth."""
+    from cnnexplorer.core.layer_text import layer_text, summary_totals
+
     rows = [("Layer", "Type", "Output", "Params", "MACs", "RF")]
-    for layer in summary.layers:
-        if not layer.name:
-            continue
-        shape = "×".join(map(str, layer.output_shape)) if layer.output_shape else "—"
-        rf = f"{layer.rf_size}/{layer.rf_jump}" if layer.rf_size else ""
-        rows.append(("  " * (layer.depth - 1) + layer.name.rsplit(".", 1)[-1], layer.type, shape,
-                     f"{layer.params:,}", f"{layer.macs:,}", rf))
+    for layer in summary.layers[1:]:
+        text = layer_text(layer)
+        rows.append(("  " * (layer.depth - 1) + text.name, text.type, text.shape or "—", text.params,
+                     text.macs or "0", text.rf))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    lines.append(f"Total params: {summary.total_params:,} (trainable {summary.trainable_params:,}); "
-                 f"MACs: {summary.macs / 1e9:.3f} G at {'×'.join(map(str, summary.input_size))}")
+    lines.append(f"Total params: {summary_totals(summary)}")
     return "\n".join(lines)
 
 

@@ -327,10 +327,16 @@ def summarize(module: nn.Module, input_size: tuple[int, int, int], device: torch
     return Summary(model_name, input_size, layers, root.params, root.trainable_params, root.macs)
 
 
+def parameter_counts(module: nn.Module) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts of ``module`` as it is now."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in module.parameters()) - trainable
+
+
 def _layer(name: str, module: nn.Module, macs: int, calls: int, shape: tuple[int, ...] | None,
            field: _Field | None, spatial: bool) -> LayerInfo:
-    params = sum(p.numel() for p in module.parameters())
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    trainable, frozen = parameter_counts(module)
+    params = trainable + frozen
     has_rf = spatial and field is not None
     return LayerInfo(
         name=name,

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cnnexplorer.core.architecture import LayerInfo, Summary
+from cnnexplorer.core.layer_text import layer_text, summary_totals
 from cnnexplorer.core.predict import ClassScore
 
 BACKGROUND = (255, 255, 255)
@@ -44,33 +45,10 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
-def si(value: float) -> str:
-    """``4.09 G``, ``118.0 M``, ``1.8 k``: a large count in a few characters."""
-    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:.{2 if unit == 'G' else 1}f} {unit}"
-    return f"{value:g}"
-
-
-def _axes(values: tuple[int, ...] | str) -> str:
-    if isinstance(values, str):
-        return values
-    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
-
-
-def _geometry(layer: LayerInfo) -> str:
-    if layer.kernel_size is None:
-        return ""
-    kernel = "x".join(map(str, layer.kernel_size))
-    return f"{kernel} / {_axes(layer.stride)} / {_axes(layer.padding)}"
-
-
 def _row(layer: LayerInfo) -> tuple[str, ...]:
-    shape = "x".join(map(str, layer.output_shape)) if layer.output_shape is not None else "-"
-    rf = f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size is not None else ""
+    text = layer_text(layer, times="x")
     name = layer.name + (f"  ({layer.calls} calls)" if layer.calls > 1 else "")
-    return (name, layer.type, shape, f"{layer.params:,}", si(layer.macs) if layer.macs else "0",
-            _geometry(layer), rf)
+    return (name, text.type, text.shape or "-", text.params, text.macs or "0", text.geometry, text.rf)
 
 
 TABLE_TOP = MARGIN + TITLE_SIZE + 12
@@ -95,9 +73,7 @@ def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.n
     cell_widths = [[font.getlength(r[0]) + indent, *map(font.getlength, r[1:])] for r, indent in zip(rows, indents)]
     widths = [max(column) + 2 * CELL_PAD for column in zip(map(font.getlength, _COLUMNS), *cell_widths)]
     title = f"{summary.model or 'model'}  ·  input {'x'.join(map(str, summary.input_size))}"
-    frozen = summary.total_params - summary.trainable_params
-    footer = (f"Total params: {summary.total_params:,}  (trainable {summary.trainable_params:,}, frozen {frozen:,})"
-              f"   ·   MACs: {si(summary.macs)} per image")
+    footer = f"Total: {summary_totals(summary, times='x')} per image"
     table_width = int(np.ceil(sum(widths)))
     width = 2 * MARGIN + max(table_width, int(np.ceil(max(title_font.getlength(title), font.getlength(footer)))))
     height = MARGIN + TABLE_TOP + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6

@@ -11,7 +11,8 @@ from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.core.models import load_model
 from cnnexplorer.gui.session import Session
-from cnnexplorer.gui.widgets.model_dock import COLUMNS, NAME_ROLE, ModelDock, format_count
+from cnnexplorer.core.layer_text import count_text as format_count
+from cnnexplorer.gui.widgets.model_dock import COLUMNS, NAME_ROLE, ModelDock
 
 
 class Reuse(nn.Module):

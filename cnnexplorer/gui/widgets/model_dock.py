@@ -27,11 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnexplorer.core.architecture import parameter_counts
 from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.devices import available_devices
+from cnnexplorer.core.layer_text import layer_text, totals_text
 from cnnexplorer.core.models import torchvision_classifiers
 from cnnexplorer.gui.session import Session
-from cnnexplorer.gui.widgets.layer_stats import Sparsity, shared_cache, sparsity_job
+from cnnexplorer.gui.widgets.layer_stats import Sparsity, sparsity_job
 from cnnexplorer.gui.workers import JobRunner
 
 COLUMNS = ("Layer", "Type", "Output", "Zeros", "Dead", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls")
@@ -48,63 +50,10 @@ FROZEN_ROLE = Qt.ItemDataRole.UserRole + 3
 HAS_PARAMS_ROLE = Qt.ItemDataRole.UserRole + 4
 
 
-def format_count(value: float) -> str:
-    """``1234567`` → ``1.23 M``: MACs in k/M/G."""
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= scale:
-            return f"{value / scale:.3g} {suffix}"
-    return f"{value:.0f}"
-
-
-def _pair(value) -> str:
-    """``(3, 3)`` → ``3×3``, ``(1, 1)`` → ``1`` (kernel keeps both sides), an int as is."""
-    if isinstance(value, (tuple, list)):
-        return "×".join(map(str, value))
-    return str(value)
-
-
-def format_shape(shape) -> str:
-    if not shape:
-        return ""
-    if all(isinstance(d, int) for d in shape):
-        return "×".join(map(str, shape))
-    return ", ".join(format_shape(s) for s in shape)
-
-
-def format_geometry(layer) -> str:
-    """Kernel, stride and padding as ``3×3 /1 /1`` (``2×2`` kept only when the sides differ)."""
-    if layer.kernel_size is None:
-        return ""
-
-    def short(value) -> str:
-        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-        return str(values[0]) if len(set(values)) == 1 else _pair(values)
-
-    kernel = layer.kernel_size if isinstance(layer.kernel_size, (tuple, list)) else (layer.kernel_size,) * 2
-    parts = [_pair(kernel)]
-    if layer.stride is not None:
-        parts.append(f"/{short(layer.stride)}")
-    if layer.padding is not None:
-        parts.append(f"/{short(layer.padding)}")
-    return " ".join(parts)
-
-
 def row_texts(layer) -> list[str]:
     """The eight cells of one layer's row that do not depend on the image."""
-    params = f"{layer.params:,}"
-    if layer.frozen_params:
-        params += f" ({layer.frozen_params:,} frozen)"
-    rf = f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size else ""
-    return [
-        layer.name.rsplit(".", 1)[-1],
-        layer.type,
-        format_shape(layer.output_shape),
-        params,
-        format_count(layer.macs) if layer.macs else "",
-        format_geometry(layer),
-        rf,
-        f"×{layer.calls}" if layer.calls and layer.calls > 1 else "",
-    ]
+    text = layer_text(layer)
+    return [text.name, text.type, text.shape, text.params, text.macs, text.geometry, text.rf, text.calls]
 
 
 class _LayerFilter(QSortFilterProxyModel):
@@ -328,12 +277,7 @@ class ModelDock(QWidget):
                         cell.setForeground(brush)
         finally:
             self._syncing = False
-        trainable = sum(p.numel() for p in handle.module.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in handle.module.parameters())
-        self.footer.setText(
-            f"{total:,} parameters ({trainable:,} trainable, {total - trainable:,} frozen) · "
-            f"{format_count(summary.macs)} MACs at {'×'.join(map(str, summary.input_size))}"
-        )
+        self.footer.setText(totals_text(*parameter_counts(handle.module), summary.macs, summary.input_size))
 
     def _measure(self, *_) -> None:
         """Start measuring every layer's sparsity for the current image (cells empty meanwhile)."""
@@ -341,7 +285,7 @@ class ModelDock(QWidget):
         handle, image, layers = self.session.model, self.session.image, list(self._stat_cells)
         if self.jobs is None or handle is None or image is None or not layers:
             return
-        cache = shared_cache(self.session)
+        cache = self.session.activations
         self.jobs.start(lambda: sparsity_job(cache, handle, image, layers), kind="layer-sparsity",
                         label="measuring sparsity", on_result=lambda found: self._show_sparsity(handle, image, found))
 

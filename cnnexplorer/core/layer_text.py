@@ -1,0 +1,88 @@
+"""How a layer's facts read as text, written once for the Model tree, the Summary picture and
+``cnnexplorer summary``: shapes, counts, kernel geometry, receptive field, totals.
+
+``times`` is the multiplication sign: "×", or "x" for the picture's font, which lacks "×".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def count_text(value: float) -> str:
+    """``1234567`` → ``1.23 M``: a large count (MACs) in k/M/G with three significant digits."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:.3g} {suffix}"
+    return f"{value:.0f}"
+
+
+def shape_text(shape, times: str = "×") -> str:
+    """``(64, 56, 56)`` → ``64×56×56``; several outputs joined by commas; "" when unknown."""
+    if not shape:
+        return ""
+    if all(isinstance(d, int) for d in shape):
+        return times.join(map(str, shape))
+    return ", ".join(shape_text(s, times) for s in shape)
+
+
+def _sides(value, times: str, keep_both: bool = False) -> str:
+    """``(3, 3)`` → ``3×3`` (or ``3`` unless ``keep_both``), ``(2, 1)`` → ``2×1``, an int as is."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(set(values)) == 1 and not keep_both:
+        return str(values[0])
+    return times.join(map(str, values if len(values) > 1 else values * 2))
+
+
+def geometry_text(layer, times: str = "×") -> str:
+    """Kernel, stride and padding as ``3×3 /1 /1``; "" for a layer without a kernel."""
+    if layer.kernel_size is None:
+        return ""
+    parts = [_sides(layer.kernel_size, times, keep_both=True)]
+    parts += [f"/{_sides(v, times)}" for v in (layer.stride, layer.padding) if v is not None]
+    return " ".join(parts)
+
+
+def rf_text(layer) -> str:
+    """Receptive field size / jump (``11 / 4``), "" where it is not known."""
+    return f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size else ""
+
+
+def params_text(layer) -> str:
+    """``1,234`` or ``1,234 (1,000 frozen)``."""
+    frozen = layer.params - layer.trainable_params
+    return f"{layer.params:,}" + (f" ({frozen:,} frozen)" if frozen > 0 else "")
+
+
+@dataclass(frozen=True)
+class LayerText:
+    """One layer's cells: its short name (last part of the dotted path), type, output shape,
+    parameters, MACs, kernel geometry, receptive field and call count (empty for one call)."""
+
+    name: str
+    type: str
+    shape: str
+    params: str
+    macs: str
+    geometry: str
+    rf: str
+    calls: str
+
+
+def layer_text(layer, times: str = "×") -> LayerText:
+    return LayerText(layer.name.rsplit(".", 1)[-1], layer.type, shape_text(layer.output_shape, times),
+                     params_text(layer), count_text(layer.macs) if layer.macs else "",
+                     geometry_text(layer, times), rf_text(layer),
+                     f"{times}{layer.calls}" if layer.calls and layer.calls > 1 else "")
+
+
+def totals_text(trainable: int, frozen: int, macs: int, input_size, times: str = "×") -> str:
+    """``25,557,032 parameters (25,557,032 trainable, 0 frozen) · 4.09 G MACs at 3×224×224``."""
+    return (f"{trainable + frozen:,} parameters ({trainable:,} trainable, {frozen:,} frozen) · "
+            f"{count_text(macs)} MACs at {times.join(map(str, input_size))}")
+
+
+def summary_totals(summary, times: str = "×") -> str:
+    """``totals_text`` of a measured summary."""
+    return totals_text(summary.trainable_params, summary.total_params - summary.trainable_params, summary.macs,
+                       summary.input_size, times)
