@@ -151,6 +151,19 @@ class ModelDock(QWidget):
             self.device_box.addItem(name)
         self.device_box.setCurrentText(name)
 
+    def item(self, name: str) -> QStandardItem | None:
+        """The tree's row of layer ``name`` (its name cell), or None when the model has no such layer."""
+        return self._items.get(name)
+
+    def layer_names(self) -> list[str]:
+        """Every layer in the tree, in tree order."""
+        return list(self._items)
+
+    def sparsity_cells(self, name: str) -> tuple[QStandardItem, QStandardItem]:
+        """Layer ``name``'s "zeros" and "dead" cells (measured for the current image)."""
+        zeros, dead = self._stat_cells[name]
+        return zeros, dead
+
     def _request_load(self) -> None:
         spec = self.spec_edit.text().strip()
         if spec:
