@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from cnnexplorer.core.activations import ActivationCache
 from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.predict import ClassScore
@@ -42,6 +43,9 @@ class Session(QObject):
         self.unit: Unit | None = None
         self.target: int | None = None
         self.predictions: list[ClassScore] = []
+        self.activations = ActivationCache()
+        """Recorded layer outputs every view and the tree share: switching layer for the same image
+        runs no model. Emptied when the model changes."""
 
     def set_model(self, handle: ModelHandle, summary=None) -> None:
         """A new model resets what depends on it: layer, unit, target and predictions."""
@@ -51,6 +55,7 @@ class Session(QObject):
         self.unit = None
         self.target = None
         self.predictions = []
+        self.activations.clear()
         self.model_changed.emit(handle)
         self.layer_changed.emit(None)
         self.unit_changed.emit(None)
@@ -61,6 +66,7 @@ class Session(QObject):
         """The same model on another device: layer, unit and target stay; predictions are redone."""
         self.model = handle
         self.predictions = []
+        self.activations.clear()
         self.model_changed.emit(handle)
         self.predictions_changed.emit([])
 

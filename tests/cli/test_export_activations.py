@@ -84,6 +84,10 @@ def test_export_filters_writes_the_core_picture(capsys, tmp_path):
     (["activations", "--image", "IMG"], "needs a layer: pass --layer NAME"),
     (["activations", "--layer", "features.1"], "needs an image: pass --image IMG"),
     (["activations", "--image", "IMG", "--layer", "feature.1"], "unknown layer 'feature.1'; did you mean features.1"),
+    (["activations", "--image", "IMG", "--layer", "features.1", "--norm", "layer", "--range", "0,1"],
+     "--range goes with the fixed normalisation, not --norm layer"),
+    (["activations", "--image", "IMG", "--layer", "features.1", "--output-index", "1"],
+     "layer 'features.1' has 1 output tensor(s); choose an output index from 0 to 0"),
     (["filters"], "needs a layer: pass --layer NAME"),
     (["filters", "--layer", "features.1"], r"layer features.1 (ReLU) has no weights"),
 ])

@@ -19,9 +19,9 @@ from cnnexplorer.core.images import load_image
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.gui.main_window import sample_images
 from cnnexplorer.gui.session import Unit
-from cnnexplorer.gui.views.activations_view import SPACER, ActivationsView
-from cnnexplorer.gui.widgets.layer_stats import shared_cache
+from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.widgets.model_dock import COLUMNS
+from cnnexplorer.pictures.activations import SPACER
 
 WAIT_MS = 30_000
 
@@ -87,7 +87,7 @@ def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbo
 def test_switching_layer_for_the_same_image_does_not_rerun_the_model(make_window):
     window = shapes_window(make_window)
     view = window.show_view(ActivationsView)
-    cache = shared_cache(window.session)
+    cache = window.session.activations
     assert cache.forward_passes == 1, "the tree's sparsity pass fills the shared cache"
     runs = []
     counter = window.session.model.module.register_forward_pre_hook(lambda *_: runs.append(1))
@@ -105,7 +105,7 @@ def test_switching_layer_for_the_same_image_does_not_rerun_the_model(make_window
 def test_tree_shows_each_layers_zero_fraction_and_dead_channels(make_window):
     window = shapes_window(make_window)
     dock, handle, image = window.model_dock, window.session.model, window.session.image
-    pixels = handle.preprocessing.to_tensor(image.image)
+    pixels = handle.pixels(image)
     for name in ("features.0.0", "features.2.2", "features.7.relu1"):
         stats = channel_stats(capture(handle, pixels, [name]).output(name))
         zeros, dead = dock._stat_cells[name]
@@ -214,6 +214,6 @@ def test_messages_for_missing_layer_unused_branch_and_nan_values(make_window, im
     show_layer(window, "head")
     assert view.result.panels[0].grid.units, "a model's Linear layer still shows, as units"
     assert window.messages == []
-    expected = activation_grid(capture(handle, handle.preprocessing.to_tensor(load_image(image_file).image),
+    expected = activation_grid(capture(handle, handle.pixels(load_image(image_file)),
                                        ["head"]).output("head"))
     np.testing.assert_array_equal(view.result.panels[0].grid.values, expected.values)

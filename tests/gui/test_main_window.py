@@ -319,7 +319,7 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     training, featurevis = again.view(TrainingView), again.view(FeatureVisView).controls
     assert again.tabs.currentWidget() is heatmaps
     assert (heatmaps.cmap.currentText(), heatmaps.opacity.value()) == ("magma", 35)
-    assert grid.settings().norm == "layer" and grid.settings().hide_dead
+    assert grid.options().norm == "layer" and grid.options().hide_dead
     assert (featurevis.preset.currentText(), featurevis.steps.value()) == ("quality", 123)
     config = training.settings.config()
     assert (config.epochs, config.precision, config.augment.hflip) == (7, "bf16", True)

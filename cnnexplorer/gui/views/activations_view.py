@@ -8,123 +8,25 @@ the channel numbers included, and panning a 2048-channel grid moves one texture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 from PySide6.QtCore import QMetaMethod, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
 
-from cnnexplorer.core.activations import (
-    ActivationGrid,
-    activation_grid,
-    compare_grids,
-    layer_range,
-    pick_output,
-    render_activation_picture,
-)
-from cnnexplorer.core.colormaps import apply_colormap
+from cnnexplorer.core.activations import ActivationGrid, layer_range
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.grids import GridLayout
-from cnnexplorer.core.images import LoadedImage
-from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
-from cnnexplorer.gui.views.input_view import tensor_pixels
 from cnnexplorer.gui.widgets.colorbar import ColorBar
-from cnnexplorer.gui.widgets.grid_controls import GridControls, GridSettings
-from cnnexplorer.gui.widgets.layer_stats import shared_cache
+from cnnexplorer.gui.widgets.grid_controls import GridControls
 from cnnexplorer.gui.widgets.unit_panel import UnitPanel
 from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.activations import ActivationPicture, Panel, activation_picture, channel_overlay
+from cnnexplorer.pictures.base import Inputs
 
-SPACER = 16
-"""White pixels between two compared grids."""
 WARNING_STYLE = "color: #b35900"
 UNIT_HINT = "Click a tile to see that channel over the input image."
-
-
-@dataclass(frozen=True)
-class Panel:
-    """One grid of the shown picture, starting ``left`` pixels from the picture's left edge;
-    ``layout`` is the grid's layout in the (enlarged) picture."""
-
-    name: str
-    grid: ActivationGrid
-    layout: GridLayout
-    left: int
-
-
-@dataclass(frozen=True)
-class GridResult:
-    handle: object
-    image: LoadedImage
-    layer: str
-    settings: GridSettings
-    compare: LoadedImage | None
-    difference: bool
-    panels: tuple[Panel, ...]
-    pixels: np.ndarray
-    outputs: int
-    input_pixels: np.ndarray
-
-    def hit(self, x: float, y: float) -> tuple[Panel, int] | None:
-        """The panel and channel under picture pixel ``(x, y)``, or None."""
-        for panel in self.panels:
-            channel = panel.layout.tile_index_at(x - panel.left, y)
-            if channel is not None:
-                return panel, channel
-        return None
-
-
-def _panels(named: list[tuple[str, ActivationGrid]]) -> tuple[tuple[Panel, ...], np.ndarray]:
-    """The grids' pictures side by side, with a white spacer between them."""
-    panels, pictures, left = [], [], 0
-    for name, grid in named:
-        rgb = render_activation_picture(grid)
-        layout = grid.layout.scaled(rgb.shape[1] // grid.values.shape[1])
-        panels.append(Panel(name, grid, layout, left))
-        if pictures:
-            pictures.append(np.full((rgb.shape[0], SPACER, 3), 255, np.uint8))
-        pictures.append(rgb)
-        left += rgb.shape[1] + SPACER
-    return tuple(panels), np.ascontiguousarray(np.concatenate(pictures, axis=1))
-
-
-def grid_job(cache, handle, image: LoadedImage, layer: str, settings: GridSettings,
-             compare: LoadedImage | None = None, difference: bool = False):
-    """The shown picture of ``layer`` (``name#k``: call k) for ``image`` (and ``compare``)."""
-    yield Progress(0, None, f"activations of {layer}")
-    pixels = handle.preprocessing.to_tensor(image.image)
-    outputs = cache.get_outputs(handle, pixels, layer, image.sha256)
-    output = pick_output(layer, outputs, settings.output_index)
-    if compare is None:
-        named = [(image.name, activation_grid(output, **settings.grid_kwargs()))]
-    else:
-        yield Progress(0, None, f"activations of {layer} for {compare.name}")
-        other = cache.get_or_capture(handle, handle.preprocessing.to_tensor(compare.image), layer,
-                                     compare.sha256, settings.output_index)
-        grids = compare_grids(output, other, difference=difference, **settings.grid_kwargs())
-        names = [f"{image.name} − {compare.name}"] if difference else [image.name, compare.name]
-        named = list(zip(names, grids))
-    panels, picture = _panels(named)
-    return GridResult(handle, image, layer, settings, compare, difference, panels, picture, len(outputs),
-                      tensor_pixels(pixels))
-
-
-def unit_job(result: GridResult, channel: int):
-    """The channel's tile, coloured as in the grid and upsampled to the input image's size."""
-    yield Progress(0, None, f"channel {channel}")
-    grid = result.panels[0].grid
-    origin = grid.layout.tile_origin(channel)
-    if grid.units or origin is None:
-        return None
-    x, y = origin
-    tile = torch.from_numpy(grid.values[y:y + grid.layout.tile_h, x:x + grid.layout.tile_w].copy())
-    size = result.input_pixels.shape[:2]
-    upsampled = torch.nn.functional.interpolate(tile[None, None], size=size, mode="bilinear", align_corners=False)
-    return apply_colormap(upsampled[0, 0].numpy(), grid.cmap)
 
 
 def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ") -> str:
@@ -145,7 +47,7 @@ class ActivationsView(View):
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
-        self.result: GridResult | None = None
+        self.result: ActivationPicture | None = None
         self.context_menu: QMenu | None = None
         self._job = None
         self.controls = GridControls()
@@ -215,12 +117,11 @@ class ActivationsView(View):
             return self._show_message("Select a layer in the Model tree to see its activations.")
         if image is None:
             return self._show_message(f"Open or drop an image to see the activations of {layer}.")
-        controls = self.controls
-        settings, compare, difference = controls.settings(), controls.compare_image(), controls.difference()
-        cache = shared_cache(self.session)
+        inputs, options, compared = Inputs(handle, image, layer), self.controls.options(), self.controls.compare_image()
+        cache = self.session.activations
         self.message.setStyleSheet("")
         self.message.setText(f"Computing the activations of {layer} …")
-        self._job = self.jobs.start(lambda: grid_job(cache, handle, image, layer, settings, compare, difference),
+        self._job = self.jobs.start(lambda: activation_picture(inputs, options, cache, compared),
                                     kind="activations-view", label=f"activations of {layer}",
                                     on_result=self._show, on_error=self._failed)
 
@@ -240,8 +141,8 @@ class ActivationsView(View):
         self.message.setStyleSheet(WARNING_STYLE if warning else "")
         self.message.setText(text)
 
-    def _show(self, result: GridResult) -> None:
-        if result.handle is not self.session.model or result.image is not self.session.image:
+    def _show(self, result: ActivationPicture) -> None:
+        if result.inputs.handle is not self.session.model or result.image is not self.session.image:
             return
         old_shape = None if self.result is None else self.result.pixels.shape
         self.result = result
@@ -249,7 +150,7 @@ class ActivationsView(View):
         self.canvas.image_item.setImage(result.pixels, autoLevels=False, levels=(0, 255))
         if result.pixels.shape != old_shape:
             self.canvas.fit_view()
-        grid = result.panels[0].grid
+        grid = result.grid
         self.controls.default_range = grid.value_range or layer_range(grid.stats, grid.signed)
         if grid.value_range is not None:
             self.colorbar.set_map(grid.cmap, *grid.value_range)
@@ -258,11 +159,11 @@ class ActivationsView(View):
         self.message.setText(self._caption(result) + (f"\nWarning: {grid.warning}" if grid.warning else ""))
         self._on_unit(self.session.unit)
 
-    def _caption(self, result: GridResult) -> str:
-        grid = result.panels[0].grid
+    def _caption(self, result: ActivationPicture) -> str:
+        grid, compare = result.grid, result.options.compare
         channels, height, width = grid.shape
         what = f"{channels} units" if grid.units else f"{channels} channels of {height}×{width}"
-        if result.difference:
+        if compare is not None and compare.difference:
             return (f"{result.layer}: {what} · {result.panels[0].name}: red where the first image is higher, "
                     f"blue where lower (±{grid.value_range[1]:.3g})")
         shown = len(grid.layout.order)
@@ -271,7 +172,7 @@ class ActivationsView(View):
                 "fixed": "fixed range"}[grid.norm]
         text = (f"{result.layer}: {what}{hidden} · {100 * grid.stats.layer_zero_fraction:.0f} % zeros · "
                 f"{grid.stats.dead_count} dead · {grid.cmap}, {norm}")
-        if result.compare is not None:
+        if compare is not None:
             text += f" · left {result.panels[0].name}, right {result.panels[1].name}"
         return text
 
@@ -286,7 +187,7 @@ class ActivationsView(View):
     def _on_hover(self, scene_pos) -> None:
         hit = self._hit(scene_pos)
         text = " " if hit is None else channel_text(hit[0].grid, hit[1]) + (
-            f" · {hit[0].name}" if len(self.result.panels) > 1 or self.result.difference else "")
+            f" · {hit[0].name}" if self.result.options.compare is not None else "")
         self.hover.setText(text)
         self.canvas.setToolTip(text.strip())
 
@@ -333,34 +234,24 @@ class ActivationsView(View):
                 rect.setPen(pen)
                 self.canvas.view_box.addItem(rect)
                 self.highlights.append(rect)
-        grid = result.panels[0].grid
+        grid = result.grid
         if not 0 <= unit.channel < grid.shape[0]:
             self.unit_panel.clear(f"{unit.layer} has no channel {unit.channel}.")
             return
-        shown = result.panels[0].name if result.difference else result.image.name
-        title = f"{result.layer}, channel {unit.channel}: {shown}"
+        title = f"{result.layer}, channel {unit.channel}: {result.panels[0].name}"
         details = channel_text(grid, unit.channel, "\n")
-        self.jobs.start(lambda: unit_job(result, unit.channel), kind="activations-unit", label="enlarging a channel",
+        self.jobs.start(lambda: channel_overlay(result, unit.channel), kind="activations-unit",
+                        label="enlarging a channel",
                         on_result=lambda heat: self._show_unit(result, title, details, heat))
 
-    def _show_unit(self, result: GridResult, title: str, details: str, heat: np.ndarray | None) -> None:
+    def _show_unit(self, result: ActivationPicture, title: str, details: str, heat: np.ndarray | None) -> None:
         if result is not self.result:
             return
         if heat is None:
-            details += "" if result.panels[0].grid.units else "\nhidden in the grid (dead)"
+            details += "" if result.grid.units else "\nhidden in the grid (dead)"
         self.unit_panel.show_unit(title, details, result.input_pixels, heat)
 
     # --- export ---------------------------------------------------------------------------
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
-        result = self.result
-        if result is None:
-            return None
-        grid = result.panels[0].grid
-        settings = {"norm": grid.norm, "range": list(grid.value_range) if grid.value_range else None,
-                    "cmap": grid.cmap, "sort": result.settings.sort, "hide_dead": result.settings.hide_dead,
-                    "output_index": result.settings.output_index}
-        if result.compare is not None:
-            settings["compare"] = {"image": str(result.compare.path), "sha256": result.compare.sha256,
-                                   "difference": result.difference}
-        return result.pixels, settings
+        return None if self.result is None else (self.result.pixels, self.result.settings)

@@ -1,12 +1,10 @@
 """The "Weights" tab: the current layer's kernels or weight matrix, and a histogram of its weights.
 
-The picture is ``render_filter_picture(filter_view(...))`` made in a worker: the same pixels as
+The picture is made in a worker by ``pictures.filters.filter_picture``, the job of
 ``cnnexplorer export filters``. Clicking a kernel makes its output channel the current unit.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,36 +12,18 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.filters import FilterView, filter_view, render_filter_picture
-from cnnexplorer.core.grids import GridLayout
-from cnnexplorer.core.jobs import Progress
+from cnnexplorer.core.filters import FilterView
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.colorbar import ColorBar
 from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.base import Inputs
+from cnnexplorer.pictures.filters import FilterOptions, FilterPicture, filter_picture
 
 HISTOGRAM_HEIGHT = 170
 MEAN = -1
 """The input-channel box's value for "mean over the inputs"."""
-
-
-@dataclass(frozen=True)
-class WeightsResult:
-    handle: object
-    requested: str  # the tree's layer; ``view.layer`` is its first weighted sub-layer when it is a block
-    view: FilterView
-    pixels: np.ndarray
-    layout: GridLayout  # in the (enlarged) picture
-    factor: int
-
-
-def weights_job(handle, layer: str, input_channel: int | None):
-    yield Progress(0, None, f"weights of {layer}")
-    view = filter_view(handle.module, layer, input_channel=input_channel)
-    pixels = render_filter_picture(view)
-    factor = pixels.shape[1] // view.values.shape[1]
-    return WeightsResult(handle, layer, view, pixels, view.layout.scaled(factor), factor)
 
 
 def describe(view: FilterView) -> str:
@@ -65,7 +45,7 @@ class WeightsView(View):
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
-        self.result: WeightsResult | None = None
+        self.result: FilterPicture | None = None
         self._job = None
         self.input_box = QSpinBox()
         self.input_box.setRange(MEAN, 0)
@@ -106,9 +86,9 @@ class WeightsView(View):
     def layer(self) -> str | None:
         return self.result.view.layer if self.result is not None else self.session.layer
 
-    def input_channel(self) -> int | None:
+    def options(self) -> FilterOptions:
         value = self.input_box.value()
-        return None if value == MEAN else value
+        return FilterOptions(None if value == MEAN else value)
 
     def _on_layer(self, *_) -> None:
         self.input_box.blockSignals(True)
@@ -119,12 +99,13 @@ class WeightsView(View):
     def compute(self) -> None:
         if self._job is not None:
             self._job.cancel()
-        handle, layer, input_channel = self.session.model, self.session.layer, self.input_channel()
+        handle, layer, options = self.session.model, self.session.layer, self.options()
         if handle is None:
             return self._show_message("Load a model to see its weights.")
         if layer is None:
             return self._show_message("Select a layer in the Model tree to see its weights.")
-        self._job = self.jobs.start(lambda: weights_job(handle, layer, input_channel), kind="weights-view",
+        inputs = Inputs(handle, layer=layer)
+        self._job = self.jobs.start(lambda: filter_picture(inputs, options), kind="weights-view",
                                     label=f"weights of {layer}", on_result=self._show, on_error=self._failed)
 
     def _failed(self, exc: BaseException) -> bool:
@@ -142,13 +123,14 @@ class WeightsView(View):
         self.hover.setText(" ")
         self.message.setText(text)
 
-    def _show(self, result: WeightsResult) -> None:
-        if result.handle is not self.session.model or result.requested != self.session.layer:
+    def _show(self, result: FilterPicture) -> None:
+        if result.inputs.handle is not self.session.model or result.inputs.layer != self.session.layer:
             return
         self.result = result
         view = result.view
         self.canvas.set_pixels(result.pixels)
-        block = f"{result.requested} is a block; its first weighted layer is " if view.layer != result.requested else ""
+        requested = result.inputs.layer
+        block = f"{requested} is a block; its first weighted layer is " if view.layer != requested else ""
         self.message.setText(block + describe(view))
         if view.value_range is not None:
             self.colorbar.set_map(view.cmap, *view.value_range)
@@ -165,24 +147,10 @@ class WeightsView(View):
                             brush=(70, 120, 180, 120), pen=pg.mkPen((40, 80, 140), width=1))
 
     def _kernel_at(self, scene_pos) -> tuple[int, str] | None:
-        """The output channel under the pointer and a line about it (the weight, for a matrix)."""
         if self.result is None:
             return None
         point = self.canvas.view_box.mapSceneToView(scene_pos)
-        view, factor = self.result.view, self.result.factor
-        if view.mode != "matrix":
-            channel = self.result.layout.tile_index_at(point.x(), point.y())
-            return None if channel is None else (channel, f"output channel {channel}")
-        row, col = int(point.y() // factor), int(point.x() // factor)
-        height, width = view.values.shape
-        if not (0 <= row < height and 0 <= col < width and point.x() >= 0 and point.y() >= 0):
-            return None
-        peak = view.value_range[1]
-        weight = (float(view.values[row, col]) - 0.5) * 2 * peak
-        block_rows, block_cols = view.block
-        where = (f"output {row}, input {col}" if view.block == (1, 1) else
-                 f"outputs {row * block_rows}…, inputs {col * block_cols}… (block mean)")
-        return row * block_rows, f"{where}: {weight:.4g}"
+        return self.result.kernel_at(point.x(), point.y())
 
     def _on_hover(self, scene_pos) -> None:
         hit = self._kernel_at(scene_pos)
@@ -196,7 +164,4 @@ class WeightsView(View):
         self.session.set_unit(Unit(self.result.view.layer, hit[0]))
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
-        if self.result is None:
-            return None
-        view = self.result.view
-        return self.result.pixels, {"input_channel": view.input_channel, "mode": view.mode}
+        return None if self.result is None else (self.result.pixels, self.result.settings)

@@ -1,13 +1,12 @@
 """The Activations view's toolbar: normalisation, colours, sort, dead channels, which tensor and
 which call of the layer, and a second image to compare with.
 
-It only holds choices: ``changed`` fires when the user changes one, not when the view refills
-the lists (open images, calls, output tensors) for a new layer or image.
+It only holds choices, read as the picture's ``ActivationOptions`` (the call goes into the layer
+name): ``changed`` fires when the user changes one, not when the view refills the lists (open
+images, calls, output tensors) for a new layer or image.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QWidget
@@ -16,25 +15,9 @@ from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.pictures.activations import ActivationOptions, Comparison
 
 NORMS = (("per channel", "channel"), ("shared (layer)", "layer"), ("fixed range", "fixed"))
-
-
-@dataclass(frozen=True)
-class GridSettings:
-    """What the toolbar chose; ``cmap`` None is automatic (diverging for signed outputs)."""
-
-    norm: str = "channel"
-    value_range: tuple[float, float] | None = None
-    cmap: str | None = None
-    sort: str = "index"
-    hide_dead: bool = False
-    output_index: int = 0
-
-    def grid_kwargs(self) -> dict:
-        """The keyword arguments of ``core.activations.activation_grid``."""
-        return dict(norm=self.norm, value_range=self.value_range, cmap=self.cmap, sort=self.sort,
-                    hide_dead=self.hide_dead)
 
 
 def _combo(items: list[tuple[str, object]], tip: str) -> QComboBox:
@@ -90,20 +73,18 @@ class GridControls(QWidget):
         self._show_relevant()
         remember(self, "norm_box", "cmap_box", "sort_box", "dead_box")
 
-    def settings(self) -> GridSettings:
-        norm = self.norm_box.currentData()
+    def options(self) -> ActivationOptions:
+        norm, image = self.norm_box.currentData(), self.compare_image()
         value_range = (self.low_box.value(), self.high_box.value()) if norm == "fixed" else None
-        return GridSettings(norm, value_range, self.cmap_box.currentData(), self.sort_box.currentData(),
-                            self.dead_box.isChecked(), self.output_box.currentData() or 0)
+        compare = None if image is None else Comparison(str(image.path), image.sha256, self.difference_box.isChecked())
+        return ActivationOptions(norm, value_range, self.cmap_box.currentData(), self.sort_box.currentData(),
+                                 self.dead_box.isChecked(), self.output_box.currentData() or 0, compare)
 
     def call(self) -> int:
         return self.call_box.currentData() or 0
 
     def compare_image(self) -> LoadedImage | None:
         return self.compare_box.currentData()
-
-    def difference(self) -> bool:
-        return self.compare_image() is not None and self.difference_box.isChecked()
 
     def set_images(self, others: list[LoadedImage]) -> None:
         """The images to compare with (the choice is kept while it is still among them; losing it

@@ -1,32 +1,14 @@
-"""The session's one ``ActivationCache``, and each layer's sparsity for the Model tree.
-
-The cache is a child object of the ``Session`` (found again with ``findChild``), so the views
-and the tree share recordings: the forward pass that fills the tree's Zeros and Dead columns
-also serves the Activations view, and switching layer for the same image runs no model.
-"""
+"""Each layer's sparsity for the Model tree, measured from the session's shared activation cache:
+the forward pass that fills the tree's Zeros and Dead columns also serves the Activations view."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject
 
 from cnnexplorer.core.activations import ActivationCache, channel_stats
 from cnnexplorer.core.jobs import Progress
-
-
-class _ActivationStore(QObject):
-    def __init__(self, session: QObject):
-        super().__init__(session)
-        self.cache = ActivationCache()
-        session.model_changed.connect(lambda *_: self.cache.clear())
-
-
-def shared_cache(session: QObject) -> ActivationCache:
-    """The activation cache every view of ``session`` uses (emptied when the model changes)."""
-    store = session.findChild(_ActivationStore)
-    return (store if store is not None else _ActivationStore(session)).cache
 
 
 @dataclass(frozen=True)
@@ -49,8 +31,7 @@ class Sparsity:
 def sparsity_job(cache: ActivationCache, handle, image, layers: list[str]):
     """``{layer: Sparsity}`` for the current image, from one (cached) forward pass."""
     yield Progress(0, None, f"measuring activations of {image.name}")
-    pixels = handle.preprocessing.to_tensor(image.image)
-    outputs = cache.get_many(handle, pixels, layers, image.sha256)
+    outputs = cache.get_many(handle, handle.pixels(image), layers, image.sha256)
     result = {}
     for i, (layer, tensors) in enumerate(outputs.items()):
         if tensors:
