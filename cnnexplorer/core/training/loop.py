@@ -19,7 +19,7 @@ import itertools
 import math
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,8 +33,8 @@ from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_s
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource, epoch_seed
 from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
-from cnnexplorer.core.training.state import (ResumeState, best_path, plain, restore_run, resume_state, save_state,
-                                             snapshot_json)
+from cnnexplorer.core.training.state import (ResumeState, best_path, check_resumable, plain, restore_run,
+                                             resume_state, save_state, snapshot_json)
 from cnnexplorer.core.training.transfer import frozen_norms, frozen_parameters, restore_frozen, set_trainable
 
 
@@ -77,6 +77,7 @@ class TrainResult:
     stopped: str | None  # why the run ended early (a stop request, a non-finite loss or weight), else None
     checkpoint: Path | None  # written by this run; None if it wrote none
     best_checkpoint: Path | None
+    skipped: dict[str, str] = field(default_factory=dict)  # unreadable files the run left out: path → reason
 
 
 class RunControl:
@@ -118,7 +119,7 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
     control = control or RunControl()
     state = resume_state(resume) if resume is not None else None
     if state is not None:
-        _check_resumable(state, config, handle.class_names, data)
+        check_resumable(state, config, handle.class_names, data)
     module = copy.deepcopy(handle.module)
     set_trainable(module, config.freeze_base, config.unfreeze_top)
     trained_as = str(out) if out else f"{handle.spec} (trained)"
@@ -141,155 +142,229 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
 
 def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
          resume: ResumeState | None, control: RunControl) -> Job[TrainResult]:
-    device, module = model.device, model.module
-    amp = config.autocast_dtype(device)
-    channels_last = config.uses_channels_last(device)
-    if channels_last:
-        module.to(memory_format=torch.channels_last)
-    pixels = model.pixel_model()
-    if resume is not None and resume.frozen is not None:
-        restore_frozen(module, resume.frozen)  # the model was reloaded with every parameter trainable
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        raise UserError("every layer of the model is frozen, so there is nothing to train; unfreeze some layers")
-    optimizer = make_optimizer(config, params)
-    steps_per_epoch = data.steps_per_epoch(config.batch_size)
-    schedule = make_schedule(config, optimizer, steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 has fp32's range
-    history, snapshots = History(), []
-    start_epoch, step, elapsed = 0, 0, 0.0
-    best_acc = best_loss = None
-    if resume is not None:
-        restore_run(resume, optimizer, schedule, scaler)
-        history, snapshots = resume.history, resume.snapshots
-        start_epoch, step, elapsed = resume.epochs_done, resume.step, resume.elapsed
-        best_acc, best_loss = resume.best_val_acc, resume.best_val_loss
-    good_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    probe, probe_label = next(iter(data.val_batches(1)))
-    total_steps = config.epochs * steps_per_epoch
-    final_acc = final_loss = None
-    stopped, saved, best_saved = None, None, None
-    epochs_done = start_epoch
-    started = time.monotonic() - elapsed
-    for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(epoch_seed(config.seed, epoch))
-        augment_gen = torch.Generator().manual_seed(epoch_seed(config.seed, epoch) + 1)
-        module.train()
-        for norm in frozen_norms(module):
+    """Epoch after epoch until the last one, a stop request or a non-finite step or validation loss."""
+    run = _Run(model, data, config, arch, out, resume, control)
+    for epoch in range(run.epochs_done, config.epochs):
+        tally = yield from run.train_epoch(epoch)
+        if run.stopped:
+            break
+        yield from run.end_epoch(epoch, tally)
+        if run.stopped:
+            break
+    return run.finish()
+
+
+@dataclass
+class _EpochTally:
+    """An epoch's running sums (for its train loss and accuracy) and its smoothed throughput."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    seen: float = 0.0
+    rate: float | None = None  # images per second
+    last: float = field(default_factory=time.monotonic)  # when the last batch ended
+
+    def add(self, count: int, loss: float, correct: float) -> None:
+        self.loss += loss * count
+        self.correct += correct
+        self.seen += count
+        now = time.monotonic()
+        batch_rate = count / max(now - self.last, 1e-9)
+        self.rate = batch_rate if self.rate is None else 0.9 * self.rate + 0.1 * batch_rate
+        self.last = now
+
+
+class _Run:
+    """One run's model, optimiser, schedule and progress (a resumed run's progress goes on from its checkpoint).
+
+    ``stopped`` says why the run ended early; the last good weights (those of the last finished epoch) are
+    kept to fall back on, and ``saved``/``best_saved`` are the checkpoints this run wrote.
+    """
+
+    def __init__(self, model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
+                 resume: ResumeState | None, control: RunControl):
+        self.model, self.data, self.config, self.arch, self.out, self.control = model, data, config, arch, out, control
+        self.device, self.module = model.device, model.module
+        self.amp = config.autocast_dtype(self.device)
+        self.channels_last = config.uses_channels_last(self.device)
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.pixels = model.pixel_model()
+        self.steps_per_epoch = data.steps_per_epoch(config.batch_size)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.optimizer, self.schedule, self.scaler = self._optimisation(resume)
+        self.resumed = resume is not None
+        self.history, self.snapshots, self.epochs_done, self.step, elapsed = (
+            (resume.history, resume.snapshots, resume.epochs_done, resume.step, resume.elapsed) if resume
+            else (History(), [], 0, 0, 0.0))
+        self.best_acc, self.best_loss = (resume.best_val_acc, resume.best_val_loss) if resume else (None, None)
+        self.final_acc = self.final_loss = None
+        self.stopped: str | None = None
+        self.saved = self.best_saved = None
+        self.good_state = self._weights()
+        self.probe, self.probe_label = next(iter(data.val_batches(1)))
+        self.started = time.monotonic() - elapsed
+
+    def _optimisation(self, resume: ResumeState | None):
+        """The optimiser, schedule and loss scaler of the trainable parameters, as a resumed run left them."""
+        if resume is not None and resume.frozen is not None:
+            restore_frozen(self.module, resume.frozen)  # the model was reloaded with every parameter trainable
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        if not params:
+            raise UserError("every layer of the model is frozen, so there is nothing to train; unfreeze some layers")
+        optimizer = make_optimizer(self.config, params)
+        schedule = make_schedule(self.config, optimizer, self.steps_per_epoch)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)  # bf16 has fp32's range
+        if resume is not None:
+            restore_run(resume, optimizer, schedule, scaler)
+        return optimizer, schedule, scaler
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    @property
+    def _plateau(self) -> bool:
+        return isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def train_epoch(self, epoch: int) -> Job[_EpochTally]:
+        """One pass over the training data, yielding each batch's metrics; ``stopped`` is set if it ends early.
+
+        The data order, augmentation and dropout are drawn from (seed, epoch), so a resume repeats them.
+        """
+        torch.manual_seed(epoch_seed(self.config.seed, epoch))
+        augment_gen = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch) + 1)
+        self.module.train()
+        for norm in frozen_norms(self.module):
             norm.eval()
-        epoch_loss = epoch_correct = epoch_seen = 0.0
-        rate, last = None, time.monotonic()
-        for index, (images, labels) in enumerate(data.train_batches(config.batch_size, config.seed, epoch)):
-            if control.paused:
-                pause_start = time.monotonic()
-                while not control.wait(0.1):
-                    yield Progress(step, total_steps, "paused")  # lets a GUI worker cancel a paused run
-                started += time.monotonic() - pause_start
-                last += time.monotonic() - pause_start
-            if control.stop_requested:
-                stopped = "stopped by request"
+        tally = _EpochTally()
+        for index, (images, labels) in enumerate(self.data.train_batches(self.config.batch_size, self.config.seed,
+                                                                          epoch)):
+            yield from self._wait_while_paused(tally)
+            if self.control.stop_requested:
+                self.stopped = "stopped by request"
                 break
-            images = augment_batch(images, config.augment, augment_gen).to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                logits = pixels(images)
-                loss = nn.functional.cross_entropy(logits, labels)  # autocast computes it in fp32
-            loss_value = float(loss.detach())
-            problem = None if math.isfinite(loss_value) else f"the loss became {loss_value}"
-            if problem is None:
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                if not finite_weights(module):
-                    problem = "the weights became non-finite"
-            if problem:
-                stopped = _diverged(f"{problem} at step {step + 1} (epoch {epoch + 1})", out, saved, epochs_done)
-                module.load_state_dict(good_state)
+            metrics = self._step(augment_batch(images, self.config.augment, augment_gen), labels, epoch, index, tally)
+            if metrics is None:
                 break
-            if not isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                schedule.step()
-            step += 1
-            count = len(labels)
-            correct = float((logits.argmax(1) == labels).sum())
-            epoch_loss += loss_value * count
-            epoch_correct += correct
-            epoch_seen += count
-            now = time.monotonic()
-            batch_rate = count / max(now - last, 1e-9)
-            rate = batch_rate if rate is None else 0.9 * rate + 0.1 * batch_rate
-            last = now
-            lr = optimizer.param_groups[0]["lr"]
-            metrics = BatchMetrics(step, epoch + (index + 1) / steps_per_epoch, loss_value, correct / count, lr,
-                                   rate, now - started, (total_steps - step) * config.batch_size / rate, total_steps)
-            history.add_batch(metrics)
             yield metrics
-        if stopped:
-            break
-        val_loss, val_acc = evaluate(pixels, data, config.batch_size, device, amp)
+        return tally
+
+    def _wait_while_paused(self, tally: _EpochTally) -> Job[None]:
+        """Wait out a pause, which counts neither in the elapsed time nor in the throughput."""
+        if not self.control.paused:
+            return
+        pause_start = time.monotonic()
+        while not self.control.wait(0.1):
+            yield Progress(self.step, self.total_steps, "paused")  # lets a GUI worker cancel a paused run
+        paused = time.monotonic() - pause_start
+        self.started += paused
+        tally.last += paused
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, epoch: int, index: int,
+              tally: _EpochTally) -> BatchMetrics | None:
+        """One optimisation step on a batch, and its metrics; None when the step made the loss or a weight
+        non-finite (the run then stops with the last good weights)."""
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp):
+            logits = self.pixels(images)
+            loss = nn.functional.cross_entropy(logits, labels)  # autocast computes it in fp32
+        loss_value = float(loss.detach())
+        problem = self._descend(loss, loss_value)
+        if problem:
+            self._diverge(f"{problem} at step {self.step + 1} (epoch {epoch + 1})")
+            return None
+        if not self._plateau:
+            self.schedule.step()
+        self.step += 1
+        correct = float((logits.argmax(1) == labels).sum())
+        tally.add(len(labels), loss_value, correct)
+        metrics = BatchMetrics(self.step, epoch + (index + 1) / self.steps_per_epoch, loss_value, correct / len(labels),
+                               self.optimizer.param_groups[0]["lr"], tally.rate, tally.last - self.started,
+                               (self.total_steps - self.step) * self.config.batch_size / tally.rate, self.total_steps)
+        self.history.add_batch(metrics)
+        return metrics
+
+    def _descend(self, loss: torch.Tensor, loss_value: float) -> str | None:
+        """Backpropagate ``loss`` and step the optimiser; what went wrong when the loss or the new weights
+        are not finite."""
+        if not math.isfinite(loss_value):
+            return f"the loss became {loss_value}"
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return None if finite_weights(self.module) else "the weights became non-finite"
+
+    def _diverge(self, problem: str) -> None:
+        """Stop with the last good weights, saying where they are (never in a file this run did not write)."""
+        if self.saved:
+            kept = f"the last good weights, of epoch {self.epochs_done}, are kept in {self.saved}"
+        elif self.out:
+            kept = f"no epoch of this run ended with good weights, so nothing was written to {self.out}"
+        elif self.epochs_done:
+            kept = f"the model keeps the weights of epoch {self.epochs_done}"
+        else:
+            kept = "the model keeps the weights it started with"
+        self.stopped = f"{problem}; the run was stopped and {kept}; try a lower learning rate"
+        self.module.load_state_dict(self.good_state)
+
+    def end_epoch(self, epoch: int, tally: _EpochTally) -> Job[None]:
+        """Validate, yield the epoch's metrics and snapshot, and write its checkpoints; a non-finite validation
+        loss stops the run with the last good weights instead, so it is never validated as good or written."""
+        val_loss, val_acc = evaluate(self.pixels, self.data, self.config.batch_size, self.device, self.amp)
         if not math.isfinite(val_loss):
-            stopped = _diverged(f"the validation loss became {val_loss} after epoch {epoch + 1}", out, saved,
-                                epochs_done)
-            module.load_state_dict(good_state)
-            break
-        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            schedule.step(val_loss)
-        epochs_done = epoch + 1
-        final_acc, final_loss = val_acc, val_loss
-        is_best = best_acc is None or val_acc > best_acc
+            self._diverge(f"the validation loss became {val_loss} after epoch {epoch + 1}")
+            return
+        if self._plateau:
+            self.schedule.step(val_loss)
+        self.epochs_done = epoch + 1
+        self.final_acc, self.final_loss = val_acc, val_loss
+        is_best = self.best_acc is None or val_acc > self.best_acc
         if is_best:
-            best_acc, best_loss = val_acc, val_loss
-        now = time.monotonic() - started
-        epoch_metrics = EpochMetrics(epochs_done, step, val_loss, val_acc, epoch_loss / max(epoch_seen, 1),
-                                     epoch_correct / max(epoch_seen, 1), optimizer.param_groups[0]["lr"], now, is_best)
-        history.add_epoch(epoch_metrics)
-        yield epoch_metrics
-        if config.snapshots:
-            snapshot = take_snapshot(model, epochs_done, probe[0], int(probe_label[0]))
-            snapshots.append(snapshot)
+            self.best_acc, self.best_loss = val_acc, val_loss
+        metrics = EpochMetrics(self.epochs_done, self.step, val_loss, val_acc, tally.loss / max(tally.seen, 1),
+                               tally.correct / max(tally.seen, 1), self.optimizer.param_groups[0]["lr"],
+                               time.monotonic() - self.started, is_best)
+        self.history.add_epoch(metrics)
+        yield metrics
+        if self.config.snapshots:
+            snapshot = take_snapshot(self.model, self.epochs_done, self.probe[0], int(self.probe_label[0]))
+            self.snapshots.append(snapshot)
             yield snapshot
-        good_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        if out is not None:
-            training = {
-                "config": config.to_json(), "epochs_done": epochs_done, "step": step, "elapsed": now,
-                "optimizer": plain(optimizer.state_dict()), "schedule": plain(schedule.state_dict()),
-                "scaler": plain(scaler.state_dict()) if scaler.is_enabled() else {}, "history": history.to_tensors(),
-                "snapshots": [snapshot_json(s) for s in snapshots],
-                "best": {"val_acc": best_acc, "val_loss": best_loss}, "data": data.spec,
-                "frozen": frozen_parameters(module),
-                "val_acc": val_acc, "val_loss": val_loss,
-            }
-            saved = save_state(out, module, arch, model, training)
-            if is_best:
-                best_saved = save_state(best_path(out), module, arch, model, training)
-    if control.stop_requested and stopped is None:
-        stopped = "stopped by request"
-    module.eval()
-    if channels_last:
-        module.to(memory_format=torch.contiguous_format)  # the views expect the usual layout
-    if best_saved is None and resume is not None and out is not None and best_path(out).exists():
-        best_saved = best_path(out)  # the best epoch was one before the resume
-    return TrainResult(model, history, snapshots, epochs_done, best_acc, best_loss, final_acc, final_loss,
-                       stopped, saved, best_saved)
+        self.good_state = self._weights()
+        if self.out is not None:
+            self._save(metrics)
 
+    def _save(self, metrics: EpochMetrics) -> None:
+        """The epoch's checkpoint, holding everything a resume needs; the best epoch's is also kept beside it."""
+        training = {
+            "config": self.config.to_json(), "epochs_done": self.epochs_done, "step": self.step,
+            "elapsed": metrics.elapsed_s, "optimizer": plain(self.optimizer.state_dict()),
+            "schedule": plain(self.schedule.state_dict()),
+            "scaler": plain(self.scaler.state_dict()) if self.scaler.is_enabled() else {},
+            "history": self.history.to_tensors(), "snapshots": [snapshot_json(s) for s in self.snapshots],
+            "best": {"val_acc": self.best_acc, "val_loss": self.best_loss}, "data": self.data.spec,
+            "frozen": frozen_parameters(self.module), "val_acc": metrics.val_acc, "val_loss": metrics.val_loss,
+        }
+        self.saved = save_state(self.out, self.module, self.arch, self.model, training)
+        if metrics.best:
+            self.best_saved = save_state(best_path(self.out), self.module, self.arch, self.model, training)
 
-def _check_resumable(state: ResumeState, config: TrainConfig, class_names: list[str], data: DataSource) -> None:
-    """Refuse a resume that has nothing to do, or whose model's classes are not the data's."""
-    if state.epochs_done >= config.epochs:
-        raise UserError(f"the checkpoint's run already has {state.epochs_done} epochs and {config.epochs} were asked "
-                        f"for, so there is nothing to train; ask for more (--epochs {state.epochs_done + 1} or more) "
-                        "to continue it")
-    if list(class_names) != list(data.class_names):
-        raise UserError(f"{data.spec} has {_classes(data.class_names)} but the checkpoint was trained on "
-                        f"{_classes(class_names)}; resume on the data it was trained on, or start a new run from "
-                        f"it with --model CKPT --data {data.spec}")
-
-
-def _classes(names: list[str]) -> str:
-    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
-    return f"{len(names)} classes ({shown})"
+    def finish(self) -> TrainResult:
+        """The run's result, its model in eval mode and the usual memory layout (the views expect it)."""
+        if self.control.stop_requested and self.stopped is None:
+            self.stopped = "stopped by request"
+        self.module.eval()
+        if self.channels_last:
+            self.module.to(memory_format=torch.contiguous_format)
+        if self.best_saved is None and self.resumed and self.out is not None and best_path(self.out).exists():
+            self.best_saved = best_path(self.out)  # the best epoch was one before the resume
+        return TrainResult(self.model, self.history, self.snapshots, self.epochs_done, self.best_acc, self.best_loss,
+                           self.final_acc, self.final_loss, self.stopped, self.saved, self.best_saved,
+                           dict(self.data.skipped))
 
 
 def finite_weights(module: nn.Module) -> bool:
@@ -302,19 +377,6 @@ def finite_weights(module: nn.Module) -> bool:
     if bool(torch.stack([t.sum().float() for t in tensors]).isfinite().all()):
         return True
     return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-
-def _diverged(problem: str, out: Path | None, saved: Path | None, epochs_done: int) -> str:
-    """Why a diverging run stopped and where its last good weights are (never in a file it did not write)."""
-    if saved:
-        kept = f"the last good weights, of epoch {epochs_done}, are kept in {saved}"
-    elif out:
-        kept = f"no epoch of this run ended with good weights, so nothing was written to {out}"
-    elif epochs_done:
-        kept = f"the model keeps the weights of epoch {epochs_done}"
-    else:
-        kept = "the model keeps the weights it started with"
-    return f"{problem}; the run was stopped and {kept}; try a lower learning rate"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

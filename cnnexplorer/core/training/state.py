@@ -22,6 +22,7 @@ from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.curves import History
+from cnnexplorer.core.training.data import DataSource
 from cnnexplorer.core.training.snapshots import Snapshot
 
 
@@ -111,6 +112,23 @@ def resume_state(training: dict, where: str = "the checkpoint") -> ResumeState:
             scaler=dict(training.get("scaler") or {}), history=history, snapshots=snapshots,
             best_val_acc=best.get("val_acc"), best_val_loss=best.get("val_loss"), frozen=frozen,
         )
+
+
+def check_resumable(state: ResumeState, config: TrainConfig, class_names: list[str], data: DataSource) -> None:
+    """Refuse a resume that has nothing to do, or whose model's classes are not the data's."""
+    if state.epochs_done >= config.epochs:
+        raise UserError(f"the checkpoint's run already has {state.epochs_done} epochs and {config.epochs} were asked "
+                        f"for, so there is nothing to train; ask for more (--epochs {state.epochs_done + 1} or more) "
+                        "to continue it")
+    if list(class_names) != list(data.class_names):
+        raise UserError(f"{data.spec} has {_classes(data.class_names)} but the checkpoint was trained on "
+                        f"{_classes(class_names)}; resume on the data it was trained on, or start a new run from "
+                        f"it with --model CKPT --data {data.spec}")
+
+
+def _classes(names: list[str]) -> str:
+    shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+    return f"{len(names)} classes ({shown})"
 
 
 def restore_run(state: ResumeState, optimizer: torch.optim.Optimizer, schedule, scaler: torch.amp.GradScaler) -> None:
