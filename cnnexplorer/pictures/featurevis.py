@@ -5,10 +5,15 @@ and on the image."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from cnnexplorer.core.featurevis import Settings
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+if TYPE_CHECKING:
+    from cnnexplorer.core.featurevis import Visualization
+    from cnnexplorer.core.grids import GridLayout
 
 DEFAULT_UNITS = 16
 
@@ -40,13 +45,32 @@ class FeatureVisOptions:
         return preset(self.preset, **{f.name: getattr(self, f.name) for f in fields(Settings)})
 
 
-def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:
+@dataclass(frozen=True)
+class FeatureVis:
+    """A finished visualisation as the GUI keeps it: the core result (images, values, curves), the
+    grid's layout (to find the tile clicked) and the picture."""
+
+    result: Visualization
+    layout: GridLayout
+    picture: Picture
+
+    def tile(self, index: int) -> Picture:
+        """Image ``index`` (in grid order) alone, as the picture of its one unit."""
+        from cnnexplorer.core.featurevis import render_featurevis_picture
+
+        unit = self.result.units[index]
+        return Picture(render_featurevis_picture(self.result.images[index: index + 1], [unit]),
+                       settings={**self.picture.settings, "units": [unit]}, layer=self.picture.layer)
+
+
+def run_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[FeatureVis]:
+    """The visualisation (its ``Step``s pass through, for a live grid) and its grid picture."""
     from cnnexplorer.core.classes import find_class
-    from cnnexplorer.core.featurevis import default_units, render_featurevis_picture, visualize
+    from cnnexplorer.core.featurevis import IMAGE_KINDS, default_units, featurevis_grid, visualize
 
     handle, kind = inputs.handle, options.objective
     layer = (inputs.layer or "") if kind == "logit" else inputs.need_layer("featurevis")
-    units = list(options.units) if options.units is not None else None
+    units = list(options.units) if options.units is not None and kind not in IMAGE_KINDS else None
     if kind == "logit" and units is None and options.target is not None:
         units = [find_class(handle.class_names, options.target)]
     if units is None:
@@ -54,14 +78,15 @@ def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:
     settings = options.settings()
     pixels = handle.pixels(inputs.image) if inputs.image is not None else None
     result = yield from visualize(handle, kind, layer, units, pixels, settings, inputs.seed)
-    made = FeatureVisOptions(kind, None if result.units is None else tuple(result.units), options.preset,
-                             **settings.to_json())
-    return Picture(
-        render_featurevis_picture(result.images, result.units),
-        settings={**result.settings, **settings_of(made)},
-        report={"layer": layer, "objective": kind, "channels": result.channels_json()},
-        layer=layer,
-    )
+    made = FeatureVisOptions(kind, None if units is None else tuple(units), options.preset, **settings.to_json())
+    grid, layout = featurevis_grid(result.images, result.units)
+    picture = Picture(grid, settings={**result.settings, **settings_of(made), "seed": inputs.seed},
+                      report={"layer": layer, "objective": kind, "channels": result.channels_json()}, layer=layer)
+    return FeatureVis(result, layout, picture)
+
+
+def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:
+    return (yield from run_featurevis(inputs, options)).picture
 
 
 def _add_flags(parser) -> None:

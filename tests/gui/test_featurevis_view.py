@@ -1,6 +1,6 @@
 """The Feature vis tab, driven through the real window on builtin:shapes: a live grid that
-updates while optimising, cancel, tile enlargement with its curve, export, and the activation
-grid's "Visualise channel k"."""
+updates while optimising, cancel, tile enlargement with its curve, export (which the CLI makes
+again from its sidecar), the diversity objective, and the activation grid's "Visualise channel k"."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
+from cnnexplorer.cli import main
 from cnnexplorer.core.featurevis import render_featurevis_picture
 from cnnexplorer.gui.main_window import sample_images
 from cnnexplorer.gui.session import Unit
@@ -71,7 +72,7 @@ def test_a_quick_run_updates_the_grid_live_and_exports_what_it_shows(make_window
     assert "channel 1" in view.tile_title.text()
 
     png, side = window.export_current_view(tmp_path / "grid.png")
-    np.testing.assert_array_equal(np.asarray(Image.open(png)), view.finished.pixels)
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), view.finished.picture.pixels)
     sidecar = json.loads(side.read_text())
     assert sidecar["view"] == "featurevis" and sidecar["layer"] == LAYER
     assert sidecar["settings"]["seed"] == 0 and sidecar["settings"]["steps"] == 8
@@ -154,3 +155,25 @@ def test_deepdream_starts_from_the_current_image_and_shows_it_live(make_window):
     assert result.kind == "deepdream" and result.units == [None] and result.images.shape == (1, 3, 64, 64)
     assert view.steps_seen >= 3 and result.settings["param"] == "pixel"
     assert result.values[0] > result.image_values[0], "the dream raises the layer's energy over the image's"
+
+
+def test_the_gui_export_is_made_again_from_its_sidecar(make_window, tmp_path, capsys):
+    window = shapes_window(make_window)
+    window.session.set_layer(LAYER)
+    view = window.show_view(FeatureVisView)
+    quick(view, steps=4, channels="2")
+    view.controls.set_kind("diversity")  # four images of one channel, with a smoothness penalty
+    view.controls.tv.setValue(0.5)
+    view.controls.seed.setValue(7)
+    view.controls.start_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.finished.result.units == [2, 2, 2, 2] and view.steps_seen == 4
+
+    png, side = window.export_current_view(tmp_path / "gui.png")
+    sidecar = json.loads(side.read_text())
+    settings = sidecar["settings"]
+    assert sidecar["seed"] == 7
+    assert (settings["objective"], settings["units"], settings["tv"]) == ("diversity", [2], 0.5)
+    assert main(["export", "--from-sidecar", str(side), "--out", str(tmp_path / "cli.png")]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "cli.png")))

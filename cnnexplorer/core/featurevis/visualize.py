@@ -53,10 +53,10 @@ def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
     """Run the ``kind`` objective (channel, neuron, logit: one image per unit of ``layer``;
     diversity: ``DIVERSITY_IMAGES`` different images of the one unit given; deepdream,
     inversion: from ``image``, ``[C,H,W]`` in [0,1] at the model's input size)."""
+    shown = shown_units(kind, units)
     if kind == "diversity":
         if not units or len(units) != 1:
             raise UserError("the diversity objective shows several images of ONE channel: pass a single channel")
-        shown = list(units) * DIVERSITY_IMAGES
         objective = obj.channel(layer, shown[0])
         check_units(handle, layer, shown[:1], settings.size)
         result = yield from optimize(handle, objective, len(shown), settings, torch.Generator().manual_seed(seed),
@@ -66,7 +66,6 @@ def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
     elif kind in UNIT_KINDS:
         result = yield from render_units(handle, layer, units or [], kind, settings, seed)
         objective = unit_objective(kind, layer, units)
-        shown = list(units)
         image_for_values = None if image is None else image[None].expand(len(units), -1, -1, -1)
     elif kind in IMAGE_KINDS:
         if image is None:
@@ -77,7 +76,6 @@ def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
         else:
             result = yield from invert(handle, image, layer, replace(settings, param="pixel", transforms=False), seed)
             objective = inversion_objective(handle, image, layer)
-        shown = [None]
         image_for_values = image[None]
     else:
         raise UserError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES)}")
@@ -86,6 +84,14 @@ def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
     image_values = None if image_for_values is None else evaluate(handle, objective, image_for_values)
     return Visualization(kind, layer, shown, result.images, result.values, noise, image_values,
                          result.settings, seed, result.history)
+
+
+def shown_units(kind: str, units: list[int] | None) -> list[int | None]:
+    """The unit each image of a visualisation shows: one per unit, ``DIVERSITY_IMAGES`` of the one
+    diversity unit, None for the one image of an image-based objective."""
+    if kind in IMAGE_KINDS:
+        return [None]
+    return list(units or []) * (DIVERSITY_IMAGES if kind == "diversity" else 1)
 
 
 def default_units(handle: ModelHandle, kind: str, layer: str, limit: int = 16) -> list[int] | None:

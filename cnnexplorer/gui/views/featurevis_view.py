@@ -1,55 +1,37 @@
 """The "Feature vis" tab: images that maximise channels of the current layer, by gradient ascent.
 
-One worker runs the core ``visualize`` generator; its ``Step``s carry the current images, so the
-grid fills in and sharpens live while the optimisation runs. A click on a tile shows it large
-with its objective curve. The finished grid is the same picture as ``cnnexplorer export
-featurevis`` (one core render function), and Export writes it with the seed and settings.
+One worker runs the picture's job (``pictures.featurevis``, the one ``cnnexplorer export
+featurevis`` runs); its ``Step``s carry the current images, so the grid fills in and sharpens
+live while the optimisation runs. A click on a tile shows it large with its objective curve.
+Export writes the finished grid with its settings; "Export this image" the clicked tile alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.featurevis import (IMAGE_KINDS, Step, Visualization, featurevis_grid,
-                                         layer_units, render_featurevis_picture, visualize)
-from cnnexplorer.core.featurevis.units import parse_units
+from cnnexplorer.core.featurevis import IMAGE_KINDS, Step, default_units, featurevis_grid, shown_units
+from cnnexplorer.core.featurevis.units import MAX_UNITS
 from cnnexplorer.core.grids import GridLayout
-from cnnexplorer.core.jobs import Progress
-from cnnexplorer.core.render import make_sidecar, write_png
+from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
-from cnnexplorer.gui.widgets.featurevis_controls import FeatureVisChoice, FeatureVisControls
+from cnnexplorer.gui.widgets.featurevis_controls import FeatureVisControls
 from cnnexplorer.gui.widgets.featurevis_curve import ObjectiveCurve
 from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.base import Inputs, save_picture
+from cnnexplorer.pictures.featurevis import FeatureVis, FeatureVisOptions, run_featurevis
 
 WARNING_STYLE = "color: #b35900"
 TILE_HINT = "Click a tile to see it large, with its objective curve."
-
-
-@dataclass(frozen=True)
-class Finished:
-    handle: object
-    choice: FeatureVisChoice
-    result: Visualization
-    pixels: np.ndarray
-    layout: GridLayout
-
-
-def featurevis_job(handle, choice: FeatureVisChoice, layer: str, units: list[int] | None,
-                   image: torch.Tensor | None):
-    """``visualize`` (its ``Step``s pass through for the live grid), then the grid picture."""
-    yield Progress(0, None, f"feature visualisation of {layer or 'the output'}")
-    result = yield from visualize(handle, choice.kind, layer, units, image, choice.settings, choice.seed)
-    pixels, layout = featurevis_grid(result.images, result.units)
-    return Finished(handle, choice, result, pixels, layout)
 
 
 class FeatureVisView(View):
@@ -58,11 +40,11 @@ class FeatureVisView(View):
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
-        self.finished: Finished | None = None
+        self.finished: FeatureVis | None = None
         self.selected: int | None = None
         self.steps_seen = 0
         self._job = None
-        self._run: tuple | None = None  # (choice, layer, units) of the running job
+        self._run: tuple | None = None  # (options, layer, units shown) of the running job
         self._previews: np.ndarray | None = None  # [N,H,W,C] uint8, the live images
         self._history: np.ndarray | None = None  # [steps, N]
         self._layout: GridLayout | None = None
@@ -101,7 +83,12 @@ class FeatureVisView(View):
 
     @property
     def layer(self) -> str | None:
-        return self.finished.result.layer if self.finished is not None else self.session.layer
+        return self.finished.picture.layer if self.finished is not None else self.session.layer
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of the picture shown, for its sidecar (None while there is none)."""
+        return self.finished.result.seed if self.finished is not None else None
 
     # --- starting -------------------------------------------------------------------------
 
@@ -113,69 +100,71 @@ class FeatureVisView(View):
         self.controls.channels.setCurrentText("current unit")
         self.start()
 
-    def _target(self, choice: FeatureVisChoice) -> tuple[str, list[int] | None, torch.Tensor | None, str]:
-        """The layer, units and image the choice asks for, from the session, and a note when the
+    def _options(self) -> tuple[FeatureVisOptions, str, str]:
+        """The controls' options with the units the session gives, the layer, and a note when the
         current unit was asked for but there is none on this layer (the range is used instead)."""
-        handle, kind = self.session.model, choice.kind
+        options = self.controls.options()
+        kind = options.objective
         layer = "" if kind == "logit" else self.session.layer
         if layer is None:
             raise UserError("Select a layer in the Model tree to visualise its channels.")
-        image = None
         if kind in IMAGE_KINDS:
             if self.session.image is None:
                 raise UserError(f"The {kind} objective starts from an image: open or drop one first.")
-            return layer, None, handle.preprocessing.to_tensor(self.session.image.image), ""
-        note = ""
-        if choice.channels == "current unit":
-            unit = self.session.unit
+            return options, layer, ""
+        units, note = self._units(kind, layer)
+        return replace(options, units=tuple(units[:1] if kind == "diversity" else units)), layer, note
+
+    def _units(self, kind: str, layer: str) -> tuple[list[int], str]:
+        mode, note = self.controls.channel_mode(), ""
+        if mode == "current unit":
             if kind == "logit":
                 target = self.session.effective_target
                 if target is None:
                     raise UserError("Pick a class (click a prediction) or choose a range of classes.")
-                return layer, [target], None, ""
+                return [target], ""
+            unit = self.session.unit
             if unit is not None and unit.layer == layer:
-                return layer, [unit.channel], None, ""
+                return [unit.channel], ""
             note = f" (no channel of {layer} is selected: click one in the Activations tab for it alone)"
-        if choice.channels != "all":
-            units = parse_units(choice.channel_text)
-        else:
-            units = list(range(handle.num_classes if kind == "logit" else layer_units(handle, layer, 32)))
-        if kind == "diversity":
-            units = units[:1]
-        return layer, units, image, note
+        if mode == "all":
+            return default_units(self.session.model, kind, layer, MAX_UNITS), note
+        return self.controls.range_units(), note
 
     def start(self) -> None:
-        """(Re)start with the current choice; a running visualisation is cancelled."""
+        """(Re)start with the current options; a running visualisation is cancelled."""
         handle = self.session.model
         if handle is None:
             return self._show_message("Load a model to visualise its channels.")
         try:
-            choice = self.controls.choice()
-            layer, units, image, note = self._target(choice)
+            options, layer, note = self._options()
+            settings = options.settings()
         except UserError as exc:
             return self._show_message(str(exc), warning=True)
         if self._job is not None:
             self._job.cancel()
-        count = len(units) if units is not None else 1
+        kind = options.objective
+        image = self.session.image if kind in IMAGE_KINDS else None
+        inputs = Inputs(handle, image, layer, self.controls.seed.value())
+        shown = shown_units(kind, None if options.units is None else list(options.units))
         self.finished = None
         self.selected = None
         self.steps_seen = 0
-        self._run = (choice, layer, units)
-        self._history = np.zeros((0, count), np.float32)
-        size = choice.settings.size if image is None else image.shape[-1]
-        self._previews = np.full((count, size, size, handle.input_size[0]), 128, np.uint8)
+        self._run = (options, layer, shown)
+        self._history = np.zeros((0, len(shown)), np.float32)
+        size = settings.size if image is None else handle.input_size[-1]
+        self._previews = np.full((len(shown), size, size, handle.input_size[0]), 128, np.uint8)
         self._redraw_grid(fit=True)
         self._show_tile()
-        what = f"{count} image{'s' if count > 1 else ''}" if units is not None else "the image"
+        what = "the image" if kind in IMAGE_KINDS else f"{len(shown)} image{'s' if len(shown) > 1 else ''}"
         self.message.setStyleSheet("")
-        self.message.setText(f"Optimising {what} for {choice.kind} of {layer or 'the output'} …{note}")
+        self.message.setText(f"Optimising {what} for {kind} of {layer or 'the output'} …{note}")
         self.controls.set_fraction(0.0)
         self.controls.set_running(True, False)
-        self._job = self.jobs.start(lambda: featurevis_job(handle, choice, layer, units, image), kind="featurevis",
-                                    label=f"feature visualisation of {layer or 'the output'}",
-                                    on_item=self._on_step, on_result=self._show, on_error=self._failed)
-        job = self._job
-        job.on_cancelled = lambda: self._ended(job)
+        job = self.jobs.start(lambda: run_featurevis(inputs, options), kind="featurevis",
+                              label=f"feature visualisation of {layer or 'the output'}", on_item=self._on_step,
+                              on_result=self._show, on_error=self._failed, on_cancelled=lambda: self._ended(job))
+        self._job = job
 
     def cancel(self) -> None:
         if self._job is not None and not self._job.done:
@@ -210,20 +199,17 @@ class FeatureVisView(View):
         self._show_tile()
 
     def _redraw_grid(self, fit: bool) -> None:
-        choice, layer, units = self._run
         images = torch.from_numpy(self._previews).permute(0, 3, 1, 2).float() / 255
-        pixels, self._layout = featurevis_grid(images, units if units is not None else [None])
+        pixels, self._layout = featurevis_grid(images, self._run[2])
         self.grid.image_item.setImage(pixels, autoLevels=False, levels=(0, 255))
         if fit:
             self.grid.fit_view()
 
-    def _show(self, finished: Finished) -> None:
-        if finished.handle is not self.session.model:
-            return
+    def _show(self, finished: FeatureVis) -> None:
         self.finished = finished
         self._layout = finished.layout
         self._history = finished.result.history
-        self.grid.image_item.setImage(finished.pixels, autoLevels=False, levels=(0, 255))
+        self.grid.image_item.setImage(finished.picture.pixels, autoLevels=False, levels=(0, 255))
         self.controls.set_running(False, True)
         result = finished.result
         ratios = result.values / np.where(np.abs(result.noise_values) > 1e-12, result.noise_values, np.nan)
@@ -237,9 +223,9 @@ class FeatureVisView(View):
         self._show_tile()
 
     def _failed(self, exc: BaseException) -> bool:
+        self.controls.set_running(False, False)
         if not isinstance(exc, UserError):
             return False
-        self.controls.set_running(False, False)
         self._show_message(str(exc), warning=True)
         return True
 
@@ -273,11 +259,11 @@ class FeatureVisView(View):
             self.tile_title.setText(TILE_HINT)
             self.export_tile_button.setEnabled(False)
             return
-        choice, layer, units = self._run
+        options, layer, units = self._run
         pixels = self._tile_pixels(index)
         self.tile.set_pixels(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-        unit = units[index] if units is not None else None
-        name = f"{choice.kind} {unit}" if unit is not None else choice.kind
+        unit = units[index]
+        name = f"{options.objective} {unit}" if unit is not None else options.objective
         text = f"{layer or 'output'}, {name}"
         if self.finished is not None:
             result = self.finished.result
@@ -318,30 +304,20 @@ class FeatureVisView(View):
         self.message.setStyleSheet(WARNING_STYLE if warning else "")
         self.message.setText(text)
 
-    def _settings(self) -> dict:
-        finished = self.finished
-        result = finished.result
-        return {**result.settings, "objective": result.kind, "units": result.units, "preset": finished.choice.preset,
-                "seed": result.seed}
-
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.finished is None:
             return None
-        return self.finished.pixels, self._settings()
+        return self.finished.picture.pixels, self.finished.picture.settings
 
     def export_tile(self, path: str | Path) -> tuple[Path, Path]:
         """Write the selected image alone (the export's picture of one unit) and its sidecar."""
         if self.finished is None or self.selected is None:
             raise UserError("Run a visualisation and click a tile first.")
-        result, index = self.finished.result, self.selected
-        pixels = render_featurevis_picture(result.images[index: index + 1], [result.units[index]])
-        settings = {**self._settings(), "units": [result.units[index]]}
-        sidecar = make_sidecar(self.view_name, model=self.session.model, image=self.session.image,
-                               layer=result.layer, settings=settings, seed=result.seed)
-        return write_png(path, pixels, sidecar)
+        return save_picture(path, self.view_name, self.finished.tile(self.selected), self.session.model,
+                            self.session.image, self.seed)
 
     def _export_tile_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export image as PNG", "featurevis.png", "PNG images (*.png)")
-        if path:
-            png, sidecar = self.export_tile(path)
+        written = save_as(self, "Export image as PNG", "featurevis.png", "PNG images (*.png)", self.export_tile)
+        if written is not None:
+            png, sidecar = written
             self.message.setText(f"wrote {png} and {sidecar.name}")

@@ -3,37 +3,26 @@ and regularisers, with Start/Restart, Cancel and a progress bar.
 
 Steps and size start at the preset's values; changing the preset resets them. Options an
 objective does not use are disabled (channels for the image-based ones, blur for FFT images).
+The controls give the picture's ``FeatureVisOptions``; which units to show depends on the
+session too (the current unit, a layer's channel count), so the view fills those in.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSpinBox, QWidget)
 
 from cnnexplorer.core.featurevis import IMAGE_KINDS, OBJECTIVES, PARAMETERISATIONS, PRESETS, Settings, preset
+from cnnexplorer.core.featurevis.units import parse_units
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.pictures.featurevis import FeatureVisOptions
 
 LABELS = {"channel": "Channel (mean)", "neuron": "Neuron (centre)", "logit": "Class logit − λ‖I‖²",
           "diversity": "Diversity (one channel)", "deepdream": "DeepDream (image)",
           "inversion": "Inversion (image)"}
 CHANNEL_MODES = ("current unit", "range", "all")
-
-
-@dataclass(frozen=True)
-class FeatureVisChoice:
-    """What the user chose; ``channels`` is a mode of ``CHANNEL_MODES`` with ``channel_text``
-    the range for "range"."""
-
-    kind: str
-    channels: str
-    channel_text: str
-    preset: str
-    settings: Settings
-    seed: int
 
 
 class FeatureVisControls(QWidget):
@@ -130,19 +119,25 @@ class FeatureVisControls(QWidget):
     def set_kind(self, kind: str) -> None:
         self.objective.setCurrentIndex(self.objective.findData(kind))
 
-    def choice(self) -> FeatureVisChoice:
-        """The chosen settings (raises ``UserError`` for a combination the loop refuses)."""
+    def options(self) -> FeatureVisOptions:
+        """The chosen objective, preset and settings; units None (see the module's note)."""
         kind = self.objective.currentData()
-        by_image = kind in IMAGE_KINDS
-        base = preset(self.preset.currentText())
-        settings = replace(base, steps=self.steps.value(), size=self.size.value(), lr=self.lr.value(),
-                           param="pixel" if by_image else self.param.currentText(),
-                           transforms=self.transforms.isChecked(), l2=self.l2.value(), tv=self.tv.value(),
-                           blur_every=self.blur_every.value() if self.blur_every.isEnabled() else 0,
-                           diversity=self.diversity.value(),
-                           preview_every=max(1, min(base.preview_every, self.steps.value() // 4 or 1)))
-        return FeatureVisChoice(kind, self.channels.currentText(), self.channel_text.text(),
-                                self.preset.currentText(), settings, self.seed.value())
+        steps = self.steps.value()
+        return FeatureVisOptions(
+            kind, None, self.preset.currentText(), size=self.size.value(), steps=steps, lr=self.lr.value(),
+            param="pixel" if kind in IMAGE_KINDS else self.param.currentText(),
+            transforms=self.transforms.isChecked(), l2=self.l2.value(), tv=self.tv.value(),
+            blur_every=self.blur_every.value() if self.blur_every.isEnabled() else 0,
+            diversity=self.diversity.value(),
+            preview_every=max(1, min(preset(self.preset.currentText()).preview_every, steps // 4 or 1)))
+
+    def channel_mode(self) -> str:
+        """One of ``CHANNEL_MODES``."""
+        return self.channels.currentText()
+
+    def range_units(self) -> list[int]:
+        """The units typed in the range box (``UserError`` for text that names none)."""
+        return parse_units(self.channel_text.text())
 
     def set_running(self, running: bool, has_result: bool) -> None:
         self.start_button.setText("Restart" if running or has_result else "Start")
