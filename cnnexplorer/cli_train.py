@@ -1,4 +1,7 @@
-"""The ``cnnexplorer train`` command: its flags, the run's set-up from them, and the run itself."""
+"""The ``cnnexplorer train`` command: its flags, the ``TrainRequest`` they make, and the run's report.
+
+The Training tab makes the same request from its form and runs the same ``training_job``.
+"""
 
 from __future__ import annotations
 
@@ -39,26 +42,21 @@ def add_train_parser(sub, add_model_options, add_common) -> None:
     add_common(train)
 
 
-def _train_setup(args, load):
-    """The model handle, data, settings, checkpoint arch and resume state a ``train`` run starts from."""
+def train_request(args, load):
+    """The run the flags ask for; every setting is checked before the model is loaded or the data opened."""
     from dataclasses import replace
+    from pathlib import Path
 
+    from cnnexplorer.cli import _file_options
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.training.augment import parse_augmentation
-    from cnnexplorer.core.training.data import check_val_fraction, open_data
     from cnnexplorer.core.training.config import TrainConfig
-    from cnnexplorer.core.training.state import read_resume
-    from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
+    from cnnexplorer.core.training.run import TrainRequest
 
-    check_val_fraction(args.val_split)
+    common = {"out": Path(args.out), "data": args.data, "val_split": args.val_split, "download": args.download}
     if args.resume:
-        training, config = read_resume(args.resume)
-        config = replace(config, epochs=config.epochs if args.epochs is None else args.epochs)
-        args.model = args.resume
-        handle = load(args)
-        data = open_data(args.data or training["data"], handle.input_size, val_fraction=args.val_split,
-                         seed=config.seed, download=args.download)
-        return handle, data, config, architecture_spec(handle), training
+        return TrainRequest(**common, resume=Path(args.resume), epochs=args.epochs, device=args.device,
+                            file_options=_file_options(args))
     if not (args.model and args.data):
         raise UserError("train needs --model SPEC and --data DATASPEC (or --resume CKPT)")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
@@ -68,10 +66,8 @@ def _train_setup(args, load):
                          unfreeze_top=args.unfreeze_top, seed=args.seed, augment=parse_augmentation(args.augment))
     if args.unfreeze_top and not args.freeze_base:
         raise UserError("--unfreeze-top N needs --freeze-base (without it every layer is trained)")
-    handle = load(args)
-    arch = architecture_spec(handle, args.arch)
-    data = open_data(args.data, handle.input_size, val_fraction=args.val_split, seed=args.seed, download=args.download)
-    return prepare_model(handle, data.class_names, scratch=args.scratch, seed=args.seed), data, config, arch, None
+    request = TrainRequest(**common, config=config, scratch=args.scratch, arch=args.arch)
+    return replace(request, model=load(args))
 
 
 def cmd_train(args, load, emit) -> int:
@@ -79,30 +75,38 @@ def cmd_train(args, load, emit) -> int:
 
     from cnnexplorer.core.jobs import Progress, TextProgressBar, drive
     from cnnexplorer.core.training.curves import write_curves_png
-    from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, train
+    from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics
+    from cnnexplorer.core.training.run import RunReady, training_job
 
-    handle, data, config, arch, resume = _train_setup(args, load)
+    request = train_request(args, load)
     bar = TextProgressBar()
+    ready: RunReady | None = None
     reported: set[str] = set()
 
     def report_skipped() -> None:
-        for path, reason in list(data.skipped.items()):
+        for path, reason in list(ready.data.skipped.items()) if ready else ():
             if path not in reported:
                 reported.add(path)
                 print(f"cnnexplorer: skipped unreadable image {path} ({reason})", file=sys.stderr)
 
     def show(item) -> None:
-        if isinstance(item, BatchMetrics):
+        nonlocal ready
+        if isinstance(item, RunReady):
+            ready = item
+        elif isinstance(item, BatchMetrics):
             bar(Progress(item.step, item.total_steps, f"epoch {item.epoch:.2f}  loss {item.loss:.3f}"))
         elif isinstance(item, EpochMetrics):
             bar.close()
             report_skipped()
-            print(f"epoch {item.epoch}/{config.epochs}  val loss {item.val_loss:.4f}  val acc {item.val_acc:.4f}  "
-                  f"train loss {item.train_loss:.4f}  lr {item.lr:.2e}  {item.elapsed_s:.0f} s", file=sys.stderr)
+            print(f"epoch {item.epoch}/{ready.config.epochs}  val loss {item.val_loss:.4f}  val acc "
+                  f"{item.val_acc:.4f}  train loss {item.train_loss:.4f}  lr {item.lr:.2e}  {item.elapsed_s:.0f} s",
+                  file=sys.stderr)
+        else:
+            bar(item)  # opening the model and the data
 
     start = time.monotonic()
     try:
-        result = drive(train(handle, data, config, arch=arch, out=args.out, resume=resume), show)
+        result = drive(training_job(request), show)
     finally:
         bar.close()
         report_skipped()
@@ -110,15 +114,16 @@ def cmd_train(args, load, emit) -> int:
         write_curves_png(args.plot, result.history)
     if args.csv:
         result.history.write_csv(args.csv)
+    spec = ready.data.spec
     payload = {"out": str(args.out), "checkpoint": str(result.checkpoint or ""), "epochs": result.epochs_done,
                "best_val_acc": result.best_val_acc, "final_val_acc": result.final_val_acc,
                "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
-               "best_checkpoint": str(result.best_checkpoint or ""), "data": data.spec,
-               "skipped": sorted(data.skipped), "stopped": result.stopped,
+               "best_checkpoint": str(result.best_checkpoint or ""), "data": spec,
+               "skipped": sorted(result.skipped), "stopped": result.stopped,
                "seconds": round(time.monotonic() - start, 2)}
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
-    emit(args, payload, f"trained {result.epochs_done} epochs on {data.spec}: val acc {acc}; {wrote}")
+    emit(args, payload, f"trained {result.epochs_done} epochs on {spec}: val acc {acc}; {wrote}")
     if result.stopped:
         print(f"cnnexplorer: error: {result.stopped}", file=sys.stderr)
         return 2

@@ -192,3 +192,75 @@ def test_unreadable_files_in_the_folder_are_skipped_and_named(qtbot, tmp_path):
     # a file may fall in the validation part, which an epoch reads too: both are named
     assert "Skipped 2 unreadable files" in text, text
     assert "broken.png" in tip and "empty.png" in tip
+
+
+SAME_RUN_FLAGS = ("--scratch", "--seed", "3", "--epochs", "1", "--batch-size", "8", "--optimizer", "sgd", "--lr",
+                  "0.02", "--schedule", "step", "--augment", "rotation=10,hflip")
+
+
+def fill_form(form, data, out) -> None:
+    """The Training tab's form set to ``SAME_RUN_FLAGS``."""
+    form.data.setText(f"folder:{data}")
+    form.out.setText(str(out))
+    form.scratch.setChecked(True)
+    form.seed.setValue(3)
+    form.epochs.setValue(1)
+    form.batch_size.setValue(8)
+    form.optimizer.setCurrentText("sgd")
+    form.lr.setValue(0.02)
+    form.schedule.setCurrentText("step")
+    form.rotation.setValue(10)
+    form.hflip.setChecked(True)
+
+
+def test_the_cli_and_the_tab_make_the_same_request_and_the_same_run(qtbot, tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from cnnexplorer.cli import build_parser, main
+    from cnnexplorer.cli_train import train_request
+    from cnnexplorer.core.checkpoints import read_model_file
+
+    data, cli_out, gui_out = make_folder(tmp_path / "data"), tmp_path / "cli.pt", tmp_path / "gui.pt"
+    flags = ["train", "--model", "builtin:lenet5", "--device", "cpu", "--data", f"folder:{data}", *SAME_RUN_FLAGS]
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    handle = load_model("builtin:lenet5", "cpu")
+    session.set_model(handle)
+    fill_form(view.settings, data, gui_out)
+    from_flags = train_request(build_parser().parse_args([*flags, "--out", str(cli_out)]), lambda args: handle)
+    assert replace(from_flags, out=gui_out) == view.settings.request(handle, gui_out)
+
+    assert main([*flags, "--out", str(cli_out)]) == 0
+    view.start()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
+    assert jobs.wait(10_000) and view.result.stopped is None
+    cli, gui = read_model_file(cli_out), read_model_file(gui_out)
+    cli_run, gui_run = cli.extra["training"], gui.extra["training"]
+    assert cli_run["config"] == gui_run["config"] and cli_run["epochs_done"] == gui_run["epochs_done"] == 1
+    assert torch.allclose(cli_run["history"]["loss"], gui_run["history"]["loss"], atol=1e-6)
+    assert cli.state_dict.keys() == gui.state_dict.keys()
+    for name, weights in cli.state_dict.items():
+        assert torch.allclose(weights, gui.state_dict[name], atol=1e-6), name
+
+
+def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(qtbot, tmp_path):
+    from cnnexplorer.core.training.curves import CurvesOptions, History, curves_picture, render_curves
+
+    view = TrainingView(Session(), JobRunner())
+    qtbot.addWidget(view)
+    assert view.picture() is None  # no run yet
+    history = History(step=[1, 2, 3, 4], epoch=[0.5, 1, 1.5, 2], time=[0.1, 0.2, 0.3, 0.4],
+                      loss=[2, 0.5, 1.5, 0.3], acc=[0.2, 0.6, 0.4, 0.8], lr=[0.1] * 4, images_per_s=[100] * 4,
+                      val_step=[2, 4], val_epoch=[1, 2], val_time=[0.2, 0.4], val_loss=[1.4, 0.9], val_acc=[0.5, 0.75])
+    run = view.curves.add_run("1: lenet5 on data", history)
+    view.curves.run_list.setCurrentRow(0)
+    view.curves.slider.setValue(90)
+    pixels, settings = view.picture()
+    expected_pixels, expected = curves_picture(history, run.name, CurvesOptions(smoothing=0.9))
+    assert settings == expected == {"run": run.name, "smoothing": 0.9}
+    assert np.array_equal(pixels, expected_pixels) and not np.array_equal(pixels, render_curves(history))
+    exported = np.asarray(Image.open(view.export_png(tmp_path / "curves.png")).convert("RGB"))
+    assert np.array_equal(exported, pixels)

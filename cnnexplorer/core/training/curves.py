@@ -4,6 +4,8 @@ One ``History`` holds per-batch rows (step, epoch, wall time, loss, accuracy, le
 throughput) and per-epoch validation rows. It round-trips through a checkpoint as tensors, so
 a resumed run continues its curves. Smoothing is TensorBoard's: a debiased exponential moving
 average (weight 0.6 by default), which does not drag the start of the curve towards zero.
+``CurvesOptions`` are how the curves are drawn: the Training tab shows and exports them, and
+``curves_picture`` gives the settings its exported picture records.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,14 @@ from cnnexplorer.core.outputs import atomic_write_bytes
 from cnnexplorer.core.render import png_bytes
 
 DEFAULT_SMOOTHING = 0.6
+CURVE_PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"), ("lr", None, "learning rate"))
+
+
+@dataclass(frozen=True)
+class CurvesOptions:
+    """How a run's curves are drawn: the smoothing weight of the batch curves, in [0, 1)."""
+
+    smoothing: float = DEFAULT_SMOOTHING
 
 
 class Smoother:
@@ -112,20 +122,20 @@ class History:
         return path
 
 
-_PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"), ("lr", None, "learning rate"))
 _TRAIN, _RAW, _VAL, _AXIS, _TEXT = (46, 104, 176), (186, 204, 228), (214, 96, 40), (170, 178, 190), (25, 28, 33)
 
 
-def render_curves(history: History, smoothing: float = DEFAULT_SMOOTHING, size: tuple[int, int] = (420, 300)) -> np.ndarray:
+def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
+                  size: tuple[int, int] = (420, 300)) -> np.ndarray:
     """Loss, accuracy and learning rate against the step, side by side (H×W×3 uint8)."""
     width, height = size
-    canvas = Image.new("RGB", (width * len(_PANELS), height), (255, 255, 255))
+    canvas = Image.new("RGB", (width * len(CURVE_PANELS), height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=12)
-    for k, (train_key, val_key, title) in enumerate(_PANELS):
+    for k, (train_key, val_key, title) in enumerate(CURVE_PANELS):
         series = [(history.step, getattr(history, train_key), _TRAIN if train_key == "lr" else _RAW, 1)]
         if train_key != "lr":
-            series.append((history.step, list(smooth(getattr(history, train_key), smoothing)), _TRAIN, 2))
+            series.append((history.step, list(smooth(getattr(history, train_key), options.smoothing)), _TRAIN, 2))
         if val_key:
             series.append((history.val_step, getattr(history, val_key), _VAL, 2))
         _panel(draw, font, (k * width, 0, width, height), title, series)
@@ -159,7 +169,13 @@ def _panel(draw, font, box, title, series) -> None:
             draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=colour)
 
 
-def write_curves_png(path: str | Path, history: History, smoothing: float = DEFAULT_SMOOTHING) -> Path:
+def curves_picture(history: History, run: str,
+                   options: CurvesOptions = CurvesOptions()) -> tuple[np.ndarray, dict]:
+    """A run's curves and the settings an exported picture of them records: the run's name and the options."""
+    return render_curves(history, options), {"run": run, **asdict(options)}
+
+
+def write_curves_png(path: str | Path, history: History, options: CurvesOptions = CurvesOptions()) -> Path:
     path = Path(path)
-    atomic_write_bytes(path, png_bytes(render_curves(history, smoothing)))
+    atomic_write_bytes(path, png_bytes(render_curves(history, options)))
     return path

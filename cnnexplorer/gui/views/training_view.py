@@ -1,8 +1,9 @@
 """The "Training" tab: train or fine-tune the current model with live curves and per-epoch snapshots.
 
-The core loop runs in a ``JobRunner`` worker; Pause/Continue/Stop go through its thread-safe
-``RunControl``, so a stop ends the run cleanly and its trained model at once becomes the
-session's current model (every view follows). Each Start adds a run to the overlaid curves.
+The form makes a ``TrainRequest`` and the tab runs the same ``training_job`` as ``cnnexplorer train``
+in a ``JobRunner`` worker; Pause/Continue/Stop go through its thread-safe ``RunControl``, so a stop
+ends the run cleanly and its trained model at once becomes the session's current model (every view
+follows). Each Start adds a run to the overlaid curves.
 """
 
 from __future__ import annotations
@@ -16,18 +17,12 @@ from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.jobs import Progress
-from cnnexplorer.core.models import open_model
-from cnnexplorer.core.training.augment import augment_batch, preview_picture
-from cnnexplorer.core.training.config import TrainConfig
-from cnnexplorer.core.training.curves import render_curves, write_curves_png
-from cnnexplorer.core.training.data import open_data
-from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult, train
+from cnnexplorer.core.training.curves import curves_picture, write_curves_png
+from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult
+from cnnexplorer.core.training.run import TrainRequest, preview_job, summarised_training_job
 from cnnexplorer.core.training.snapshots import Snapshot
 from cnnexplorer.core.training.state import read_resume, saved_progress
-from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
 from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
@@ -36,42 +31,6 @@ from cnnexplorer.gui.widgets.training_curves import CurvesPanel, Run
 from cnnexplorer.gui.widgets.training_settings import TrainingSettings
 from cnnexplorer.gui.widgets.training_snapshots import SnapshotScrubber
 from cnnexplorer.gui.workers import JobRunner
-
-PREVIEW_COUNT = 16
-
-
-def training_job(handle, data_spec: str, config, out: Path, scratch: bool, download: bool, control: RunControl,
-                 resume: dict | None = None):
-    """Open the data, prepare the model and train it; returns the result, the new model's summary and the
-    unreadable files that were skipped (path → reason)."""
-    yield Progress(0, None, f"opening {data_spec}")
-    data = open_data(data_spec, handle.input_size, seed=config.seed, download=download)
-    arch = architecture_spec(handle)
-    model = handle if resume else prepare_model(handle, data.class_names, scratch=scratch, seed=config.seed)
-    result = yield from train(model, data, config, arch=arch, out=out, resume=resume, control=control)
-    return result, summarize_handle(result.handle), dict(data.skipped)
-
-
-def resume_job(path: str, device: torch.device, download: bool, control: RunControl):
-    """Continue the run saved in checkpoint ``path`` with its model, data and settings."""
-    training, config = read_resume(path)
-    handle = yield from open_model(path, device)
-    return (yield from training_job(handle, training["data"], config, Path(path), False, download, control,
-                                    resume=training))
-
-
-def preview_job(handle, data_spec: str, config, download: bool):
-    """A labelled batch as it comes (top) and augmented (bottom)."""
-    yield Progress(0, None, f"opening {data_spec}")
-    data = open_data(data_spec, handle.input_size, seed=config.seed, download=download)
-    images, labels = next(iter(data.train_batches(PREVIEW_COUNT, config.seed, 0)))
-    images, labels = images[:PREVIEW_COUNT], labels[:PREVIEW_COUNT]
-    moved = augment_batch(images, config.augment, torch.Generator().manual_seed(config.seed))
-    plain = preview_picture(images, labels, data.class_names)
-    augmented = preview_picture(moved, labels, data.class_names)
-    gap = np.full((12, plain.shape[1], 3), 255, np.uint8)
-    return np.ascontiguousarray(np.concatenate([plain, gap, augmented])), data
-
 
 def skipped_note(skipped: dict[str, str]) -> str:
     """A sentence naming the unreadable files a run left out (the tooltip lists them all)."""
@@ -179,29 +138,30 @@ class TrainingView(View):
         folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
         return folder / time.strftime("run-%Y%m%d-%H%M%S.pt")
 
-    def _form_config(self) -> TrainConfig | None:
-        """The form's settings, or None after telling the user what is wrong with them."""
+    def _form_request(self, out: Path | None = None) -> TrainRequest | None:
+        """A new run of the current model with the form's settings, or None after telling the user what is
+        wrong with them."""
+        if self.session.model is None:
+            return None
         try:
-            return self.settings.config()
+            return self.settings.request(self.session.model, out)
         except UserError as exc:
             self.jobs.say(str(exc))
             return None
 
     def start(self) -> None:
         """Train the session's current model with the form's settings, as a new run on the curves."""
-        handle = self.session.model
-        config = self._form_config() if handle is not None and not self.running else None
-        if config is None:
+        request = self._form_request(self._out_path()) if not self.running else None
+        if request is None:
             return
-        data_spec, out = self.settings.data.text().strip(), self._out_path()
+        out = request.out
         if out.exists() and not self.confirm("Overwrite checkpoint?", f"{out} exists; the run would write over it "
                                              "every epoch. Overwrite it?\n\nTo continue that run instead, use "
                                              "Resume file…"):
             return
-        scratch, download = self.settings.scratch.isChecked(), self.settings.download.isChecked()
         control = RunControl()
-        self._begin(f"{handle.spec.rsplit('/', 1)[-1]} on {data_spec.rsplit('/', 1)[-1]}", control,
-                    lambda: training_job(handle, data_spec, config, out, scratch, download, control))
+        self._begin(f"{request.model.spec.rsplit('/', 1)[-1]} on {request.data.rsplit('/', 1)[-1]}", control,
+                    lambda: summarised_training_job(request, control))
 
     def resume_from(self, path: str | Path) -> None:
         """Continue the run saved in ``path``; its curves and snapshots are shown first."""
@@ -214,9 +174,11 @@ class TrainingView(View):
             return
         history, snapshots = saved_progress(training)
         device = self.session.model.device if self.session.model is not None else torch.device("cpu")
-        control, download = RunControl(), self.settings.download.isChecked()
-        self._begin(f"{Path(path).name} (resumed)", control,
-                    lambda: resume_job(str(path), device, download, control), history, snapshots)
+        request = TrainRequest(out=Path(path), resume=Path(path), download=self.settings.download.isChecked(),
+                               device=device)
+        control = RunControl()
+        self._begin(f"{Path(path).name} (resumed)", control, lambda: summarised_training_job(request, control),
+                    history, snapshots)
 
     def _begin(self, name: str, control: RunControl, make_job, history=None, snapshots=()) -> None:
         self.control = control
@@ -269,7 +231,8 @@ class TrainingView(View):
             self.scrubber.append(item)
 
     def _on_result(self, value) -> None:
-        result, summary, skipped = value
+        result, summary = value
+        skipped = result.skipped
         self.result = result
         self._set_running(False)
         self.curves.redraw()
@@ -289,14 +252,12 @@ class TrainingView(View):
     # preview and export ------------------------------------------------------------------
 
     def show_preview(self) -> None:
-        handle = self.session.model
-        config = self._form_config() if handle is not None else None
-        if config is None:
+        request = self._form_request()
+        if request is None:
             return
-        data_spec, download = self.settings.data.text().strip(), self.settings.download.isChecked()
         self.pages.setCurrentIndex(1)
-        self.jobs.start(lambda: preview_job(handle, data_spec, config, download), kind="training-preview",
-                        label="data preview", on_result=self._on_preview)
+        self.jobs.start(lambda: preview_job(request), kind="training-preview", label="data preview",
+                        on_result=self._on_preview)
 
     def _on_preview(self, value) -> None:
         pixels, data = value
@@ -310,7 +271,7 @@ class TrainingView(View):
 
     def export_png(self, path: str | Path) -> Path | None:
         run = self._shown_run()
-        return None if run is None else write_curves_png(path, run.history, self.curves.smoothing)
+        return None if run is None else write_curves_png(path, run.history, self.curves.options())
 
     def export_csv(self, path: str | Path) -> Path | None:
         run = self._shown_run()
@@ -320,7 +281,7 @@ class TrainingView(View):
         run = self._shown_run()
         if run is None or not run.history.step:
             return None
-        return render_curves(run.history, self.curves.smoothing), {"run": run.name, "smoothing": self.curves.smoothing}
+        return curves_picture(run.history, run.name, self.curves.options())
 
     def _choose_png(self) -> None:
         save_as(self, "Export curves", "curves.png", "PNG (*.png)", self.export_png)

@@ -16,11 +16,10 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QSplitter,
                                QVBoxLayout, QWidget)
 
-from cnnexplorer.core.training.curves import DEFAULT_SMOOTHING, History, Smoother
+from cnnexplorer.core.training.curves import CURVE_PANELS, CurvesOptions, History, Smoother
 from cnnexplorer.gui.remembered import remember
 
 X_AXES = {"step": ("step", "val_step"), "epoch": ("epoch", "val_epoch"), "time": ("time", "val_time")}
-PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"), ("lr", None, "learning rate"))
 COLOURS = ("#2e68b0", "#d66028", "#2a9d5c", "#8e44ad", "#c0392b", "#16a0a0")
 
 
@@ -63,13 +62,13 @@ class CurvesPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.runs: list[Run] = []
-        self.smoothing = DEFAULT_SMOOTHING
+        self._options = CurvesOptions()
         self.x_axis = "step"
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.setToolTip("faint: per batch · bold: smoothed · dashed with dots: validation per epoch")
         self.plots = []
-        for index, (_, _, title) in enumerate(PANELS):  # two side by side, the next ones full width below
+        for index, (_, _, title) in enumerate(CURVE_PANELS):  # two side by side, the next ones full width below
             row, column = (0, index) if index < 2 else (index - 1, 0)
             plot = self.graphics.addPlot(row=row, col=column, colspan=1 if index < 2 else 2, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
@@ -80,7 +79,7 @@ class CurvesPanel(QWidget):
             self.plots.append(plot)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 99)
-        self.slider.setValue(round(DEFAULT_SMOOTHING * 100))
+        self.slider.setValue(round(self._options.smoothing * 100))
         self.slider.setToolTip("Smoothing: TensorBoard's debiased exponential moving average of the batch curves")
         self.slider_label = QLabel()
         self.slider.valueChanged.connect(self._on_smoothing)
@@ -115,9 +114,13 @@ class CurvesPanel(QWidget):
         self._on_smoothing(self.slider.value())
         remember(self, "slider", "axis_combo")
 
+    def options(self) -> CurvesOptions:
+        """How the curves are drawn, for an exported picture of them."""
+        return self._options
+
     def add_run(self, name: str, history: History | None = None) -> Run:
         run = Run(name, COLOURS[len(self.runs) % len(COLOURS)], history or History())
-        for plot, (key, val_key, _) in zip(self.plots, PANELS):
+        for plot, (key, val_key, _) in zip(self.plots, CURVE_PANELS):
             # per-batch curves are dense: antialiasing them costs ten times the paint time for no visible gain
             raw = plot.plot(pen=pg.mkPen(run.colour, width=1), name=name, antialias=False)
             raw.setOpacity(0.25 if key != "lr" else 1.0)
@@ -150,10 +153,10 @@ class CurvesPanel(QWidget):
                 run.dirty = False
 
     def _draw(self, run: Run) -> None:
-        run.sync(self.smoothing)
+        run.sync(self._options.smoothing)
         a = run.arrays
         x_key, val_x_key = X_AXES[self.x_axis]
-        for (raw, smooth_item, val), (key, val_key, _) in zip(run.items, PANELS):
+        for (raw, smooth_item, val), (key, val_key, _) in zip(run.items, CURVE_PANELS):
             raw.setData(a[x_key], a[key])
             if smooth_item is not None:
                 smooth_item.setData(a[x_key], a[f"{key}_smooth"])
@@ -164,10 +167,10 @@ class CurvesPanel(QWidget):
                     item.setVisible(run.visible)
 
     def _on_smoothing(self, value: int) -> None:
-        self.smoothing = value / 100
-        self.slider_label.setText(f"{self.smoothing:.2f}")
+        self._options = CurvesOptions(smoothing=value / 100)
+        self.slider_label.setText(f"{self._options.smoothing:.2f}")
         for run in self.runs:
-            run.resmooth(self.smoothing)
+            run.resmooth(self._options.smoothing)
         self.redraw(force=True)
 
     def _on_axis(self, name: str) -> None:

@@ -1,17 +1,21 @@
 """The training form: data, model (scratch / transfer), optimiser, schedule and augmentation.
 
-It only collects values; ``config()`` turns them into the core ``TrainConfig`` (which checks
-them), so the GUI and ``cnnexplorer train`` accept the same settings.
+It only collects values; ``request()`` turns them into the core ``TrainRequest`` (whose
+``TrainConfig`` checks them), the run ``cnnexplorer train`` makes from its flags.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.training.augment import FILL_MODES, Augmentation
 from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from cnnexplorer.core.training.data import DATASPEC_HELP
+from cnnexplorer.core.training.run import TrainRequest
 from cnnexplorer.gui.remembered import remember
 
 
@@ -111,6 +115,11 @@ class TrainingSettings(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
         if folder:
             self.data.setText(f"folder:{folder}")
+
+    def request(self, model: ModelHandle, out: Path | None = None) -> TrainRequest:
+        """A new run of ``model`` with the form's settings; ``UserError`` for an impossible combination."""
+        return TrainRequest(out=out, model=model, data=self.data.text().strip(), config=self.config(),
+                            scratch=self.scratch.isChecked(), download=self.download.isChecked())
 
     def augmentation(self) -> Augmentation:
         return Augmentation(rotation=self.rotation.value(), width_shift=self.width_shift.value(),
