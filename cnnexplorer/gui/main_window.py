@@ -35,8 +35,8 @@ from cnnexplorer.core.images import IMAGE_SUFFIXES, MODEL_SUFFIXES, classify_pat
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.core.models import FileOptions, open_model
 from cnnexplorer.core.predict import predict_images
-from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.core.weights import WeightsUnavailable
+from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.remembered import checked, restore_controls, save_checked, save_controls, setting
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
@@ -51,6 +51,7 @@ from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
 from cnnexplorer.gui.widgets.model_dock import ModelDock
 from cnnexplorer.gui.workers import JobRunner, JobStatus
+from cnnexplorer.pictures.base import Picture, save_picture
 from cnnexplorer.resource_files import resource_path
 
 MAX_RECENT = 10
@@ -444,43 +445,47 @@ class MainWindow(QMainWindow):
 
     # --- export ---------------------------------------------------------------------------
 
-    def _current_picture(self) -> tuple[View, np.ndarray, dict]:
+    def _current_picture(self) -> tuple[View, Picture]:
         view = self.tabs.currentWidget()
-        picture = view.picture() if isinstance(view, View) else None
-        if picture is None:
+        shown = view.picture() if isinstance(view, View) else None
+        if shown is None:
             raise UserError(f"the {self.tabs.tabText(self.tabs.currentIndex())} view shows nothing yet; "
                             "load a model and an image first")
-        return view, *picture
+        pixels, settings = shown
+        return view, Picture(pixels, settings, layer=view.layer)
+
+    def _writer(self) -> Callable[[str | Path], tuple[Path, Path]]:
+        """Writes the current view's picture, as it is now, to a path: the save dialog may ask for
+        another path after a failed write, and the picture must not change meanwhile."""
+        view, picture = self._current_picture()
+        name, handle, image, seed = view.view_name, self.session.model, self.session.image, getattr(view, "seed", None)
+        return lambda path: save_picture(path, name, picture, handle, image, seed)
 
     def export_current_view(self, path: str | Path) -> tuple[Path, Path]:
-        """Write the current view's picture as PNG plus a JSON sidecar; return both paths."""
-        view, pixels, settings = self._current_picture()
-        sidecar = make_sidecar(view=view.view_name, model=self.session.model, image=self.session.image,
-                               layer=view.layer, settings=settings)
-        return write_png(path, pixels, sidecar)
+        """Write the current view's picture as PNG plus the sidecar that makes it again; return both paths."""
+        return self._writer()(path)
 
     def copy_picture(self) -> None:
         try:
-            _, pixels, _ = self._current_picture()
+            _, picture = self._current_picture()
         except UserError as exc:
             self.show_message(str(exc))
             return
+        pixels = picture.pixels
         QGuiApplication.clipboard().setImage(qimage_from_pixels(pixels))
         self.statusBar().showMessage(f"copied a {pixels.shape[1]}×{pixels.shape[0]} picture", 5000)
 
     def _export_dialog(self) -> None:
-        view = self.tabs.currentWidget()
-        start = str(Path(self._last_dir()) / f"{getattr(view, 'view_name', 'view')}.png")
-        path, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", start, "PNG images (*.png)",
-                                              options=NON_NATIVE)
-        if not path:
-            return
         try:
-            png, sidecar = self.export_current_view(path)
+            write = self._writer()
         except UserError as exc:
             self.show_message(str(exc))
             return
-        self.statusBar().showMessage(f"wrote {png} and {sidecar.name}", 8000)
+        start = str(Path(self._last_dir()) / f"{self.tabs.currentWidget().view_name}.png")
+        written = save_as(self, "Export view as PNG", start, "PNG images (*.png)", write)
+        if written is not None:
+            png, sidecar = written
+            self.statusBar().showMessage(f"wrote {png} and {sidecar.name}", 8000)
 
     # --- recent files and settings --------------------------------------------------------
 

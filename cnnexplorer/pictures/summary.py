@@ -33,6 +33,15 @@ def picture_of(summary) -> Picture:
                    report={"total_params": summary.total_params, "macs": summary.macs})
 
 
+def table_job(summary) -> Job[tuple[Picture, dict[str, int]]]:
+    """The picture of a measured ``summary`` and the top of each layer's row in it (the GUI marks
+    the current layer's row and makes a clicked row's layer current)."""
+    from cnnexplorer.core.charts import summary_rows
+
+    yield Progress(0, None, "drawing the layer table")
+    return picture_of(summary), summary_rows(summary)
+
+
 def _from_flags(args) -> SummaryOptions:
     return SummaryOptions(args.input_size)
 

@@ -194,6 +194,39 @@ def test_export_writes_the_core_render_and_a_sidecar(make_window, tmp_path, imag
     assert np.array_equal(as_array[:, : 64 * 3].reshape(64, 64, 3), pixels)
 
 
+def test_a_failed_export_asks_for_another_place_and_writes_the_picture_it_was_asked_for(
+        make_window, tmp_path, image_file, monkeypatch):
+    from functools import partial
+
+    from PySide6.QtGui import QAction
+
+    from cnnexplorer.gui import main_window
+
+    window = make_window()
+    asked, said = [], []
+
+    def ask(*_):
+        asked.append(window.session.image)
+        window.session.set_image(None)  # the view changes while the dialog is open
+        return [str(tmp_path / "a file" / "input.png"), str(tmp_path / "saved" / "input.png")][len(asked) - 1]
+
+    monkeypatch.setattr(main_window, "save_as", partial(main_window.save_as, ask=ask,
+                                                        say=lambda parent, text: said.append(text)))
+    export = next(a for a in window.findChildren(QAction) if a.text() == "Export view as PNG…")
+    export.trigger()
+    assert asked == [] and "shows nothing yet" in window.last_message, "nothing to export: no dialog"
+    ready(window, images=[image_file])
+    window.tabs.setCurrentWidget(window.views[0])
+    assert window.wait_for_jobs(WAIT_MS)
+    shown = window.views[0].picture()[0]
+    (tmp_path / "a file").write_text("not a folder")
+    export.trigger()
+    assert len(asked) == 2 and len(said) == 1 and "choose another place" in said[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "saved" / "input.png")), shown)
+    assert json.loads((tmp_path / "saved" / "input.png.json").read_text())["image"]["path"] == str(asked[0].path)
+    assert window.statusBar().currentMessage().startswith("wrote ")
+
+
 def test_paste_opens_the_clipboard_image(make_window, tmp_path):
     window = ready(make_window())
     window.paste_dir = tmp_path / "pasted"

@@ -36,3 +36,16 @@ def test_any_class_can_be_typed_and_the_box_follows_the_session(qtbot):
     assert picker.box.currentText() == NO_TARGET
     type_and_enter(qtbot, picker, NO_TARGET)
     assert session.target is None
+
+
+def test_typed_text_finds_a_class_as_the_cli_does(qtbot):
+    session = Session()
+    picker = TargetPicker(session)
+    qtbot.addWidget(picker)
+    handle = load_model("builtin:shapes", "cpu")  # circle, square, triangle, star, cross, ring
+    session.set_model(handle, summarize_handle(handle))
+    for text, index in (("2", 2), ("STAR", 3), ("rin", 5), ("0: circle", 0)):
+        type_and_enter(qtbot, picker, text)
+        assert session.target == index and picker.box.currentText() == f"{index}: {handle.label(index)}"
+    type_and_enter(qtbot, picker, "ri")  # triangle and ring: nothing changes
+    assert session.target == 0

@@ -1,28 +1,18 @@
-"""The "Input" tab: the current image as the model sees it, after its own preprocessing."""
+"""The "Input" tab: the current image as the model sees it, after its own preprocessing (the
+``input`` recipe's picture, ``pictures.input``)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
-
-
-def tensor_pixels(tensor: torch.Tensor) -> np.ndarray:
-    """A ``[C,H,W]`` tensor in [0,1] as uint8 pixels: H×W×3, or H×W for one channel."""
-    array = (tensor.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return array[0] if array.shape[0] == 1 else np.ascontiguousarray(array.transpose(1, 2, 0))
-
-
-def _preprocess_job(handle, image):
-    yield Progress(0, None, f"preprocessing {image.name}")
-    return tensor_pixels(handle.preprocessing.to_tensor(image.image))
+from cnnexplorer.pictures.base import Inputs, Picture
+from cnnexplorer.pictures.input import InputOptions, make_input
 
 
 class InputView(View):
@@ -38,26 +28,26 @@ class InputView(View):
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.caption)
-        self._pixels: np.ndarray | None = None
+        self._picture: Picture | None = None
         session.model_changed.connect(self.refresh)
         session.image_changed.connect(self.refresh)
         self.refresh()
 
     def refresh(self, *_) -> None:
         handle, image = self.session.model, self.session.image
-        self._pixels = None
+        self._picture = None
         if handle is None or image is None:
             self.canvas.clear()
             self.caption.setText("Open or drop an image to see it as the model sees it.")
             return
-        self.jobs.start(lambda: _preprocess_job(handle, image), kind="input-view", label="preprocessing",
-                        on_result=lambda pixels: self._show(handle, image, pixels))
+        self.jobs.start(lambda: make_input(Inputs(handle, image), InputOptions()), kind="input-view",
+                        label="preprocessing", on_result=lambda picture: self._show(handle, image, picture))
 
-    def _show(self, handle, image, pixels: np.ndarray) -> None:
+    def _show(self, handle, image, picture: Picture) -> None:
         if (handle, image) != (self.session.model, self.session.image):
             return
-        self._pixels = pixels
-        self.canvas.set_pixels(pixels)
+        self._picture = picture
+        self.canvas.set_pixels(picture.pixels)
         pre = handle.preprocessing
         width, height = image.image.size
         how = f"resized to {pre.resize} px, centre crop" if pre.resize else "resized"
@@ -67,6 +57,6 @@ class InputView(View):
         )
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
-        if self._pixels is None:
+        if self._picture is None:
             return None
-        return self._pixels, {"input_size": list(self.session.model.input_size)}
+        return self._picture.pixels, self._picture.settings

@@ -1,4 +1,5 @@
-"""The "Summary" tab: the layer table picture, the same pixels as ``cnnexplorer export summary``.
+"""The "Summary" tab: the ``summary`` recipe's layer table picture (``pictures.summary``), the same
+pixels as ``cnnexplorer export summary``.
 
 The current layer's row is highlighted (and scrolled into view), and clicking a row makes its
 layer current, as in the Model tree.
@@ -11,20 +12,15 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
-from cnnexplorer.core.charts import ROW_HEIGHT, render_summary_table, summary_rows
-from cnnexplorer.core.jobs import Progress
+from cnnexplorer.core.charts import ROW_HEIGHT
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
-
+from cnnexplorer.pictures.base import Picture
+from cnnexplorer.pictures.summary import table_job
 
 HIGHLIGHT = QColor(70, 120, 180, 70)
-
-
-def _render_job(summary):
-    yield Progress(0, None, "drawing the layer table")
-    return render_summary_table(summary), summary_rows(summary)
 
 
 class SummaryView(View):
@@ -46,7 +42,7 @@ class SummaryView(View):
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.caption)
         self._summary = None
-        self._pixels: np.ndarray | None = None
+        self._picture: Picture | None = None
         self.rows: dict[str, int] = {}
         session.model_changed.connect(self.refresh)
         session.layer_changed.connect(self._highlight_layer)
@@ -56,18 +52,18 @@ class SummaryView(View):
         summary = self.session.summary
         if summary is None or summary is self._summary:
             return
-        self._summary, self._pixels, self.rows = summary, None, {}
+        self._summary, self._picture, self.rows = summary, None, {}
         self.canvas.clear()
         self.highlight.hide()
         self.caption.setText("Drawing the layer table …")
-        self.jobs.start(lambda: _render_job(summary), kind="summary-view", label="drawing the layer table",
+        self.jobs.start(lambda: table_job(summary), kind="summary-view", label="drawing the layer table",
                         on_result=lambda drawn: self._show(summary, *drawn))
 
-    def _show(self, summary, pixels: np.ndarray, rows: dict[str, int]) -> None:
+    def _show(self, summary, picture: Picture, rows: dict[str, int]) -> None:
         if summary is not self.session.summary:
             return
-        self._pixels, self.rows = pixels, rows
-        self.canvas.set_pixels(pixels)
+        self._picture, self.rows = picture, rows
+        self.canvas.set_pixels(picture.pixels)
         self._highlight_layer()
         self.caption.setText(
             f"{summary.total_params:,} parameters, {summary.macs / 1e6:,.1f} M MACs at "
@@ -77,10 +73,10 @@ class SummaryView(View):
     def _highlight_layer(self, *_) -> None:
         """Mark the current layer's row, scrolling the table to it when it is out of view."""
         top = self.rows.get(self.session.layer or "")
-        if top is None or self._pixels is None:
+        if top is None or self._picture is None:
             self.highlight.hide()
             return
-        self.highlight.setRect(QRectF(0, top, self._pixels.shape[1], ROW_HEIGHT))
+        self.highlight.setRect(QRectF(0, top, self._picture.pixels.shape[1], ROW_HEIGHT))
         self.highlight.show()
         shown_top, shown_bottom = self.canvas.view_box.viewRange()[1]
         if not shown_top <= top <= shown_bottom - ROW_HEIGHT:
@@ -88,7 +84,7 @@ class SummaryView(View):
             self.canvas.view_box.setYRange(shown_top + shift, shown_bottom + shift, padding=0)
 
     def _on_click(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or self._pixels is None:
+        if event.button() != Qt.MouseButton.LeftButton or self._picture is None:
             return
         y = self.canvas.view_box.mapSceneToView(event.scenePos()).y()
         hit = next((name for name, top in self.rows.items() if top <= y < top + ROW_HEIGHT), None)
@@ -97,6 +93,6 @@ class SummaryView(View):
             self.session.set_layer(hit)
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
-        if self._pixels is None:
+        if self._picture is None:
             return None
-        return self._pixels, {"input_size": list(self._summary.input_size)}
+        return self._picture.pixels, self._picture.settings

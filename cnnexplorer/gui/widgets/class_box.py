@@ -5,16 +5,18 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QCompleter, QWidget
 
-from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.classes import find_class
 
 
 class ClassBox(QComboBox):
     """Items ``"index: name"`` (after an optional first item meaning "no class"), editable, with
-    completion on any part of the text; ``typed_class`` reads what the user typed."""
+    completion on any part of the text; ``typed_class`` reads what the user typed the way the
+    CLI's ``--target`` does."""
 
     def __init__(self, none_text: str | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.none_text = none_text
+        self.names: list[str] = []
         self.setEditable(True)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.setMinimumContentsLength(10)
@@ -22,6 +24,7 @@ class ClassBox(QComboBox):
         self.completer().setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
 
     def set_classes(self, names: list[str]) -> None:
+        self.names = list(names)
         self.blockSignals(True)
         try:
             self.clear()
@@ -43,14 +46,10 @@ class ClassBox(QComboBox):
                 self.blockSignals(False)
 
     def typed_class(self) -> int | None:
-        """The class the text names: the item it equals, or the one item containing it."""
+        """The class the text names: an item as shown, else an index, a name or a unique part of
+        a name (``core.classes.find_class``; ``UserError`` for none or several)."""
         text = self.currentText().strip()
         found = self.findText(text)
-        if found < 0:
-            matches = [i for i in range(self.count()) if text.lower() in self.itemText(i).lower()]
-            if len(matches) != 1:
-                which = "no class matches" if not matches else f"{len(matches)} classes match"
-                raise UserError(f"{which} '{text}': pick the class from the list")
-            found = matches[0]
-        self.setCurrentIndex(found)
-        return self.itemData(found)
+        index = self.itemData(found) if found >= 0 else find_class(self.names, text)
+        self.setCurrentIndex(self.findData(index))
+        return index

@@ -1,8 +1,8 @@
 """The top-5 predictions as clickable bars: clicking a class makes it the views' target.
 
 Painted by hand (not a chart widget) so each row is a hit target with hover feedback and the
-current target stands out; the exported picture is the core chart, so the GUI and the CLI's
-``export predictions`` write the same pixels.
+current target stands out; the exported picture is the ``predictions`` recipe's chart
+(``pictures.predictions``), so the GUI and the CLI's ``export predictions`` write the same pixels.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import QMenu, QSizePolicy, QToolTip, QWidget
 
-from cnnexplorer.core.charts import BAR, render_predictions_chart
+from cnnexplorer.core.charts import BAR
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.render import make_sidecar, write_png
 from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
+from cnnexplorer.pictures.base import Picture, save_picture
+from cnnexplorer.pictures.predictions import RECIPE, PredictionsOptions, picture_of
 
 TITLE = "Predictions (top-5)"
 MARGIN = 10
@@ -224,30 +225,31 @@ class PredictionsPanel(QWidget):
         return super().event(event)
 
     # export -----------------------------------------------------------------------------
-    def picture(self) -> tuple[np.ndarray, dict] | None:
-        """The core predictions chart (the CLI's ``export predictions`` pixels) and its settings."""
-        scores = self.session.predictions
+    def chart(self) -> Picture | None:
+        """The recipe's chart of the session's predictions (None while there are none)."""
+        scores, image = self.session.predictions, self.session.image
         if not scores:
             return None
-        image = self.session.image
-        pixels = render_predictions_chart(scores, title=image.name if image is not None else "")
-        return pixels, {"top": len(scores), "target": self.session.target}
+        options = PredictionsOptions(top=len(scores), target=self.session.target)
+        return picture_of(scores, image.name if image is not None else "", options)
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        """The chart's pixels (the CLI's ``export predictions`` pixels) and its settings."""
+        chart = self.chart()
+        return None if chart is None else (chart.pixels, chart.settings)
 
     def export_png(self, path: str | Path) -> tuple[Path, Path]:
         """Write the chart and its sidecar beside it; return both paths."""
-        picture = self.picture()
-        if picture is None:
+        chart = self.chart()
+        if chart is None:
             raise UserError("there are no predictions to export; open an image and a model first")
-        pixels, settings = picture
-        session = self.session
-        sidecar = make_sidecar("predictions", model=session.model, image=session.image, settings=settings)
-        return write_png(path, pixels, sidecar)
+        return save_picture(path, RECIPE.name, chart, self.session.model, self.session.image)
 
     def copy_chart(self) -> None:
         """Put the exported chart (not a screenshot) on the clipboard."""
-        picture = self.picture()
-        if picture is not None:
-            QGuiApplication.clipboard().setImage(ImageQt(Image.fromarray(picture[0])).copy())
+        chart = self.chart()
+        if chart is not None:
+            QGuiApplication.clipboard().setImage(ImageQt(Image.fromarray(chart.pixels)).copy())
 
     def _show_menu(self, pos: QPoint) -> None:
         menu = QMenu(self)
