@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.pictures.base import Inputs, Picture, Recipe
+
+if TYPE_CHECKING:
+    from cnnexplorer.core.adversarial import AttackResult
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,16 @@ class AdversarialOptions:
     target: int | str | None = None
 
 
-def make_adversarial(inputs: Inputs, options: AdversarialOptions) -> Job[Picture]:
+@dataclass(frozen=True)
+class Attacked:
+    """A finished attack as the GUI keeps it: the core result (to explain and save) and the picture."""
+
+    result: AttackResult
+    picture: Picture
+
+
+def run_attack(inputs: Inputs, options: AdversarialOptions) -> Job[Attacked]:
+    """The attack (its ``AttackStep``s pass through, for a live curve) and its panel picture."""
     from cnnexplorer.core.adversarial import adversarial_pixels, attack_image, make_attack, render_adversarial_panel
     from cnnexplorer.core.classes import find_class
     from cnnexplorer.core.render import png_bytes
@@ -33,7 +46,7 @@ def make_adversarial(inputs: Inputs, options: AdversarialOptions) -> Job[Picture
     before = result.top(0, 1, after=False, class_names=handle.class_names)[0]
     after = result.top(0, 1, class_names=handle.class_names)[0]
     psnr = float(result.psnr[0])
-    return Picture(
+    return Attacked(result, Picture(
         render_adversarial_panel(result, handle.class_names),
         settings={**attack.settings(), "target": target, "resolution": list(pixels.shape[1:])},
         report={"attack": attack.name, "eps": result.eps, "norm": result.budget.norm,
@@ -43,7 +56,11 @@ def make_adversarial(inputs: Inputs, options: AdversarialOptions) -> Job[Picture
                 "psnr": psnr if psnr != float("inf") else None, "ssim": float(result.ssim[0]),
                 "iterations": int(result.iterations[0]), "success": bool(result.success[0])},
         side={"adversarial": png_bytes(adversarial_pixels(result))},
-    )
+    ))
+
+
+def make_adversarial(inputs: Inputs, options: AdversarialOptions) -> Job[Picture]:
+    return (yield from run_attack(inputs, options)).picture
 
 
 def _add_flags(parser) -> None:

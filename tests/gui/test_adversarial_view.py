@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -111,15 +113,15 @@ def test_the_target_class_can_be_typed(make_window, qtbot, circle_png):
     controls = view.controls
     controls.targeted.setChecked(True)
     controls.target.setEditText("tri")  # only "2: triangle" contains it
-    assert controls.choice().target == 2 and controls.target.currentData() == 2
+    assert controls.options().target == 2 and controls.target.currentData() == 2
     controls.target.setEditText("3: star")
-    assert controls.choice().target == 3
+    assert controls.options().target == 3
     controls.target.setEditText("r")  # circle, square, triangle, star, cross, ring
     qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
     assert "6 classes match 'r'" in view.message.text() and view.attacked is None
     controls.target.setEditText("hexagon")
     qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
-    assert "no class matches 'hexagon'" in view.message.text() and controls.run_button.isEnabled()
+    assert "unknown class 'hexagon'" in view.message.text() and controls.run_button.isEnabled()
 
 
 def test_a_user_error_is_shown_in_the_tab(make_window, qtbot, circle_png):
@@ -172,3 +174,24 @@ def test_attack_then_explain_shows_gradcam_and_the_layer_for_both_images(make_wi
     window.session.set_layer("features.0")  # another layer: the comparison follows
     assert window.wait_for_jobs(WAIT_MS)
     assert view.explained.layer == "features.0"
+
+
+def test_the_gui_export_is_made_again_from_its_sidecar(make_window, qtbot, circle_png, tmp_path, capsys):
+    window, view = adversarial_tab(make_window, circle_png)
+    controls = view.controls
+    controls.set_attack("bim")  # another attack, budget, step size and steps, towards a typed class
+    controls.eps.setValue(6)
+    controls.alpha.setValue(1)
+    controls.steps.setValue(4)
+    controls.targeted.setChecked(True)
+    controls.target.setEditText("star")
+    qtbot.mouseClick(controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+
+    png, side = window.export_current_view(tmp_path / "gui.png")
+    settings = json.loads(side.read_text())["settings"]
+    assert (settings["attack"], settings["eps"], settings["alpha"]) == ("bim", 6 / 255, 1 / 255)
+    assert (settings["steps"], settings["target"]) == (4, 3)
+    assert main(["export", "--from-sidecar", str(side), "--out", str(tmp_path / "cli.png")]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "cli.png")))

@@ -21,7 +21,7 @@ from cnnexplorer.core.adversarial.explain import Explanation, explain_job
 from cnnexplorer.core.adversarial.fgsm import FGSM
 from cnnexplorer.core.adversarial.panel import render_adversarial_panel
 from cnnexplorer.core.adversarial.pgd import PGD, PGDL2
-from cnnexplorer.core.adversarial.robustness import RobustnessCurve, robustness_curve
+from cnnexplorer.core.adversarial.robustness import CurveOptions, RobustnessCurve, curve_job, robustness_curve
 from cnnexplorer.core.adversarial.single import adversarial_pixels, attack_image, save_adversarial
 from cnnexplorer.core.errors import UserError
 
@@ -31,8 +31,9 @@ OPTION_FLAGS = {"eps": "--eps", "alpha": "--step-size", "steps": "--steps"}
 ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, BIM, PGD, PGDL2, DeepFool, CW, Ascent)}
 
 __all__ = ["ATTACKS", "BIM", "CW", "FGSM", "PGD", "PGDL2", "Ascent", "Attack", "AttackResult", "AttackStep", "Budget",
-           "DeepFool", "Explanation", "LabelledImages", "RobustnessCurve", "adversarial_pixels", "as_uint8",
-           "attack_image", "clean_probabilities", "curve_images", "explain_job", "make_attack", "parse_eps",
+           "CurveOptions", "DeepFool", "Explanation", "LabelledImages", "RobustnessCurve", "adversarial_pixels",
+           "as_uint8", "attack_image", "clean_probabilities", "curve_images", "curve_job", "explain_job",
+           "make_attack", "parse_eps",
            "render_adversarial_panel", "robustness_curve", "save_adversarial", "to_8bit"]
 
 

@@ -4,7 +4,8 @@ One job over a labelled image batch (the built-in validation set, or a folder's 
 attacked in chunks of ``batch_size`` so memory stays bounded. ε = 0 is the clean accuracy (of
 the 8-bit images): one forward per chunk, whose probabilities every attack of that chunk is
 given as its ``before`` instead of computing them again. Progress is yielded every attack
-iteration, so a GUI can cancel between two of them.
+iteration, so a GUI can cancel between two of them. ``curve_job`` is the whole job the GUI's
+Robustness panel runs: load the images its ``CurveOptions`` name, then the curve.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep, clean_probabilities
+from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages, curve_images
 from cnnexplorer.core.adversarial.fgsm import FGSM
 from cnnexplorer.core.adversarial.pgd import PGD
 from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.model_handle import ModelHandle
 
 DEFAULT_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 CURVE_ATTACKS = ("fgsm", "pgd")
@@ -36,6 +39,24 @@ class RobustnessCurve:
     def to_json(self) -> dict:
         return {"eps": list(self.eps), **{name: {k: list(v) for k, v in getattr(self, name).items()}
                                           for name in ("accuracy", "confidence", "true_class")}}
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """The images (``builtin:shapes`` or a folder, at most ``limit``), the budgets and the PGD steps."""
+
+    source: str = BUILTIN
+    eps: tuple[float, ...] = DEFAULT_EPS
+    steps: int = 10
+    limit: int = 200
+
+
+def curve_job(handle: ModelHandle, options: CurveOptions, seed: int = 0) -> Job[tuple[LabelledImages, RobustnessCurve]]:
+    """Load the images, then attack them at every budget; returns them with the curve."""
+    data = yield from curve_images(handle, options.source, options.limit)
+    curve = yield from robustness_curve(handle.pixel_model(), data.images, data.labels, options.eps,
+                                        steps=options.steps, seed=seed)
+    return data, curve
 
 
 def curve_attack(name: str, eps: float, steps: int) -> Attack:

@@ -1,15 +1,15 @@
 """The "Adversarial" tab: fool the model on the current image, then see why.
 
-Top: the core three-panel picture (original | amplified perturbation | adversarial, top-5
-each, the same pixels as ``cnnexplorer export adversarial``) beside a live curve of the true
-and target class probabilities. Below: "Explain" (Grad-CAM and the current layer's
-activations for both images and their difference, computed after every attack) and
-"Robustness" (accuracy against ε for FGSM and PGD over a set of images, one job).
+Top: the three-panel picture (original | amplified perturbation | adversarial, top-5 each),
+made by the picture's job (``pictures.adversarial``, the one ``cnnexplorer export adversarial``
+runs), beside a live curve of the true and target class probabilities. Below: "Explain"
+(Grad-CAM and the current layer's activations for both images and their difference, computed
+after every attack) and "Robustness" (accuracy against ε for FGSM and PGD over a set of
+images, one job).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,76 +17,32 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from cnnexplorer.core.adversarial import (AttackResult, AttackStep, LabelledImages, RobustnessCurve, attack_image,
-                                          curve_images, explain_job, render_adversarial_panel, robustness_curve,
+from cnnexplorer.core.adversarial import (AttackStep, LabelledImages, RobustnessCurve, curve_job, explain_job,
                                           save_adversarial)
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
-from cnnexplorer.gui.widgets.canvas import ImageCanvas
-from cnnexplorer.gui.widgets.adversarial_controls import AttackChoice, AttackControls
+from cnnexplorer.gui.widgets.adversarial_controls import AttackControls
 from cnnexplorer.gui.widgets.adversarial_curve import ProbabilityCurve
-from cnnexplorer.gui.widgets.adversarial_robustness import CurveOptions, RobustnessPanel
+from cnnexplorer.gui.widgets.adversarial_robustness import RobustnessPanel
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.adversarial import Attacked, run_attack
+from cnnexplorer.pictures.base import Inputs
 
 WARNING_STYLE = "color: #b35900"
 
 
-@dataclass(frozen=True)
-class Attacked:
-    """A finished attack on one image, with its picture."""
-
-    handle: object
-    image: LoadedImage
-    choice: AttackChoice
-    result: AttackResult
-    pixels: np.ndarray
-
-
-@dataclass(frozen=True)
-class CurveFraction:
-    """How far the robustness job has come, for the panel's own bar."""
-
-    fraction: float
-
-
-def attack_job(handle, image: LoadedImage, choice: AttackChoice, seed: int = 0):
-    """Attack the image (yielding ``AttackStep``s); returns an ``Attacked`` with the panel picture."""
-    yield Progress(0, None, f"{choice.name} on {image.name}")
-    pixels = handle.preprocessing.to_tensor(image.image)
-    result = yield from attack_image(handle, pixels, choice.attack(), choice.target, seed)
-    return Attacked(handle, image, choice, result, render_adversarial_panel(result, handle.class_names))
-
-
-def curve_job(handle, options: CurveOptions, seed: int = 0):
-    """Load the images, then attack them at every budget; returns ``(LabelledImages, RobustnessCurve)``."""
-    data = yield from curve_images(handle, options.source, options.limit)
-    job = robustness_curve(handle.pixel_model(), data.images, data.labels, options.eps, steps=options.steps,
-                           seed=seed)
-    try:
-        while True:
-            try:
-                item = next(job)
-            except StopIteration as stop:
-                return data, stop.value
-            yield item
-            if isinstance(item, Progress) and item.fraction is not None:
-                yield CurveFraction(item.fraction)
-    finally:
-        job.close()
-
-
-def _metrics_text(attacked: Attacked) -> str:
-    result = attacked.result
-    psnr = float(result.psnr[0])
-    before, after = (result.top(0, 1, after=a, class_names=attacked.handle.class_names)[0] for a in (False, True))
-    verdict = "fooled" if bool(result.success[0]) else "not fooled"
-    return (f"{verdict}: {before.label} {100 * before.prob:.1f} % → {after.label} {100 * after.prob:.1f} % · "
-            f"L∞ {float(result.linf[0]) * 255:.0f}/255 · L2 {float(result.l2[0]):.3f} · "
-            f"PSNR {psnr:.1f} dB · SSIM {float(result.ssim[0]):.3f} · {int(result.iterations[0])} steps")
+def _metrics_text(report: dict) -> str:
+    """The picture's report in a line: the verdict, the top class before and after, the distances."""
+    before, after = report["before"], report["after"]
+    psnr = report["psnr"] if report["psnr"] is not None else float("inf")
+    verdict = "fooled" if report["success"] else "not fooled"
+    return (f"{verdict}: {before['label']} {100 * before['prob']:.1f} % → "
+            f"{after['label']} {100 * after['prob']:.1f} % · L∞ {report['linf'] * 255:.0f}/255 · "
+            f"L2 {report['l2']:.3f} · PSNR {psnr:.1f} dB · SSIM {report['ssim']:.3f} · {report['iterations']} steps")
 
 
 class AdversarialView(View):
@@ -152,7 +108,6 @@ class AdversarialView(View):
         session.image_changed.connect(self._clear)
         session.layer_changed.connect(self._explain)
         session.target_changed.connect(self._on_target)
-        jobs.busy_changed.connect(self._on_busy)
         self._clear()
 
     # --- attacking ------------------------------------------------------------------------
@@ -162,13 +117,6 @@ class AdversarialView(View):
         self.robustness.clear()
         self.curve_result = None
         self._clear()
-
-    def _on_busy(self, busy: bool) -> None:
-        """Jobs cancelled elsewhere (the status bar's Cancel) report nothing: reset the buttons."""
-        if busy:
-            return
-        self.controls.set_running(False)
-        self.robustness.set_running(False)
 
     def _on_target(self, index: int | None) -> None:
         if index is not None and self.controls.targeted.isChecked():
@@ -207,21 +155,22 @@ class AdversarialView(View):
             self._say("Load a model and open an image first.", warning=True)
             return
         try:
-            choice = self.controls.choice()
+            options = self.controls.options()
         except UserError as exc:
             self._say(str(exc), warning=True)
             return
         self._clear()
-        names = handle.class_names
-        target = choice.target
+        target = options.target
         predicted = self.session.predictions[0].label if self.session.predictions else "the prediction"
-        self.curve.reset(predicted, f"target: {names[target]}" if target is not None else "most likely other")
+        self.curve.reset(predicted, f"target: {handle.label(target)}" if target is not None else "most likely other")
         self.controls.set_running(True)
-        self.controls.set_progress(0, choice.steps or 1)
-        self._say(f"Running {choice.name} on {image.name} …")
-        self._attack_job = self.jobs.start(lambda: attack_job(handle, image, choice), kind="adversarial-attack",
-                                           label=f"{choice.name} on {image.name}", on_item=self._on_step,
-                                           on_result=self._show, on_error=self._attack_failed)
+        self.controls.set_progress(0, options.steps or 1)
+        self._say(f"Running {options.attack} on {image.name} …")
+        inputs = Inputs(handle, image)
+        job = self.jobs.start(lambda: run_attack(inputs, options), kind="adversarial-attack",
+                              label=f"{options.attack} on {image.name}", on_item=self._on_step, on_result=self._show,
+                              on_error=self._attack_failed, on_finished=lambda: self._attack_ended(job))
+        self._attack_job = job
 
     def _on_step(self, step) -> None:
         if isinstance(step, AttackStep):
@@ -234,22 +183,22 @@ class AdversarialView(View):
         self.controls.set_running(False)
         self._say("Attack cancelled.")
 
+    def _attack_ended(self, job) -> None:
+        """However the current attack ended (also by the status bar's Cancel), the buttons are free."""
+        if job is self._attack_job:
+            self.controls.set_running(False)
+
     def _attack_failed(self, exc: BaseException) -> bool:
-        self.controls.set_running(False)
         if not isinstance(exc, UserError):
             return False
         self._say(str(exc), warning=True)
         return True
 
     def _show(self, attacked: Attacked) -> None:
-        self.controls.set_running(False)
-        if attacked.handle is not self.session.model or attacked.image is not self.session.image:
-            return
         self.attacked = attacked
-        self.canvas.set_pixels(attacked.pixels)
+        self.canvas.set_pixels(attacked.picture.pixels)
         self.save_button.setEnabled(True)
-        success = bool(attacked.result.success[0])
-        self._say(_metrics_text(attacked), warning=not success)
+        self._say(_metrics_text(attacked.picture.report), warning=not attacked.picture.report["success"])
         self._explain()
 
     # --- attack then explain --------------------------------------------------------------
@@ -258,9 +207,9 @@ class AdversarialView(View):
         attacked = self.attacked
         if attacked is None:
             return
-        layer = self.session.layer
+        handle, layer = self.session.model, self.session.layer
         self.explain_message.setText("Explaining …")
-        self.jobs.start(lambda: explain_job(attacked.handle, attacked.result, layer), kind="adversarial-explain",
+        self.jobs.start(lambda: explain_job(handle, attacked.result, layer), kind="adversarial-explain",
                         label="explaining the attack", on_result=lambda e: self._show_explanation(attacked, e),
                         on_error=self._explain_failed)
 
@@ -298,13 +247,18 @@ class AdversarialView(View):
         self.robustness.clear()
         self.robustness.set_running(True)
         self.robustness.caption.setText(f"Attacking up to {options.limit} images at {len(options.eps)} budgets …")
-        self._curve_job = self.jobs.start(lambda: curve_job(handle, options), kind="adversarial-curve",
-                                          label="robustness curve", on_item=self._curve_step,
-                                          on_result=self._show_curve, on_error=self._curve_failed)
+        job = self.jobs.start(lambda: curve_job(handle, options), kind="adversarial-curve", label="robustness curve",
+                              on_progress=self._curve_progress, on_result=self._show_curve,
+                              on_error=self._curve_failed, on_finished=lambda: self._curve_ended(job))
+        self._curve_job = job
 
-    def _curve_step(self, item) -> None:
-        if isinstance(item, CurveFraction):
-            self.robustness.set_progress(item.fraction)
+    def _curve_progress(self, progress: Progress) -> None:
+        if progress.fraction is not None:
+            self.robustness.set_progress(progress.fraction)
+
+    def _curve_ended(self, job) -> None:
+        if job is self._curve_job:
+            self.robustness.set_running(False)
 
     def _cancel_curve(self) -> None:
         if self._curve_job is not None:
@@ -313,14 +267,12 @@ class AdversarialView(View):
         self.robustness.caption.setText("Robustness curve cancelled.")
 
     def _curve_failed(self, exc: BaseException) -> bool:
-        self.robustness.set_running(False)
         if not isinstance(exc, UserError):
             return False
         self.robustness.caption.setText(str(exc))
         return True
 
     def _show_curve(self, value) -> None:
-        self.robustness.set_running(False)
         self.curve_result = value
         self.robustness.show_curve(*value)
 
@@ -335,7 +287,8 @@ class AdversarialView(View):
     def _save_dialog(self) -> None:
         if self.attacked is None:
             return
-        start = str(self.attacked.image.path.with_name(f"{self.attacked.image.path.stem}_adversarial.png"))
+        image = self.session.image.path
+        start = str(image.with_name(f"{image.stem}_adversarial.png"))
         written = save_as(self, "Save adversarial image", start, "PNG images (*.png)", self.save_adversarial_image)
         if written is not None:
             self._say(f"wrote {written}")
@@ -343,6 +296,4 @@ class AdversarialView(View):
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.attacked is None:
             return None
-        settings = {**self.attacked.choice.attack().settings(), "target": self.attacked.choice.target,
-                    "resolution": list(self.attacked.result.original.shape[2:])}
-        return self.attacked.pixels, settings
+        return self.attacked.picture.pixels, self.attacked.picture.settings

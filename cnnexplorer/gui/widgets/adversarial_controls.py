@@ -4,22 +4,22 @@ Each attack shows only the options it takes (FGSM has no steps; DeepFool, C&W an
 score ascent have no ε; only BIM, PGD and the ascent take a step size; DeepFool has no target,
 the ascent always has one). ε and α are set in grey levels (k/255) for the L∞ attacks and the
 ascent, and as L2 norms for PGD-L2; the defaults are the attack's own (torchattacks': 8/255,
-α 2/255, 10 steps).
+α 2/255, 10 steps). The controls give the picture's ``AdversarialOptions``.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QProgressBar,
                                QPushButton, QSpinBox, QWidget)
 
-from cnnexplorer.core.adversarial import ATTACKS, Attack, make_attack
+from cnnexplorer.core.adversarial import ATTACKS
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.class_box import ClassBox
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.pictures.adversarial import AdversarialOptions
 
 LABELS = {"fgsm": "FGSM", "bim": "BIM (I-FGSM)", "pgd": "PGD L∞", "pgd-l2": "PGD L2", "deepfool": "DeepFool",
           "cw": "Carlini–Wagner L2", "ascent": "Class-score ascent"}
@@ -30,20 +30,6 @@ ALWAYS_TARGETED = ("ascent",)
 def _default(name: str, option: str):
     parameter = inspect.signature(ATTACKS[name]).parameters.get(option)
     return None if parameter is None else parameter.default
-
-
-@dataclass(frozen=True)
-class AttackChoice:
-    """What the user chose; ``target`` is None for an untargeted attack."""
-
-    name: str
-    eps: float | None
-    steps: int | None
-    target: int | None
-    alpha: float | None = None
-
-    def attack(self) -> Attack:
-        return make_attack(self.name, eps=self.eps, alpha=self.alpha, steps=self.steps)
 
 
 class AttackControls(QWidget):
@@ -114,7 +100,8 @@ class AttackControls(QWidget):
         self.progress.setRange(0, total)
         self.progress.setValue(done)
 
-    def choice(self) -> AttackChoice:
+    def options(self) -> AdversarialOptions:
+        """The chosen attack and its options; the target's index (``UserError`` for text naming no one class)."""
         name = self.name()
         eps = None
         if _default(name, "eps") is not None:
@@ -124,7 +111,7 @@ class AttackControls(QWidget):
             alpha = self.alpha.value() / 255 if name != "pgd-l2" else self.alpha.value()
         steps = self.steps.value() if _default(name, "steps") is not None else None
         target = self.target.typed_class() if self.targeted.isChecked() else None
-        return AttackChoice(name, eps, steps, target, alpha)
+        return AdversarialOptions(name, eps, alpha, steps, target)
 
     def _attack_changed(self, *_) -> None:
         name = self.name()

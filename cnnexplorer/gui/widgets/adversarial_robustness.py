@@ -2,19 +2,18 @@
 
 The images are the built-in shapes validation set or a chosen folder (one sub-folder per
 class; images outside such folders count against the model's own clean prediction). The
-view runs the whole curve as one cancellable job; this widget holds its options and plot.
+view runs the whole curve as one cancellable job (``core.adversarial.curve_job``); this widget
+builds its ``CurveOptions`` and draws the curve.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from cnnexplorer.core.adversarial import RobustnessCurve
+from cnnexplorer.core.adversarial import CurveOptions, RobustnessCurve
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
@@ -24,14 +23,6 @@ DEFAULT_LEVELS = "0, 1, 2, 4, 8, 16"
 MEASURES = {"accuracy": ("accuracy", "accuracy"),  # the choice → RobustnessCurve field, y-axis label
             "true-class probability": ("true_class", "P(true class)"),
             "top-1 confidence": ("confidence", "P(top-1 class)")}
-
-
-@dataclass(frozen=True)
-class CurveOptions:
-    source: str
-    eps: tuple[float, ...]
-    steps: int
-    limit: int
 
 
 def parse_levels(text: str) -> tuple[float, ...]:
