@@ -458,7 +458,7 @@ class MainWindow(QMainWindow):
         """Writes the current view's picture, as it is now, to a path: the save dialog may ask for
         another path after a failed write, and the picture must not change meanwhile."""
         view, picture = self._current_picture()
-        name, handle, image, seed = view.view_name, self.session.model, self.session.image, getattr(view, "seed", None)
+        name, handle, image, seed = view.view_name, self.session.model, self.session.image, view.seed
         return lambda path: save_picture(path, name, picture, handle, image, seed)
 
     def export_current_view(self, path: str | Path) -> tuple[Path, Path]:

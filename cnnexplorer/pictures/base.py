@@ -10,13 +10,14 @@ written by either front end reproduces the picture on the other (``export --from
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable
 
 from cnnexplorer.core.errors import UserError
 
 if TYPE_CHECKING:
+    import argparse
+
     import numpy as np
 
     from cnnexplorer.core.images import LoadedImage

@@ -50,6 +50,11 @@ class View(QWidget):
         """Start the work that fills the view from the session's current state (``refresh`` calls it)."""
 
     @property
+    def seed(self) -> int | None:
+        """The random seed the picture was made with, for the sidecar (None: it used none)."""
+        return None
+
+    @property
     def layer(self) -> str | None:
         """The layer the picture shows, for the sidecar (None when it shows no single layer)."""
         return None
