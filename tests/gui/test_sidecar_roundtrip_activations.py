@@ -83,13 +83,19 @@ def test_a_comparison_with_a_second_image_is_made_again(make_window, tmp_path, d
     assert settings["compare"] == compare
 
 
-def test_a_changed_comparison_image_is_refused(make_window, tmp_path, capsys):
+def test_a_changed_comparison_image_or_damaged_settings_are_refused(make_window, tmp_path, capsys):
     second = tmp_path / "second.png"
     second.write_bytes(sample_images()[2].read_bytes())
     window, view = activations_tab(make_window, [second, sample_images()[1]])
     view.controls.compare_box.setCurrentIndex(view.controls.compare_box.findText(second.name))
     assert window.wait_for_jobs(WAIT_MS)
     _, sidecar = window.export_current_view(tmp_path / "gui.png")
+    recorded = json.loads(sidecar.read_text())
+    damaged = tmp_path / "damaged.png.json"
+    recorded["settings"]["compare"]["where"] = "left"
+    damaged.write_text(json.dumps(recorded))
+    assert main(["export", "--from-sidecar", str(damaged), "--out", str(tmp_path / "cli.png")]) == 2
+    assert "the sidecar's activations settings are damaged" in capsys.readouterr().err
     Image.open(sample_images()[0]).save(second)
     assert main(["export", "--from-sidecar", str(sidecar), "--out", str(tmp_path / "cli.png")]) == 2
     assert "the image compared with, has changed since the picture was made" in capsys.readouterr().err

@@ -26,7 +26,6 @@ from cnnexplorer.pictures.activations import ActivationPicture, Panel, activatio
 from cnnexplorer.pictures.base import Inputs
 
 WARNING_STYLE = "color: #b35900"
-UNIT_HINT = "Click a tile to see that channel over the input image."
 
 
 def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ") -> str:
@@ -137,7 +136,7 @@ class ActivationsView(View):
         self._clear_highlights()
         self.colorbar.hide()
         self.hover.setText(" ")
-        self.unit_panel.clear(UNIT_HINT)
+        self.unit_panel.clear()
         self.message.setStyleSheet(WARNING_STYLE if warning else "")
         self.message.setText(text)
 
@@ -222,7 +221,7 @@ class ActivationsView(View):
         self._clear_highlights()
         result = self.result
         if result is None or unit is None or unit.layer != self.session.layer:
-            self.unit_panel.clear(UNIT_HINT)
+            self.unit_panel.clear()
             return
         for panel in result.panels:
             origin = panel.layout.tile_origin(unit.channel)

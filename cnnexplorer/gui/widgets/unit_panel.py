@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from cnnexplorer.gui.remembered import remember
 
 DEFAULT_OPACITY = 60
+HINT = "Click a tile to see that channel over the input image."
 
 
 class UnitPanel(QWidget):
@@ -48,10 +49,11 @@ class UnitPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addWidget(self.slider_row)
         layout.addWidget(self.details)
-        self.clear("Click a tile to see that channel over the input image.")
+        self.clear()
         remember(self, "opacity")
 
-    def clear(self, text: str) -> None:
+    def clear(self, text: str = HINT) -> None:
+        """Show no channel, and ``text`` (by default how to choose one)."""
         self.title.setText(text)
         self.details.clear()
         self.slider_row.setEnabled(False)
