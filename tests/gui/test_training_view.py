@@ -246,11 +246,14 @@ def test_the_cli_and_the_tab_make_the_same_request_and_the_same_run(qtbot, tmp_p
         assert torch.allclose(weights, gui.state_dict[name], atol=1e-6), name
 
 
-def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(qtbot, tmp_path):
+def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(make_window, tmp_path):
+    import json
+
     from cnnexplorer.core.training.curves import CurvesOptions, History, curves_picture, render_curves
 
-    view = TrainingView(Session(), JobRunner())
-    qtbot.addWidget(view)
+    window = make_window()
+    view = window.view(TrainingView)
+    window.show_view(TrainingView)
     assert view.picture() is None  # no run yet
     history = History(step=[1, 2, 3, 4], epoch=[0.5, 1, 1.5, 2], time=[0.1, 0.2, 0.3, 0.4],
                       loss=[2, 0.5, 1.5, 0.3], acc=[0.2, 0.6, 0.4, 0.8], lr=[0.1] * 4, images_per_s=[100] * 4,
@@ -264,3 +267,7 @@ def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(qtbot,
     assert np.array_equal(pixels, expected_pixels) and not np.array_equal(pixels, render_curves(history))
     exported = np.asarray(Image.open(view.export_png(tmp_path / "curves.png")).convert("RGB"))
     assert np.array_equal(exported, pixels)
+    png, sidecar = window.export_current_view(tmp_path / "window.png")
+    recorded = json.loads(sidecar.read_text())
+    assert recorded["view"] == "curves" and recorded["settings"] == expected
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), pixels)
