@@ -8,11 +8,11 @@ last line of stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from cnnexplorer.pictures.flags import bounded_int, numbers
+from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.pictures.flags import bounded_int
 
 COMMANDS = ("gui", "models", "summary", "predict", "export", "train")
 
@@ -22,25 +22,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"cnnexplorer: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--model", required=required, metavar="SPEC",
-                       help="builtin:NAME | torchvision:ARCH[:WEIGHTS] | a model file")
-    group.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
-    group.add_argument("--arch", metavar="SPEC", help="architecture for a bare state_dict file")
-    group.add_argument("--labels", metavar="FILE", help="class names, one per line")
-    group.add_argument("--input-size", type=numbers(int, 3), metavar="C,H,W", help="model input size")
-    group.add_argument("--mean", type=numbers(float), metavar="a,b,c", help="normalisation mean")
-    group.add_argument("--std", type=numbers(float), metavar="a,b,c", help="normalisation std")
-    group.add_argument("--trust", action="store_true",
-                       help="allow loading a fully pickled model (runs code from the file)")
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0, help="random seed (default: 0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,17 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
     summary = sub.add_parser("summary", help="print the layer table: shapes, params, MACs, receptive fields")
-    _add_model_options(summary)
-    _add_common(summary)
+    add_model_options(summary)
+    add_common(summary)
 
     predict = sub.add_parser("predict", help="top-k predictions for images")
-    _add_model_options(predict)
+    add_model_options(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top", type=bounded_int(1), default=5, help="number of classes (default: 5)")
-    _add_common(predict)
+    add_common(predict)
 
     export = sub.add_parser("export", help="write a view's picture as PNG with a sidecar JSON")
-    _add_model_options(export, required=False)
+    add_model_options(export, required=False)
     export.add_argument("view", nargs="?", choices=sorted(RECIPES), metavar="VIEW",
                         help="one of: " + ", ".join(sorted(RECIPES)))
     export.add_argument("--from-sidecar", metavar="FILE.png.json",
@@ -84,31 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_shared_flags(export)
     for recipe in RECIPES.values():
         recipe.add_flags(export)
-    _add_common(export)
-    add_train_parser(sub, _add_model_options, _add_common)
+    add_common(export)
+    add_train_parser(sub)
     return parser
-
-
-def _file_options(args):
-    from cnnexplorer.core.models import FileOptions
-
-    return FileOptions(arch=args.arch, labels=args.labels, input_size=args.input_size,
-                       mean=args.mean, std=args.std, trust=args.trust)
-
-
-def _load(args):
-    """Load ``--model`` with a progress bar on stderr (weights may be downloaded)."""
-    import torch
-
-    from cnnexplorer.core.jobs import TextProgressBar, drive
-    from cnnexplorer.core.models import open_model
-
-    torch.manual_seed(args.seed)
-    bar = TextProgressBar()
-    try:
-        return drive(open_model(args.model, args.device, _file_options(args)), bar)
-    finally:
-        bar.close()
 
 
 def _files(args) -> tuple[dict, dict]:
@@ -149,10 +108,6 @@ def _is_file_spec(value) -> bool:
     return value is not None and not str(value).startswith(("builtin:", "torchvision:"))
 
 
-def _emit(args, payload: dict, text: str) -> None:
-    print(json.dumps(payload) if args.json else text)
-
-
 def cmd_models(args) -> int:
     from cnnexplorer.core.builtin import BUILTIN_MODELS
     from cnnexplorer.core.zoo import zoo_entries
@@ -172,16 +127,16 @@ def cmd_models(args) -> int:
     for e in entries:
         acc = f"{e.acc1:5.1f} %" if e.acc1 is not None else "     —"
         lines.append(f"  {'*' if e.cached else ' '} {e.spec:<40} {e.params / 1e6:8.1f} M  {e.gmacs:7.2f} GMACs  acc@1 {acc}")
-    _emit(args, {"builtin": builtin, "torchvision": torchvision}, "\n".join(lines))
+    emit(args, {"builtin": builtin, "torchvision": torchvision}, "\n".join(lines))
     return 0
 
 
 def cmd_summary(args) -> int:
     from cnnexplorer.core.architecture import summarize
 
-    handle = _load(args)
+    handle = load_model(args)
     summary = summarize(handle.module, args.input_size or handle.input_size, handle.device, model_name=handle.spec)
-    _emit(args, summary.to_json(), summary_text(summary))
+    emit(args, summary.to_json(), summary_text(summary))
     return 0
 
 
@@ -205,7 +160,7 @@ def cmd_predict(args) -> int:
     from cnnexplorer.core.predict import predict_images
 
     images = [load_image(p) for p in args.images]
-    handle = _load(args)
+    handle = load_model(args)
     results = predict_images(handle, [im.image for im in images], top=args.top)
     payload = {
         "model": handle.spec,
@@ -215,7 +170,7 @@ def cmd_predict(args) -> int:
     for im, top in zip(images, results):
         lines.append(str(im.path))
         lines += [f"  {s.prob * 100:6.2f} %  {s.label} ({s.index})" for s in top]
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -238,7 +193,7 @@ def cmd_export(args) -> int:
             atomic_write_bytes(path, picture.side[key])
         report[key] = str(path) if path else None
     payload = {"out": str(png), "sidecar": str(side), **report}
-    _emit(args, payload, f"wrote {png} ({picture.pixels.shape[1]}×{picture.pixels.shape[0]}) and {side.name}")
+    emit(args, payload, f"wrote {png} ({picture.pixels.shape[1]}×{picture.pixels.shape[0]}) and {side.name}")
     return 0
 
 
@@ -256,7 +211,7 @@ def _export_inputs(args):
     recipe = RECIPES[args.view]
     options = recipe.options_from_flags(args)
     image = load_image(args.image) if args.image else None
-    return recipe, Inputs(_load(args), image, args.layer, args.seed), options
+    return recipe, Inputs(load_model(args), image, args.layer, args.seed), options
 
 
 def _from_sidecar(args):
@@ -278,13 +233,13 @@ def _from_sidecar(args):
         raise UserError(f"{recorded.image_path} has changed since the picture was made (its SHA-256 differs); "
                         "restore the original image to reproduce it")
     recipe = RECIPES[recorded.view]
-    return recipe, Inputs(_load(args), image, recorded.layer, recorded.seed), recipe.options_from_settings(recorded.settings)
+    return recipe, Inputs(load_model(args), image, recorded.layer, recorded.seed), recipe.options_from_settings(recorded.settings)
 
 
 def _cmd_train(args) -> int:
     from cnnexplorer.cli_train import cmd_train
 
-    return cmd_train(args, _load, _emit)
+    return cmd_train(args)
 
 
 def cmd_gui(args) -> int:

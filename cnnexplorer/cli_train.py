@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import sys
 
+from cnnexplorer.cli_shared import add_common, add_model_options, emit, file_options, load_model
 
-def add_train_parser(sub, add_model_options, add_common) -> None:
+
+def add_train_parser(sub) -> None:
     from cnnexplorer.core.training.data import DATASPEC_HELP
     from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES
 
@@ -42,12 +44,11 @@ def add_train_parser(sub, add_model_options, add_common) -> None:
     add_common(train)
 
 
-def train_request(args, load):
+def train_request(args):
     """The run the flags ask for; every setting is checked before the model is loaded or the data opened."""
     from dataclasses import replace
     from pathlib import Path
 
-    from cnnexplorer.cli import _file_options
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.training.augment import parse_augmentation
     from cnnexplorer.core.training.config import TrainConfig
@@ -56,7 +57,7 @@ def train_request(args, load):
     common = {"out": Path(args.out), "data": args.data, "val_split": args.val_split, "download": args.download}
     if args.resume:
         return TrainRequest(**common, resume=Path(args.resume), epochs=args.epochs, device=args.device,
-                            file_options=_file_options(args))
+                            file_options=file_options(args))
     if not (args.model and args.data):
         raise UserError("train needs --model SPEC and --data DATASPEC (or --resume CKPT)")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
@@ -67,10 +68,10 @@ def train_request(args, load):
     if args.unfreeze_top and not args.freeze_base:
         raise UserError("--unfreeze-top N needs --freeze-base (without it every layer is trained)")
     request = TrainRequest(**common, config=config, scratch=args.scratch, arch=args.arch)
-    return replace(request, model=load(args))
+    return replace(request, model=load_model(args))
 
 
-def cmd_train(args, load, emit) -> int:
+def cmd_train(args) -> int:
     import time
 
     from cnnexplorer.core.jobs import Progress, TextProgressBar, drive
@@ -78,7 +79,7 @@ def cmd_train(args, load, emit) -> int:
     from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics
     from cnnexplorer.core.training.run import RunReady, training_job
 
-    request = train_request(args, load)
+    request = train_request(args)
     bar = TextProgressBar()
     ready: RunReady | None = None
     reported: set[str] = set()
