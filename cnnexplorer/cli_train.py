@@ -44,8 +44,9 @@ def add_train_parser(sub) -> None:
     add_common(train)
 
 
-def train_request(args):
-    """The run the flags ask for; every setting is checked before the model is loaded or the data opened."""
+def train_request(args, load=load_model):
+    """The run the flags ask for; every setting is checked before the model is loaded (by ``load``) or the
+    data opened."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -68,7 +69,7 @@ def train_request(args):
     if args.unfreeze_top and not args.freeze_base:
         raise UserError("--unfreeze-top N needs --freeze-base (without it every layer is trained)")
     request = TrainRequest(**common, config=config, scratch=args.scratch, arch=args.arch)
-    return replace(request, model=load_model(args))
+    return replace(request, model=load(args))
 
 
 def cmd_train(args) -> int:
