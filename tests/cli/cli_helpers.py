@@ -17,3 +17,11 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 def last_json(out: str) -> dict:
     """The JSON object a ``--json`` command prints as its last line."""
     return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    """Exit code 2, exactly one line on stderr, no traceback, and each of ``words`` in that line."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]

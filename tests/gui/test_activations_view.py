@@ -22,16 +22,9 @@ from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.widgets.model_dock import COLUMNS
 from cnnexplorer.pictures.activations import SPACER
+from tests.gui.gui_helpers import shapes_window
 
 WAIT_MS = 30_000
-
-
-def shapes_window(make_window, images=None):
-    window = make_window()
-    window.load_model("builtin:shapes", "cpu")
-    window.open_files([str(p) for p in images or sample_images()[:1]])
-    assert window.wait_for_jobs(WAIT_MS)
-    return window
 
 
 

@@ -12,21 +12,13 @@ from PySide6.QtCore import QPointF, Qt
 
 from cnnexplorer.cli import main
 from cnnexplorer.core.featurevis import render_featurevis_picture
-from cnnexplorer.gui.main_window import sample_images
 from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.featurevis_view import FeatureVisView
+from tests.gui.gui_helpers import shapes_window
 
 WAIT_MS = 60_000
 LAYER = "features.2"
-
-
-def shapes_window(make_window):
-    window = make_window()
-    window.load_model("builtin:shapes", "cpu")
-    window.open_files([str(sample_images()[0])])
-    assert window.wait_for_jobs(WAIT_MS)
-    return window
 
 
 

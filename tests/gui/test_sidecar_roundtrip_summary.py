@@ -14,17 +14,14 @@ from cnnexplorer.cli import main
 from cnnexplorer.gui.main_window import sample_images
 from cnnexplorer.gui.views.input_view import InputView
 from cnnexplorer.gui.views.summary_view import SummaryView
+from tests.gui.gui_helpers import shapes_window
 
 WAIT_MS = 60_000
 
 
 @pytest.fixture
 def window(make_window):
-    window = make_window()
-    window.load_model("builtin:shapes", "cpu")
-    window.open_files([str(sample_images()[1])])
-    assert window.wait_for_jobs(WAIT_MS)
-    return window
+    return shapes_window(make_window, sample_images()[1:2])
 
 
 def assert_remade(sidecar, png, tmp_path) -> dict:

@@ -25,6 +25,16 @@ def make_folder(root):
     return root
 
 
+def train_one_epoch(qtbot, view, folder, out) -> None:
+    """Train the session's model for one epoch on ``folder`` from the tab's form, and wait for the end."""
+    view.settings.data.setText(f"folder:{folder}")
+    view.settings.out.setText(str(out))
+    view.settings.batch_size.setValue(16)
+    view.settings.epochs.setValue(1)
+    view.start()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
+
+
 def steps(view) -> int:
     return len(view.run.history.step)
 
@@ -135,12 +145,7 @@ def test_tree_checkboxes_freeze_modules_and_training_honours_them(qtbot, tmp_pat
 
     before = handle.module.features[0].weight.detach().clone()
     other = handle.module.features[3].weight.detach().clone()
-    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
-    view.settings.out.setText(str(tmp_path / "run.pt"))
-    view.settings.batch_size.setValue(16)
-    view.settings.epochs.setValue(1)
-    view.start()
-    qtbot.waitUntil(lambda: view.result is not None, timeout=30_000)
+    train_one_epoch(qtbot, view, make_folder(tmp_path / "data"), tmp_path / "run.pt")
     trained = session.model.module
     assert torch_equal(trained.features[0].weight, before)  # the frozen row's weights did not move
     assert not torch_equal(trained.features[3].weight, other)  # a ticked row's weights did
@@ -180,12 +185,7 @@ def test_unreadable_files_in_the_folder_are_skipped_and_named(qtbot, tmp_path):
     (root / "across" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "down" / "empty.png").write_bytes(b"")
     session.set_model(load_model("builtin:lenet5", "cpu"))
-    view.settings.data.setText(f"folder:{root}")
-    view.settings.out.setText(str(tmp_path / "run.pt"))
-    view.settings.batch_size.setValue(16)
-    view.settings.epochs.setValue(1)
-    view.start()
-    qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
+    train_one_epoch(qtbot, view, root, tmp_path / "run.pt")
     jobs.wait(10_000)
     text, tip = view.status.text(), view.status.toolTip()
     assert "Finished after 1 epochs" in text
