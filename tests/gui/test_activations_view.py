@@ -43,7 +43,7 @@ def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbo
     window = shapes_window(make_window)
     view = window.show_view(ActivationsView)
     dock = window.model_dock
-    index = dock.proxy.mapFromSource(dock._items["features.4"].index())
+    index = dock.proxy.mapFromSource(dock.item("features.4").index())
     qtbot.mouseClick(dock.tree.viewport(), Qt.MouseButton.LeftButton, pos=dock.tree.visualRect(index).center())
     assert window.session.layer == "features.4"
     assert window.wait_for_jobs(WAIT_MS)
@@ -101,12 +101,12 @@ def test_tree_shows_each_layers_zero_fraction_and_dead_channels(make_window):
     pixels = handle.pixels(image)
     for name in ("features.0.0", "features.2.2", "features.7.relu1"):
         stats = channel_stats(capture(handle, pixels, [name]).output(name))
-        zeros, dead = dock._stat_cells[name]
+        zeros, dead = dock.sparsity_cells(name)
         assert zeros.text() == f"{100 * stats.layer_zero_fraction:.0f} %"
         signed = stats.min.min() < 0
         assert dead.text() == ("–" if signed else f"{stats.dead_count}/{stats.max.size}")
     assert dock.sparsity["features.0.0"].zero_fraction == 0.0, "a convolution's output is not sparse"
-    assert dock._stat_cells["features.0.0"][1].text() == "–", "no dead channels where values can be negative"
+    assert dock.sparsity_cells("features.0.0")[1].text() == "–", "no dead channels where values can be negative"
     assert dock.sparsity["features.7.relu1"].zero_fraction > 0.3
     assert COLUMNS.index("Zeros") < COLUMNS.index("Params"), "next to the output, visible without scrolling"
 

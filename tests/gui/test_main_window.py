@@ -458,7 +458,7 @@ def test_the_trees_freeze_boxes_show_only_on_the_training_tab(make_window):
     from cnnexplorer.gui.views.training_view import TrainingView
 
     window = ready(make_window(), "builtin:lenet5", [])
-    dock, conv = window.model_dock, window.model_dock._items["features.0"]
+    dock, conv = window.model_dock, window.model_dock.item("features.0")
     stats = [dock.model.horizontalHeaderItem(c).text() for c in range(dock.model.columnCount())].index("Zeros")
     window.show_view(ActivationsView)
     assert not conv.isCheckable() and conv.data(Qt.ItemDataRole.CheckStateRole) is None
@@ -466,7 +466,7 @@ def test_the_trees_freeze_boxes_show_only_on_the_training_tab(make_window):
     window.show_view(TrainingView)
     assert conv.isCheckable() and conv.checkState() == Qt.CheckState.Checked
     assert dock.tree.isColumnHidden(stats) and dock.tree.isColumnHidden(stats + 1)  # Zeros, Dead: room for the boxes
-    assert not dock._items["features.1"].isCheckable()  # a ReLU has nothing to freeze
+    assert not dock.item("features.1").isCheckable()  # a ReLU has nothing to freeze
     conv.setCheckState(Qt.CheckState.Unchecked)
     assert not any(p.requires_grad for p in window.session.model.module.features[0].parameters())
     window.show_view(ActivationsView)

@@ -69,7 +69,7 @@ def visible_names(dock: ModelDock) -> list[str]:
 
 
 def row_cells(dock: ModelDock, name: str) -> dict[str, str]:
-    item = dock._items[name]
+    item = dock.item(name)
     parent = item.parent() or dock.model.invisibleRootItem()
     return {column: parent.child(item.row(), i).text() for i, column in enumerate(COLUMNS)}
 
@@ -77,7 +77,7 @@ def row_cells(dock: ModelDock, name: str) -> dict[str, str]:
 def test_tree_nests_layers_with_formatted_columns(dock):
     summary = load(dock, reuse_handle())
     assert [dock.model.item(r, 0).text() for r in range(dock.model.rowCount())] == ["stem", "act", "body", "head"]
-    body = dock._items["body"]
+    body = dock.item("body")
     assert [body.child(r, 0).text() for r in range(body.rowCount())] == ["0", "1"]
     assert body.child(0, 0).toolTip() == "body.0\n8 × (3·3·8 + 1) = 584"
     assert body.child(1, 0).toolTip() == "body.1"
@@ -89,7 +89,7 @@ def test_tree_nests_layers_with_formatted_columns(dock):
     assert stem["MACs"] == format_count(summary.layer("stem").macs) == "55.3 k"
     assert row_cells(dock, "act")["Calls"] == "×3"
     assert row_cells(dock, "head")["Calls"] == ""
-    conv_item = dock._items["stem"]
+    conv_item = dock.item("stem")
     params_cell = dock.model.item(conv_item.row(), COLUMNS.index("Params"))
     assert params_cell.toolTip() == "8 × (3·3·3 + 1) = 224"
     assert params_cell.textAlignment() & Qt.AlignmentFlag.AlignRight
@@ -111,7 +111,7 @@ def test_clicking_a_row_sets_the_layer_and_the_session_selects_rows(qtbot, dock)
     load(dock, load_model("builtin:tinyvgg", "cpu"))
     emitted = []
     dock.session.layer_changed.connect(emitted.append)
-    index = dock.proxy.mapFromSource(dock._items["features.2"].index())
+    index = dock.proxy.mapFromSource(dock.item("features.2").index())
     rect = dock.tree.visualRect(index)
     qtbot.mouseClick(dock.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert dock.session.layer == "features.2" and emitted == ["features.2"]
@@ -134,7 +134,7 @@ def test_filter_hides_rows_but_keeps_ancestors_of_matches(dock):
     dock.filter_edit.setText("maxpool")
     assert visible_names(dock) == ["features", "features.4", "features.9"]
     dock.filter_edit.clear()
-    assert "flatten" in visible_names(dock) and len(visible_names(dock)) == len(dock._items)
+    assert "flatten" in visible_names(dock) and len(visible_names(dock)) == len(dock.layer_names())
 
 
 def test_spec_box_and_device_box_ask_the_window(qtbot, dock):

@@ -132,14 +132,14 @@ def test_tree_checkboxes_freeze_modules_and_training_honours_them(qtbot, tmp_pat
     qtbot.addWidget(view)
     handle = load_model("builtin:lenet5", "cpu")
     session.set_model(handle, summarize_handle(handle))
-    conv = dock._items["features.0"]
+    conv = dock.item("features.0")
     assert conv.isCheckable() and conv.checkState() == Qt.CheckState.Checked
-    assert not dock._items["features.1"].isCheckable()  # a ReLU has nothing to freeze
+    assert not dock.item("features.1").isCheckable()  # a ReLU has nothing to freeze
 
     conv.setCheckState(Qt.CheckState.Unchecked)
     frozen = sum(p.numel() for p in handle.module.features[0].parameters())
     assert not any(p.requires_grad for p in handle.module.features[0].parameters())
-    assert dock._items["features"].checkState() == Qt.CheckState.PartiallyChecked
+    assert dock.item("features").checkState() == Qt.CheckState.PartiallyChecked
     assert conv.foreground().color().getRgb()[:3] == (150, 150, 150)
     assert f"{frozen:,} frozen" in dock.footer.text()
 
@@ -149,7 +149,7 @@ def test_tree_checkboxes_freeze_modules_and_training_honours_them(qtbot, tmp_pat
     trained = session.model.module
     assert torch_equal(trained.features[0].weight, before)  # the frozen row's weights did not move
     assert not torch_equal(trained.features[3].weight, other)  # a ticked row's weights did
-    assert dock._items["features.0"].checkState() == Qt.CheckState.Unchecked  # the new model keeps the freeze
+    assert dock.item("features.0").checkState() == Qt.CheckState.Unchecked  # the new model keeps the freeze
     jobs.wait(10_000)
 
 
