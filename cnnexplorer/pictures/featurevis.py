@@ -12,7 +12,7 @@ from cnnexplorer.core.jobs import Job
 from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
 
 if TYPE_CHECKING:
-    from cnnexplorer.core.featurevis import Visualization
+    from cnnexplorer.core.featurevis import Visualisation
     from cnnexplorer.core.grids import GridLayout
 
 DEFAULT_UNITS = 16
@@ -50,7 +50,7 @@ class FeatureVis:
     """A finished visualisation as the GUI keeps it: the core result (images, values, curves), the
     grid's layout (to find the tile clicked) and the picture."""
 
-    result: Visualization
+    result: Visualisation
     layout: GridLayout
     picture: Picture
 
@@ -66,7 +66,7 @@ class FeatureVis:
 def run_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[FeatureVis]:
     """The visualisation (its ``Step``s pass through, for a live grid) and its grid picture."""
     from cnnexplorer.core.classes import find_class
-    from cnnexplorer.core.featurevis import IMAGE_KINDS, default_units, featurevis_grid, visualize
+    from cnnexplorer.core.featurevis import IMAGE_KINDS, default_units, featurevis_grid, visualise
 
     handle, kind = inputs.handle, options.objective
     layer = (inputs.layer or "") if kind == "logit" else inputs.need_layer("featurevis")
@@ -77,7 +77,7 @@ def run_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[FeatureVis
         units = default_units(handle, kind, layer, DEFAULT_UNITS)
     settings = options.settings()
     pixels = handle.pixels(inputs.image) if inputs.image is not None else None
-    result = yield from visualize(handle, kind, layer, units, pixels, settings, inputs.seed)
+    result = yield from visualise(handle, kind, layer, units, pixels, settings, inputs.seed)
     made = FeatureVisOptions(kind, None if units is None else tuple(units), options.preset, **settings.to_json())
     grid, layout = featurevis_grid(result.images, result.units)
     picture = Picture(grid, settings={**result.settings, **settings_of(made), "seed": inputs.seed},

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cnnexplorer.core.builtin.shapes_data import generate_shapes
-from cnnexplorer.core.featurevis import preset, render_featurevis_picture, visualize
+from cnnexplorer.core.featurevis import preset, render_featurevis_picture, visualise
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
 from tests.cli.cli_helpers import run_cli
@@ -34,7 +34,7 @@ def test_export_featurevis_channels_writes_the_core_picture_and_report(capsys, t
     assert all(set(c) == {"index", "value", "noise_value", "image_value"} for c in report["channels"])
     assert all(c["image_value"] is None for c in report["channels"])
 
-    result = drive(visualize(shapes, "channel", "features.2", [0, 1, 2, 5],
+    result = drive(visualise(shapes, "channel", "features.2", [0, 1, 2, 5],
                              settings=preset("quick", steps=6, size=32), seed=3))
     np.testing.assert_array_equal(np.asarray(Image.open(out)), render_featurevis_picture(result.images, [0, 1, 2, 5]))
     assert [c["value"] for c in report["channels"]] == pytest.approx(result.values.tolist())

@@ -11,7 +11,7 @@ import torch
 from cnnexplorer.core.builtin.shapes_data import generate_shapes
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis import (Settings, Step, deepdream, default_units, evaluate, noise_values, optimize,
-                                         preset, render_units, run_to, visualize)
+                                         preset, render_units, run_to, visualise)
 from cnnexplorer.core.featurevis import objectives as obj
 from cnnexplorer.core.featurevis.param import fft_image, gaussian_blur_, pixel_image
 from cnnexplorer.core.featurevis.transforms import standard_transforms
@@ -182,7 +182,7 @@ def test_regularisers_make_smoother_images_and_the_history_records_every_step(sh
 
 def test_diversity_gives_different_images_of_one_channel(shapes):
     settings = Settings(size=32, steps=24)
-    alike, diverse = (drive(visualize(shapes, "diversity", LAYER, [2], settings=replace(settings, diversity=w)))
+    alike, diverse = (drive(visualise(shapes, "diversity", LAYER, [2], settings=replace(settings, diversity=w)))
                       for w in (0.0, Settings().diversity))
     assert diverse.units == [2, 2, 2, 2] and diverse.images.shape == (4, 3, 32, 32)
     similarity = [float(evaluate(shapes, obj.diversity(LAYER), v.images).mean()) for v in (alike, diverse)]
@@ -190,7 +190,7 @@ def test_diversity_gives_different_images_of_one_channel(shapes):
     # measured: 3× to 17× the channel's value on noise (a weight of 10 switches it off in some images)
     assert (diverse.values > 2 * diverse.noise_values).all(), (diverse.values, diverse.noise_values)
     with pytest.raises(UserError, match="ONE channel"):
-        drive(visualize(shapes, "diversity", LAYER, [1, 2], settings=settings))
+        drive(visualise(shapes, "diversity", LAYER, [1, 2], settings=settings))
 
 
 def test_default_units(shapes):

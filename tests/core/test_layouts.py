@@ -20,7 +20,7 @@ from torchvision.ops.misc import Permute
 from cnnexplorer.core.activations import activation_grid, capture, channel_stats
 from cnnexplorer.core.attribution import compute_heatmap, last_conv_layer
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.featurevis import Settings, layer_units, visualize
+from cnnexplorer.core.featurevis import Settings, layer_units, visualise
 from cnnexplorer.core.featurevis import objectives as obj
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.layouts import fixed_input_size, layout_of
@@ -112,7 +112,7 @@ def test_outputs_without_a_known_channel_axis_are_refused():
 def test_featurevis_runs_vit_at_its_size_and_maximises_a_hidden_channel(vit):
     assert fixed_input_size(vit.module) == (32, 32)
     assert layer_units(vit, VIT_BLOCK, 16) == 16
-    result = drive(visualize(vit, "channel", VIT_BLOCK, [0, 5], None, FAST))
+    result = drive(visualise(vit, "channel", VIT_BLOCK, [0, 5], None, FAST))
     assert result.images.shape == (2, 3, 16, 16)
     resized = F.interpolate(result.images, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
     for i, unit in enumerate((0, 5)):
@@ -122,7 +122,7 @@ def test_featurevis_runs_vit_at_its_size_and_maximises_a_hidden_channel(vit):
 
 def test_featurevis_deepdream_on_maxvit_runs_every_octave_at_its_size(maxvit):
     assert fixed_input_size(maxvit.module) == (64, 64)
-    result = drive(visualize(maxvit, "deepdream", MAXVIT_LAYER + "grid_attention.attn_layer", None, image(24), FAST))
+    result = drive(visualise(maxvit, "deepdream", MAXVIT_LAYER + "grid_attention.attn_layer", None, image(24), FAST))
     assert result.images.shape == (1, 3, 24, 24)
 
 
@@ -183,7 +183,7 @@ def test_quantized_models_show_activations_and_refuse_gradients():
             with pytest.raises(UserError, match="quantized.*no gradients"):
                 compute_heatmap(handle, pixels, method, layer="1" if method == "gradcam" else None)
         with pytest.raises(UserError, match="quantized.*feature visualisation"):
-            drive(visualize(handle, "channel", "1", [0], None, FAST))
+            drive(visualise(handle, "channel", "1", [0], None, FAST))
 
 
 def test_real_vit_b_16_blocks_are_768_maps_on_the_14_by_14_grid():

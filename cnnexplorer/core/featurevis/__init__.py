@@ -7,10 +7,10 @@ from cnnexplorer.core.featurevis.optimize import (PRESETS, Result, Settings, Ste
 from cnnexplorer.core.featurevis.param import PARAMETERISATIONS
 from cnnexplorer.core.featurevis.picture import featurevis_grid, render_featurevis_picture
 from cnnexplorer.core.featurevis.units import KINDS, layer_units, noise_values, render_units, unit_objective
-from cnnexplorer.core.featurevis.visualize import (DIVERSITY_IMAGES, IMAGE_KINDS, OBJECTIVES, Visualization,
-                                                   default_units, shown_units, visualize)
+from cnnexplorer.core.featurevis.visualise import (DIVERSITY_IMAGES, IMAGE_KINDS, OBJECTIVES, Visualisation,
+                                                   default_units, shown_units, visualise)
 
 __all__ = ["DIVERSITY_IMAGES", "IMAGE_KINDS", "KINDS", "OBJECTIVES", "PARAMETERISATIONS", "PRESETS", "Result",
-           "Settings", "Step", "Visualization", "deepdream", "default_units", "evaluate", "featurevis_grid", "invert",
+           "Settings", "Step", "Visualisation", "deepdream", "default_units", "evaluate", "featurevis_grid", "invert",
            "inversion_objective", "layer_units", "noise_values", "optimize", "preset", "psnr", "regularised",
-           "render_featurevis_picture", "render_units", "run_to", "shown_units", "unit_objective", "visualize"]
+           "render_featurevis_picture", "render_units", "run_to", "shown_units", "unit_objective", "visualise"]

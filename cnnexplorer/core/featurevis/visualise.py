@@ -25,7 +25,7 @@ DIVERSITY_IMAGES = 4
 
 
 @dataclass(frozen=True)
-class Visualization:
+class Visualisation:
     """``images[i]`` (``[N,C,H,W]`` in [0,1]) shows unit ``units[i]`` (None for an image-based
     objective); ``values``, ``noise_values`` and ``image_values`` (None without an image) are the
     objective on the result, on uniform noise (mean of 8) and on the given image; ``history``
@@ -48,8 +48,8 @@ class Visualization:
                 for i, unit in enumerate(self.units)]
 
 
-def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | None = None,
-              image: torch.Tensor | None = None, settings: Settings = Settings(), seed: int = 0) -> Job[Visualization]:
+def visualise(handle: ModelHandle, kind: str, layer: str, units: list[int] | None = None,
+              image: torch.Tensor | None = None, settings: Settings = Settings(), seed: int = 0) -> Job[Visualisation]:
     """Run the ``kind`` objective (channel, neuron, logit: one image per unit of ``layer``;
     diversity: ``DIVERSITY_IMAGES`` different images of the one unit given; deepdream,
     inversion: from ``image``, ``[C,H,W]`` in [0,1] at the model's input size)."""
@@ -82,7 +82,7 @@ def visualize(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
     size = result.images.shape[-1]
     noise = noise_values(handle, objective, len(shown), size, NOISE_SAMPLES, seed).numpy()
     image_values = None if image_for_values is None else evaluate(handle, objective, image_for_values)
-    return Visualization(kind, layer, shown, result.images, result.values, noise, image_values,
+    return Visualisation(kind, layer, shown, result.images, result.values, noise, image_values,
                          result.settings, seed, result.history)
 
 
