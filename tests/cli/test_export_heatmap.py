@@ -11,7 +11,7 @@ from PIL import Image
 from cnnexplorer.core.attribution import compute_heatmap, render_heatmap
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.models import load_model
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from tests.cli.cli_helpers import run_cli
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 
 WAIT_MS = 60_000
 

@@ -17,7 +17,7 @@ from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.colormaps import colormap_table
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.widgets.model_dock import COLUMNS

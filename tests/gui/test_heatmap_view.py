@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnexplorer.core.attribution import METHODS, compute_heatmap, render_heatmap
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
 from cnnexplorer.pictures.heatmap_panels import SPACER
 

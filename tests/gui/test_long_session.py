@@ -7,7 +7,7 @@ import gc
 import os
 import weakref
 
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.heatmap_view import TREE_LAYER, HeatmapView
 from cnnexplorer.gui.workers import JobHandle

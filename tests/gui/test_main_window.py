@@ -24,7 +24,7 @@ from cnnexplorer.core.checkpoints import save_checkpoint
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.gui.app import initial_model
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.widgets.zoo_dialog import ZooDialog
 
 WAIT_MS = 30_000

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnexplorer.cli import main
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.activations_view import ActivationsView
 
 WAIT_MS = 30_000

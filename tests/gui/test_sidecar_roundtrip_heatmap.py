@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from cnnexplorer.cli import main
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import TREE_LAYER, HeatmapView
 
 WAIT_MS = 60_000

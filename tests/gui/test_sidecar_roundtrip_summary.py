@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from cnnexplorer.cli import main
-from cnnexplorer.gui.main_window import sample_images
+from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.input_view import InputView
 from cnnexplorer.gui.views.summary_view import SummaryView
 from tests.gui.gui_helpers import shapes_window
