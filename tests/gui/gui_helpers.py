@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
 from cnnexplorer.gui.window_jobs import sample_images
 
 WAIT_MS = 60_000
@@ -14,3 +19,18 @@ def shapes_window(make_window, images=None):
     window.open_files([str(p) for p in images or sample_images()[:1]])
     assert window.wait_for_jobs(WAIT_MS)
     return window
+
+
+def ready(window, spec: str = "builtin:tinyvgg", images: list | None = None):
+    """Load ``spec`` (and images) and wait until everything, predictions included, is done."""
+    window.load_model(spec, "cpu")
+    if images:
+        window.open_files([str(p) for p in images])
+    assert window.wait_for_jobs(WAIT_MS)
+    return window
+
+
+def write_image(path: Path, seed: int = 1, size=(30, 20)) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
