@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.outputs import atomic_write_bytes
 from cnnexplorer.core.render import png_bytes
 
@@ -32,6 +33,9 @@ class CurvesOptions:
     """How a run's curves are drawn: the smoothing weight of the batch curves, in [0, 1)."""
 
     smoothing: float = DEFAULT_SMOOTHING
+
+    def __post_init__(self):
+        check_number("the smoothing (--smoothing)", self.smoothing, 0, 1, open_high=True)
 
 
 class Smoother:
