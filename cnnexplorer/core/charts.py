@@ -1,34 +1,25 @@
-"""Pictures of the layer table and the prediction bars, drawn with PIL.
+"""Pictures of the layer table and the prediction bars, drawn with PIL in the shared picture style.
 
 The GUI's export and ``cnnexplorer export`` both call these, so both write the same pixels.
-PIL's bundled FreeType font (``ImageFont.load_default(size=...)``) makes the text identical on
-every machine, which a Qt painter with system fonts would not. That font has no "×" or dash
-glyphs, so pictures write "x" and "-".
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from cnnexplorer.core.architecture import LayerInfo, Summary
 from cnnexplorer.core.layer_text import layer_text, summary_totals
+from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, RULE, pil_font
 from cnnexplorer.core.predict import ClassScore
 
-BACKGROUND = (255, 255, 255)
 SHADE = (242, 244, 247)
 HEADER = (222, 228, 237)
-RULE = (170, 178, 190)
-TEXT = (25, 28, 33)
-MUTED = (95, 102, 112)
 BAR = (46, 104, 176)
 TRACK = (226, 230, 236)
 
 FONT_SIZE = 13
 TITLE_SIZE = 16
-MARGIN = 12
 CELL_PAD = 8
 INDENT = 12
 ROW_HEIGHT = FONT_SIZE + 8
@@ -38,11 +29,6 @@ LABEL_MAX = 40
 
 _COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "Kernel / stride / pad", "RF / jump")
 _RIGHT_ALIGNED = {"Params", "MACs", "RF / jump"}
-
-
-@lru_cache(maxsize=4)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
 
 
 def _row(layer: LayerInfo) -> tuple[str, ...]:
@@ -66,7 +52,7 @@ def summary_rows(summary: Summary, max_depth: int | None = None) -> dict[str, in
 
 def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.ndarray:
     """The architecture table as an ``H×W×3`` uint8 image; ``max_depth`` hides deeper modules."""
-    font, title_font = _font(FONT_SIZE), _font(TITLE_SIZE)
+    font, title_font = pil_font(FONT_SIZE), pil_font(TITLE_SIZE)
     layers = _table_layers(summary, max_depth)
     rows = [_row(l) for l in layers]
     indents = [INDENT * (l.depth - 1) for l in layers]
@@ -78,9 +64,9 @@ def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.n
     width = 2 * MARGIN + max(table_width, int(np.ceil(max(title_font.getlength(title), font.getlength(footer)))))
     height = MARGIN + TABLE_TOP + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6
 
-    image = Image.new("RGB", (width, height), BACKGROUND)
+    image = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, MARGIN), title, font=title_font, fill=TEXT)
+    draw.text((MARGIN, MARGIN), title, font=title_font, fill=INK)
     top = TABLE_TOP
     draw.rectangle([MARGIN, top, MARGIN + table_width - 1, top + ROW_HEIGHT - 1], fill=HEADER)
     _draw_cells(draw, font, _COLUMNS, widths, top)
@@ -101,9 +87,9 @@ def _draw_cells(draw: ImageDraw.ImageDraw, font, cells, widths, y: int, indent: 
     x = MARGIN
     for column, (header, text, width) in enumerate(zip(_COLUMNS, cells, widths)):
         if header in _RIGHT_ALIGNED:
-            draw.text((x + width - CELL_PAD - font.getlength(text), y + 4), text, font=font, fill=TEXT)
+            draw.text((x + width - CELL_PAD - font.getlength(text), y + 4), text, font=font, fill=INK)
         else:
-            draw.text((x + CELL_PAD + (indent if column == 0 else 0), y + 4), text, font=font, fill=TEXT)
+            draw.text((x + CELL_PAD + (indent if column == 0 else 0), y + 4), text, font=font, fill=INK)
         x += width
 
 
@@ -113,7 +99,7 @@ def _short(label: str) -> str:
 
 def render_predictions_chart(scores: list[ClassScore], title: str = "") -> np.ndarray:
     """Top-k classes as horizontal bars (length ∝ probability), an ``H×W×3`` uint8 image."""
-    font = _font(FONT_SIZE)
+    font = pil_font(FONT_SIZE)
     labels = [_short(s.label) for s in scores]
     label_width = int(np.ceil(max((font.getlength(t) for t in labels), default=0)))
     percent_width = int(np.ceil(font.getlength("100.0 %")))
@@ -123,19 +109,19 @@ def render_predictions_chart(scores: list[ClassScore], title: str = "") -> np.nd
     title_height = ROW_HEIGHT + 4 if title else 0
     height = 2 * MARGIN + title_height + ROW_HEIGHT * max(len(scores), 1)
 
-    image = Image.new("RGB", (width, height), BACKGROUND)
+    image = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(image)
     if title:
-        draw.text((MARGIN, MARGIN), title, font=font, fill=TEXT)
+        draw.text((MARGIN, MARGIN), title, font=font, fill=INK)
     if not scores:
         draw.text((MARGIN, MARGIN + title_height + 4), "no predictions", font=font, fill=MUTED)
     for k, (score, label) in enumerate(zip(scores, labels)):
         y = MARGIN + title_height + ROW_HEIGHT * k
         bar_top = y + (ROW_HEIGHT - BAR_HEIGHT) // 2
-        draw.text((bar_x - CELL_PAD - font.getlength(label), y + 4), label, font=font, fill=TEXT)
+        draw.text((bar_x - CELL_PAD - font.getlength(label), y + 4), label, font=font, fill=INK)
         draw.rectangle([bar_x, bar_top, bar_x + BAR_LENGTH - 1, bar_top + BAR_HEIGHT - 1], fill=TRACK)
         length = round(min(max(score.prob, 0.0), 1.0) * BAR_LENGTH)
         if length:
             draw.rectangle([bar_x, bar_top, bar_x + length - 1, bar_top + BAR_HEIGHT - 1], fill=BAR)
-        draw.text((bar_x + BAR_LENGTH + CELL_PAD, y + 4), f"{100 * score.prob:.1f} %", font=font, fill=TEXT)
+        draw.text((bar_x + BAR_LENGTH + CELL_PAD, y + 4), f"{100 * score.prob:.1f} %", font=font, fill=INK)
     return np.asarray(image, dtype=np.uint8).copy()

@@ -9,31 +9,21 @@ the text uses "x" and "-".
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from cnnexplorer.core.adversarial.base import AttackResult
 from cnnexplorer.core.adversarial.budget import as_uint8
+from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, pil_font
 
-BACKGROUND = (255, 255, 255)
-TEXT = (25, 28, 33)
-MUTED = (95, 102, 112)
 GOOD = (30, 120, 60)
 BAD = (180, 40, 40)
 FONT_SIZE = 13
 TITLE_SIZE = 15
-MARGIN = 12
 GAP = 14
 LINE = FONT_SIZE + 5
 MIN_TILE = 160
 _NICE = (1, 2, 5)
-
-
-@lru_cache(maxsize=4)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
 
 
 def amplification(delta: np.ndarray) -> int:
@@ -98,9 +88,9 @@ def zoom_for(pixels: np.ndarray) -> int:
 
 
 def render_row(tiles: list[Image.Image], captions: list[list[str]], title: str,
-               title_colour: tuple[int, int, int] = TEXT) -> np.ndarray:
+               title_colour: tuple[int, int, int] = INK) -> np.ndarray:
     """Pictures side by side under a title, each with caption lines (first line darker)."""
-    font, title_font = _font(FONT_SIZE), _font(TITLE_SIZE)
+    font, title_font = pil_font(FONT_SIZE), pil_font(TITLE_SIZE)
     tile_h = max(t.height for t in tiles)
     columns = [max(t.width, *(int(np.ceil(font.getlength(line))) for line in c)) for t, c in zip(tiles, captions)]
     rows = max(len(c) for c in captions)
@@ -108,7 +98,7 @@ def render_row(tiles: list[Image.Image], captions: list[list[str]], title: str,
     canvas_w = max(2 * MARGIN + sum(columns) + GAP * (len(tiles) - 1),
                    2 * MARGIN + int(np.ceil(title_font.getlength(title))))
     canvas_h = 2 * MARGIN + title_h + tile_h + 8 + rows * LINE
-    image = Image.new("RGB", (canvas_w, canvas_h), BACKGROUND)
+    image = Image.new("RGB", (canvas_w, canvas_h), PAPER)
     draw = ImageDraw.Draw(image)
     draw.text((MARGIN, MARGIN), title, font=title_font, fill=title_colour)
     x = MARGIN
@@ -116,6 +106,6 @@ def render_row(tiles: list[Image.Image], captions: list[list[str]], title: str,
         image.paste(tile, (x + (column - tile.width) // 2, MARGIN + title_h))
         y = MARGIN + title_h + tile_h + 8
         for j, text in enumerate(caption):
-            draw.text((x, y + j * LINE), text, font=font, fill=TEXT if j == 0 else MUTED)
+            draw.text((x, y + j * LINE), text, font=font, fill=INK if j == 0 else MUTED)
         x += column + GAP
     return np.asarray(image, dtype=np.uint8).copy()

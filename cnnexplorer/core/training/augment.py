@@ -140,7 +140,9 @@ def preview_picture(images: torch.Tensor, labels: torch.Tensor, class_names: lis
                     tile: int = 96) -> "np.ndarray":
     """A labelled grid of a batch (H×W×3 uint8), for the preview shown before training starts."""
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
+
+    from cnnexplorer.core.picture_style import pil_font
 
     count = len(images)
     columns = max(1, min(columns, count))
@@ -148,7 +150,7 @@ def preview_picture(images: torch.Tensor, labels: torch.Tensor, class_names: lis
     label_h = 16
     canvas = Image.new("RGB", (columns * (tile + 4) + 4, rows * (tile + label_h + 4) + 4), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=11)
+    font = pil_font(11)
     pixels = images.detach().float().clamp(0, 1)
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.outputs import atomic_write_bytes
+from cnnexplorer.core.picture_style import INK, RULE, pil_font
 from cnnexplorer.core.render import png_bytes
 
 DEFAULT_SMOOTHING = 0.6
@@ -126,7 +127,7 @@ class History:
         return path
 
 
-_TRAIN, _RAW, _VAL, _AXIS, _TEXT = (46, 104, 176), (186, 204, 228), (214, 96, 40), (170, 178, 190), (25, 28, 33)
+_TRAIN, _RAW, _VAL = (46, 104, 176), (186, 204, 228), (214, 96, 40)
 
 
 def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
@@ -135,7 +136,7 @@ def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
     width, height = size
     canvas = Image.new("RGB", (width * len(CURVE_PANELS), height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=12)
+    font = pil_font(12)
     for k, (train_key, val_key, title) in enumerate(CURVE_PANELS):
         series = [(history.step, getattr(history, train_key), _TRAIN if train_key == "lr" else _RAW, 1)]
         if train_key != "lr":
@@ -149,10 +150,10 @@ def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
 def _panel(draw, font, box, title, series) -> None:
     x0, y0, w, h = box
     left, right, top, bottom = x0 + 56, x0 + w - 12, y0 + 24, y0 + h - 28
-    draw.text((x0 + w // 2, y0 + 6), title, fill=_TEXT, font=font, anchor="mt")
+    draw.text((x0 + w // 2, y0 + 6), title, fill=INK, font=font, anchor="mt")
     xs = [x for sx, _, _, _ in series for x in sx]
     ys = [y for _, sy, _, _ in series for y in sy if math.isfinite(y)]
-    draw.rectangle((left, top, right, bottom), outline=_AXIS)
+    draw.rectangle((left, top, right, bottom), outline=RULE)
     if not xs or not ys:
         return
     xmin, xmax = min(xs), max(max(xs), min(xs) + 1)
@@ -160,9 +161,9 @@ def _panel(draw, font, box, title, series) -> None:
     if ymax - ymin < 1e-12:
         ymin, ymax = ymin - 0.5, ymax + 0.5
     for value, anchor_y in ((ymax, top), (ymin, bottom)):
-        draw.text((left - 4, anchor_y), f"{value:.3g}", fill=_TEXT, font=font, anchor="rm")
-    draw.text((left, bottom + 4), f"{xmin:.0f}", fill=_TEXT, font=font, anchor="lt")
-    draw.text((right, bottom + 4), f"{xmax:.0f} steps", fill=_TEXT, font=font, anchor="rt")
+        draw.text((left - 4, anchor_y), f"{value:.3g}", fill=INK, font=font, anchor="rm")
+    draw.text((left, bottom + 4), f"{xmin:.0f}", fill=INK, font=font, anchor="lt")
+    draw.text((right, bottom + 4), f"{xmax:.0f} steps", fill=INK, font=font, anchor="rt")
     for sx, sy, colour, line_width in series:
         points = [(left + (x - xmin) / (xmax - xmin) * (right - left), bottom - (y - ymin) / (ymax - ymin) * (bottom - top))
                   for x, y in zip(sx, sy) if math.isfinite(y)]
