@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cnnexplorer.core.architecture import parameter_counts
 from cnnexplorer.core.checkpoints import read_model_file, save_checkpoint
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import drive
@@ -22,7 +23,7 @@ from cnnexplorer.core.training.data import DataSource, open_data
 from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, train
 from cnnexplorer.core.training.snapshots import Snapshot
 from cnnexplorer.core.training.state import read_resume
-from cnnexplorer.core.training.transfer import blocks, head_name, parameter_counts, prepare_model, set_trainable
+from cnnexplorer.core.training.transfer import blocks, head_name, prepare_model, set_trainable
 
 SMALL = dict(shapes_epoch=128, shapes_validation=64)
 

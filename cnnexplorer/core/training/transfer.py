@@ -114,13 +114,6 @@ def frozen_norms(module: nn.Module) -> list[nn.Module]:
             and not any(p.requires_grad for p in m.parameters(recurse=False))]
 
 
-def parameter_counts(module: nn.Module) -> tuple[int, int]:
-    """(trainable, frozen) parameter counts."""
-    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
-    return trainable, frozen
-
-
 def reinitialise(module: nn.Module, seed: int) -> nn.Module:
     """A copy of ``module`` with every layer's parameters drawn afresh (training from scratch)."""
     model = copy.deepcopy(module)
