@@ -4,7 +4,9 @@ matplotlib is not a dependency, so viridis and magma (van der Walt & Smith, CC0)
 from 33 evenly spaced control points of the published 256-entry tables by linear
 interpolation (within 2 levels of the originals, exact at both ends). ``diverging`` is
 ColorBrewer's RdBu reversed: blue for negative, white at the centre, red for positive, the
-usual choice for signed values (pre-ReLU convolutions, batch norm, weights).
+usual choice for signed values (pre-ReLU convolutions, batch norm, weights). ``jet`` is the
+rainbow map of the classic Grad-CAM recipe (OpenCV's ``COLORMAP_JET``), offered for pictures
+that must look like the papers' and the course's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _CONTROL_POINTS = {
     ),
     "gray": "000000 ffffff",
     "diverging": "053061 2166ac 4393c3 92c5de d1e5f0 f7f7f7 fddbc7 f4a582 d6604d b2182b 67001f",
+    "jet": "000080 0000ff 0080ff 00ffff 80ff80 ffff00 ff8000 ff0000 800000",
 }
 COLORMAPS = tuple(_CONTROL_POINTS)
 NAN_COLOR = np.array([255, 0, 255], dtype=np.uint8)

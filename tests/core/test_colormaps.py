@@ -53,5 +53,11 @@ def test_apply_colormap_clips_and_flags_nan():
 
 
 def test_unknown_colormap_is_a_user_error():
-    with pytest.raises(UserError, match="unknown colour map 'jet'.*viridis"):
-        apply_colormap(np.zeros(3), "jet")
+    with pytest.raises(UserError, match="unknown colour map 'rainbow'.*viridis"):
+        apply_colormap(np.zeros(3), "rainbow")
+
+
+def test_jet_runs_from_dark_blue_through_cyan_and_yellow_to_dark_red():
+    rgb = apply_colormap(np.array([0.0, 0.375, 0.625, 1.0]), "jet").astype(int)
+    np.testing.assert_allclose(rgb, [[0, 0, 128], [0, 255, 255], [255, 255, 0], [128, 0, 0]], atol=3)
+    assert "jet" in COLORMAPS
