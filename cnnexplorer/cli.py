@@ -72,16 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _files(args) -> tuple[dict, dict]:
     """The files ``args`` names to write and to read, by the names the user knows them by."""
+    from cnnexplorer.core.images import image_path
     from cnnexplorer.core.render import png_paths
     from cnnexplorer.core.training.state import best_path
 
     inputs = {"--model": getattr(args, "model", None), "--labels": getattr(args, "labels", None)}
-    inputs.update({f"the image {p}": p for p in getattr(args, "images", None) or ()})
+    inputs.update({f"the image {p}": image_path(p) for p in getattr(args, "images", None) or ()})
     if args.command == "export":
         png, sidecar = png_paths(args.out)
         outputs = {"--out": png, "its sidecar": sidecar, "--save-map": args.save_map,
                    "--save-adversarial": args.save_adversarial}
-        return outputs, {**inputs, "--image": args.image, "--from-sidecar": args.from_sidecar}
+        return outputs, {**inputs, "--image": args.image and image_path(args.image), "--from-sidecar": args.from_sidecar}
     if args.command == "train":
         out = Path(args.out)
         outputs = {"--out": out, "the best checkpoint": best_path(out), "--plot": args.plot, "--csv": args.csv}

@@ -24,6 +24,7 @@ IMAGE_SUFFIXES = (
     ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".ico",
 )
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
+SAMPLE_PREFIX = "sample:"
 _FIX = "open a PNG, JPEG, BMP, GIF, TIFF or WebP image"
 _ROTATIONS = {3, 6, 8}  # EXIF orientations that are pure rotations; the others also mirror
 
@@ -52,9 +53,24 @@ def classify_path(path: str | Path) -> str:
     return "unknown"
 
 
+def image_path(text: str | Path) -> Path:
+    """The file an image argument names: a path, or ``sample:NAME`` for an image shipped with the app."""
+    text = str(text)
+    if not text.startswith(SAMPLE_PREFIX):
+        return Path(text)
+    from cnnexplorer.resource_files import resource_path
+
+    name = text[len(SAMPLE_PREFIX):]
+    samples = sorted(p.stem for p in resource_path("samples").glob("*.png"))
+    if name not in samples:
+        raise UserError(f"there is no sample image '{name}'; the samples are "
+                        + ", ".join(f"{SAMPLE_PREFIX}{s}" for s in samples))
+    return resource_path("samples", f"{name}.png")
+
+
 def load_image(path: str | Path) -> LoadedImage:
-    """Decode ``path`` to an RGB image; raise ``UserError`` naming the file, problem and fix."""
-    path = Path(path)
+    """Decode ``path`` (or ``sample:NAME``) to an RGB image; raise ``UserError`` naming the file, problem and fix."""
+    path = image_path(path)
     require_regular_file(path, "image file", _FIX)
     try:
         with path.open("rb") as stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -121,3 +122,17 @@ def test_a_pipe_as_image_model_or_labels_never_blocks(folder, argv):
     code = "import sys; from cnnexplorer.cli import main; sys.exit(main(sys.argv[1:]))"
     done = subprocess.run([sys.executable, "-c", code, *argv], cwd=folder, capture_output=True, text=True, timeout=120)
     assert_one_line_error(done.returncode, done.stderr, "fifo", "not a regular file")
+
+
+def test_shipped_samples_are_images_by_name(folder, capsys):
+    code, out, err = run_cli(capsys, "predict", *SHAPES, "sample:circle", "sample:star", "--top", "1", "--json")
+    assert code == 0, err
+    results = json.loads(out.strip().splitlines()[-1])["results"]
+    assert [r["top"][0]["label"] for r in results] == ["circle", "star"]
+    code, _, err = run_cli(capsys, "predict", *SHAPES, "sample:hexagon")
+    assert_one_line_error(code, err, "no sample image 'hexagon'", "sample:circle")
+    shipped = resource_path("samples", "circle.png")
+    before = shipped.read_bytes()
+    code, _, err = run_cli(capsys, "export", "heatmap", *SHAPES, "--image", "sample:circle", "--out", shipped)
+    assert_one_line_error(code, err, "same file as the input --image")
+    assert shipped.read_bytes() == before
