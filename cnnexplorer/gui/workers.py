@@ -50,6 +50,7 @@ class JobHandle:
         self.on_progress, self.on_cancelled, self.on_finished = on_progress, on_cancelled, on_finished
         self.cancel_requested = False
         self.done = False
+        self.shown: tuple[str, float] = (label, -1.0)  # what the status bar says of it: message, fraction
 
     @property
     def cancelled(self) -> bool:
@@ -148,7 +149,7 @@ class JobRunner(QObject):
         self.active.append(job)
         if len(self.active) == 1:
             self.busy_changed.emit(True)
-        self.progress.emit(label, -1.0)
+        self.progress.emit(*job.shown)
         QTimer.singleShot(0, self, lambda: self.pool.start(runnable.run))
         return job
 
@@ -179,11 +180,18 @@ class JobRunner(QObject):
             return
         if isinstance(item, Progress):
             fraction = item.fraction
-            self.progress.emit(item.message or job.label, -1.0 if fraction is None else fraction)
+            self._show(job, item.message or job.label, -1.0 if fraction is None else fraction)
             if job.on_progress is not None:
                 job.on_progress(item)
-        elif job.on_item is not None:
+            return
+        if job.shown[0] != job.label:  # the job has moved on from the step its last progress named
+            self._show(job, job.label, -1.0)
+        if job.on_item is not None:
             job.on_item(item)
+
+    def _show(self, job: JobHandle, message: str, fraction: float) -> None:
+        job.shown = (message, fraction)
+        self.progress.emit(message, fraction)
 
     def _on_finished(self, job: JobHandle, outcome: _Outcome) -> None:
         on_result, on_error, on_cancelled, on_finished = job.on_result, job.on_error, job.on_cancelled, job.on_finished
@@ -192,6 +200,8 @@ class JobRunner(QObject):
             self.active.remove(job)
         if not self.active:
             self.busy_changed.emit(False)
+        else:  # the status bar speaks of a job still running, not of the one that ended
+            self.progress.emit(*self.active[-1].shown)
         try:
             if job.cancelled:
                 if on_cancelled is not None:

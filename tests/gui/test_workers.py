@@ -330,3 +330,31 @@ def test_each_job_has_its_own_progress_stream_and_a_finished_callback(qtbot, run
     cancelled = runner.start(lambda: counting("d", 1000), on_finished=lambda: ended.append("d"))
     cancelled.cancel()
     assert runner.wait(10_000) and ended[-1] == "d"
+
+
+def test_the_status_bar_speaks_only_of_running_jobs_and_their_current_step(qtbot, runner):
+    """A finished job's message does not stay up while another runs, nor does a step the job has left."""
+    status = JobStatus(runner)
+    qtbot.addWidget(status)
+    release = threading.Event()
+
+    def long_job():
+        yield Progress(0, None, "opening the data")
+        yield "first batch"  # the job has moved on: its opening message is over
+        release.wait(10)
+        return "trained"
+
+    def short_job():
+        yield Progress(1, 2, "predicting")
+        return "done"
+
+    seen: list[str] = []
+    runner.progress.connect(lambda message, fraction: seen.append(message))
+    long = runner.start(long_job, label="training", on_item=lambda item: None)
+    qtbot.waitUntil(lambda: "training" in seen[1:], timeout=5000)  # back to its label after the first item
+    runner.start(short_job, label="predicting")
+    qtbot.waitUntil(lambda: len(runner.active) == 1, timeout=5000)
+    assert seen[-1] == "training"
+    qtbot.waitUntil(lambda: status.label.text() == "training", timeout=2000)  # drawn at most every 50 ms
+    release.set()
+    assert runner.wait(10_000) and long.done
