@@ -7,8 +7,10 @@ keeps running, instead of Qt aborting on an exception raised in a slot.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from collections.abc import Mapping
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings
@@ -82,9 +84,24 @@ def initial_model(settings: QSettings, spec: str | None, device: str | None) -> 
     return spec or setting(settings, "model/spec", str, "") or DEFAULT_SPEC, device or saved_device
 
 
+NO_DISPLAY = ("no display to show the window on; run it on a desktop, or set QT_QPA_PLATFORM=offscreen "
+              "for a headless run")
+
+
+def check_display(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> None:
+    """Refuse, in one line, to open a window where there is no screen (a Linux shell over ssh, a
+    container): Qt would print pages of xcb plugin advice and abort instead."""
+    if platform.startswith("linux") and not any(environ.get(name) for name in
+                                                ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise UserError(NO_DISPLAY)
+
+
 def run_gui(spec: str | None, device: str | None, images: list[str], fresh: bool) -> int:
     """Open the main window on ``spec`` (default: the last model, else builtin:shapes)."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance()
+    if app is None:
+        check_display()
+        app = QApplication(sys.argv[:1])
     app.setApplicationName("cnnexplorer")
     app.setOrganizationName("cnnexplorer")
     app.setWindowIcon(window_icon())

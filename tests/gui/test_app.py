@@ -167,3 +167,23 @@ def test_unexpected_errors_show_a_dialog_with_the_traceback(qtbot):
     qtbot.addWidget(box)
     assert "KeyError" in box.text() and "keeps running" in box.text()
     assert "Traceback" in box.detailedText() and "missing key" in box.detailedText()
+
+
+def test_without_a_display_the_app_says_so_in_one_line():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "cnnexplorer", "builtin:shapes"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["cnnexplorer: error: no display to show the window on; run it on a "
+                                                "desktop, or set QT_QPA_PLATFORM=offscreen for a headless run"]
+
+
+def test_a_display_or_a_chosen_platform_is_enough():
+    from cnnexplorer.gui.app import check_display
+
+    for environ in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}, {"QT_QPA_PLATFORM": "offscreen"}):
+        check_display(environ, "linux")
+    check_display({}, "darwin")
+    check_display({}, "win32")
