@@ -72,16 +72,40 @@ def train_request(args, load=load_model):
     return replace(request, model=load(args))
 
 
+class ProgressLines:
+    """Batch progress on stderr: the bar on a terminal; elsewhere (a log, a pipe) the first batch's line at once,
+    then one line every ``every`` seconds, so a run shows it is alive long before its first epoch ends."""
+
+    def __init__(self, bar, every: float = 2.0):
+        self.bar, self.every, self.last = bar, every, None
+
+    def __call__(self, item) -> None:
+        import time
+
+        from cnnexplorer.core.jobs import Progress
+
+        text = f"epoch {item.epoch:.2f}  loss {item.loss:.3f}"
+        if self.bar.enabled:
+            self.bar(Progress(item.step, item.total_steps, text))
+            return
+        now = time.monotonic()
+        if self.last is None or now - self.last >= self.every or item.step == item.total_steps:
+            self.last = now
+            print(f"step {item.step}/{item.total_steps}  {text}  {item.images_per_s:,.0f} images/s", file=sys.stderr,
+                  flush=True)
+
+
 def cmd_train(args) -> int:
     import time
 
-    from cnnexplorer.core.jobs import Progress, TextProgressBar, drive
+    from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.training.curves import write_curves_png
     from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics
     from cnnexplorer.core.training.run import RunReady, training_job
 
     request = train_request(args)
     bar = TextProgressBar()
+    batches = ProgressLines(bar)
     ready: RunReady | None = None
     reported: set[str] = set()
 
@@ -95,14 +119,17 @@ def cmd_train(args) -> int:
         nonlocal ready
         if isinstance(item, RunReady):
             ready = item
+            bar.close()
+            start = "" if item.baseline is None else f" The model starts at val acc {item.baseline.val_acc:.4f}."
+            print(f"cnnexplorer: {item.plan}{start}", file=sys.stderr, flush=True)
         elif isinstance(item, BatchMetrics):
-            bar(Progress(item.step, item.total_steps, f"epoch {item.epoch:.2f}  loss {item.loss:.3f}"))
+            batches(item)
         elif isinstance(item, EpochMetrics):
             bar.close()
             report_skipped()
             print(f"epoch {item.epoch}/{ready.config.epochs}  val loss {item.val_loss:.4f}  val acc "
                   f"{item.val_acc:.4f}  train loss {item.train_loss:.4f}  lr {item.lr:.2e}  {item.elapsed_s:.0f} s",
-                  file=sys.stderr)
+                  file=sys.stderr, flush=True)
         else:
             bar(item)  # opening the model and the data
 
@@ -121,11 +148,15 @@ def cmd_train(args) -> int:
                "best_val_acc": result.best_val_acc, "final_val_acc": result.final_val_acc,
                "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
                "best_checkpoint": str(result.best_checkpoint or ""), "data": spec,
+               "start_val_acc": ready.baseline.val_acc if ready.baseline else None,
                "skipped": sorted(result.skipped), "stopped": result.stopped,
                "seconds": round(time.monotonic() - start, 2)}
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
     emit(args, payload, f"trained {result.epochs_done} epochs on {spec}: val acc {acc}; {wrote}")
+    if ready.baseline is not None and not ready.baseline.beaten_by(result.final_val_acc):
+        print(f"cnnexplorer: warning: the final val acc {acc} is no better than the starting model's "
+              f"{ready.baseline.val_acc:.4f} (or than chance)", file=sys.stderr)
     if result.stopped:
         print(f"cnnexplorer: error: {result.stopped}", file=sys.stderr)
         return 2

@@ -67,3 +67,22 @@ def test_the_default_shapes_recipe_reaches_95_percent_within_3_minutes(tmp_path,
     report = {**last_json(stdout), "cpu_seconds": time.process_time() - cpu}
     assert code == 0 and report["epochs"] == 4
     assert report["final_val_acc"] >= 0.95 and report["cpu_seconds"] <= 2 * 180, report
+
+
+def test_train_reports_its_plan_and_batch_progress_on_a_pipe_before_the_first_epoch_ends(tmp_path):
+    """Run as a subprocess writing to a pipe (no terminal): the plan, then a progress line with the loss,
+    then the epoch's line; the final report says where the model started."""
+    import subprocess
+    import sys
+
+    data = make_folder(tmp_path / "pets")
+    done = subprocess.run([sys.executable, "-m", "cnnexplorer", "train", "--model", "builtin:lenet5", "--data",
+                           f"folder:{data}", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "r.pt"),
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    plan = next(k for k, line in enumerate(lines) if "replaced by a new one for the data's 2 classes" in line)
+    progress = next(k for k, line in enumerate(lines) if line.startswith("step 1/") and "loss" in line)
+    epoch = next(k for k, line in enumerate(lines) if line.startswith("epoch 1/1"))
+    assert plan < progress < epoch, done.stderr
+    assert 0 <= last_json(done.stdout)["start_val_acc"] <= 1

@@ -3,7 +3,8 @@
 The CLI builds a ``TrainRequest`` from its flags, the Training tab from its form; both run
 ``training_job`` on it, so the same request opens the same data, prepares the same model and
 trains it the same way. A new run trains the request's model (its frozen layers too); a resume
-opens the checkpoint's model and continues the run it holds, with its settings.
+opens the checkpoint's model and continues the run it holds, with its settings. Before the first
+step the run says what it will do (``describe_plan``) and where its model starts (``Baseline``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from cnnexplorer.core.models import FileOptions, open_model
 from cnnexplorer.core.training.augment import augment_batch, preview_picture
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.data import DataSource, check_val_fraction, open_data
-from cnnexplorer.core.training.loop import RunControl, TrainResult, train
+from cnnexplorer.core.training.loop import RunControl, TrainResult, evaluate, train
+from cnnexplorer.core.training.plan import Baseline, describe_plan
 from cnnexplorer.core.training.state import read_resume
 from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
 
@@ -49,11 +51,13 @@ class TrainRequest:
 
 @dataclass(frozen=True)
 class RunReady:
-    """Yielded once the run is set up: its settings (a resume's are the checkpoint's) and its data, whose
-    ``skipped`` files fill in as the run reads them."""
+    """Yielded once the run is set up: its settings (a resume's are the checkpoint's), its data (whose
+    ``skipped`` files fill in as the run reads them), what it will do and where its model starts."""
 
     config: TrainConfig
     data: DataSource
+    plan: str = ""
+    baseline: Baseline | None = None  # None: a resume whose checkpoint recorded no validation accuracy
 
 
 def training_job(request: TrainRequest, control: RunControl | None = None) -> Job[TrainResult]:
@@ -66,9 +70,16 @@ def training_job(request: TrainRequest, control: RunControl | None = None) -> Jo
     arch = architecture_spec(handle, request.arch)
     spec = request.data if resume is None else request.data or resume["data"]
     data = yield from _open_data(request, handle, config, spec)
-    yield RunReady(config, data)
+    plan = describe_plan(request, data.class_names)
     if resume is None:
         handle = prepare_model(handle, data.class_names, scratch=request.scratch, seed=config.seed)
+        yield Progress(0, None, "measuring the starting model's validation accuracy")
+        start_acc = evaluate(handle.pixel_model(), data, config.batch_size, handle.device,
+                             config.autocast_dtype(handle.device))[1]
+    else:
+        start_acc = resume.get("val_acc")
+    baseline = None if start_acc is None else Baseline(start_acc, len(data.class_names), data.val_size)
+    yield RunReady(config, data, plan, baseline)
     return (yield from train(handle, data, config, arch=arch, out=request.out, resume=resume, control=control))
 
 
