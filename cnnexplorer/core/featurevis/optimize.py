@@ -26,7 +26,7 @@ from cnnexplorer.core.featurevis.objectives import INPUT, Objective, l2, total_v
 from cnnexplorer.core.featurevis.param import PARAMETERISATIONS, gaussian_blur_, pixel_image
 from cnnexplorer.core.featurevis.transforms import standard_transforms
 from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
-from cnnexplorer.core.jobs import Job
+from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import fixed_input_size, layout_of, require_gradients
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 
@@ -183,8 +183,9 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
              first: int = 0, extra: Objective | None = None) -> Job[Result]:
     """Maximise ``objective`` (plus ``extra``, a term that is optimised but not reported) for a
     batch of ``count`` images (``init``: start from these ``[N,C,H,W]`` images,
-    pixel-parameterised). Yields a ``Step`` every ``preview_every`` steps and at the end;
-    returns the ``Result`` (values measured on the untransformed images)."""
+    pixel-parameterised). Yields a ``Step`` every ``preview_every`` steps and at the end, and a
+    ``Progress`` at every other step; returns the ``Result`` (values measured on the untransformed
+    images)."""
     require_gradients(handle.module, "feature visualisation")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     seed = generator.initial_seed()
@@ -215,6 +216,8 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
                 gaussian_blur_(params[0], settings.blur_sigma)
             if step % settings.preview_every == 0 or step == settings.steps:
                 yield Step(step, settings.steps, first, history[:step].copy(), as_uint8(image))
+            else:  # a yield every step: a cancel stops the run after this step, not after the next preview
+                yield Progress(step, settings.steps, f"feature visualisation: step {step} of {settings.steps}")
         with torch.no_grad():
             images = image_fn().detach().cpu()
     return Result(images, evaluate(handle, objective, images), settings.to_json(), seed, history)
