@@ -51,6 +51,7 @@ class JobHandle:
         self.cancel_requested = False
         self.done = False
         self.shown: tuple[str, float] = (label, -1.0)  # what the status bar says of it: message, fraction
+        self.started = time.monotonic()
 
     @property
     def cancelled(self) -> bool:
@@ -100,6 +101,15 @@ class _Runnable:
             return _Outcome(cancelled=True)
         finally:
             job.close()
+
+
+def time_left(elapsed_s: float, fraction: float) -> str:
+    """An estimate of a job's remaining time from its pace so far ("about 40 s left"); "" while too
+    early to tell (under 2 s or 2 % done) or when the job does not know its fraction."""
+    if not 0.02 <= fraction < 1 or elapsed_s < 2:
+        return ""
+    left = elapsed_s * (1 - fraction) / fraction
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"
 
 
 class JobRunner(QObject):
@@ -190,8 +200,9 @@ class JobRunner(QObject):
             job.on_item(item)
 
     def _show(self, job: JobHandle, message: str, fraction: float) -> None:
-        job.shown = (message, fraction)
-        self.progress.emit(message, fraction)
+        left = time_left(time.monotonic() - job.started, fraction)
+        job.shown = (f"{message} · {left}" if left else message, fraction)
+        self.progress.emit(*job.shown)
 
     def _on_finished(self, job: JobHandle, outcome: _Outcome) -> None:
         on_result, on_error, on_cancelled, on_finished = job.on_result, job.on_error, job.on_cancelled, job.on_finished

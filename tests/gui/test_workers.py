@@ -358,3 +358,29 @@ def test_the_status_bar_speaks_only_of_running_jobs_and_their_current_step(qtbot
     qtbot.waitUntil(lambda: status.label.text() == "training", timeout=2000)  # drawn at most every 50 ms
     release.set()
     assert runner.wait(10_000) and long.done
+
+
+def test_time_left_is_estimated_from_the_pace_so_far():
+    from cnnexplorer.gui.workers import time_left
+
+    assert time_left(10.0, 0.25) == "about 30 s left"
+    assert time_left(60.0, 0.2) == "about 4 min left"
+    assert time_left(1.0, 0.5) == "" and time_left(30.0, 0.01) == "" and time_left(30.0, -1.0) == ""
+
+
+def test_a_long_job_shows_its_time_left_in_the_status_bar(qtbot, runner):
+    status = JobStatus(runner)
+    qtbot.addWidget(status)
+    go, end = threading.Event(), threading.Event()
+
+    def counting():
+        go.wait(10)
+        yield Progress(1, 4, "attacking")
+        end.wait(10)
+
+    job = runner.start(counting, label="robustness curve")
+    job.started -= 30  # as if the job had been running for 30 s: a quarter done, 90 s (1.5 min) to go
+    go.set()
+    qtbot.waitUntil(lambda: status.label.text() == "attacking · about 2 min left", timeout=5000)
+    end.set()
+    assert runner.wait(10_000)
