@@ -1,4 +1,5 @@
-"""``cnnexplorer export heatmap``: the JSON report, the core renderer's pixels, the raw map."""
+"""``cnnexplorer export heatmap``: the JSON report, the core renderer's pixels over the original
+image with the title and colour bar below, the raw map."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_export_heatmap_reports_target_score_and_peak_and_saves_the_map(capsys, 
     image = sample_images()[0]
     out, raw = tmp_path / "heat.png", tmp_path / "maps" / "heat.npy"
     code, stdout, _ = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", str(image),
-                              "--method", "gradcam++", "--target", "square", "--alpha", "0.6",
+                              "--method", "gradcam++", "--target", "square", "--alpha", "0.6", "--cmap", "jet",
+                              "--clip", "2", "--map-only",
                               "--out", str(out), "--save-map", str(raw), "--json")
     assert code == 0
     report = json.loads(stdout.strip().splitlines()[-1])
@@ -34,9 +36,15 @@ def test_export_heatmap_reports_target_score_and_peak_and_saves_the_map(capsys, 
     x, y = report["peak"]
     assert report["peak_image"] == pytest.approx([(x + 0.5) * width / 64 - 0.5, (y + 0.5) * height / 64 - 0.5])
     np.testing.assert_allclose(np.load(raw), heatmap.map, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(np.asarray(Image.open(out)), render_heatmap(pixels, heatmap, 0.6, "magma"))
+    assert report["saturates_at"] == pytest.approx(heatmap.scale(2.0), rel=1e-5)
+    drawn = np.asarray(Image.open(out))
+    assert drawn.shape[0] > height and drawn.shape[1] >= width  # the colour bar and title below
+    np.testing.assert_array_equal(drawn[:height, :width], render_heatmap(
+        pixels, heatmap, 0.6, "jet", 2.0, background=np.asarray(loaded.image), box=(0, 0, width, height),
+        overlay=False))
     sidecar = json.loads((tmp_path / "heat.png.json").read_text())
     assert sidecar["view"] == "heatmap" and sidecar["settings"]["method"] == "gradcam++"
+    assert sidecar["settings"]["clip"] == 2.0 and sidecar["settings"]["overlay"] is False
 
 
 def test_export_heatmap_user_errors_exit_2(capsys, tmp_path):
@@ -50,3 +58,6 @@ def test_export_heatmap_user_errors_exit_2(capsys, tmp_path):
     code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
                            "--alpha", "1.5", "--out", str(tmp_path / "c.png"))
     assert code == 2 and "opacity goes from 0" in err
+    code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
+                           "--clip", "100", "--out", str(tmp_path / "d.png"))
+    assert code == 2 and "saturate" in err

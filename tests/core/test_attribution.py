@@ -15,9 +15,12 @@ from torch import nn
 
 from cnnexplorer.core.attribution import METHODS, compute_heatmap, compute_heatmaps, render_heatmap
 from cnnexplorer.core.attribution.guided import guided_gradients
+from cnnexplorer.core.attribution.heatmap import Heatmap
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.images import load_image
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.core.models import load_model
+from cnnexplorer.resource_files import resource_path
 
 CHEAP = {"smoothgrad": {"samples": 4}, "ig": {"steps": 4}, "occlusion": {"window": 16, "stride": 16}}
 
@@ -212,3 +215,34 @@ def test_deletion_and_insertion_curves_run_between_the_image_and_its_baselines()
     assert insertion.scores[0] == pytest.approx(prob(gaussian_blur(x, 8)), rel=1e-4)
     assert insertion.scores[-1] == pytest.approx(prob(x), rel=1e-4)
     assert deletion.auc == pytest.approx(np.mean((deletion.scores[1:] + deletion.scores[:-1]) / 2))
+
+
+@pytest.mark.parametrize("method", ["saliency", "smoothgrad", "guided", "deconvnet", "ig", "inputxgrad"])
+def test_gradient_maps_saturate_their_top_percent_instead_of_showing_specks(method):
+    handle = load_model("builtin:shapes", "cpu")
+    sample = sorted(resource_path("samples").glob("*.png"))[0]
+    heatmap = compute_heatmap(handle, handle.pixels(load_image(sample)), method)
+
+    def strength(clip):
+        values = heatmap.display_values(clip)
+        return np.abs(2 * values - 1) if heatmap.signed or values.ndim == 3 else values
+
+    saturated = float((strength(1.0) >= 0.999).mean())
+    assert 0.004 <= saturated <= 0.03  # about the top 1 %
+    assert strength(1.0).mean() > 1.5 * strength(0.0).mean()
+    assert heatmap.scale(1.0) < heatmap.scale(0.0) == pytest.approx(float(np.abs(heatmap.map).max()))
+
+
+def test_a_map_is_drawn_over_the_part_of_the_original_the_model_saw():
+    values = np.zeros((4, 4), np.float32)
+    values[0, 0] = 1.0  # evidence in the model input's top-left corner only
+    heatmap = Heatmap(values, False, 0, 1.0, "gradcam")
+    background = np.full((30, 50, 3), 100, np.uint8)
+    box = (10.0, 5.0, 30.0, 25.0)  # a 20×20 centre crop, 5 original pixels per map pixel
+    picture = render_heatmap(torch.zeros(3, 4, 4), heatmap, 1.0, "jet", 0.0, background=background, box=box)
+    assert picture.shape == background.shape
+    assert picture[7, 12].tolist() == [128, 0, 0]  # the corner's map pixel, stretched: jet's strong end
+    assert (picture[:, :10] == 100).all() and (picture[20:, 35:] == 100).all()  # outside: the image only
+    alone = render_heatmap(torch.zeros(3, 4, 4), heatmap, 1.0, "jet", 0.0, background=background, box=box,
+                           overlay=False)
+    assert (alone[:, :9] == 255).all() and alone[20, 20].tolist() == [0, 0, 128]  # on paper; zero is dark blue

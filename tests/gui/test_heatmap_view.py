@@ -1,5 +1,6 @@
 """The Heatmaps tab driven through the real window: the map follows the session's target, the
-extra jobs fill the panel and the plot, and Export writes the core renderer's pixels."""
+extra jobs fill the panel and the plot, and Export writes the core renderer's pixels at the
+original image's resolution, with the title and colour bar below."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import QPointF, Qt
 
 from cnnexplorer.core.attribution import METHODS, compute_heatmap, render_heatmap
+from cnnexplorer.core.attribution.overlay import heatmap_scale
+from cnnexplorer.core.colour_bar import colour_bar
+from cnnexplorer.core.picture_style import PAPER
 from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
-from cnnexplorer.pictures.heatmap_panels import SPACER
+from cnnexplorer.pictures.heatmap import model_box, title
+from cnnexplorer.pictures.heatmap_panels import COLUMNS, LABEL_HEIGHT, SPACER, TILE
 
 WAIT_MS = 60_000
 
@@ -34,6 +40,17 @@ def expected(window, method="gradcam", target=None, **kwargs):
     return pixels, compute_heatmap(session.model, pixels, method, target, **kwargs)
 
 
+def original(window) -> tuple[np.ndarray, tuple]:
+    image = window.session.image.image
+    return np.asarray(image.convert("RGB")), model_box(window.session.model.preprocessing, image.size)
+
+
+def exported_map(window, path) -> np.ndarray:
+    """The exported picture above its title and colour bar (the original image's size)."""
+    height, width = original(window)[0].shape[:2]
+    return np.asarray(Image.open(path))[:height, :width]
+
+
 def test_the_map_follows_the_target_and_export_writes_its_pixels(tab, tmp_path):
     window, view = tab
     top = window.session.effective_target
@@ -51,7 +68,10 @@ def test_the_map_follows_the_target_and_export_writes_its_pixels(tab, tmp_path):
     view.cmap.setCurrentText("viridis")
     path, sidecar = window.export_current_view(tmp_path / "heat.png")
     _, against = expected(window, target=other, negative=True)
-    np.testing.assert_array_equal(np.asarray(Image.open(path)), render_heatmap(pixels, against, 0.7, "viridis"))
+    image, box = original(window)
+    assert image.shape[0] > pixels.shape[-1]  # drawn at the image's resolution, not the model input's
+    np.testing.assert_array_equal(exported_map(window, path),
+                                  render_heatmap(pixels, against, 0.7, "viridis", background=image, box=box))
     settings = json.loads(sidecar.read_text())["settings"]
     assert settings["why_not"] and settings["target"] == other and settings["alpha"] == 0.7
 
@@ -75,8 +95,6 @@ def test_comparison_grid_top3_and_sanity_check_fill_the_panel(tab):
     view.compare_methods()
     assert window.wait_for_jobs(WAIT_MS)
     assert [name for name, _ in view.panels] == list(METHODS)
-    size = view.shown.pixels.shape[-1]
-    assert view.panel_canvas.image_item.image.shape[1] == len(METHODS) * size + (len(METHODS) - 1) * SPACER
     assert len({round(f, 2) for f in progress if f >= 0}) > 3  # one job, progress across the methods
 
     chosen = ["gradcam", "saliency", "occlusion"]
@@ -90,6 +108,10 @@ def test_comparison_grid_top3_and_sanity_check_fill_the_panel(tab):
     assert window.wait_for_jobs(WAIT_MS)
     ranked = [p.index for p in window.session.predictions[:3]]
     assert [h.target for _, h in view.panels] == ranked
+    view.show_tile(1)  # a click on the second class's tile makes it the target
+    assert window.session.target == ranked[1]
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.shown.heatmap.target == ranked[1]
 
     view.sanity_check()
     assert window.wait_for_jobs(WAIT_MS)
@@ -121,3 +143,70 @@ def test_an_image_switch_computes_one_map(tab, monkeypatch):
     assert window.wait_for_jobs(WAIT_MS)
     assert kinds.count("heatmap-view") == 1 and "predict" in kinds  # the map does not wait for the predictions
     assert view.shown.heatmap.target == window.session.effective_target
+
+
+def test_gradient_maps_saturate_their_top_percent_and_export_their_colour_bar(tab, tmp_path):
+    window, view = tab
+    view.method.setCurrentIndex(view.method.findData("saliency"))
+    assert window.wait_for_jobs(WAIT_MS)
+    heatmap, label = view.shown.heatmap, view.shown.label
+    assert view.clip.value() == 1.0 and view.cmap.currentText() == "auto"
+    path, sidecar = window.export_current_view(tmp_path / "saliency.png")
+    assert json.loads(sidecar.read_text())["settings"]["clip"] == 1.0
+    exported = np.asarray(Image.open(path))
+    scale = heatmap_scale(heatmap, "jet", 1.0)
+    assert scale.high == pytest.approx(heatmap.scale(1.0)) and scale.high < 0.8 * float(heatmap.map.max())
+    assert "gradient" in scale.unit and "1 % saturate" in scale.unit
+    height = original(window)[0].shape[0]
+    np.testing.assert_array_equal(exported[height:], colour_bar(title(heatmap, label), scale, exported.shape[1]))
+
+    view.clip.setValue(0.0)
+    unclipped = exported_map(window, window.export_current_view(tmp_path / "unclipped.png")[0])
+    image = original(window)[0].astype(int)
+    clipped = exported_map(window, path)
+    assert np.abs(clipped - image).mean() > 1.5 * np.abs(unclipped - image).mean()  # more of the map is seen
+
+
+def test_map_only_draws_the_map_alone_on_paper(make_window, tmp_path):
+    window = make_window()
+    window.load_model("torchvision:resnet18:none", "cpu")
+    window.open_files([str(sample_images()[0])])
+    assert window.wait_for_jobs(WAIT_MS)
+    view = window.show_view(HeatmapView)
+    view.map_only.setChecked(True)
+    view.cmap.setCurrentText("jet")
+    assert window.wait_for_jobs(WAIT_MS)
+    pixels, (image, box) = view.shown.pixels, original(window)
+    drawn = exported_map(window, window.export_current_view(tmp_path / "map.png")[0])
+    np.testing.assert_array_equal(drawn, render_heatmap(pixels, view.shown.heatmap, 0.7, "jet", background=image,
+                                                        box=box, overlay=False))
+    left, top = int(box[0]), int(box[1])
+    assert left > 0 and (drawn[top:, :left - 1] == PAPER).all()  # outside what the model saw: no map, no image
+
+
+def tile_centre(view, index: int):
+    width, height = view.tiles.cell
+    x = (index % COLUMNS) * (width + SPACER) + width / 2
+    y = (index // COLUMNS) * (height + SPACER) + height / 2
+    return view.panel_canvas.mapFromScene(view.panel_canvas.view_box.mapViewToScene(QPointF(x, y)))
+
+
+def test_compared_methods_are_large_labelled_tiles_and_a_click_shows_one(tab, qtbot):
+    window, view = tab
+    window.resize(1400, 1000)
+    view.compare_methods()
+    assert window.wait_for_jobs(WAIT_MS)
+    tiles = view.tiles
+    assert tiles.count == len(METHODS) and tiles.cell[0] >= TILE and tiles.cell[1] >= TILE + LABEL_HEIGHT
+    rows = -(-len(METHODS) // COLUMNS)
+    assert tiles.pixels.shape[:2] == (rows * tiles.cell[1] + (rows - 1) * SPACER,
+                                      COLUMNS * tiles.cell[0] + (COLUMNS - 1) * SPACER)
+    for index in range(len(METHODS)):  # every tile has its label: ink above the picture
+        left, top = (index % COLUMNS) * (tiles.cell[0] + SPACER), (index // COLUMNS) * (tiles.cell[1] + SPACER)
+        assert (tiles.pixels[top:top + LABEL_HEIGHT, left:left + tiles.cell[0]] < 128).any()
+    assert tiles.tile_at(tiles.cell[0] + SPACER / 2, 5) is None  # the spacer between tiles
+    occlusion = list(METHODS).index("occlusion")
+    qtbot.mouseClick(view.panel_canvas.viewport(), Qt.MouseButton.LeftButton, pos=tile_centre(view, occlusion))
+    assert view.method_name == "occlusion"
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.shown.heatmap.method == "occlusion"

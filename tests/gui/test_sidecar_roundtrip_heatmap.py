@@ -1,5 +1,6 @@
 """A heatmap exported from the Heatmaps tab is made again, pixel for pixel, by
-``cnnexplorer export --from-sidecar``: method, layer, target, "why not", opacity and colours."""
+``cnnexplorer export --from-sidecar``: method, layer, target, "why not", opacity, colours,
+clipping and "map only"."""
 
 from __future__ import annotations
 
@@ -33,20 +34,23 @@ def test_gui_heatmaps_are_made_again_from_their_sidecars(make_window, tmp_path):
     view.why_not.setChecked(True)
     view.cmap.setCurrentText("viridis")
     view.opacity.setValue(45)
+    view.clip.setValue(2.5)
+    view.map_only.setChecked(True)
     assert window.wait_for_jobs(WAIT_MS)
     png, sidecar = window.export_current_view(tmp_path / "layercam.png")
     recorded = json.loads(sidecar.read_text())
     assert recorded["layer"] == "features.4"
     assert recorded["settings"] == {"method": "layercam", "target": 3, "why_not": True, "alpha": 0.45,
-                                    "cmap": "viridis"}
+                                    "cmap": "viridis", "clip": 2.5, "overlay": False}
     np.testing.assert_array_equal(remade(sidecar, tmp_path / "cli-layercam.png"), np.asarray(Image.open(png)))
 
     window.session.set_target(None)
     view.method.setCurrentIndex(view.method.findData("smoothgrad"))
     view.cmap.setCurrentText("auto")
+    view.map_only.setChecked(False)
     assert window.wait_for_jobs(WAIT_MS)
     png, sidecar = window.export_current_view(tmp_path / "smoothgrad.png")
     recorded = json.loads(sidecar.read_text())
-    assert recorded["layer"] is None and recorded["settings"]["cmap"] == "magma"
+    assert recorded["layer"] is None and recorded["settings"]["cmap"] == "jet"
     assert recorded["settings"]["target"] == window.session.effective_target
     np.testing.assert_array_equal(remade(sidecar, tmp_path / "cli-smoothgrad.png"), np.asarray(Image.open(png)))

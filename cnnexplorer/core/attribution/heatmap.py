@@ -41,14 +41,27 @@ class Heatmap:
         y, x = np.unravel_index(int(np.argmax(self.scalar_map)), self.scalar_map.shape)
         return int(x), int(y)
 
-    def display_values(self) -> np.ndarray:
-        """Values in [0,1] for a colour map: unsigned maps scaled by their maximum (negatives
-        clipped to 0), signed and per-channel maps by their largest magnitude with 0 at 0.5."""
-        values = self.map.astype(np.float32)
-        if self.signed or values.ndim == 3:
-            top = float(np.abs(values).max())
-            return 0.5 + 0.5 * values / top if top > 0 else np.full_like(values, 0.5)
+    def scale(self, clip: float = 0.0) -> float:
+        """The magnitude that saturates the colour map: the ``100 - clip`` percentile of the map's
+        magnitudes (positive values for unsigned maps), or its maximum when that is 0.
+
+        Gradient maps are dominated by a few extreme pixels; scaling by the maximum leaves the
+        rest near zero (specks), so attribution libraries let the top 1-2 % saturate.
+        """
+        values = np.abs(self.map) if self.signed or self.map.ndim == 3 else np.clip(self.map, 0.0, None)
         top = float(values.max())
+        if 0.0 < clip < 100.0 and top > 0:
+            clipped = float(np.percentile(values, 100.0 - clip))
+            top = clipped if clipped > 0 else top
+        return top
+
+    def display_values(self, clip: float = 0.0) -> np.ndarray:
+        """Values in [0,1] for a colour map, ``scale(clip)`` at the ends: unsigned maps from 0
+        (negatives clipped to 0), signed and per-channel maps symmetric with 0 at 0.5."""
+        values = self.map.astype(np.float32)
+        top = self.scale(clip)
+        if self.signed or values.ndim == 3:
+            return np.clip(0.5 + 0.5 * values / top, 0.0, 1.0) if top > 0 else np.full_like(values, 0.5)
         return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
 
 

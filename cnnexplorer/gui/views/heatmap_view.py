@@ -1,9 +1,11 @@
 """The "Heatmaps" tab: why the model said what it said, for the current image and target class.
 
 The main picture is the ``heatmap`` recipe's (``pictures.heatmap``: the same job and drawing as
-``export heatmap``) for the options the widgets show; below it, the result of the last extra
-job (``pictures.heatmap_panels``): methods side by side, the top-3 classes, the sanity check, or
-the deletion/insertion curves. Changing the opacity or colour map only redraws the stored maps.
+``export heatmap``, title and colour bar included) for the options the widgets show; below it,
+the result of the last extra job (``pictures.heatmap_panels``): a grid of labelled tiles (the
+methods compared, the top-3 classes, the sanity check; a click on a tile shows its method or
+class above), or the deletion/insertion curves. Changing the opacity, clipping, colour map or
+"map only" only redraws the stored maps.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QPushButton, QSlider, QSplitter,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QMenu, QPushButton,
+                               QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.attribution import METHODS, curves_job
 from cnnexplorer.core.colormaps import COLORMAPS
@@ -23,8 +25,8 @@ from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
-from cnnexplorer.pictures.heatmap import Explained, HeatmapOptions, draw, explain_job
-from cnnexplorer.pictures.heatmap_panels import Panels, compare_job, draw_panels, sanity_job, top_classes_job
+from cnnexplorer.pictures.heatmap import Explained, HeatmapOptions, draw, explain_job, title
+from cnnexplorer.pictures.heatmap_panels import Panels, TileGrid, compare_job, draw_panels, sanity_job, top_classes_job
 
 AUTO_CMAP = "auto"
 AUTO_LAYER, TREE_LAYER = "auto: last conv", "tree selection"
@@ -39,6 +41,7 @@ class HeatmapView(View):
         super().__init__(session, jobs, parent)
         self.shown: Explained | None = None
         self.lower_panels: Panels | None = None
+        self.tiles: TileGrid | None = None
         self.curves = None
         self.sanity = None
         self.method = QComboBox()
@@ -54,6 +57,15 @@ class HeatmapView(View):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(70)
         self.opacity.setMaximumWidth(140)
+        self.clip = QDoubleSpinBox()
+        self.clip.setRange(0.0, 20.0)
+        self.clip.setSingleStep(0.5)
+        self.clip.setDecimals(1)
+        self.clip.setValue(HeatmapOptions.clip)
+        self.clip.setSuffix(" %")
+        self.clip.setToolTip("the largest values that saturate the colours (1-2 % is usual; 0: scale to the maximum)")
+        self.map_only = QCheckBox("map only")
+        self.map_only.setToolTip("draw the map alone, not over the image")
         row = QHBoxLayout()
         for text, widget in (("method", self.method), (None, self.why_not), ("CAM layer", self.layer_choice)):
             if text:
@@ -61,13 +73,15 @@ class HeatmapView(View):
             row.addWidget(widget)
         row.addStretch(1)
         look = QHBoxLayout()
-        for text, widget in (("colours", self.cmap), ("opacity", self.opacity)):
-            look.addWidget(QLabel(text))
+        for text, widget in (("colours", self.cmap), ("opacity", self.opacity), ("saturate top", self.clip),
+                             (None, self.map_only)):
+            if text:
+                look.addWidget(QLabel(text))
             look.addWidget(widget)
         look.addStretch(1)
         self.compare_button = QToolButton()
         self.compare_button.setText("Compare methods")
-        self.compare_button.setToolTip("the chosen methods side by side, as one job (arrow: choose them)")
+        self.compare_button.setToolTip("the chosen methods in a grid, as one job (arrow: choose them)")
         self.compare_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         self.compare_menu = QMenu(self.compare_button)
         for name, method in METHODS.items():
@@ -87,6 +101,7 @@ class HeatmapView(View):
         self.message.setWordWrap(True)
         self.canvas = ImageCanvas()
         self.panel_canvas = ImageCanvas()
+        self.panel_canvas.scene().sigMouseClicked.connect(self._on_tile_click)
         self.panel_caption = QLabel(" ")
         self.panel_caption.setWordWrap(True)
         self.plot = pg.PlotWidget(background="w")
@@ -113,8 +128,9 @@ class HeatmapView(View):
         self.method.currentIndexChanged.connect(self._on_method)
         for signal in (self.why_not.toggled, self.layer_choice.currentIndexChanged):
             signal.connect(self.refresh)
-        self.cmap.currentIndexChanged.connect(self._redraw)
-        self.opacity.valueChanged.connect(self._redraw)
+        for signal in (self.cmap.currentIndexChanged, self.opacity.valueChanged, self.clip.valueChanged,
+                       self.map_only.toggled):
+            signal.connect(self._redraw)
         self.compare_button.clicked.connect(self.compare_methods)
         self.top_button.clicked.connect(self.top_classes)
         self.sanity_button.clicked.connect(self.sanity_check)
@@ -125,7 +141,7 @@ class HeatmapView(View):
         session.target_changed.connect(self.refresh)
         session.layer_changed.connect(self._on_layer)
         self.message.setText(NO_INPUT)
-        remember(self, "method", "layer_choice", "cmap", "opacity")
+        remember(self, "method", "layer_choice", "cmap", "opacity", "clip", "map_only")
 
     # --- what to compute -----------------------------------------------------------------------
 
@@ -138,7 +154,8 @@ class HeatmapView(View):
         job finds itself, so the map need not wait for the predictions)."""
         cmap = self.cmap.currentText()
         return HeatmapOptions(self.method_name, self.session.target, self.why_not.isChecked(),
-                              self.opacity.value() / 100, None if cmap == AUTO_CMAP else cmap)
+                              self.opacity.value() / 100, None if cmap == AUTO_CMAP else cmap,
+                              round(self.clip.value(), 1), not self.map_only.isChecked())
 
     def _on_method(self, *_) -> None:
         self.layer_choice.setEnabled(METHODS[self.method_name].uses_layer)
@@ -171,21 +188,17 @@ class HeatmapView(View):
         if inputs is None:
             return
         options = self.options()
-        title = METHODS[options.method].title
-        self._say(f"Computing {title} …")
-        self.jobs.start(lambda: explain_job(inputs, options), kind="heatmap-view", label=title,
+        name = METHODS[options.method].title
+        self._say(f"Computing {name} …")
+        self.jobs.start(lambda: explain_job(inputs, options), kind="heatmap-view", label=name,
                         on_result=lambda explained: self._show(inputs.handle, explained), on_error=self._failed)
 
     def _show(self, handle, explained: Explained) -> None:
         if handle is not self.session.model:
             return
         self.shown, heatmap = explained, explained.heatmap
-        label = handle.label(heatmap.target) if heatmap.target is not None else "custom score"
-        where = f" at {heatmap.layer}" if heatmap.layer else ""
-        against = "against" if heatmap.negative else "for"
         x, y = heatmap.peak()
-        self._say(f"{METHODS[heatmap.method].title}{where}: evidence {against} '{label}' "
-                  f"(p = {heatmap.score:.3f}); strongest at x={x}, y={y}")
+        self._say(f"{title(heatmap, explained.label)}; strongest at x={x}, y={y} of the model input")
         self._redraw()
 
     def _redraw(self, *_) -> None:
@@ -197,8 +210,7 @@ class HeatmapView(View):
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.shown is None:
             return None
-        options = self.options()
-        picture = draw(self.shown, options.alpha, options.cmap)
+        picture = draw(self.shown, self.options())
         return picture.pixels, picture.settings
 
     def _failed(self, exc: BaseException) -> bool:
@@ -219,7 +231,7 @@ class HeatmapView(View):
 
     def _clear_extras(self, *_) -> None:
         """Panels and curves belong to one model and image: drop them when either changes."""
-        self.lower_panels, self.curves, self.sanity = None, None, None
+        self.lower_panels, self.tiles, self.curves, self.sanity = None, None, None, None
         self.panel_canvas.clear()
         self.plot.clear()
         self.plot.hide()
@@ -229,12 +241,29 @@ class HeatmapView(View):
 
     def _show_panels(self, panels: Panels) -> None:
         self.lower_panels = panels
-        options = self.options()
         self.plot.hide()
         self.panel_canvas.show()
         self.lower.show()
-        self.panel_canvas.set_pixels(draw_panels(panels, options.alpha, options.cmap))
+        self.tiles = draw_panels(panels, self.options())
+        self.panel_canvas.set_pixels(self.tiles.pixels)
         self.panel_caption.setText(panels.caption)
+
+    def _on_tile_click(self, event) -> None:
+        if self.tiles is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.panel_canvas.image_item.mapFromScene(event.scenePos())
+        index = self.tiles.tile_at(point.x(), point.y())
+        if index is not None:
+            event.accept()
+            self.show_tile(index)
+
+    def show_tile(self, index: int) -> None:
+        """Show tile ``index``'s method and target in the main picture (a sanity-check stage shares both)."""
+        heatmap = self.panels[index][1]
+        if heatmap.target is not None and heatmap.target != self.session.effective_target:
+            self.session.set_target(heatmap.target)
+        if heatmap.method != self.method_name:
+            self.method.setCurrentIndex(self.method.findData(heatmap.method))
 
     def _run_extra(self, make_job, label: str, on_result) -> None:
         self.panel_caption.setText(f"{label} …")
@@ -281,7 +310,7 @@ class HeatmapView(View):
 
         def shown(curves) -> None:
             self.curves = curves
-            self.lower_panels = None
+            self.lower_panels, self.tiles = None, None
             self.panel_canvas.hide()
             self.plot.show()
             self.lower.show()
