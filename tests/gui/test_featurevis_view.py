@@ -52,7 +52,10 @@ def test_a_quick_run_updates_the_grid_live_and_exports_what_it_shows(make_window
     result = view.finished.result
     assert result.units == [0, 1, 2, 3] and result.layer == LAYER and result.history.shape == (8, 4)
     np.testing.assert_array_equal(view.grid.image_item.image, render_featurevis_picture(result.images, [0, 1, 2, 3]))
-    assert not view.controls.cancel_button.isEnabled() and "channel of features.2" in view.message.text()
+    assert not view.controls.cancel_button.isEnabled() and "channels 0–3 of features.2" in view.message.text()
+    # the caption says which value is which: the final images' objective, and the curve's last (transformed) step
+    assert f"{np.mean(result.values):.4g} on the final images" in view.message.text()
+    assert f"on a transformed copy: {np.mean(result.history[-1]):.4g}" in view.message.text()
 
     layout = view.finished.layout
     qtbot.mouseClick(view.grid.viewport(), Qt.MouseButton.LeftButton,
@@ -169,3 +172,14 @@ def test_the_gui_export_is_made_again_from_its_sidecar(make_window, tmp_path, ca
     assert main(["export", "--from-sidecar", str(side), "--out", str(tmp_path / "cli.png")]) == 0
     capsys.readouterr()
     np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_captions_name_the_units_they_visualise():
+    from cnnexplorer.gui.views.featurevis_view import units_text
+
+    assert units_text("channel", [5]) == "channel 5"
+    assert units_text("channel", [0, 1, 2, 3]) == "channels 0–3"
+    assert units_text("logit", [3, 7]) == "classes 3, 7"
+    assert units_text("neuron", [2]) == "neuron 2"
+    assert units_text("diversity", [4, 4, 4, 4]) == "channel 4"
+    assert units_text("deepdream", None) == "deepdream"

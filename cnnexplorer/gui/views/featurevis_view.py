@@ -34,6 +34,20 @@ WARNING_STYLE = "color: #b35900"
 TILE_HINT = "Click a tile to see it large, with its objective curve."
 
 
+def units_text(kind: str, units) -> str:
+    """``channel 5``, ``channels 0–15``, ``classes 3, 7``: what an objective maximises, with its numbers."""
+    if kind in IMAGE_KINDS or not units:
+        return kind
+    noun = {"logit": "class", "diversity": "channel"}.get(kind, kind)
+    shown = sorted(set(units))
+    if len(shown) == 1:
+        return f"{noun} {shown[0]}"
+    plural = "classes" if noun == "class" else f"{noun}s"
+    if shown == list(range(shown[0], shown[-1] + 1)):
+        return f"{plural} {shown[0]}–{shown[-1]}"
+    return f"{plural} " + ", ".join(map(str, shown[:8])) + (" …" if len(shown) > 8 else "")
+
+
 class FeatureVisView(View):
     title = "Feature vis"
     view_name = "featurevis"
@@ -158,7 +172,7 @@ class FeatureVisView(View):
         self._show_tile()
         what = "the image" if kind in IMAGE_KINDS else f"{len(shown)} image{'s' if len(shown) > 1 else ''}"
         self.message.setStyleSheet("")
-        self.message.setText(f"Optimising {what} for {kind} of {layer or 'the output'} …{note}")
+        self.message.setText(f"Optimising {what} for {units_text(kind, shown)} of {layer or 'the output'} …{note}")
         self.controls.set_fraction(0.0)
         self.controls.set_running(True, False)
         job = self.jobs.start(lambda: run_featurevis(inputs, options), kind="featurevis",
@@ -213,13 +227,16 @@ class FeatureVisView(View):
         self.controls.set_running(False, True)
         result = finished.result
         ratios = result.values / np.where(np.abs(result.noise_values) > 1e-12, result.noise_values, np.nan)
-        text = (f"{result.kind} of {result.layer or 'the output'}: {len(result.units)} image(s), "
-                f"{result.settings['steps']} steps, seed {result.seed} · objective {np.mean(result.values):.4g} "
-                f"(on noise {np.mean(result.noise_values):.4g}")
+        text = (f"{units_text(result.kind, result.units)} of {result.layer or 'the output'}: "
+                f"{len(result.units)} image(s), {result.settings['steps']} steps, seed {result.seed} · objective "
+                f"{np.mean(result.values):.4g} on the final images"
+                + (f" (the curve's last step, on a transformed copy: {np.mean(result.history[-1]):.4g})"
+                   if result.settings.get("transforms") and len(result.history) else "")
+                + f" · on noise {np.mean(result.noise_values):.4g}")
         if result.kind not in IMAGE_KINDS and np.isfinite(ratios).any():
             text += f", ×{np.nanmedian(ratios):.3g} median"
         self.message.setStyleSheet("")
-        self.message.setText(text + ")")
+        self.message.setText(text)
         self._show_tile()
 
     def _failed(self, exc: BaseException) -> bool:
