@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from cnnexplorer.core.architecture import LayerInfo, Summary
 from cnnexplorer.core.layer_text import layer_text, summary_totals
-from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, RULE, pil_font
+from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, RULE, TITLE, pil_font
 from cnnexplorer.core.predict import ClassScore
 
 SHADE = (242, 244, 247)
@@ -18,8 +18,8 @@ HEADER = (222, 228, 237)
 BAR = (46, 104, 176)
 TRACK = (226, 230, 236)
 
-FONT_SIZE = 13
-TITLE_SIZE = 16
+FONT_SIZE = BODY
+TITLE_SIZE = TITLE
 CELL_PAD = 8
 INDENT = 12
 ROW_HEIGHT = FONT_SIZE + 8

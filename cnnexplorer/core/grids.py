@@ -1,18 +1,22 @@
 """Many small pictures tiled into one: the layout of a grid and its coloured, numbered picture.
 
 Activation grids (one tile per channel) and filter pictures (one tile per kernel) share this.
-Tiling is one pad, transpose and reshape for all tiles, and the channel numbers are drawn from
-built-in bitmaps for all tiles at once, so a 2048-channel grid costs no Python loop per tile
-and the exported pixels are identical on every machine.
+Tiling is one pad, transpose and reshape for all tiles, and the channel numbers are put together
+from digits drawn once with the pictures' font (at a size readable at 100 %) for all tiles at
+once, so a 2048-channel grid costs no Python loop per tile and the exported pixels are
+identical on every machine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from cnnexplorer.core.colormaps import apply_colormap
+from cnnexplorer.core.picture_style import SMALL, pil_font
 
 
 @dataclass(frozen=True)
@@ -77,21 +81,32 @@ class GridLayout:
 
 
 BACKGROUND = np.array([48, 48, 48], dtype=np.uint8)
-_GLYPHS = np.array(
-    [[[c == "1" for c in row] for row in glyph.split()] for glyph in (
-        "111 101 101 101 111", "010 110 010 010 111", "111 001 111 100 111", "111 001 111 001 111",
-        "101 101 111 001 001", "111 100 111 001 111", "111 100 111 101 111", "111 001 001 001 001",
-        "111 101 111 101 111", "111 101 111 001 111", "000 000 000 000 000")],
-    dtype=bool,
-)
-"""3×5 bitmaps of the digits 0–9 and a blank (index 10): identical text on every machine."""
+LABEL_PAD = 2
+"""Pixels of dark box around a tile's number."""
 
 
-def label_stack(numbers: np.ndarray, size: int = 1) -> np.ndarray:
+@lru_cache(maxsize=1)
+def digit_glyphs() -> np.ndarray:
+    """``[11, h, w]`` masks of the digits 0–9 and a blank (index 10), drawn once with the pictures'
+    font at the readable ``SMALL`` size (its digits all have one width), so numbers read at 100 %."""
+    font = pil_font(SMALL)
+    _, top, _, bottom = font.getbbox("0123456789")
+    width = int(font.getlength("0"))
+    glyphs = np.zeros((11, bottom - top, width), dtype=bool)
+    for digit in range(10):
+        image = Image.new("L", (width, bottom - top), 0)
+        ImageDraw.Draw(image).text((0, -top), str(digit), font=font, fill=255)
+        glyphs[digit] = np.asarray(image) >= 128
+    return glyphs
+
+
+def label_stack(numbers: np.ndarray) -> np.ndarray:
     """``[n, h, w]`` uint8 labels: 2 on digit pixels, 1 on the box behind them, for each number.
 
-    Built for all numbers at once (digits by integer division), scaled ``size`` times.
+    Built for all numbers at once (digits by integer division) from ``digit_glyphs``.
     """
+    glyphs = digit_glyphs()
+    _, glyph_h, glyph_w = glyphs.shape
     numbers = np.asarray(numbers, dtype=np.int64)
     width = len(str(int(numbers.max()))) if numbers.size else 1
     powers = 10 ** np.arange(width - 1, -1, -1)
@@ -99,19 +114,20 @@ def label_stack(numbers: np.ndarray, size: int = 1) -> np.ndarray:
     digits = np.where((numbers[:, None] < powers) & (powers > 1), 10, digits)
     order = np.argsort(digits == 10, axis=1, kind="stable")
     digits = np.take_along_axis(digits, order, axis=1)
-    glyphs = np.pad(_GLYPHS[digits], ((0, 0), (0, 0), (0, 0), (0, 1)))
-    text = glyphs.transpose(0, 2, 1, 3).reshape(len(numbers), 5, width * 4)[:, :, :-1]
-    labels = np.pad(text.astype(np.uint8) + 1, ((0, 0), (1, 1), (1, 1)), constant_values=1)
+    text = glyphs[digits].transpose(0, 2, 1, 3).reshape(len(numbers), glyph_h, width * glyph_w)
+    labels = np.pad(text.astype(np.uint8) + 1, ((0, 0), (LABEL_PAD, LABEL_PAD), (LABEL_PAD, LABEL_PAD)),
+                    constant_values=1)
     ndigits = (digits != 10).sum(axis=1)
-    labels *= (np.arange(labels.shape[2]) < 4 * ndigits[:, None] + 1)[:, None, :]
-    return labels.repeat(size, axis=1).repeat(size, axis=2)
+    labels *= (np.arange(labels.shape[2]) < glyph_w * ndigits[:, None] + 2 * LABEL_PAD)[:, None, :]
+    return labels
 
 
 def grid_picture(values: np.ndarray, layout: GridLayout, cmap: str | None, *, min_tile: int = 32,
                  labels: bool = True) -> tuple[np.ndarray, GridLayout]:
     """Colour a tiled float image (``cmap`` None: values are already RGB in [0,1]), enlarge it
-    by a whole factor so tiles are at least ``min_tile`` pixels, and write each tile's channel
-    number in its top-left corner where it fits. Returns the RGB picture and its layout."""
+    by a whole factor so tiles are at least ``min_tile`` pixels, and, with ``labels``, so large
+    that each tile's channel number, written at the readable size in its top-left corner, takes
+    at most half its height. Returns the RGB picture and its layout."""
     if cmap is None:
         rgb = np.round(np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * 255).astype(np.uint8)
     else:
@@ -119,15 +135,16 @@ def grid_picture(values: np.ndarray, layout: GridLayout, cmap: str | None, *, mi
     count = len(layout.order)
     inside = layout.tile(np.ones((count, layout.tile_h, layout.tile_w), dtype=bool), False)
     rgb[~inside] = BACKGROUND
+    marks = label_stack(layout.order) if labels and count else None
     factor = max(1, -(-min_tile // max(layout.tile_h, layout.tile_w)))
+    if marks is not None:
+        factor = max(factor, -(-marks.shape[2] // layout.tile_w), -(-2 * marks.shape[1] // layout.tile_h))
     rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
     layout = layout.scaled(factor)
-    if labels and count:
-        marks = label_stack(layout.order, 2 if layout.tile_w >= 48 else 1)
-        if marks.shape[1] <= layout.tile_h // 2 and marks.shape[2] <= layout.tile_w:
-            slots = np.zeros((count, layout.tile_h, layout.tile_w), dtype=np.uint8)
-            slots[:, : marks.shape[1], : marks.shape[2]] = marks
-            code = layout.tile(slots, 0)
-            rgb[code == 1] //= 3
-            rgb[code == 2] = 255
+    if marks is not None:
+        slots = np.zeros((count, layout.tile_h, layout.tile_w), dtype=np.uint8)
+        slots[:, : marks.shape[1], : marks.shape[2]] = marks
+        code = layout.tile(slots, 0)
+        rgb[code == 1] //= 3
+        rgb[code == 2] = 255
     return rgb, layout

@@ -18,7 +18,8 @@ from cnnexplorer.core.activations import (
 )
 from cnnexplorer.core.colormaps import NAN_COLOR, apply_colormap
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.grids import GridLayout, grid_picture, label_stack
+from cnnexplorer.core.grids import LABEL_PAD, GridLayout, digit_glyphs, grid_picture, label_stack
+from cnnexplorer.core.picture_style import MIN_CAP_HEIGHT
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 
 
@@ -229,7 +230,7 @@ def test_huge_layers_render():
     wide = activation_grid(torch.rand(1, 2048, 7, 7).relu())
     picture = render_activation_picture(wide)
     assert wide.layout.cols * wide.layout.rows >= 2048
-    assert picture.shape[0] == wide.layout.shape[0] * 5
+    assert picture.shape[0] == wide.layout.shape[0] * 6, "7-pixel tiles grow to fit 4-digit channel numbers"
 
 
 def test_nan_and_inf_are_rendered_with_a_warning():
@@ -259,20 +260,25 @@ def test_picture_is_the_coloured_grid_enlarged_with_labels_in_the_corners():
     assert (plain[~inside] == [48, 48, 48]).all()
     changed = np.argwhere((plain != labelled).any(axis=2))
     pitch = layout.tile_w + layout.gap
-    assert (changed % pitch < 10).all(), "labels stay in the top-left corner of each tile"
+    marks = label_stack(np.array([11]))[0]
+    height, width = marks.shape
+    assert (changed[:, 0] % pitch < height).all() and (changed[:, 1] % pitch < width).all(), "labels stay in the corner"
+    assert 2 * height <= layout.tile_h, "a label takes at most half of its tile's height"
     x0, y0 = layout.tile_origin(11)
-    digits = labelled[y0 + 1:y0 + 6, x0 + 1:x0 + 8]
-    white = (digits == 255).all(axis=2)
-    assert white.tolist() == (label_stack(np.array([11]))[0, 1:6, 1:8] == 2).tolist()
+    white = (labelled[y0:y0 + height, x0:x0 + width] == 255).all(axis=2)
+    assert white.tolist() == (marks == 2).tolist()
 
 
 def test_label_stack_draws_digits():
+    glyphs = digit_glyphs()
+    _, glyph_h, glyph_w = glyphs.shape
+    assert glyph_h >= MIN_CAP_HEIGHT and glyphs[:10].any(axis=(1, 2)).all() and not glyphs[10].any()
     seven = label_stack(np.array([7]))[0]
-    assert seven.shape == (7, 5)
-    assert (seven[1:6, 1:4] == 2).astype(int).tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]]
-    labels = label_stack(np.array([5, 120]), size=2)
-    assert labels.shape == (2, 14, 2 * 13)
-    assert (labels[0, :, 10:] == 0).all(), "a one-digit label's box ends after its digit"
+    assert seven.shape == (glyph_h + 2 * LABEL_PAD, glyph_w + 2 * LABEL_PAD)
+    assert ((seven[LABEL_PAD:-LABEL_PAD, LABEL_PAD:-LABEL_PAD] == 2) == glyphs[7]).all()
+    labels = label_stack(np.array([5, 120]))
+    assert labels.shape == (2, glyph_h + 2 * LABEL_PAD, 3 * glyph_w + 2 * LABEL_PAD)
+    assert (labels[0, :, glyph_w + 2 * LABEL_PAD:] == 0).all(), "a one-digit label's box ends after its digit"
 
 
 def test_grid_layout_scaled_maps_picture_pixels_back():

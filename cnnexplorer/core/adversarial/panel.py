@@ -14,12 +14,12 @@ from PIL import Image, ImageDraw
 
 from cnnexplorer.core.adversarial.base import AttackResult
 from cnnexplorer.core.adversarial.budget import as_uint8
-from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, pil_font
+from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, TITLE, pil_font
 
 GOOD = (30, 120, 60)
 BAD = (180, 40, 40)
-FONT_SIZE = 13
-TITLE_SIZE = 15
+FONT_SIZE = BODY
+TITLE_SIZE = TITLE
 GAP = 14
 LINE = FONT_SIZE + 5
 MIN_TILE = 160

@@ -138,19 +138,20 @@ def _sample(images: torch.Tensor, grid: torch.Tensor, aug: Augmentation) -> torc
 
 def preview_picture(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], columns: int = 8,
                     tile: int = 96) -> "np.ndarray":
-    """A labelled grid of a batch (H×W×3 uint8), for the preview shown before training starts."""
+    """A labelled grid of a batch (H×W×3 uint8), for the preview shown before training starts;
+    each class name is written under its image at the readable ``SMALL`` size, cut to the tile's width."""
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from cnnexplorer.core.picture_style import pil_font
+    from cnnexplorer.core.picture_style import INK, PAPER, SMALL, fit_text, pil_font
 
     count = len(images)
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
-    label_h = 16
-    canvas = Image.new("RGB", (columns * (tile + 4) + 4, rows * (tile + label_h + 4) + 4), (255, 255, 255))
+    label_h = SMALL + 6
+    canvas = Image.new("RGB", (columns * (tile + 4) + 4, rows * (tile + label_h + 4) + 4), PAPER)
     draw = ImageDraw.Draw(canvas)
-    font = pil_font(11)
+    font = pil_font(SMALL)
     pixels = images.detach().float().clamp(0, 1)
     if pixels.shape[1] == 1:
         pixels = pixels.expand(-1, 3, -1, -1)
@@ -160,5 +161,5 @@ def preview_picture(images: torch.Tensor, labels: torch.Tensor, class_names: lis
         x, y = 4 + (i % columns) * (tile + 4), 4 + (i // columns) * (tile + label_h + 4)
         canvas.paste(picture, (x, y))
         name = class_names[int(labels[i])] if int(labels[i]) < len(class_names) else str(int(labels[i]))
-        draw.text((x, y + tile + 2), name[:16], fill=(25, 28, 33), font=font)
+        draw.text((x, y + tile + 2), fit_text(name, font, tile), fill=INK, font=font)
     return np.asarray(canvas)

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.outputs import atomic_write_bytes
-from cnnexplorer.core.picture_style import INK, RULE, pil_font
+from cnnexplorer.core.picture_style import INK, RULE, SMALL, pil_font
 from cnnexplorer.core.render import png_bytes
 
 DEFAULT_SMOOTHING = 0.6
@@ -136,7 +136,7 @@ def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
     width, height = size
     canvas = Image.new("RGB", (width * len(CURVE_PANELS), height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
-    font = pil_font(12)
+    font = pil_font(SMALL)
     for k, (train_key, val_key, title) in enumerate(CURVE_PANELS):
         series = [(history.step, getattr(history, train_key), _TRAIN if train_key == "lr" else _RAW, 1)]
         if train_key != "lr":
@@ -149,7 +149,7 @@ def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
 
 def _panel(draw, font, box, title, series) -> None:
     x0, y0, w, h = box
-    left, right, top, bottom = x0 + 56, x0 + w - 12, y0 + 24, y0 + h - 28
+    left, right, top, bottom = x0 + 64, x0 + w - 14, y0 + SMALL + 14, y0 + h - SMALL - 18
     draw.text((x0 + w // 2, y0 + 6), title, fill=INK, font=font, anchor="mt")
     xs = [x for sx, _, _, _ in series for x in sx]
     ys = [y for _, sy, _, _ in series for y in sy if math.isfinite(y)]
