@@ -86,3 +86,33 @@ def summary_totals(summary, times: str = "×") -> str:
     """``totals_text`` of a measured summary."""
     return totals_text(summary.trainable_params, summary.total_params - summary.trainable_params, summary.macs,
                        summary.input_size, times)
+
+
+RF_TIP = ("RF / jump: the receptive field, how many input pixels one unit of this output sees, and the "
+          "jump, how many input pixels apart two neighbouring units are. From 1 / 1 at the input, each "
+          "convolution or pooling with kernel k, stride s and dilation d makes RF = RF + (k − 1)·d·jump "
+          "and jump = jump·s (the larger of height and width; a residual add or a concatenation takes "
+          "the largest of its inputs).")
+"""The tooltip of the receptive-field column, in the Model tree and the Summary tab."""
+
+TABLE_COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "Kernel / stride / pad", "RF / jump", "Calls")
+_RIGHT = {"Params", "MACs", "RF / jump", "Calls"}
+
+
+def summary_table_text(summary, fmt: str = "tsv") -> str:
+    """The layer table as text to paste elsewhere: tab-separated values (a spreadsheet) or a
+    Markdown table, one row per module with its dotted name, then the totals."""
+    rows = [TABLE_COLUMNS]
+    for layer in summary.layers:
+        if layer.name:
+            text = layer_text(layer)
+            rows.append((layer.name, text.type, text.shape, text.params, text.macs or "0", text.geometry, text.rf,
+                         str(layer.calls) if layer.calls and layer.calls > 1 else ""))
+    totals = f"Total: {summary_totals(summary)}"
+    if fmt == "tsv":
+        return "\n".join("\t".join(row) for row in rows) + f"\n\n{totals}\n"
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        lines.insert(1, "|" + "|".join("---:" if c in _RIGHT else "---" for c in TABLE_COLUMNS) + "|")
+        return "\n".join(lines) + f"\n\n{totals}\n"
+    raise ValueError(f"unknown table format {fmt!r}: tsv or markdown")

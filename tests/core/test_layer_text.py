@@ -1,0 +1,37 @@
+"""The layer table as text to paste: tab-separated for a spreadsheet, Markdown for a report."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnexplorer.core.architecture import summarize_handle
+from cnnexplorer.core.layer_text import TABLE_COLUMNS, summary_table_text
+from cnnexplorer.core.models import load_model
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return summarize_handle(load_model("builtin:lenet5", "cpu"))
+
+
+def test_tab_separated_rows_have_every_column_and_the_totals(summary):
+    lines = summary_table_text(summary, "tsv").splitlines()
+    layers = [l for l in summary.layers if l.name]
+    assert lines[0].split("\t") == list(TABLE_COLUMNS)
+    rows = [line.split("\t") for line in lines[1:1 + len(layers)]]
+    assert all(len(row) == len(TABLE_COLUMNS) for row in rows)
+    assert [row[0] for row in rows] == [l.name for l in layers]  # dotted names: unique in a spreadsheet
+    conv = next(row for row in rows if row[1] == "Conv2d")
+    assert conv[3] == f"{next(l for l in layers if l.type == 'Conv2d').params:,}" and "/" in conv[6]
+    assert lines[-1].startswith("Total: ") and "parameters" in lines[-1]
+
+
+def test_markdown_is_a_table_with_right_aligned_numbers(summary):
+    lines = summary_table_text(summary, "markdown").splitlines()
+    assert lines[0] == "| " + " | ".join(TABLE_COLUMNS) + " |"
+    assert lines[1] == "|---|---|---|---:|---:|---|---:|---:|"
+    body = [line for line in lines[2:] if line.startswith("|")]
+    assert len(body) == sum(1 for l in summary.layers if l.name)
+    assert all(line.count(" | ") == len(TABLE_COLUMNS) - 1 for line in body)
+    with pytest.raises(ValueError):
+        summary_table_text(summary, "csv")
