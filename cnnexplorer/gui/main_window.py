@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import numpy as np
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QRect, QSettings, QSize, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QImage
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QStyle, QTabWidget, QWidget
 
 from cnnexplorer.core.checkpoints import NeedsTrust
 from cnnexplorer.core.devices import memory_in_use
@@ -50,6 +50,18 @@ TRUST_WARNING = (
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
          TrainingView)  # the central tabs, in order
 ViewT = TypeVar("ViewT", bound=View)
+PREFERRED_SIZE = QSize(1500, 900)
+FRAME_ROOM = QSize(24, 60)
+"""What a smaller screen keeps beside the first window for its frame, title bar and a panel."""
+IMAGES_DOCK_WIDTH = (160, 280)
+"""The Images dock's first width: a row of thumbnails, narrower where the screen is small."""
+
+
+def first_geometry(available: QRect) -> QRect:
+    """Where the window opens the first time: 1500×900, or most of a smaller screen, centred."""
+    placed = QRect(available.topLeft(), PREFERRED_SIZE.boundedTo(available.size() - FRAME_ROOM))
+    placed.moveCenter(available.center())
+    return placed
 
 
 def qimage_from_pixels(pixels: np.ndarray) -> QImage:
@@ -98,11 +110,32 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         self.session.model_changed.connect(self._on_model_changed)
         self.session.image_changed.connect(self._predict)
         self.setWindowTitle("cnnexplorer")
-        self.resize(1500, 900)
-        self.restoreGeometry(setting(self.settings, "window/geometry", bytes, b""))
+        if not self.restoreGeometry(setting(self.settings, "window/geometry", bytes, b"")) or not self._on_screen():
+            self.fit_to_screen(self.screen().availableGeometry())
         self._dock_sizes_pending = not self.restoreState(checked(self.settings, "window/state"))
+        self._fit_docks_to_model = self._dock_sizes_pending
         restore_controls(self.settings, self)
         self._restore_tab(setting(self.settings, "window/tab", str, ""))
+
+    def fit_to_screen(self, available: QRect) -> None:
+        """Place the window within ``available`` (a screen less its panels) as on a first run."""
+        self.setGeometry(first_geometry(available))
+
+    def _on_screen(self) -> bool:
+        """Whether the remembered geometry lies within one screen as it is now (the window may
+        come from a larger monitor, or one that is gone)."""
+        screen = QGuiApplication.screenAt(self.geometry().center())
+        return screen is not None and screen.availableGeometry().contains(self.geometry())
+
+    def _fit_docks(self) -> None:
+        """The Model dock shows the tree's main columns whole; where the screen is too small for
+        both docks beside the views, the Images dock gives way first."""
+        tree = self.model_dock.main_columns_width() + self.docks[0].width() - self.model_dock.width()  # and the frame
+        separators = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
+        room = self.width() - self.tabs.minimumSizeHint().width() - separators
+        images = max(IMAGES_DOCK_WIDTH[0], self.docks[1].minimumSizeHint().width(),
+                     min(IMAGES_DOCK_WIDTH[1], room - tree))
+        self.resizeDocks(self.docks, [min(tree, room - images), images], Qt.Orientation.Horizontal)
 
     def _on_tab(self, *_) -> None:
         """The tree's freeze checkboxes belong to the Training tab."""
@@ -188,6 +221,9 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
     def _model_loaded(self, result) -> None:
         handle, summary = result
         self.session.set_model(handle, summary)
+        if self._fit_docks_to_model:  # first run: the tree's columns are known now
+            self._fit_docks_to_model = False
+            self._fit_docks()
         if Path(handle.spec).is_file():
             self._add_recent(handle.spec)
         self.statusBar().showMessage(f"loaded {handle.spec} on {handle.device}", 5000)
@@ -295,9 +331,9 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if self._dock_sizes_pending:  # first run: the main columns of the tree, a row of thumbnails, the rest for the views
+        if self._dock_sizes_pending:  # first run: the tree's columns, a row of thumbnails, the rest for the views
             self._dock_sizes_pending = False
-            QTimer.singleShot(0, self, lambda: self.resizeDocks(self.docks, [440, 280], Qt.Orientation.Horizontal))
+            QTimer.singleShot(0, self, self._fit_docks)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.memory_timer.stop()

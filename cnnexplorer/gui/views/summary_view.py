@@ -2,17 +2,20 @@
 pixels as ``cnnexplorer export summary``.
 
 The current layer's row is highlighted (and scrolled into view), and clicking a row makes its
-layer current, as in the Model tree.
+layer current, as in the Model tree. A picture cannot be pasted into a spreadsheet or a report, so
+the table is also copied as text (Ctrl+C: tab-separated; or Markdown), written by
+``core.layer_text.summary_table_text``. Hovering the header row explains the RF / jump column.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor, QGuiApplication, QKeySequence, QPen, QShortcut
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from cnnexplorer.core.charts import ROW_HEIGHT
+from cnnexplorer.core.charts import ROW_HEIGHT, TABLE_TOP
+from cnnexplorer.core.layer_text import RF_TIP, summary_table_text
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
@@ -36,13 +39,29 @@ class SummaryView(View):
         self.highlight.setPen(QPen(Qt.PenStyle.NoPen))
         self.highlight.hide()
         self.canvas.view_box.addItem(self.highlight)
+        self.canvas.scene().sigMouseMoved.connect(self._on_hover)
         self.caption = QLabel("Load a model to see its layer table.")
         self.caption.setWordWrap(True)
+        self.caption.setToolTip(RF_TIP)
+        self.copy_buttons = {fmt: QPushButton(text) for fmt, text in (("tsv", "Copy as text"),
+                                                                      ("markdown", "Copy as Markdown"))}
+        self.copy_buttons["tsv"].setToolTip("Copy the layer table as tab-separated text, for a spreadsheet (Ctrl+C)")
+        self.copy_buttons["markdown"].setToolTip("Copy the layer table as a Markdown table, for a report or an issue")
+        footer = QHBoxLayout()
+        footer.addWidget(self.caption, 1)
+        for fmt, button in self.copy_buttons.items():
+            button.setEnabled(False)
+            button.clicked.connect(lambda _=False, fmt=fmt: self.copy_table(fmt))
+            footer.addWidget(button)
+        shortcut = QShortcut(QKeySequence.StandardKey.Copy, self)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(self.copy_table)
         layout = QVBoxLayout(self)
         layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.caption)
+        layout.addLayout(footer)
         self._summary = None
         self._picture: Picture | None = None
+        self._totals = ""
         self.rows: dict[str, int] = {}
         session.model_changed.connect(self.refresh)
         session.layer_changed.connect(self._highlight_layer)
@@ -53,6 +72,8 @@ class SummaryView(View):
         if summary is None or summary is self._summary:
             return
         self._summary, self._picture, self.rows = summary, None, {}
+        for button in self.copy_buttons.values():
+            button.setEnabled(False)
         self.canvas.clear()
         self.highlight.hide()
         self.caption.setText("Drawing the layer table …")
@@ -65,10 +86,11 @@ class SummaryView(View):
         self._picture, self.rows = picture, rows
         self.canvas.set_pixels(picture.pixels)
         self._highlight_layer()
-        self.caption.setText(
-            f"{summary.total_params:,} parameters, {summary.macs / 1e6:,.1f} M MACs at "
-            f"{'×'.join(map(str, summary.input_size))} — scroll to zoom, drag to pan"
-        )
+        for button in self.copy_buttons.values():
+            button.setEnabled(True)
+        self._totals = (f"{summary.total_params:,} parameters, {summary.macs / 1e6:,.1f} M MACs at "
+                        f"{'×'.join(map(str, summary.input_size))} — scroll to zoom, drag to pan")
+        self.caption.setText(self._totals)
 
     def _highlight_layer(self, *_) -> None:
         """Mark the current layer's row, scrolling the table to it when it is out of view."""
@@ -82,6 +104,20 @@ class SummaryView(View):
         if not shown_top <= top <= shown_bottom - ROW_HEIGHT:
             shift = top - (shown_top + shown_bottom) / 2
             self.canvas.view_box.setYRange(shown_top + shift, shown_bottom + shift, padding=0)
+
+    def copy_table(self, fmt: str = "tsv") -> None:
+        """Put the shown table on the clipboard as text (``tsv`` or ``markdown``)."""
+        if self._picture is None:
+            return
+        QGuiApplication.clipboard().setText(summary_table_text(self._summary, fmt))
+        kind = "tab-separated text" if fmt == "tsv" else "Markdown"
+        self.caption.setText(f"{self._totals}\ncopied the table of {len(self.rows)} layers as {kind}")
+
+    def _on_hover(self, scene_pos) -> None:
+        """Over the header row, the tooltip says how the RF / jump column is worked out."""
+        y = self.canvas.view_box.mapSceneToView(scene_pos).y()
+        over_header = self._picture is not None and TABLE_TOP <= y < TABLE_TOP + ROW_HEIGHT
+        self.canvas.setToolTip(RF_TIP if over_header else "")
 
     def _on_click(self, event) -> None:
         if event.button() != Qt.MouseButton.LeftButton or self._picture is None:

@@ -26,6 +26,14 @@ MEAN = -1
 """The input-channel box's value for "mean over the inputs"."""
 
 
+def fit_special_text(box: QSpinBox) -> None:
+    """Qt sizes a spin box for its numbers with room for the cursor after them, but its special
+    value text without: "mean over inputs" filled the box to the last pixel and scrolled out of
+    view at its start when the cursor came. Give the text that room too."""
+    room = box.fontMetrics().horizontalAdvance(" ")
+    box.setMinimumWidth(max(box.sizeHint().width(), box.minimumSizeHint().width()) + room)
+
+
 def describe(view: FilterView) -> str:
     """What the picture shows and how its colours read."""
     shape = "×".join(map(str, view.weight_shape))
@@ -50,6 +58,7 @@ class WeightsView(View):
         self.input_box = QSpinBox()
         self.input_box.setRange(MEAN, 0)
         self.input_box.setSpecialValueText("mean over inputs")
+        fit_special_text(self.input_box)
         self.input_box.setToolTip("Show one input channel's slice of every kernel instead of the mean over inputs")
         self.input_box.setKeyboardTracking(False)
         self.input_box.valueChanged.connect(self.refresh)

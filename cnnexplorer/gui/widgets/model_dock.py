@@ -8,6 +8,9 @@ While the Training tab is shown, each row with parameters has a checkbox (in pla
 sparsity columns): unticking it freezes the module (``requires_grad`` off, the row greyed),
 which training honours; the footer's counts follow. Elsewhere the boxes are hidden (the tree
 is for finding layers there), and frozen rows stay grey.
+Columns are sized to every row, collapsed ones included, so expanding a branch never clips a name.
+A new model clears the filter (the old model's layer names would hide every row of the new one),
+and a filter that matches nothing says so.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -30,7 +32,7 @@ from PySide6.QtWidgets import (
 from cnnexplorer.core.architecture import parameter_counts
 from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.devices import available_devices
-from cnnexplorer.core.layer_text import layer_text, totals_text
+from cnnexplorer.core.layer_text import RF_TIP, layer_text, totals_text
 from cnnexplorer.core.models import torchvision_classifiers
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.widgets.layer_stats import Sparsity, sparsity_job
@@ -39,6 +41,8 @@ from cnnexplorer.gui.workers import JobRunner
 COLUMNS = ("Layer", "Type", "Output", "Zeros", "Dead", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls")
 STATS = slice(3, 5)
 """The sparsity columns, next to the output they describe."""
+MAIN_COLUMNS = STATS.stop
+"""Name, type, output and sparsity: the columns the dock is first made wide enough to show."""
 NUMERIC = {"Output", "Params", "MACs", "Kernel/stride/pad", "RF", "Calls", "Zeros", "Dead"}
 STAT_TIPS = ("Fraction of this layer's activations that are exactly 0 for the current image",
              "Channels that are 0 everywhere for the current image (after a ReLU; – for outputs with "
@@ -110,9 +114,12 @@ class ModelDock(QWidget):
         self.filter_edit.setPlaceholderText("filter layers by name or type, e.g. conv")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._apply_filter)
+        self.filter_note = QLabel()
+        self.filter_note.hide()
 
         self.model = QStandardItemModel(0, len(COLUMNS), self)
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
+        self.model.setHeaderData(COLUMNS.index("RF"), Qt.Orientation.Horizontal, RF_TIP, Qt.ItemDataRole.ToolTipRole)
         self.proxy = _LayerFilter(self)
         self.proxy.setSourceModel(self.model)
         self.tree = QTreeView()
@@ -138,6 +145,7 @@ class ModelDock(QWidget):
         layout.addLayout(spec_row)
         layout.addLayout(device_row)
         layout.addWidget(self.filter_edit)
+        layout.addWidget(self.filter_note)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.footer)
 
@@ -180,6 +188,7 @@ class ModelDock(QWidget):
 
     def _fill(self, summary) -> None:
         self._shown_summary = summary
+        self.filter_edit.clear()
         self._syncing = True
         try:
             self.model.removeRows(0, self.model.rowCount())
@@ -194,7 +203,27 @@ class ModelDock(QWidget):
             self._syncing = False
         self._show_frozen()
         self._expand_default()
-        self.tree.header().resizeSections(QHeaderView.ResizeMode.ResizeToContents)
+        self._fit_columns(range(len(COLUMNS)))
+
+    def _fit_columns(self, columns) -> None:
+        """Size ``columns`` to all their rows: Qt measures only the expanded ones, so expanding a
+        branch would clip its names. The expanded branches stay as they were."""
+        expanded = [index for index in (self.proxy.mapFromSource(item.index()) for item in self._items.values())
+                    if self.tree.isExpanded(index)]
+        self.tree.expandAll()
+        for column in columns:
+            self.tree.resizeColumnToContents(column)
+        self.tree.collapseAll()
+        for index in expanded:
+            self.tree.expand(index)
+
+    def main_columns_width(self) -> int:
+        """The width the dock needs to show the main columns whole, beside the tree's scroll bar."""
+        header, tree = self.tree.header(), self.tree
+        columns = sum(header.sectionSize(c) for c in range(MAIN_COLUMNS) if not header.isSectionHidden(c))
+        margins = self.layout().contentsMargins()
+        return (columns + 2 * tree.frameWidth() + tree.verticalScrollBar().sizeHint().width()
+                + margins.left() + margins.right())
 
     def _add_row(self, layer) -> None:
         texts = row_texts(layer)
@@ -205,6 +234,7 @@ class ModelDock(QWidget):
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(layer.param_formula or layer.name)
         cells[0].setToolTip(f"{layer.name}\n{layer.param_formula}" if layer.param_formula else layer.name)
+        cells[COLUMNS.index("RF")].setToolTip(RF_TIP)
         for cell, tip in zip(cells[STATS], STAT_TIPS):
             cell.setToolTip(tip)
         self._stat_cells[layer.name] = cells[STATS]
@@ -242,7 +272,7 @@ class ModelDock(QWidget):
         finally:
             self._syncing = False
         self._show_frozen()
-        self.tree.resizeColumnToContents(0)
+        self._fit_columns([0])
 
     def _on_item_changed(self, item: QStandardItem) -> None:
         """A ticked row trains its module's parameters, an unticked one freezes them."""
@@ -311,19 +341,21 @@ class ModelDock(QWidget):
             for cell, text in zip(cells, texts):
                 cell.setText(text)
         if found:
-            for column in range(STATS.start, STATS.stop):
-                self.tree.resizeColumnToContents(column)
+            self._fit_columns(range(STATS.start, STATS.stop))
 
     def _expand_default(self) -> None:
         self.tree.collapseAll()
         self.tree.expandToDepth(1)
 
     def _apply_filter(self, text: str) -> None:
-        self.proxy.setFilterFixedString(text.strip())
-        if text.strip():
+        text = text.strip()
+        self.proxy.setFilterFixedString(text)
+        if text:
             self.tree.expandAll()
         else:
             self._expand_default()
+        self.filter_note.setText(f"No layer's name or type contains “{text}”.")
+        self.filter_note.setVisible(bool(text) and self.proxy.rowCount() == 0 and bool(self._items))
         self._select_layer(self.session.layer)
 
     def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
