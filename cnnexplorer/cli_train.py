@@ -154,9 +154,9 @@ def cmd_train(args) -> int:
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
     emit(args, payload, f"trained {result.epochs_done} epochs on {spec}: val acc {acc}; {wrote}")
-    if ready.baseline is not None and not ready.baseline.beaten_by(result.final_val_acc):
-        print(f"cnnexplorer: warning: the final val acc {acc} is no better than the starting model's "
-              f"{ready.baseline.val_acc:.4f} (or than chance)", file=sys.stderr)
+    if ready.baseline is not None and ready.baseline.falls_short(result.final_val_acc):
+        print(f"cnnexplorer: warning: the final val acc {acc} is worse than the starting model's "
+              f"{ready.baseline.val_acc:.4f} or no better than chance", file=sys.stderr)
     if result.stopped:
         print(f"cnnexplorer: error: {result.stopped}", file=sys.stderr)
         return 2

@@ -42,9 +42,10 @@ def test_the_run_measures_the_starting_model_on_its_validation_data_before_the_f
     assert ready.baseline.classes == 2 and ready.baseline.val_size == ready.data.val_size
 
 
-def test_a_result_must_beat_both_the_start_and_chance_to_count_as_better():
+def test_a_result_falls_short_when_worse_than_the_start_or_at_chance_level():
     fine_tune = Baseline(val_acc=0.97, classes=4, val_size=1000)
-    assert fine_tune.beaten_by(0.98) and not fine_tune.beaten_by(0.96) and not fine_tune.beaten_by(None)
+    assert not fine_tune.falls_short(0.97) and not fine_tune.falls_short(0.98)
+    assert fine_tune.falls_short(0.96) and fine_tune.falls_short(None)
     new_head = Baseline(val_acc=0.24, classes=4, val_size=1000)
-    assert not new_head.beaten_by(0.26)  # chance level, within sampling noise
-    assert new_head.beaten_by(0.40) and not new_head.beaten_by(float("nan"))
+    assert new_head.falls_short(0.26)  # chance level, within sampling noise
+    assert not new_head.falls_short(0.40) and new_head.falls_short(float("nan"))

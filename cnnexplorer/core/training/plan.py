@@ -4,7 +4,7 @@ A run can fine-tune trained weights (the accuracy often drops at first), start f
 the classifier head for the data's classes and freeze parts of the model. ``describe_plan`` says which
 in one paragraph, from the request alone, so the Training tab shows it before Start and the CLI prints
 it; ``Baseline`` holds the starting model's validation accuracy, measured on the run's own validation
-data, so a run that ends no better does not silently replace the model it started from.
+data, so a run that ends worse (or at chance level) does not silently replace the model it started from.
 """
 
 from __future__ import annotations
@@ -92,10 +92,10 @@ class Baseline:
     classes: int
     val_size: int
 
-    def beaten_by(self, val_acc: float | None) -> bool:
-        """Whether a final accuracy is better than the start and, beyond sampling noise, than chance."""
+    def falls_short(self, val_acc: float | None) -> bool:
+        """Whether a run's final accuracy is missing, worse than the start, or within sampling noise of chance."""
         if val_acc is None or not math.isfinite(val_acc):
-            return False
+            return True
         chance = 1 / max(self.classes, 1)
         noise = 2 * math.sqrt(chance * (1 - chance) / max(self.val_size, 1))
-        return val_acc > self.val_acc and val_acc > chance + noise
+        return val_acc < self.val_acc or val_acc <= chance + noise
