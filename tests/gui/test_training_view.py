@@ -33,6 +33,7 @@ def train_one_epoch(qtbot, view, folder, out) -> None:
     view.settings.epochs.setValue(1)
     view.start()
     qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
+    view.use_trained()  # a no-op unless the run ended worse than its start and left the model current
 
 
 def steps(view) -> int:
@@ -68,11 +69,14 @@ def test_start_pause_continue_stop_with_live_curves_then_resume(qtbot, tmp_path)
 
         view.resume()
         qtbot.waitUntil(lambda: steps(view) >= paused_at + 3, timeout=10_000)
-        assert view.scrubber.slider.maximum() == len(view.scrubber.snapshots) - 1
+        assert view.scrubber.slider.maximum() == view.scrubber.snapshots[-1].epoch == len(view.scrubber.snapshots)
 
         view.stop()
         qtbot.waitUntil(lambda: view.result is not None, timeout=10_000)
         assert view.result.stopped == "stopped by request" and "Stopped by request" in view.status.text()
+        kept = view.ready.baseline.falls_short(view.result.final_val_acc)  # the stop may fall in a poorer epoch
+        assert (session.model is view.result.handle) is not kept
+        view.use_trained()
         assert session.model is view.result.handle and session.model.class_names == ["across", "down"]
         assert view.buttons["Start"].isEnabled() and not view.buttons["Stop"].isEnabled()
         first_run = view.run

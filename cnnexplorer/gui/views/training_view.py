@@ -3,7 +3,11 @@
 The form makes a ``TrainRequest`` and the tab runs the same ``training_job`` as ``cnnexplorer train``
 in a ``JobRunner`` worker; Pause/Continue/Stop go through its thread-safe ``RunControl``, so a stop
 ends the run cleanly and its trained model at once becomes the session's current model (every view
-follows). Each Start adds a run to the overlaid curves.
+follows) unless it ended worse than the model it started from (or at chance level), which stays current until the user
+picks "Use the trained model"; "Back to the previous model" undoes the switch. What a run will do to
+the model (fine-tune or scratch, head kept or replaced, frozen parts) is shown before Start. The run
+buttons keep their places in every state: only their enabled state changes. Each Start adds a run to
+the overlaid curves.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QP
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.training.curves import curves_picture, write_curves_png
 from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult
-from cnnexplorer.core.training.run import TrainRequest, preview_job, summarised_training_job
+from cnnexplorer.core.training.plan import describe_plan
+from cnnexplorer.core.training.run import RunReady, TrainRequest, preview_job, summarised_training_job
 from cnnexplorer.core.training.snapshots import Snapshot
 from cnnexplorer.core.training.state import read_resume, saved_progress
 from cnnexplorer.gui.dialogs import save_as
@@ -41,6 +46,10 @@ def skipped_note(skipped: dict[str, str]) -> str:
     return f" Skipped {len(skipped)} unreadable file{'s' if len(skipped) > 1 else ''}: {first}{more}."
 
 
+RUN_BUTTONS = ("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue", "Use the trained model",
+               "Back to the previous model")
+
+
 class TrainingView(View):
     title = "Training"
     view_name = "curves"
@@ -52,38 +61,49 @@ class TrainingView(View):
         self.job = None
         self.run: Run | None = None
         self.result: TrainResult | None = None
+        self.ready: RunReady | None = None
+        self.previous = None  # the session's (model, summary) before the last run, to go back to
+        self.trained = None  # the last run's (model, summary), to switch to
         self.started_at = 0.0
         self.curves = CurvesPanel()
         self.scrubber = SnapshotScrubber()
         self.preview = ImageCanvas()
         self.preview_label = QLabel("Preview shows a labelled batch as it comes (top) and augmented (bottom).")
         self.preview_label.setWordWrap(True)
-        self.status = QLabel("Choose the data and settings, then Start. The current model is trained.")
+        self.status = QLabel("Choose the data and settings, then Start.")
         self.status.setWordWrap(True)
+        self.plan = QLabel()
+        self.plan.setWordWrap(True)
+        self.plan.setToolTip("What Start will do to the current model")
 
-        self.buttons = {name: QPushButton(name) for name in ("Preview", "Start", "Pause", "Continue", "Stop",
-                                                              "Resume file…", "Export PNG…", "Export CSV…")}
+        self.buttons = {name: QPushButton(name) for name in RUN_BUTTONS + ("Export PNG…", "Export CSV…")}
         actions = {"Preview": self.show_preview, "Start": self.start, "Pause": self.pause, "Continue": self.resume,
                    "Stop": self.stop, "Resume file…": self._choose_resume, "Export PNG…": self._choose_png,
-                   "Export CSV…": self._choose_csv}
+                   "Export CSV…": self._choose_csv, "Use the trained model": self.use_trained,
+                   "Back to the previous model": self.use_previous}
         for name, button in self.buttons.items():
             button.clicked.connect(actions[name])
         self.buttons["Resume file…"].setToolTip("Continue a run from its checkpoint; its curves continue")
+        self.buttons["Use the trained model"].setToolTip("Make the last run's model the current model")
+        self.buttons["Back to the previous model"].setToolTip("Make the model the last run started from current again")
         self._set_running(False)
+        self.settings.changed.connect(self._on_change)
+        session.model_changed.connect(self._on_change)
 
         scroll = QScrollArea()
         scroll.setWidget(self.settings)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(200)
         run_grid = QGridLayout()
-        for k, name in enumerate(("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue")):
+        for k, name in enumerate(RUN_BUTTONS):
             run_grid.addWidget(self.buttons[name], k // 2, k % 2)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(scroll, 1)
-        left_layout.addLayout(run_grid)
+        left_layout.addLayout(run_grid)  # on top: texts of changing length below cannot move the buttons
         left_layout.addWidget(self.status)
+        left_layout.addWidget(self.plan)
+        left_layout.addWidget(scroll, 1)
 
         export_row = QHBoxLayout()
         export_row.addStretch(1)
@@ -126,6 +146,13 @@ class TrainingView(View):
         self.buttons["Pause"].setEnabled(running and not paused)
         self.buttons["Continue"].setEnabled(running and paused)
         self.buttons["Stop"].setEnabled(running)
+        self.buttons["Use the trained model"].setEnabled(not running and self._can_switch_to(self.trained))
+        self.buttons["Back to the previous model"].setEnabled(not running and self._can_switch_to(self.previous))
+        if not running:
+            self.update_plan()
+
+    def _can_switch_to(self, pair) -> bool:
+        return pair is not None and pair[0] is not self.session.model
 
     @property
     def running(self) -> bool:
@@ -184,7 +211,8 @@ class TrainingView(View):
         self.control = control
         self.run = self.curves.add_run(f"{len(self.curves.runs) + 1}: {name}", history)
         self.scrubber.set_snapshots(list(snapshots))
-        self.result = None
+        self.result = self.ready = self.trained = None
+        self.previous = (self.session.model, self.session.summary) if self.session.model is not None else None
         self.started_at = time.monotonic()
         self.status.setText("Preparing the data and the model…")
         self._set_running(True)
@@ -217,7 +245,10 @@ class TrainingView(View):
     def _on_item(self, item) -> None:
         if self.run is None:
             return
-        if isinstance(item, BatchMetrics):
+        if isinstance(item, RunReady):
+            self.ready = item
+            self.plan.setText(item.plan)
+        elif isinstance(item, BatchMetrics):
             self.run.history.add_batch(item)
             self.curves.mark_dirty(self.run)
             eta = "—" if item.eta_s is None else time.strftime("%H:%M:%S", time.gmtime(item.eta_s))
@@ -233,16 +264,53 @@ class TrainingView(View):
     def _on_result(self, value) -> None:
         result, summary = value
         skipped = result.skipped
-        self.result = result
-        self._set_running(False)
+        self.result, self.trained = result, (result.handle, summary)
         self.curves.redraw()
         acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.2%}"
         where = f"; checkpoint {result.checkpoint}" if result.checkpoint else ""
         ending = result.stopped or "finished"
+        baseline = self.ready.baseline if self.ready is not None else None
+        if baseline is None or not baseline.falls_short(result.final_val_acc):
+            self.session.set_model(result.handle, summary)
+            switch = " The trained model is now the current model (Back to the previous model undoes this)."
+        else:
+            why = ("No epoch was validated" if result.final_val_acc is None else
+                   f"That is worse than the model it started from ({baseline.val_acc:.2%}) or no better than chance")
+            switch = f" {why}, so the current model is unchanged; Use the trained model switches to it anyway."
+        self._set_running(False)
         self.status.setText(f"{ending[0].upper()}{ending[1:]} after {result.epochs_done} epochs: validation accuracy "
-                            f"{acc}{where}. The trained model is now the current model.{skipped_note(skipped)}")
+                            f"{acc}{where}.{switch}{skipped_note(skipped)}")
         self.status.setToolTip("\n".join(f"skipped {path}: {reason}" for path, reason in skipped.items()))
-        self.session.set_model(result.handle, summary)
+
+    def use_trained(self) -> None:
+        """Make the last run's model current, even one that ended worse than where it started."""
+        self._switch_to(self.trained, "The trained model is now the current model.")
+
+    def use_previous(self) -> None:
+        """Go back to the model the last run started from."""
+        self._switch_to(self.previous, "The model from before the run is the current model again.")
+
+    def _switch_to(self, pair, text: str) -> None:
+        if self.running or not self._can_switch_to(pair):
+            return
+        self.session.set_model(*pair)
+        self._set_running(False)
+        self.status.setText(text)
+
+    def _on_change(self, *_) -> None:
+        """The form or the current model changed: the plan and the switch buttons follow, except during a run."""
+        if not self.running:
+            self._set_running(False)
+
+    def update_plan(self) -> None:
+        """Say what Start would do to the current model with the form's settings."""
+        model = self.session.model
+        try:
+            request = None if model is None else self.settings.request(model)
+        except UserError as exc:
+            self.plan.setText(f"The settings cannot start a run: {exc}")
+            return
+        self.plan.setText("Open a model to train it." if request is None else describe_plan(request))
 
     def _on_error(self, exc: BaseException) -> bool:
         self._set_running(False)

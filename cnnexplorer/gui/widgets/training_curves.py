@@ -3,7 +3,8 @@
 Metrics arrive much faster than a screen needs them, so they are only appended to each run's
 ``History`` and the plots are redrawn by a timer (10 Hz) and only when something changed. Each
 redraw converts and smooths only the new points; curves use peak downsampling and clip-to-view,
-so 100,000 points per run stay smooth.
+so 100,000 points per run stay smooth. Each plot's legend says which line is which (training per
+batch, smoothed, validation per epoch) in a neutral colour; the run list says which colour is which run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ from cnnexplorer.gui.remembered import remember
 
 X_AXES = {"step": ("step", "val_step"), "epoch": ("epoch", "val_epoch"), "time": ("time", "val_time")}
 COLOURS = ("#2e68b0", "#d66028", "#2a9d5c", "#8e44ad", "#c0392b", "#16a0a0")
+
+
+LEGEND_INK = "#555555"
+
+
+def _add_legend(plot: pg.PlotItem, validation: bool) -> None:
+    """A legend of the line styles: faint per batch, bold smoothed, dashed with dots for validation."""
+    legend = plot.addLegend(offset=(-8, 8), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 210))
+    if not validation:  # the learning rate: one line per run
+        legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2)), "learning rate")
+        return
+    faint = pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=1))
+    faint.setOpacity(0.35)
+    legend.addItem(faint, "train, per batch")
+    legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2)), "train, smoothed")
+    legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2, style=Qt.PenStyle.DashLine), symbol="o",
+                                   symbolSize=6, symbolBrush=LEGEND_INK), "validation, per epoch")
 
 
 @dataclass
@@ -68,7 +86,7 @@ class CurvesPanel(QWidget):
         self.graphics.setBackground("w")
         self.graphics.setToolTip("faint: per batch · bold: smoothed · dashed with dots: validation per epoch")
         self.plots = []
-        for index, (_, _, title) in enumerate(CURVE_PANELS):  # two side by side, the next ones full width below
+        for index, (_, val_key, title) in enumerate(CURVE_PANELS):  # two side by side, the next ones full width below
             row, column = (0, index) if index < 2 else (index - 1, 0)
             plot = self.graphics.addPlot(row=row, col=column, colspan=1 if index < 2 else 2, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
@@ -76,6 +94,7 @@ class CurvesPanel(QWidget):
                 plot.getAxis(side).setStyle(maxTickLevel=1)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
+            _add_legend(plot, val_key is not None)
             self.plots.append(plot)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 99)
@@ -122,7 +141,7 @@ class CurvesPanel(QWidget):
         run = Run(name, COLOURS[len(self.runs) % len(COLOURS)], history or History())
         for plot, (key, val_key, _) in zip(self.plots, CURVE_PANELS):
             # per-batch curves are dense: antialiasing them costs ten times the paint time for no visible gain
-            raw = plot.plot(pen=pg.mkPen(run.colour, width=1), name=name, antialias=False)
+            raw = plot.plot(pen=pg.mkPen(run.colour, width=1), antialias=False)
             raw.setOpacity(0.25 if key != "lr" else 1.0)
             smooth_item = plot.plot(pen=pg.mkPen(run.colour, width=2), antialias=False) if key != "lr" else None
             val = plot.plot(pen=pg.mkPen(run.colour, width=2, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=6,

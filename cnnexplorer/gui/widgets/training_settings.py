@@ -1,13 +1,15 @@
 """The training form: data, model (scratch / transfer), optimiser, schedule and augmentation.
 
 It only collects values; ``request()`` turns them into the core ``TrainRequest`` (whose
-``TrainConfig`` checks them), the run ``cnnexplorer train`` makes from its flags.
+``TrainConfig`` checks them), the run ``cnnexplorer train`` makes from its flags. ``changed`` fires
+when a value that decides what a run does to the model changes, so the tab can say it again.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -30,6 +32,8 @@ def _spin(low: float, high: float, value: float, decimals: int = 0, step: float 
 
 
 class TrainingSettings(QWidget):
+    changed = Signal()
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         defaults = TrainConfig()
@@ -106,6 +110,9 @@ class TrainingSettings(QWidget):
                 form.addRow(label, widget)
             layout.addWidget(box)
         layout.addStretch(1)
+        for signal in (self.data.textChanged, self.scratch.toggled, self.freeze_base.toggled,
+                       self.unfreeze_top.valueChanged, self.epochs.valueChanged):
+            signal.connect(lambda *_: self.changed.emit())
         # not the checkpoint path: a remembered one would overwrite the last run's file unasked
         remember(self, "data", "download", "scratch", "freeze_base", "unfreeze_top", "optimizer", "lr",
                  "momentum", "weight_decay", "schedule", "batch_size", "epochs", "seed", "precision",

@@ -1,8 +1,12 @@
-"""A slider under the curves that scrubs through the epochs' snapshots: first-layer filters and the probe heatmap."""
+"""A slider under the curves that scrubs through the epochs' snapshots: first-layer filters and the probe heatmap.
+
+The slider's values are the epoch numbers themselves (a resumed run's start at its checkpoint's next epoch),
+so its position, its keyboard steps and its label all count the epochs run.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QSlider, QWidget
 
 from cnnexplorer.core.training.snapshots import Snapshot
@@ -18,7 +22,9 @@ class SnapshotScrubber(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.setEnabled(False)
-        self.slider.valueChanged.connect(self.show_index)
+        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.slider.setToolTip("The epoch whose snapshot is shown")
+        self.slider.valueChanged.connect(self.show_epoch)
         self.label = QLabel("Snapshots of each epoch appear here while training.")
         self.label.setWordWrap(True)
         self.filters = ImageCanvas()
@@ -37,23 +43,27 @@ class SnapshotScrubber(QWidget):
     def set_snapshots(self, snapshots: list[Snapshot]) -> None:
         self.snapshots = []
         self.slider.setRange(0, 0)
+        self.slider.setEnabled(False)
         for snapshot in snapshots:
             self.append(snapshot)
 
     def append(self, snapshot: Snapshot) -> None:
-        follow = self.slider.value() == len(self.snapshots) - 1 or not self.snapshots
+        follow = not self.snapshots or self.slider.value() == self.snapshots[-1].epoch
         self.snapshots.append(snapshot)
         self.slider.setEnabled(True)
-        self.slider.setRange(0, len(self.snapshots) - 1)
-        if follow:
-            self.slider.setValue(len(self.snapshots) - 1)
-        self.show_index(self.slider.value())
+        with QSignalBlocker(self.slider):
+            self.slider.setRange(self.snapshots[0].epoch, snapshot.epoch)
+            if follow:
+                self.slider.setValue(snapshot.epoch)
+        self.show_epoch(self.slider.value())
 
-    def show_index(self, index: int) -> None:
-        if not 0 <= index < len(self.snapshots):
+    def show_epoch(self, epoch: int) -> None:
+        """The snapshot of ``epoch`` (1-based), or of the last epoch before it that has one."""
+        shown = [s for s in self.snapshots if s.epoch <= epoch]
+        if not shown:
             return
-        snap = self.snapshots[index]
-        self.label.setText(f"Epoch {snap.epoch} of {self.snapshots[-1].epoch}")
+        snap = shown[-1]
+        self.label.setText(f"Epoch {snap.epoch} of {self.snapshots[-1].epoch} run")
         self.heatmap_title.setText("Probe: Grad-CAM" if snap.method == "gradcam" else "Probe: gradient saliency")
         if snap.filters is not None:
             self.filters.set_pixels(snap.filters)
