@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QProgressBar,
-                               QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QProgressBar,
+                               QPushButton, QWidget)
 
 from cnnexplorer.core.adversarial import ATTACKS
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.class_box import ClassBox
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox, SpinBox
 from cnnexplorer.pictures.adversarial import AdversarialOptions
 
 LABELS = {"fgsm": "FGSM", "bim": "BIM (I-FGSM)", "pgd": "PGD L∞", "pgd-l2": "PGD L2", "deepfool": "DeepFool",
@@ -45,13 +46,13 @@ class AttackControls(QWidget):
         self.attack.setCurrentIndex(list(ATTACKS).index("pgd"))
         self.attack.setToolTip("The attack; all work on [0,1] pixels and judge the 8-bit image")
         self.eps_label = QLabel("ε")
-        self.eps = QDoubleSpinBox()
+        self.eps = DoubleSpinBox()
         self.eps.setToolTip("Budget: the largest change of a pixel (L∞, in grey levels) or of the image (L2)")
         self.alpha_label = QLabel("α")
-        self.alpha = QDoubleSpinBox()
+        self.alpha = DoubleSpinBox()
         self.alpha.setToolTip("Step size: how far each iteration moves the image (L∞: grey levels per pixel; L2: norm)")
         self.steps_label = QLabel("steps")
-        self.steps = QSpinBox()
+        self.steps = SpinBox()
         self.steps.setRange(1, 1000)
         self.steps.setToolTip("Iterations of the attack")
         self.targeted = QCheckBox("target")

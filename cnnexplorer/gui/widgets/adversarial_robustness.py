@@ -11,12 +11,13 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QVBoxLayout, QWidget)
 
 from cnnexplorer.core.adversarial import CurveOptions, RobustnessCurve
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
+from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 
 COLOURS = {"fgsm": (31, 119, 180), "pgd": (214, 39, 40)}
 DEFAULT_LEVELS = "0, 1, 2, 4, 8, 16"
@@ -52,11 +53,11 @@ class RobustnessPanel(QWidget):
         self.levels = QLineEdit(DEFAULT_LEVELS)
         self.levels.setToolTip("Budgets ε in grey levels (k/255), comma-separated")
         self.levels.setMinimumWidth(130)
-        self.steps = QSpinBox()
+        self.steps = SpinBox()
         self.steps.setRange(1, 200)
         self.steps.setValue(10)
         self.steps.setToolTip("PGD steps per image and budget")
-        self.limit = QSpinBox()
+        self.limit = SpinBox()
         self.limit.setRange(8, 5000)
         self.limit.setValue(200)
         self.limit.setToolTip("How many images to attack")

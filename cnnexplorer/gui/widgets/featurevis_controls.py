@@ -10,13 +10,14 @@ session too (the current unit, a layer's channel count), so the view fills those
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit,
-                               QProgressBar, QPushButton, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QWidget)
 
 from cnnexplorer.core.featurevis import IMAGE_KINDS, OBJECTIVES, PARAMETERISATIONS, PRESETS, Settings, preset
 from cnnexplorer.core.featurevis.units import parse_units
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox, SpinBox
 from cnnexplorer.pictures.featurevis import FeatureVisOptions
 
 LABELS = {"channel": "Channel (mean)", "neuron": "Neuron (centre)", "logit": "Class logit − λ‖I‖²",
@@ -42,9 +43,9 @@ class FeatureVisControls(QWidget):
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS))
         self.preset.setCurrentText("quick")
-        self.steps = QSpinBox()
+        self.steps = SpinBox()
         self.steps.setRange(1, 10_000)
-        self.size = QSpinBox()
+        self.size = SpinBox()
         self.size.setRange(16, 1024)
         self.size.setSingleStep(16)
         self.size.setSuffix(" px")
@@ -59,11 +60,11 @@ class FeatureVisControls(QWidget):
         self.l2 = self._weight(0.0, "weight of −‖I − ½‖² (L2 regulariser)")
         self.tv = self._weight(0.0, "weight of −total variation (smoothness)")
         self.diversity = self._weight(Settings().diversity, "weight of the diversity term (Diversity objective)", 0.0, 10_000.0)
-        self.blur_every = QSpinBox()
+        self.blur_every = SpinBox()
         self.blur_every.setRange(0, 1000)
         self.blur_every.setSpecialValueText("off")
         self.blur_every.setToolTip("blur the image every k steps (pixel parameterisation only)")
-        self.seed = QSpinBox()
+        self.seed = SpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -92,8 +93,8 @@ class FeatureVisControls(QWidget):
                  "lr", "l2", "tv", "blur_every", "diversity", "seed")
 
     @staticmethod
-    def _weight(value: float, tip: str, low: float = 0.0, high: float = 100.0) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
+    def _weight(value: float, tip: str, low: float = 0.0, high: float = 100.0) -> DoubleSpinBox:
+        box = DoubleSpinBox()
         box.setRange(low, high)
         box.setDecimals(3)
         box.setSingleStep(0.01)

@@ -9,12 +9,13 @@ images, calls, output tensors) for a new layer or image.
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QWidget
 
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.images import LoadedImage
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.pictures.activations import ActivationOptions, Comparison
 
 NORMS = (("per channel", "channel"), ("shared (layer)", "layer"), ("fixed range", "fixed"))
@@ -37,7 +38,7 @@ class GridControls(QWidget):
         """The range the fixed normalisation starts from (the view sets the shown layer's)."""
         self.norm_box = _combo(list(NORMS), "Per channel: each tile its own range; shared: one range and a colour "
                                             "bar for the layer; fixed: the range in the two boxes")
-        self.low_box, self.high_box = QDoubleSpinBox(), QDoubleSpinBox()
+        self.low_box, self.high_box = DoubleSpinBox(), DoubleSpinBox()
         for box, tip in ((self.low_box, "value shown at the low end"), (self.high_box, "value shown at the high end")):
             box.setRange(-1e9, 1e9)
             box.setDecimals(3)
