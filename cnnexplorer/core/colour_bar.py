@@ -13,10 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cnnexplorer.core.colormaps import colormap_table
-from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, pil_font
+from cnnexplorer.core.picture_style import INK, MARGIN, MUTED, PAPER, SMALL, TITLE, pil_font
 
-TITLE_SIZE = 15
-LABEL_SIZE = 13
 BAR_HEIGHT = 14
 MIN_WIDTH = 360
 
@@ -40,10 +38,10 @@ class Scale:
 
 def colour_bar(title: str, scale: Scale, width: int) -> np.ndarray:
     """``width``-wide strip: the title, the colour bar, its end and middle values, the units."""
-    title_font, label_font = pil_font(TITLE_SIZE), pil_font(LABEL_SIZE)
-    bar_top = MARGIN + TITLE_SIZE + MARGIN // 2
+    title_font, label_font = pil_font(TITLE), pil_font(SMALL)
+    bar_top = MARGIN + TITLE + MARGIN // 2
     labels_top = bar_top + BAR_HEIGHT + 3
-    height = labels_top + 2 * (LABEL_SIZE + 4) + MARGIN // 2
+    height = labels_top + 2 * (SMALL + 4) + MARGIN // 2
     strip = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(strip)
     draw.text((MARGIN, MARGIN), title, fill=INK, font=title_font)
@@ -56,14 +54,14 @@ def colour_bar(title: str, scale: Scale, width: int) -> np.ndarray:
     draw.text((MARGIN, labels_top), low, fill=INK, font=label_font)
     draw.text((width // 2, labels_top), mid, fill=INK, font=label_font, anchor="ma")
     draw.text((width - MARGIN, labels_top), high, fill=INK, font=label_font, anchor="ra")
-    draw.text((width // 2, labels_top + LABEL_SIZE + 4), scale.unit, fill=MUTED, font=label_font, anchor="ma")
+    draw.text((width // 2, labels_top + SMALL + 4), scale.unit, fill=MUTED, font=label_font, anchor="ma")
     return np.asarray(strip)
 
 
 def with_colour_bar(picture: np.ndarray, title: str, scale: Scale) -> np.ndarray:
     """``picture`` with its title and colour bar below it (at least ``MIN_WIDTH`` wide, so the
     text of a small picture stays readable, and as wide as its text)."""
-    text = max(pil_font(TITLE_SIZE).getlength(title), pil_font(LABEL_SIZE).getlength(scale.unit))
+    text = max(pil_font(TITLE).getlength(title), pil_font(SMALL).getlength(scale.unit))
     width = max(picture.shape[1], MIN_WIDTH, int(text) + 2 * MARGIN + 1)
     strip = colour_bar(title, scale, width)
     out = np.full((picture.shape[0] + strip.shape[0], width, 3), PAPER, np.uint8)

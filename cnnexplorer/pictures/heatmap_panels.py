@@ -26,8 +26,8 @@ TILE = 256
 """Pixels on a tile's long side."""
 COLUMNS = 4
 SPACER = 8
-LABEL_SIZE = 15
-LABEL_HEIGHT = LABEL_SIZE + 10
+LABEL_HEIGHT = 26
+"""Above each tile: its label at the pictures' ``BODY`` size."""
 
 
 @dataclass(frozen=True)
@@ -117,21 +117,12 @@ def _tile_background(panels: Panels) -> tuple[np.ndarray, tuple[float, float, fl
     return scaled, (left * fx, top * fy, right * fx, bottom * fy)
 
 
-def _fitted(text: str, font, width: int) -> str:
-    """``text``, shortened with "..." to fit ``width`` pixels."""
-    if font.getlength(text) <= width:
-        return text
-    while text and font.getlength(text + "...") > width:
-        text = text[:-1]
-    return text + "..."
-
-
 def draw_panels(panels: Panels, options: HeatmapOptions) -> TileGrid:
     """Every map over the image (or alone), as the main picture is drawn, in labelled tiles."""
     from PIL import Image, ImageDraw
 
     from cnnexplorer.core.attribution import default_cmap, render_heatmap
-    from cnnexplorer.core.picture_style import INK, PAPER, pil_font
+    from cnnexplorer.core.picture_style import BODY, INK, PAPER, fit_text, pil_font
 
     background, box = _tile_background(panels)
     tile_h, tile_w = background.shape[:2]
@@ -139,11 +130,11 @@ def draw_panels(panels: Panels, options: HeatmapOptions) -> TileGrid:
     count = len(panels.maps)
     columns, rows = min(count, COLUMNS), -(-count // COLUMNS)
     sheet = Image.new("RGB", (columns * cell[0] + (columns - 1) * SPACER, rows * cell[1] + (rows - 1) * SPACER), PAPER)
-    draw, font = ImageDraw.Draw(sheet), pil_font(LABEL_SIZE)
+    draw, font = ImageDraw.Draw(sheet), pil_font(BODY)
     for index, ((_, heatmap), label) in enumerate(zip(panels.maps, panels.labels)):
         left, top = (index % COLUMNS) * (cell[0] + SPACER), (index // COLUMNS) * (cell[1] + SPACER)
         tile = render_heatmap(panels.pixels, heatmap, options.alpha, options.cmap or default_cmap(heatmap),
                               options.clip, background=background, box=box, overlay=options.overlay)
-        draw.text((left + 2, top + 4), _fitted(label.replace("×", "x"), font, cell[0] - 4), fill=INK, font=font)
+        draw.text((left + 2, top + 4), fit_text(label.replace("×", "x"), font, cell[0] - 4), fill=INK, font=font)
         sheet.paste(Image.fromarray(tile), (left, top + LABEL_HEIGHT))
     return TileGrid(np.asarray(sheet), count, cell)
