@@ -1,5 +1,7 @@
 """Every channel of one layer for an image, tiled into one grid, numbered and coloured; beside it
-the same layer for a second image (each channel in the same place), or the difference of the two.
+the same layer for a second image (each channel in the same place), or the difference of the two;
+below them the title and the colour bar, so the PNG reads on its own (below, so that picture
+pixels of the grids keep their place and clicks still map through each panel's layout).
 
 The Activations tab and ``cnnexplorer export activations`` run the same job
 (``activation_picture``): the tab passes the session's activation cache, so switching layer for
@@ -62,13 +64,14 @@ class ActivationOptions:
 
 @dataclass(frozen=True)
 class Panel:
-    """One grid of the picture, starting ``left`` pixels from its left edge; ``layout`` is the
-    grid's layout in the (enlarged) picture."""
+    """One grid of the picture, starting ``left`` pixels from its left edge and ``width`` wide;
+    ``layout`` is the grid's layout in the (enlarged) picture."""
 
     name: str
     grid: ActivationGrid
     layout: GridLayout
     left: int
+    width: int
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ def activation_picture(inputs: Inputs, options: ActivationOptions, cache: Activa
         comparison = Comparison(str(other.path), other.sha256, comparison.difference)
     panels, picture = _side_by_side(named)
     grid = panels[0].grid
+    picture = _with_colour_bar(picture, layer, panels)
     shown = replace(options, norm=grid.norm, range=grid.value_range, cmap=grid.cmap, compare=comparison)
     return ActivationPicture(inputs, shown, panels, picture, len(outputs), image_pixels(pixels))
 
@@ -178,12 +182,30 @@ def _side_by_side(named: list[tuple[str, ActivationGrid]]) -> tuple[tuple[Panel,
     for name, grid in named:
         rgb = render_activation_picture(grid)
         layout = grid.layout.scaled(rgb.shape[1] // grid.values.shape[1])
-        panels.append(Panel(name, grid, layout, left))
+        panels.append(Panel(name, grid, layout, left, rgb.shape[1]))
         if pictures:
             pictures.append(np.full((rgb.shape[0], SPACER, 3), 255, np.uint8))
         pictures.append(rgb)
         left += rgb.shape[1] + SPACER
     return tuple(panels), np.ascontiguousarray(np.concatenate(pictures, axis=1))
+
+
+def _with_colour_bar(picture: np.ndarray, layer: str, panels: tuple[Panel, ...]) -> np.ndarray:
+    """The grids with their title (the layer, the images) and the colour bar of the first grid
+    (the others share its colours) below."""
+    from cnnexplorer.core.activations.stats import CLIP_STD
+    from cnnexplorer.core.colour_bar import Scale, with_colour_bar
+
+    grid = panels[0].grid
+    what = "units" if grid.units else "channels"
+    title = f"{layer}: {grid.shape[0]} {what} of " + " | ".join(p.name for p in panels)
+    if grid.value_range is None:
+        scale = Scale(grid.cmap, None, None, f"each channel on its own: its mean -/+ {CLIP_STD:g} standard deviations",
+                      (f"mean - {CLIP_STD:g} sd", f"mean + {CLIP_STD:g} sd"))
+    else:
+        kind = {"layer": "one range for the whole layer", "fixed": "a fixed range"}.get(grid.norm, grid.norm)
+        scale = Scale(grid.cmap, *grid.value_range, f"activation value ({kind})")
+    return with_colour_bar(picture, title.replace("−", "-"), scale)
 
 
 def channel_overlay(shown: ActivationPicture, channel: int) -> Job[np.ndarray | None]:

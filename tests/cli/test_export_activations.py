@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from cnnexplorer.core.activations import activation_grid, capture, render_activation_picture
+from cnnexplorer.core.colour_bar import Scale, colour_bar
 from cnnexplorer.core.filters import filter_view, render_filter_picture
 from cnnexplorer.core.images import load_image
 from cnnexplorer.core.models import load_model
@@ -46,7 +47,13 @@ def test_export_activations_writes_the_core_picture_and_the_report(capsys, tmp_p
     pixels = handle.preprocessing.to_tensor(load_image(image_path).image)
     output = capture(handle, pixels, ["features.3"]).output("features.3")
     grid = activation_grid(output, sort="max", cmap="magma")
-    np.testing.assert_array_equal(np.asarray(Image.open(out)), render_activation_picture(grid))
+    exported, grids = np.asarray(Image.open(out)), render_activation_picture(grid)
+    height, width = grids.shape[:2]
+    np.testing.assert_array_equal(exported[:height, :width], grids)
+    scale = Scale("magma", None, None, "each channel on its own: its mean -/+ 3 standard deviations",
+                  ("mean - 3 sd", "mean + 3 sd"))
+    title = f"features.3: 10 channels of {image_path.name}"
+    np.testing.assert_array_equal(exported[height:], colour_bar(title, scale, exported.shape[1]))
     assert report["channels"][4]["max"] == pytest.approx(float(output[0, 4].max()))
 
     sidecar = json.loads((tmp_path / "act.png.json").read_text())
@@ -61,6 +68,10 @@ def test_export_activations_fixed_range(capsys, tmp_path, image_path):
     assert code == 0
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["shape"] == [10, 1, 1] and report["norm"] == "fixed" and report["range"] == [-1.0, 1.0]
+    exported = np.asarray(Image.open(tmp_path / "a.png"))
+    bar = colour_bar(f"classifier: 10 units of {image_path.name}",
+                     Scale(report["cmap"], -1.0, 1.0, "activation value (a fixed range)"), exported.shape[1])
+    np.testing.assert_array_equal(exported[-bar.shape[0]:], bar)  # the colour bar reads -1, 0 and 1
 
 
 def test_export_filters_writes_the_core_picture(capsys, tmp_path):

@@ -144,11 +144,11 @@ def test_difference_of_an_image_with_itself_is_the_middle_colour(make_window, tm
     window = shapes_window(make_window, [png, bmp])
     view = window.show_view(ActivationsView)
     show_layer(window, "features.2.0")
-    single_width = view.result.pixels.shape[1]
+    single_width = view.result.panels[0].width
     view.controls.compare_box.setCurrentIndex(view.controls.compare_box.findText("same.png"))
     assert window.wait_for_jobs(WAIT_MS)
     assert [p.name for p in view.result.panels] == ["same.bmp", "same.png"]
-    assert view.result.pixels.shape[1] == 2 * single_width + SPACER
+    assert [(p.left, p.width) for p in view.result.panels] == [(0, single_width), (single_width + SPACER, single_width)]
 
     view.controls.difference_box.setChecked(True)
     assert window.wait_for_jobs(WAIT_MS)

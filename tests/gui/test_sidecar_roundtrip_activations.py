@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from cnnexplorer.cli import main
+from cnnexplorer.core.colour_bar import Scale, colour_bar
 from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.activations_view import ActivationsView
 
@@ -61,9 +62,14 @@ def test_a_fixed_range_is_made_again(make_window, tmp_path):
     view.controls.high_box.setValue(0.5)
     assert window.wait_for_jobs(WAIT_MS)
     png, sidecar = window.export_current_view(tmp_path / "gui.png")
-    assert json.loads(sidecar.read_text())["settings"]["range"][1] == 0.5
+    settings = json.loads(sidecar.read_text())["settings"]
+    assert settings["range"][1] == 0.5
     pixels, _ = remade(sidecar, tmp_path / "cli.png")
     assert np.array_equal(pixels, np.asarray(Image.open(png)))
+    grid = view.result.grid
+    bar = colour_bar(f"features.5.2: {grid.shape[0]} channels of {sample_images()[0].name}",
+                     Scale(settings["cmap"], *settings["range"], "activation value (a fixed range)"), pixels.shape[1])
+    assert np.array_equal(pixels[-bar.shape[0]:], bar)  # the PNG carries its title and colour bar
 
 
 @pytest.mark.parametrize("difference", [False, True])
