@@ -11,17 +11,18 @@ from PySide6.QtWidgets import QWidget
 class ImageCanvas(pg.GraphicsView):
     """Shows uint8 pixels (row-major, H×W or H×W×3) as they are: fixed levels 0–255.
 
-    ``fit="all"`` shows the whole picture, pixels as sharp squares when enlarged (for small
-    model inputs and activations). ``fit="width"`` is for pictures of text such as tables: at
-    most 1:1, top first, and smoothed when shrunk so that small glyphs stay readable.
+    ``fit="all"`` shows the whole picture (for small model inputs and activations).
+    ``fit="width"`` is for pictures of text such as tables: at most 1:1, top first. Pixels are
+    sharp squares when enlarged and smoothed when shrunk, by the fit or by zooming, so that the
+    thin strokes of text and tile numbers blend instead of dropping out.
     """
 
     def __init__(self, parent: QWidget | None = None, fit: str = "all"):
         super().__init__(parent, background="w")
         self.fit = fit
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, fit == "width")
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.setCentralItem(self.view_box)
+        self.view_box.sigRangeChanged.connect(self._smooth_when_shrunk)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
 
@@ -45,6 +46,10 @@ class ImageCanvas(pg.GraphicsView):
                                    padding=0)
         else:
             self.view_box.setRange(xRange=(0, width), yRange=(0, height), padding=0.02)
+
+    def _smooth_when_shrunk(self) -> None:
+        (left, right), _ = self.view_box.viewRange()
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, right - left > self.view_box.width() + 0.5)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
