@@ -195,3 +195,29 @@ def test_the_gui_export_is_made_again_from_its_sidecar(make_window, qtbot, circl
     assert main(["export", "--from-sidecar", str(side), "--out", str(tmp_path / "cli.png")]) == 0
     capsys.readouterr()
     np.testing.assert_array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "cli.png")))
+
+
+def test_a_new_image_or_model_leaves_no_curve_or_caption_of_the_old_one(make_window, qtbot, circle_png, tmp_path):
+    window, view = adversarial_tab(make_window, circle_png)
+    qtbot.mouseClick(view.controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS) and view.curve.iterations
+    window.open_files([str(write_other_image(tmp_path))])
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.curve.iterations == [] and view.curve.true_curve.getData()[0] is None  # nothing drawn
+    assert view.attacked is None and "press Attack" in view.message.text()
+
+    panel = view.robustness
+    panel.levels.setText("0, 8")
+    panel.steps.setValue(2)
+    panel.limit.setValue(8)
+    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS) and "8 images from builtin:shapes" in panel.caption.text()
+    window.load_model("builtin:tinyvgg", "cpu")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "images from" not in panel.caption.text() and panel.curves["pgd"].getData()[0] is None
+
+
+def write_other_image(folder):
+    path = folder / "other.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(path)
+    return path

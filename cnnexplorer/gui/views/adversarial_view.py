@@ -138,6 +138,7 @@ class AdversarialView(View):
         self.attacked = None
         self.explained = None
         self.canvas.clear()
+        self.curve.empty()
         self.gradcam_canvas.clear()
         self.activations_canvas.clear()
         self.save_button.setEnabled(False)

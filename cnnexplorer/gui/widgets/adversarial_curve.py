@@ -45,6 +45,11 @@ class ProbabilityCurve(pg.PlotWidget):
         self.legend.addItem(self.target_curve, target_label)
         self._redraw()
 
+    def empty(self) -> None:
+        """No curve: the attack it showed was on another image or model. (Not ``clear``: pyqtgraph's
+        PlotWidget sets that name on each instance, to its plot's ``clear``, which removes the items.)"""
+        self.reset("—", "—")
+
     def add(self, step: AttackStep) -> None:
         self.iterations.append(step.iteration)
         self.true_probs.append(step.true_prob)

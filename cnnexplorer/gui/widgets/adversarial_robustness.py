@@ -26,6 +26,9 @@ MEASURES = {"accuracy": ("accuracy", "accuracy"),  # the choice → RobustnessCu
             "top-1 confidence": ("confidence", "P(top-1 class)")}
 
 
+EMPTY_CAPTION = "Accuracy or confidence against the budget ε for FGSM and PGD, computed as one job."
+
+
 def parse_levels(text: str) -> tuple[float, ...]:
     """``"0, 2, 8"`` (grey levels) → budgets in pixel units, sorted."""
     try:
@@ -92,7 +95,7 @@ class RobustnessPanel(QWidget):
         self.curves = {name: self.plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
                                             symbolBrush=colour, symbolPen=None, name=name.upper())
                        for name, colour in COLOURS.items()}
-        self.caption = QLabel("Accuracy or confidence against the budget ε for FGSM and PGD, computed as one job.")
+        self.caption = QLabel(EMPTY_CAPTION)
         self.caption.setWordWrap(True)
         layout = QVBoxLayout(self)
         for row in rows:
@@ -130,7 +133,9 @@ class RobustnessPanel(QWidget):
         self._plot()
 
     def clear(self) -> None:
+        """No curve, and a caption that says so: the curve it showed was of another model."""
         self.shown = None
+        self.caption.setText(EMPTY_CAPTION)
         self._plot()
 
     def _plot(self, *_) -> None:
