@@ -9,8 +9,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cnnexplorer.core.activations import activation_grid, render_activation_picture
-from cnnexplorer.core.adversarial import PGD, render_adversarial_panel
-from cnnexplorer.core.adversarial import panel
+from cnnexplorer.core.adversarial import PGD, panel, render_adversarial_panel
 from cnnexplorer.core.architecture import summarize
 from cnnexplorer.core.builtin.nets import TinyVGG
 from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES, generate_shapes
