@@ -288,7 +288,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         shown = view.picture() if isinstance(view, View) else None
         if shown is None:
             raise UserError(f"the {self.tabs.tabText(self.tabs.currentIndex())} view shows nothing yet; "
-                            "load a model and an image first")
+                            f"{view.empty_reason()}")
         pixels, settings = shown
         return view, Picture(pixels, settings, layer=view.layer)
 

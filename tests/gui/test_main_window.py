@@ -328,3 +328,14 @@ def test_the_summary_table_marks_the_current_layer_and_a_click_on_a_row_selects_
     qtbot.mouseClick(view.canvas.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert window.session.layer == "layer4.0.conv1"
     assert view.highlight.rect().top() == rows["layer4.0.conv1"]
+
+
+def test_exporting_an_empty_view_says_what_it_waits_for(make_window):
+    from cnnexplorer.gui.views.adversarial_view import AdversarialView
+    from cnnexplorer.gui.views.featurevis_view import FeatureVisView
+
+    window = ready(make_window(), "builtin:shapes", sample_images()[:1])
+    for kind, step in ((AdversarialView, "press Attack"), (FeatureVisView, "press Start")):
+        window.show_view(kind)
+        window.copy_picture()
+        assert step in window.last_message and "load a model" not in window.last_message

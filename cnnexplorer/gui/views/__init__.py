@@ -59,6 +59,17 @@ class View(QWidget):
         """The layer the picture shows, for the sidecar (None when it shows no single layer)."""
         return None
 
+    def empty_reason(self) -> str:
+        """What the user can do to make the view show something, for when ``picture()`` is None."""
+        if self.session.model is None:
+            return "load a model first"
+        if self.session.image is None:
+            return "open an image first"
+        return self.waiting_for
+
+    waiting_for = "wait for it to finish computing"
+    """What the view waits for once a model and an image are there (a subclass names its own step)."""
+
     def picture(self) -> tuple[np.ndarray, dict] | None:
         """``(H×W×3 uint8 pixels, settings)`` of what the view shows, or None while empty."""
         return None

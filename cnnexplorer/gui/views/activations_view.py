@@ -41,6 +41,7 @@ def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ") -> str:
 class ActivationsView(View):
     title = "Activations"
     view_name = "activations"
+    waiting_for = "pick a layer in the Model tree"
     visualise_requested = Signal(object)
     """A ``Unit`` the user wants visualised (the context menu offers it once something listens)."""
 

@@ -48,6 +48,7 @@ def _metrics_text(report: dict) -> str:
 class AdversarialView(View):
     title = "Adversarial"
     view_name = "adversarial"
+    waiting_for = "press Attack to make an adversarial example"
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)

@@ -51,6 +51,7 @@ def units_text(kind: str, units) -> str:
 class FeatureVisView(View):
     title = "Feature vis"
     view_name = "featurevis"
+    waiting_for = "press Start to optimise the images"
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)

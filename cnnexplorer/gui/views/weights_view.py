@@ -50,6 +50,7 @@ def describe(view: FilterView) -> str:
 class WeightsView(View):
     title = "Weights"
     view_name = "filters"
+    waiting_for = "pick a layer with weights (a convolution or a linear layer) in the Model tree"
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
