@@ -109,10 +109,23 @@ def test_the_snapshot_slider_counts_the_epochs_run(qtbot):
     assert scrubber.label.text() == "Epoch 4 of 5 run"
 
 
-def test_every_plot_has_a_legend_telling_training_from_validation(qtbot):
+def test_a_legend_above_the_plots_tells_training_from_validation(qtbot):
     panel = CurvesPanel()
     qtbot.addWidget(panel)
     panel.add_run("1: a run")
-    labels = [[label.text for _, label in plot.legend.items] for plot in panel.plots]
-    assert labels[0] == labels[1] == ["train, per batch", "train, smoothed", "validation, per epoch"]
-    assert labels[2] == ["learning rate"]  # the runs themselves are named in the run list, not in the legends
+    panel.show()
+    legend = panel.legend
+    assert legend.isVisible() and all(words in legend.text() for words in ("train, per batch", "train, smoothed",
+                                                                           "validation, per epoch"))
+    plots_top = panel.graphics.mapTo(panel, panel.graphics.rect().topLeft()).y()
+    assert legend.mapTo(panel, legend.rect().bottomLeft()).y() < plots_top  # above the plots: it covers no curve
+
+
+def test_the_curves_take_most_of_the_tabs_height_on_a_small_screen(qtbot):
+    view, _, _ = make_view(qtbot)
+    view.resize(650, 560)  # what a 1280×720 window leaves the tab beside its docks
+    qtbot.wait(50)
+    plots = [plot.sceneBoundingRect() for plot in view.curves.plots]
+    assert view.curves.graphics.height() >= 0.5 * view.height(), "the plots share the page with other parts"
+    loss, accuracy, rate = (rect.height() for rect in plots)
+    assert min(loss, accuracy) >= max(rate, 0.25 * view.height())

@@ -95,8 +95,10 @@ class TrainingView(View):
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(200)
         run_grid = QGridLayout()
-        for k, name in enumerate(RUN_BUTTONS):
+        for k, name in enumerate(RUN_BUTTONS[:6]):
             run_grid.addWidget(self.buttons[name], k // 2, k % 2)
+        for row, name in enumerate(RUN_BUTTONS[6:], start=3):  # long names: a row each keeps the column narrow
+            run_grid.addWidget(self.buttons[name], row, 0, 1, 2)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -109,22 +111,17 @@ class TrainingView(View):
         export_row.addStretch(1)
         export_row.addWidget(self.buttons["Export PNG…"])
         export_row.addWidget(self.buttons["Export CSV…"])
-        curves_page = QSplitter(Qt.Orientation.Vertical)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.curves, 1)
-        top_layout.addLayout(export_row)
-        curves_page.addWidget(top)
-        curves_page.addWidget(self.scrubber)
-        curves_page.setStretchFactor(0, 3)
-        curves_page.setStretchFactor(1, 2)
-        preview_page = QWidget()
+        curves_page = QWidget()  # the curves get the page's whole height; the snapshots have a page of their own
+        curves_layout = QVBoxLayout(curves_page)
+        curves_layout.addWidget(self.curves, 1)
+        curves_layout.addLayout(export_row)
+        self.preview_page = preview_page = QWidget()
         preview_layout = QVBoxLayout(preview_page)
         preview_layout.addWidget(self.preview_label)
         preview_layout.addWidget(self.preview, 1)
         self.pages = QTabWidget()
         self.pages.addTab(curves_page, "Curves")
+        self.pages.addTab(self.scrubber, "Snapshots")
         self.pages.addTab(preview_page, "Data preview")
 
         self.curves.timer.timeout.connect(self._check_cancelled)
@@ -133,7 +130,7 @@ class TrainingView(View):
         splitter.addWidget(left)
         splitter.addWidget(self.pages)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 770])  # the settings form, the rest for the curves
+        splitter.setSizes([270, 830])  # the settings form, the rest for the curves
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
@@ -323,7 +320,7 @@ class TrainingView(View):
         request = self._form_request()
         if request is None:
             return
-        self.pages.setCurrentIndex(1)
+        self.pages.setCurrentWidget(self.preview_page)
         self.jobs.start(lambda: preview_job(request), kind="training-preview", label="data preview",
                         on_result=self._on_preview)
 

@@ -3,8 +3,9 @@
 Metrics arrive much faster than a screen needs them, so they are only appended to each run's
 ``History`` and the plots are redrawn by a timer (10 Hz) and only when something changed. Each
 redraw converts and smooths only the new points; curves use peak downsampling and clip-to-view,
-so 100,000 points per run stay smooth. Each plot's legend says which line is which (training per
-batch, smoothed, validation per epoch) in a neutral colour; the run list says which colour is which run.
+so 100,000 points per run stay smooth. The legend says which line is which (training per
+batch, smoothed, validation per epoch) in neutral colours, in a line above the plots; the run list says
+which colour is which run.
 """
 
 from __future__ import annotations
@@ -24,21 +25,8 @@ X_AXES = {"step": ("step", "val_step"), "epoch": ("epoch", "val_epoch"), "time":
 COLOURS = ("#2e68b0", "#d66028", "#2a9d5c", "#8e44ad", "#c0392b", "#16a0a0")
 
 
-LEGEND_INK = "#555555"
-
-
-def _add_legend(plot: pg.PlotItem, validation: bool) -> None:
-    """A legend of the line styles: faint per batch, bold smoothed, dashed with dots for validation."""
-    legend = plot.addLegend(offset=(-8, 8), labelTextColor="#222222", brush=pg.mkBrush(255, 255, 255, 210))
-    if not validation:  # the learning rate: one line per run
-        legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2)), "learning rate")
-        return
-    faint = pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=1))
-    faint.setOpacity(0.35)
-    legend.addItem(faint, "train, per batch")
-    legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2)), "train, smoothed")
-    legend.addItem(pg.PlotDataItem(pen=pg.mkPen(LEGEND_INK, width=2, style=Qt.PenStyle.DashLine), symbol="o",
-                                   symbolSize=6, symbolBrush=LEGEND_INK), "validation, per epoch")
+LEGEND = ("<span style='color:#b0b0b0'>━━</span> train, per batch &nbsp; <span style='color:#444'>━━</span> "
+          "train, smoothed &nbsp; <span style='color:#444'>╺ ● ╸</span> validation, per epoch")
 
 
 @dataclass
@@ -86,7 +74,7 @@ class CurvesPanel(QWidget):
         self.graphics.setBackground("w")
         self.graphics.setToolTip("faint: per batch · bold: smoothed · dashed with dots: validation per epoch")
         self.plots = []
-        for index, (_, val_key, title) in enumerate(CURVE_PANELS):  # two side by side, the next ones full width below
+        for index, (_, _, title) in enumerate(CURVE_PANELS):  # two side by side, the next ones full width below
             row, column = (0, index) if index < 2 else (index - 1, 0)
             plot = self.graphics.addPlot(row=row, col=column, colspan=1 if index < 2 else 2, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
@@ -94,8 +82,9 @@ class CurvesPanel(QWidget):
                 plot.getAxis(side).setStyle(maxTickLevel=1)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
-            _add_legend(plot, val_key is not None)
             self.plots.append(plot)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)  # loss and accuracy matter more than the rate
+        self.graphics.ci.layout.setRowStretchFactor(1, 2)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 99)
         self.slider.setValue(round(self._options.smoothing * 100))
@@ -117,6 +106,8 @@ class CurvesPanel(QWidget):
         controls.addSpacing(12)
         controls.addWidget(QLabel("x axis"))
         controls.addWidget(self.axis_combo)
+        self.legend = QLabel(LEGEND)  # above the plots, wrapping when narrow: it covers no curve
+        self.legend.setWordWrap(True)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.graphics)
         splitter.addWidget(self.run_list)
@@ -126,6 +117,7 @@ class CurvesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
+        layout.addWidget(self.legend)
         layout.addWidget(splitter, 1)
         self.timer = QTimer(self)
         self.timer.setInterval(100)

@@ -1,4 +1,4 @@
-"""A slider under the curves that scrubs through the epochs' snapshots: first-layer filters and the probe heatmap.
+"""A slider, on the Training tab's Snapshots page, that scrubs through the epochs' snapshots: first-layer filters and the probe heatmap.
 
 The slider's values are the epoch numbers themselves (a resumed run's start at its checkpoint's next epoch),
 so its position, its keyboard steps and its label all count the epochs run.
