@@ -50,6 +50,7 @@ TRUST_WARNING = (
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
          TrainingView)  # the central tabs, in order
 ViewT = TypeVar("ViewT", bound=View)
+UNTRAINED = "untrained model: random weights"
 PREFERRED_SIZE = QSize(1500, 900)
 FRAME_ROOM = QSize(24, 60)
 """What a smaller screen keeps beside the first window for its frame, title bar and a panel."""
@@ -179,6 +180,12 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        self.untrained_label = QLabel(UNTRAINED)
+        self.untrained_label.setStyleSheet("color: #b35900; font-weight: bold")
+        self.untrained_label.setToolTip("The model has random weights (no trained weights were loaded), so what it "
+                                        "detects, and every picture of it, shows chance, not learning")
+        self.untrained_label.hide()
+        bar.addPermanentWidget(self.untrained_label)
         bar.addPermanentWidget(JobStatus(self.jobs))
         self.device_label = QLabel()
         self.device_label.setToolTip("The model's device and, on CUDA, the memory torch holds there")
@@ -260,6 +267,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
     def _on_model_changed(self, handle) -> None:
         title = f"cnnexplorer — {handle.spec} on {handle.device}"
         self.setWindowTitle(title if handle.trained else f"{title} — untrained")
+        self.untrained_label.setVisible(not handle.trained)
         self._show_device()
         self._predict()
 

@@ -339,3 +339,13 @@ def test_exporting_an_empty_view_says_what_it_waits_for(make_window):
         window.show_view(kind)
         window.copy_picture()
         assert step in window.last_message and "load a model" not in window.last_message
+
+
+def test_the_window_says_when_the_model_is_untrained(make_window):
+    window = ready(make_window(), "builtin:shapes")
+    assert window.untrained_label.isHidden()
+    window.load_model("builtin:lenet5", "cpu")  # no shipped weights: random initialisation
+    assert window.wait_for_jobs(WAIT_MS) and not window.session.model.trained
+    assert window.untrained_label.isVisible() and "random weights" in window.untrained_label.text()
+    window.load_model("builtin:shapes", "cpu")
+    assert window.wait_for_jobs(WAIT_MS) and window.untrained_label.isHidden()
