@@ -18,7 +18,8 @@ from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.training.augment import Augmentation, augment_batch, parse_augmentation, preview_picture
 from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_schedule
-from cnnexplorer.core.training.curves import History, Smoother, render_curves, smooth
+from cnnexplorer.core.picture_style import INK
+from cnnexplorer.core.training.curves import _RAW, _TRAIN, _VAL, LEGEND_BAND, History, Smoother, render_curves, smooth
 from cnnexplorer.core.training.data import DataSource, open_data
 from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, train
 from cnnexplorer.core.training.snapshots import Snapshot
@@ -359,7 +360,10 @@ def test_curves_csv_and_png(tmp_path):
     rows = list(csv.DictReader(open(history.write_csv(tmp_path / "m.csv"))))
     assert [r["val_acc"] for r in rows] == ["", "0.5", "", "0.75"] and rows[3]["train_loss"] == "0.8"
     picture = render_curves(history)
-    assert picture.shape == (300, 1260, 3) and (picture != 255).any()
+    assert picture.shape[:2] == (300 + LEGEND_BAND, 1260) and (picture[:300] != 255).any()
+    legend = picture[300:]  # under the panels: a line of each style, labelled
+    for colour in (_RAW, _TRAIN, _VAL, INK):
+        assert np.all(legend == colour, axis=-1).any(), colour
     assert History.from_tensors(history.to_tensors()) == history
 
 

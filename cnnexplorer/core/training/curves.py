@@ -132,9 +132,9 @@ _TRAIN, _RAW, _VAL = (46, 104, 176), (186, 204, 228), (214, 96, 40)
 
 def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
                   size: tuple[int, int] = (420, 300)) -> np.ndarray:
-    """Loss, accuracy and learning rate against the step, side by side (H×W×3 uint8)."""
+    """Loss, accuracy and learning rate against the step, side by side, above a legend (H×W×3 uint8)."""
     width, height = size
-    canvas = Image.new("RGB", (width * len(CURVE_PANELS), height), (255, 255, 255))
+    canvas = Image.new("RGB", (width * len(CURVE_PANELS), height + LEGEND_BAND), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = pil_font(SMALL)
     for k, (train_key, val_key, title) in enumerate(CURVE_PANELS):
@@ -144,7 +144,21 @@ def render_curves(history: History, options: CurvesOptions = CurvesOptions(),
         if val_key:
             series.append((history.val_step, getattr(history, val_key), _VAL, 2))
         _panel(draw, font, (k * width, 0, width, height), title, series)
+    _legend(draw, font, height)
     return np.asarray(canvas)
+
+
+LEGEND_BAND = SMALL + 16
+
+
+def _legend(draw, font, y: int) -> None:
+    """Which line is which, in a band under the panels."""
+    middle, x = y + LEGEND_BAND // 2, 64
+    for label, colour, line_width in (("train, per batch", _RAW, 1), ("train, smoothed", _TRAIN, 2),
+                                      ("validation, per epoch", _VAL, 2)):
+        draw.line((x, middle, x + 24, middle), fill=colour, width=line_width)
+        draw.text((x + 30, middle), label, fill=INK, font=font, anchor="lm")
+        x += 30 + round(draw.textlength(label, font=font)) + 28
 
 
 def _panel(draw, font, box, title, series) -> None:
