@@ -3,11 +3,11 @@
 The form makes a ``TrainRequest`` and the tab runs the same ``training_job`` as ``cnnexplorer train``
 in a ``JobRunner`` worker; Pause/Continue/Stop go through its thread-safe ``RunControl``, so a stop
 ends the run cleanly and its trained model at once becomes the session's current model (every view
-follows) unless it ended worse than the model it started from (or at chance level), which stays current until the user
-picks "Use the trained model"; "Back to the previous model" undoes the switch. What a run will do to
-the model (fine-tune or scratch, head kept or replaced, frozen parts) is shown before Start. The run
-buttons keep their places in every state: only their enabled state changes. Each Start adds a run to
-the overlaid curves.
+follows), unless it ended worse than the model it started from or at chance level: then that model
+stays current until the user picks "Use the trained model". "Back to the previous model" undoes a
+switch. What a run will do to the model (fine-tune or scratch, head kept or replaced, frozen parts)
+is shown before Start. The run buttons keep their places in every state: only their enabled state
+changes. Each Start adds a run to the overlaid curves.
 """
 
 from __future__ import annotations
@@ -290,8 +290,7 @@ class TrainingView(View):
     def _switch_to(self, pair, text: str) -> None:
         if self.running or not self._can_switch_to(pair):
             return
-        self.session.set_model(*pair)
-        self._set_running(False)
+        self.session.set_model(*pair)  # the buttons follow through _on_change
         self.status.setText(text)
 
     def _on_change(self, *_) -> None:
