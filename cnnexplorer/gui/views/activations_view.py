@@ -18,7 +18,6 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
-from cnnexplorer.gui.widgets.colorbar import ColorBar
 from cnnexplorer.gui.widgets.grid_controls import GridControls
 from cnnexplorer.gui.widgets.unit_panel import UnitPanel
 from cnnexplorer.gui.workers import JobRunner
@@ -56,7 +55,6 @@ class ActivationsView(View):
         self.canvas.scene().sigMouseMoved.connect(self._on_hover)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.highlights: list[QGraphicsRectItem] = []
-        self.colorbar = ColorBar()
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.hover = QLabel(" ")
@@ -66,7 +64,6 @@ class ActivationsView(View):
         grid_layout = QVBoxLayout(grid_side)
         grid_layout.setContentsMargins(0, 0, 0, 0)
         grid_layout.addWidget(self.canvas, 1)
-        grid_layout.addWidget(self.colorbar)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(grid_side)
         splitter.addWidget(self.unit_panel)
@@ -135,7 +132,6 @@ class ActivationsView(View):
         self.result = None
         self.canvas.clear()
         self._clear_highlights()
-        self.colorbar.hide()
         self.hover.setText(" ")
         self.unit_panel.clear()
         self.message.setStyleSheet(WARNING_STYLE if warning else "")
@@ -152,9 +148,6 @@ class ActivationsView(View):
             self.canvas.fit_view()
         grid = result.grid
         self.controls.default_range = grid.value_range or layer_range(grid.stats, grid.signed)
-        if grid.value_range is not None:
-            self.colorbar.set_map(grid.cmap, *grid.value_range)
-        self.colorbar.setVisible(grid.value_range is not None)
         self.message.setStyleSheet(WARNING_STYLE if grid.warning else "")
         self.message.setText(self._caption(result) + (f"\nWarning: {grid.warning}" if grid.warning else ""))
         self._on_unit(self.session.unit)
