@@ -35,7 +35,11 @@ def test_the_plan_is_shown_before_start_and_follows_the_form_and_the_model(qtbot
     assert "from scratch" in view.plan.text()
 
     session.set_model(load_model("builtin:lenet5", "cpu"))
-    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    view.settings.data.setText(f"folder:{tmp_path / 'data'}")
+    assert "kept if the data has the same classes" in view.plan.text()  # no such folder yet
+    make_folder(tmp_path / "data")
+    view.hide()
+    view.show()  # back to the tab: the folders made meanwhile count
     assert "replaced by a new one for the data's 2 classes" in view.plan.text()
     view.settings.freeze_base.setChecked(True)
     assert "Only the head is trained" in view.plan.text()

@@ -293,6 +293,11 @@ class TrainingView(View):
         self.session.set_model(*pair)  # the buttons follow through _on_change
         self.status.setText(text)
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """The data's folders may have changed on disk since the plan was said: say it again."""
+        super().showEvent(event)
+        self._on_change()
+
     def _on_change(self, *_) -> None:
         """The form or the current model changed: the plan and the switch buttons follow, except during a run."""
         if not self.running:
