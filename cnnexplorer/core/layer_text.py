@@ -48,6 +48,25 @@ def rf_text(layer) -> str:
     return f"{layer.rf_size} / {layer.rf_jump}" if layer.rf_size else ""
 
 
+def gives_class_scores(summary, layer: str) -> bool:
+    """True when ``layer``'s output is the model's: one score (logit or probability) per class."""
+    if summary is None or not summary.layers:
+        return False
+    try:
+        shape = summary.layer(layer).output_shape
+    except Exception:  # noqa: BLE001 - a layer the summary does not know (a call suffix, another model)
+        return False
+    return bool(layer) and shape is not None and tuple(shape) == tuple(summary.layers[0].output_shape or ())
+
+
+def unit_text(index: int, class_names: list[str] | None = None) -> str:
+    """``channel 5``, or ``class 5: tabby`` for a layer that gives the class scores (``class_names``)."""
+    if class_names is None:
+        return f"channel {index}"
+    name = class_names[index] if 0 <= index < len(class_names) else "?"
+    return f"class {index}: {name}"
+
+
 def params_text(layer) -> str:
     """``1,234`` or ``1,234 (1,000 frozen)``."""
     frozen = layer.params - layer.trainable_params

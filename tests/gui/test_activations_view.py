@@ -212,3 +212,17 @@ def test_messages_for_missing_layer_unused_branch_and_nan_values(make_window, im
     expected = activation_grid(capture(handle, handle.pixels(load_image(image_file)),
                                        ["head"]).output("head"))
     np.testing.assert_array_equal(view.result.panels[0].grid.values, expected.values)
+
+
+def test_the_class_scores_are_named_as_classes_not_channels(make_window):
+    window = shapes_window(make_window)
+    view = window.show_view(ActivationsView)
+    show_layer(window, "classifier")
+    assert "the class scores, 6 classes" in view.message.text() and "dead" not in view.message.text()
+    window.session.set_unit(Unit("classifier", 3))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "class 3: star" in view.unit_panel.title.text() and "class 3: star" in view.unit_panel.details.text()
+    show_layer(window, "features.2.0")
+    window.session.set_unit(Unit("features.2.0", 3))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "channel 3" in view.unit_panel.title.text() and "dead" in view.message.text()

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QMenu, QSplitter, QVBox
 
 from cnnexplorer.core.activations import ActivationGrid, layer_range
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.layer_text import gives_class_scores, unit_text
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
@@ -27,14 +28,16 @@ from cnnexplorer.pictures.base import Inputs
 WARNING_STYLE = "color: #b35900"
 
 
-def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ") -> str:
+def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ", classes: list[str] | None = None) -> str:
+    """A unit's name (a class's, for the class scores) and its statistics."""
     numbers = grid.stats.channel(channel)
 
     def fmt(value) -> str:
         return "NaN" if value is None else f"{value:.4g}"
 
-    return sep.join([f"channel {channel}", f"min {fmt(numbers['min'])}", f"max {fmt(numbers['max'])}",
-                     f"mean {fmt(numbers['mean'])}", f"zeros {100 * grid.stats.zero_fraction[channel]:.0f} %"])
+    parts = [unit_text(channel, classes), f"min {fmt(numbers['min'])}", f"max {fmt(numbers['max'])}",
+             f"mean {fmt(numbers['mean'])}"]
+    return sep.join(parts + ([] if classes else [f"zeros {100 * grid.stats.zero_fraction[channel]:.0f} %"]))
 
 
 class ActivationsView(View):
@@ -163,8 +166,11 @@ class ActivationsView(View):
         hidden = f", {channels - shown} dead hidden" if shown < channels else ""
         norm = {"channel": "each channel scaled to its own range", "layer": "one range for the layer",
                 "fixed": "fixed range"}[grid.norm]
-        text = (f"{result.layer}: {what}{hidden} · {100 * grid.stats.layer_zero_fraction:.0f} % zeros · "
-                f"{grid.stats.dead_count} dead · {grid.cmap}, {norm}")
+        if self._classes() is not None:  # scores of classes: zeros and "dead" units mean nothing here
+            text = f"{result.layer}: the class scores, {channels} classes · {grid.cmap}, {norm}"
+        else:
+            text = (f"{result.layer}: {what}{hidden} · {100 * grid.stats.layer_zero_fraction:.0f} % zeros · "
+                    f"{grid.stats.dead_count} dead · {grid.cmap}, {norm}")
         if compare is not None:
             text += f" · left {result.panels[0].name}, right {result.panels[1].name}"
         return text
@@ -179,7 +185,7 @@ class ActivationsView(View):
 
     def _on_hover(self, scene_pos) -> None:
         hit = self._hit(scene_pos)
-        text = " " if hit is None else channel_text(hit[0].grid, hit[1]) + (
+        text = " " if hit is None else channel_text(hit[0].grid, hit[1], classes=self._classes()) + (
             f" · {hit[0].name}" if self.result.options.compare is not None else "")
         self.hover.setText(text)
         self.canvas.setToolTip(text.strip())
@@ -204,6 +210,13 @@ class ActivationsView(View):
             menu.addAction(f"Visualise channel {channel}", lambda: self.visualise_requested.emit(unit))
         self.context_menu = menu
         menu.popup(screen_pos.toPoint())
+
+    def _classes(self) -> list[str] | None:
+        """The class names when the current layer gives the class scores (its units are classes)."""
+        handle, layer = self.session.model, self.session.layer
+        if handle is None or not layer or not gives_class_scores(self.session.summary, layer):
+            return None
+        return handle.class_names
 
     def _clear_highlights(self) -> None:
         for item in self.highlights:
@@ -231,8 +244,8 @@ class ActivationsView(View):
         if not 0 <= unit.channel < grid.shape[0]:
             self.unit_panel.clear(f"{unit.layer} has no channel {unit.channel}.")
             return
-        title = f"{result.layer}, channel {unit.channel}: {result.panels[0].name}"
-        details = channel_text(grid, unit.channel, "\n")
+        title = f"{result.layer}, {unit_text(unit.channel, self._classes())} · {result.panels[0].name}"
+        details = channel_text(grid, unit.channel, "\n", self._classes())
         self.jobs.start(lambda: channel_overlay(result, unit.channel), kind="activations-unit",
                         label="enlarging a channel",
                         on_result=lambda heat: self._show_unit(result, title, details, heat))
