@@ -53,6 +53,7 @@ RUN_BUTTONS = ("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue"
 class TrainingView(View):
     title = "Training"
     view_name = "curves"
+    waiting_for = "train the model (Start), or open a run with Resume file…"
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
