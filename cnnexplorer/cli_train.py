@@ -18,7 +18,8 @@ def add_train_parser(sub) -> None:
     add_model_options(train, required=False)
     group = train.add_argument_group("training (defaults: the shapes recipe)")
     group.add_argument("--data", metavar="DATASPEC", help=DATASPEC_HELP)
-    group.add_argument("--out", required=True, metavar="CKPT", help="checkpoint written every epoch (best: CKPT.best)")
+    group.add_argument("--out", required=True, metavar="CKPT",
+                       help="checkpoint written every epoch; the best epoch also goes to NAME.best.pt beside it")
     group.add_argument("--epochs", type=int, help="epochs (default: 4)")
     group.add_argument("--batch-size", type=int, help="batch size (default: 64)")
     group.add_argument("--lr", type=float, help="learning rate (default: 0.004)")
