@@ -67,13 +67,19 @@ def test_on_a_small_screen_the_trees_main_columns_show_whole(make_window, qtbot)
     assert window.tabs.width() >= window.tabs.minimumSizeHint().width()
 
 
-def test_columns_fit_rows_that_are_collapsed_at_first(qtbot):
+def dock_on_a_deep_model(qtbot) -> tuple[Session, ModelDock]:
+    """A shown Model dock on a model whose layer names are long and deep in the tree."""
     session = Session()
     dock = ModelDock(session)
     qtbot.addWidget(dock)
     dock.show()
     handle = deep_handle()
     session.set_model(handle, summarize_handle(handle))
+    return session, dock
+
+
+def test_columns_fit_rows_that_are_collapsed_at_first(qtbot):
+    session, dock = dock_on_a_deep_model(qtbot)
     dock.tree.expandAll()
     assert dock.tree.columnWidth(0) >= dock.tree.sizeHintForColumn(0)
     dock.show_freeze_boxes(False)  # the check boxes go: the column is measured again, collapsed rows included
@@ -84,12 +90,7 @@ def test_columns_fit_rows_that_are_collapsed_at_first(qtbot):
 
 
 def test_a_new_model_clears_the_filter_and_a_filter_that_matches_nothing_says_so(qtbot):
-    session = Session()
-    dock = ModelDock(session)
-    qtbot.addWidget(dock)
-    dock.show()
-    handle = deep_handle()
-    session.set_model(handle, summarize_handle(handle))
+    session, dock = dock_on_a_deep_model(qtbot)
     dock.filter_edit.setText("a_rather_long")
     assert dock.proxy.rowCount() == 1 and not dock.filter_note.isVisible()
     dock.filter_edit.setText("transformer")

@@ -49,14 +49,20 @@ def positions(view) -> dict:
     return {name: view.buttons[name].mapTo(view, view.buttons[name].rect().topLeft()) for name in RUN_BUTTONS}
 
 
-def test_a_run_that_ends_unvalidated_leaves_the_model_and_offers_it_and_the_buttons_stay_put(qtbot, tmp_path):
-    view, session, jobs = make_view(qtbot)
+def lenet_on_stripes(view, session, tmp_path, batch_size: int, epochs: int):
+    """The session on LeNet-5 (random weights), the form set to train it on the stripes folder; the model."""
     original = load_model("builtin:lenet5", "cpu")
     session.set_model(original)
     view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
     view.settings.out.setText(str(tmp_path / "run.pt"))
-    view.settings.batch_size.setValue(4)
-    view.settings.epochs.setValue(500)
+    view.settings.batch_size.setValue(batch_size)
+    view.settings.epochs.setValue(epochs)
+    return original
+
+
+def test_a_run_that_ends_unvalidated_leaves_the_model_and_offers_it_and_the_buttons_stay_put(qtbot, tmp_path):
+    view, session, jobs = make_view(qtbot)
+    original = lenet_on_stripes(view, session, tmp_path, batch_size=4, epochs=500)
     qtbot.wait(50)
     idle = positions(view)
     assert not view.buttons["Use the trained model"].isEnabled()
@@ -86,12 +92,7 @@ def test_a_run_that_ends_unvalidated_leaves_the_model_and_offers_it_and_the_butt
 
 def test_a_better_run_becomes_current_and_back_to_the_previous_model_undoes_it(qtbot, tmp_path):
     view, session, jobs = make_view(qtbot)
-    original = load_model("builtin:lenet5", "cpu")
-    session.set_model(original)
-    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
-    view.settings.out.setText(str(tmp_path / "run.pt"))
-    view.settings.batch_size.setValue(8)
-    view.settings.epochs.setValue(3)
+    original = lenet_on_stripes(view, session, tmp_path, batch_size=8, epochs=3)
     view.start()
     qtbot.waitUntil(lambda: view.result is not None, timeout=60_000)
     assert jobs.wait(10_000)
