@@ -47,3 +47,13 @@ def test_values_in_range_are_taken_as_typed_and_say_nothing(qtbot, featurevis):
     box = featurevis.size
     type_into(qtbot, box, "200")
     assert box.value() == 200 and box.notice == ""
+
+
+def test_the_training_form_says_so_too(qtbot):
+    from cnnexplorer.gui.widgets.training_settings import TrainingSettings
+
+    form = TrainingSettings()
+    qtbot.addWidget(form)
+    form.show()
+    type_into(qtbot, form.epochs, "99999999")
+    assert form.epochs.value() == form.epochs.maximum() and "largest" in form.epochs.notice

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QMenu, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QPushButton,
                                QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.attribution import METHODS, curves_job
@@ -23,6 +23,7 @@ from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
 from cnnexplorer.pictures.heatmap import Explained, HeatmapOptions, draw, explain_job, title
@@ -57,7 +58,7 @@ class HeatmapView(View):
         self.opacity.setRange(0, 100)
         self.opacity.setValue(70)
         self.opacity.setMaximumWidth(140)
-        self.clip = QDoubleSpinBox()
+        self.clip = DoubleSpinBox()
         self.clip.setRange(0.0, 20.0)
         self.clip.setSingleStep(0.5)
         self.clip.setDecimals(1)

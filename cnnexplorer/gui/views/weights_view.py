@@ -17,6 +17,7 @@ from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.colorbar import ColorBar
+from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
 from cnnexplorer.pictures.filters import FilterOptions, FilterPicture, filter_picture
@@ -56,7 +57,7 @@ class WeightsView(View):
         super().__init__(session, jobs, parent)
         self.result: FilterPicture | None = None
         self._job = None
-        self.input_box = QSpinBox()
+        self.input_box = SpinBox()
         self.input_box.setRange(MEAN, 0)
         self.input_box.setSpecialValueText("mean over inputs")
         fit_special_text(self.input_box)

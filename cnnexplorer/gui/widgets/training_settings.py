@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
+                               QPushButton, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.training.augment import FILL_MODES, Augmentation
@@ -19,10 +19,11 @@ from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIO
 from cnnexplorer.core.training.data import DATASPEC_HELP
 from cnnexplorer.core.training.run import TrainRequest
 from cnnexplorer.gui.remembered import remember
+from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox, SpinBox
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 0, step: float = 1.0):
-    box = QDoubleSpinBox() if decimals else QSpinBox()
+    box = DoubleSpinBox() if decimals else SpinBox()
     if decimals:
         box.setDecimals(decimals)
         box.setSingleStep(step)
