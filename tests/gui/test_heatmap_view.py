@@ -210,3 +210,21 @@ def test_compared_methods_are_large_labelled_tiles_and_a_click_shows_one(tab, qt
     assert view.method_name == "occlusion"
     assert window.wait_for_jobs(WAIT_MS)
     assert view.shown.heatmap.method == "occlusion"
+
+
+def test_extras_made_for_other_choices_are_not_left_up(tab):
+    """Deletion/insertion curves belong to the map they measured; the top-3 grid to its method, the
+    method comparison to its class: each goes when what it was made for changes, and only then."""
+    window, view = tab
+    view.deletion_insertion()
+    assert window.wait_for_jobs(WAIT_MS) and view.curves is not None
+    window.session.set_target(3)  # another class: the curves measured the old class's map
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.curves is None and not view.plot.isVisible() and view.panel_caption.text().strip() == ""
+
+    view.top_classes()
+    assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is not None
+    view.show_tile(1)  # a class from the grid: the grid of classes is still true for the method
+    assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is not None
+    view.method.setCurrentIndex(view.method.findData("saliency"))  # another method: the grid goes
+    assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is None

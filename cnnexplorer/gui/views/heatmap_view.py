@@ -45,6 +45,7 @@ class HeatmapView(View):
         self.tiles: TileGrid | None = None
         self.curves = None
         self.sanity = None
+        self.extra_made_for: dict = {}  # the choices the extra picture below was made for
         self.method = QComboBox()
         for name, method in METHODS.items():
             self.method.addItem(method.title, name)
@@ -140,6 +141,9 @@ class HeatmapView(View):
             signal.connect(self._clear_extras)
             signal.connect(self.refresh)
         session.target_changed.connect(self.refresh)
+        for signal in (session.target_changed, session.layer_changed, self.method.currentIndexChanged,
+                       self.why_not.toggled, self.layer_choice.currentIndexChanged):
+            signal.connect(self._drop_stale_extras)
         session.layer_changed.connect(self._on_layer)
         self.message.setText(NO_INPUT)
         remember(self, "method", "layer_choice", "cmap", "opacity", "clip", "map_only")
@@ -233,6 +237,7 @@ class HeatmapView(View):
     def _clear_extras(self, *_) -> None:
         """Panels and curves belong to one model and image: drop them when either changes."""
         self.lower_panels, self.tiles, self.curves, self.sanity = None, None, None, None
+        self.extra_made_for = {}
         self.panel_canvas.clear()
         self.plot.clear()
         self.plot.hide()
@@ -266,9 +271,26 @@ class HeatmapView(View):
         if heatmap.method != self.method_name:
             self.method.setCurrentIndex(self.method.findData(heatmap.method))
 
-    def _run_extra(self, make_job, label: str, on_result) -> None:
+    def _run_extra(self, make_job, label: str, on_result, depends_on: tuple[str, ...]) -> None:
+        """Run an extra picture's job; it is shown for, and kept while, the choices it ``depends_on``."""
+        made_for = {key: value for key, value in self._choices().items() if key in depends_on}
+
+        def show(result) -> None:
+            self.extra_made_for = made_for
+            on_result(result)
+
         self.panel_caption.setText(f"{label} …")
-        self.jobs.start(make_job, kind="heatmap-extra", label=label, on_result=on_result, on_error=self._failed)
+        self.jobs.start(make_job, kind="heatmap-extra", label=label, on_result=show, on_error=self._failed)
+
+    def _choices(self) -> dict:
+        return {"method": self.method_name, "target": self.session.target, "why_not": self.why_not.isChecked(),
+                "layer": self.cam_layer()}
+
+    def _drop_stale_extras(self, *_) -> None:
+        """An extra picture made for other choices (an earlier class, method or layer) is not left up."""
+        choices = self._choices()
+        if any(choices[key] != value for key, value in self.extra_made_for.items()):
+            self._clear_extras()
 
     def compared_methods(self) -> list[str]:
         return [action.data() for action in self.compare_menu.actions() if action.isChecked()]
@@ -281,14 +303,15 @@ class HeatmapView(View):
         inputs = self._inputs(self.session.layer if self.layer_choice.currentText() == TREE_LAYER else None)
         if inputs is not None:
             options = self.options()
-            self._run_extra(lambda: compare_job(inputs, options, methods), "comparing methods", self._show_panels)
+            self._run_extra(lambda: compare_job(inputs, options, methods), "comparing methods", self._show_panels,
+                            ("target", "why_not", "layer"))
 
     def top_classes(self) -> None:
         inputs = self._inputs(self.cam_layer())
         if inputs is not None:
             options = self.options()
             self._run_extra(lambda: top_classes_job(inputs, options, 3), "maps of the top-3 classes",
-                            self._show_panels)
+                            self._show_panels, ("method", "why_not", "layer"))
 
     def sanity_check(self) -> None:
         """Cascading randomisation from the top of the current method."""
@@ -301,7 +324,8 @@ class HeatmapView(View):
             panels, self.sanity = result
             self._show_panels(panels)
 
-        self._run_extra(lambda: sanity_job(inputs, options), "sanity check", shown)
+        self._run_extra(lambda: sanity_job(inputs, options), "sanity check", shown,
+                        ("method", "target", "why_not", "layer"))
 
     def deletion_insertion(self) -> None:
         """Deletion and insertion curves of the shown map, with their areas."""
@@ -323,4 +347,4 @@ class HeatmapView(View):
                                        + " (deletion low and insertion high = a faithful map)")
 
         self._run_extra(lambda: curves_job(handle, explained.pixels, explained.heatmap),
-                        "deletion and insertion curves", shown)
+                        "deletion and insertion curves", shown, ("method", "target", "why_not", "layer"))
