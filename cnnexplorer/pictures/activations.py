@@ -86,6 +86,7 @@ class ActivationPicture:
     pixels: np.ndarray
     outputs: int
     input_pixels: np.ndarray
+    asked_norm: str = "channel"  # the normalisation asked for (a comparison draws "layer" as one fixed range)
 
     @property
     def layer(self) -> str:
@@ -158,7 +159,7 @@ def activation_picture(inputs: Inputs, options: ActivationOptions, cache: Activa
     grid = panels[0].grid
     picture = _with_colour_bar(picture, layer, panels)
     shown = replace(options, norm=grid.norm, range=grid.value_range, cmap=grid.cmap, compare=comparison)
-    return ActivationPicture(inputs, shown, panels, picture, len(outputs), image_pixels(pixels))
+    return ActivationPicture(inputs, shown, panels, picture, len(outputs), image_pixels(pixels), options.norm)
 
 
 def _open(comparison: Comparison) -> LoadedImage:

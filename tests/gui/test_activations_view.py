@@ -226,3 +226,16 @@ def test_the_class_scores_are_named_as_classes_not_channels(make_window):
     window.session.set_unit(Unit("features.2.0", 3))
     assert window.wait_for_jobs(WAIT_MS)
     assert "channel 3" in view.unit_panel.title.text() and "dead" in view.message.text()
+
+
+def test_the_caption_says_the_normalisation_chosen_and_the_readout_never_outlives_its_picture(make_window, tmp_path):
+    window = shapes_window(make_window, sample_images()[:2])
+    view = window.show_view(ActivationsView)
+    show_layer(window, "features.2.0")
+    view.hover.setText("channel 5 · min 0 · max 1")  # as a hover over the grid would
+    view.controls.norm_box.setCurrentIndex(view.controls.norm_box.findData("layer"))
+    view.controls.compare_box.setCurrentIndex(1)
+    assert window.wait_for_jobs(WAIT_MS) and view.result.options.compare is not None
+    assert "one range for the layer, shared by both images" in view.message.text()
+    assert "fixed range" not in view.message.text()
+    assert view.hover.text().strip() == ""

@@ -145,6 +145,7 @@ class ActivationsView(View):
             return
         old_shape = None if self.result is None else self.result.pixels.shape
         self.result = result
+        self.hover.setText(" ")  # the readout spoke of a tile of the picture before
         self.controls.set_outputs(result.outputs)
         self.canvas.image_item.setImage(result.pixels, autoLevels=False, levels=(0, 255))
         if result.pixels.shape != old_shape:
@@ -165,7 +166,10 @@ class ActivationsView(View):
         shown = len(grid.layout.order)
         hidden = f", {channels - shown} dead hidden" if shown < channels else ""
         norm = {"channel": "each channel scaled to its own range", "layer": "one range for the layer",
-                "fixed": "fixed range"}[grid.norm]
+                "fixed": "fixed range"}[result.asked_norm]
+        if compare is not None and result.asked_norm == "layer":
+            low, high = grid.value_range
+            norm = f"one range for the layer, shared by both images ({low:.3g} to {high:.3g})"
         if self._classes() is not None:  # scores of classes: zeros and "dead" units mean nothing here
             text = f"{result.layer}: the class scores, {channels} classes · {grid.cmap}, {norm}"
         else:
