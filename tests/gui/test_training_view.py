@@ -275,3 +275,17 @@ def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(make_w
     recorded = json.loads(sidecar.read_text())
     assert recorded["view"] == "curves" and recorded["settings"] == expected
     assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), pixels)
+
+
+def test_a_model_loaded_elsewhere_after_a_run_replaces_the_runs_message(qtbot, tmp_path):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    train_one_epoch(qtbot, view, make_folder(tmp_path / "data"), tmp_path / "run.pt")
+    jobs.wait(10_000)
+    assert "epochs" in view.status.text()
+    view.use_previous()  # the tab's own switches keep speaking of the run
+    assert "before the run" in view.status.text()
+    session.set_model(load_model("builtin:tinyvgg", "cpu"))  # as the Model dock would
+    assert "builtin:tinyvgg" in view.status.text() and "epochs" not in view.status.text()

@@ -89,7 +89,7 @@ class TrainingView(View):
         self.buttons["Back to the previous model"].setToolTip("Make the model the last run started from current again")
         self._set_running(False)
         self.settings.changed.connect(self._on_change)
-        session.model_changed.connect(self._on_change)
+        session.model_changed.connect(self._on_model)
 
         scroll = QScrollArea()
         scroll.setWidget(self.settings)
@@ -297,6 +297,15 @@ class TrainingView(View):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         """The data's folders may have changed on disk since the plan was said: say it again."""
         super().showEvent(event)
+        self._on_change()
+
+    def _on_model(self, handle) -> None:
+        """A model from elsewhere (the Model dock, the zoo, a file) makes the last run's message stale."""
+        ours = [pair[0] for pair in (self.trained, self.previous) if pair is not None]
+        if not self.running and not any(handle is model for model in ours):
+            self.status.setText(f"The current model is now {handle.spec}: Start trains it. The curves of earlier "
+                                "runs stay for comparison.")
+            self.status.setToolTip("")
         self._on_change()
 
     def _on_change(self, *_) -> None:
