@@ -37,3 +37,12 @@ def test_the_preview_shows_a_batch_as_loaded_above_the_same_batch_augmented(tmp_
     assert data.class_names == ["horizontal", "vertical"] and pixels.dtype == np.uint8 and pixels.shape[2] == 3
     half = (pixels.shape[0] - 12) // 2
     assert (pixels[half:half + 12] == 255).all() and not np.array_equal(pixels[:half], pixels[-half:])
+
+
+def test_the_preview_lays_its_images_out_in_the_columns_asked_for(tmp_path):
+    _stripes(tmp_path / "data", 8, 0)
+    request = TrainRequest(model=load_model("builtin:lenet5", "cpu"), data=f"folder:{tmp_path / 'data'}",
+                           config=TrainConfig())
+    wide, _ = drive(preview_job(request, count=8, columns=8))
+    narrow, _ = drive(preview_job(request, count=8, columns=4))
+    assert narrow.shape[1] < 0.6 * wide.shape[1] and narrow.shape[0] > 1.6 * wide.shape[0]

@@ -221,3 +221,18 @@ def write_other_image(folder):
     path = folder / "other.png"
     Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(path)
     return path
+
+
+def test_the_panel_is_shown_near_its_own_size_on_a_small_screen(make_window, qtbot, circle_png):
+    """On 1280×720 the three-panel picture keeps the tab's width, so its text is not shrunk away."""
+    window, view = adversarial_tab(make_window, circle_png)
+    window.resize(1260, 660)
+    qtbot.mouseClick(view.controls.run_button, Qt.MouseButton.LeftButton)
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.tabs.currentWidget() is view.curve and view.curve.iterations
+    view.tabs.setCurrentIndex(view.tabs.indexOf(view.gradcam_canvas.parentWidget().parentWidget()))
+    qtbot.wait(50)
+    for canvas, least in ((view.canvas, 0.85), (view.gradcam_canvas, 0.75), (view.activations_canvas, 0.75)):
+        (left, right), _ = canvas.view_box.viewRange()
+        scale = canvas.view_box.width() / (right - left)
+        assert scale >= least, f"a picture is drawn at {scale:.2f} of its size"

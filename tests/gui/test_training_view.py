@@ -289,3 +289,27 @@ def test_a_model_loaded_elsewhere_after_a_run_replaces_the_runs_message(qtbot, t
     assert "before the run" in view.status.text()
     session.set_model(load_model("builtin:tinyvgg", "cpu"))  # as the Model dock would
     assert "builtin:tinyvgg" in view.status.text() and "epochs" not in view.status.text()
+
+
+def test_the_data_preview_is_drawn_near_its_own_size(qtbot, tmp_path):
+    """As many preview columns as fit the page at 1:1, so the class names under the tiles stay readable."""
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    view.resize(760, 560)
+    view.show()
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    view.settings.data.setText(f"folder:{make_folder(tmp_path / 'data')}")
+    view.show_preview()
+    assert jobs.wait(30_000)
+    qtbot.wait(50)
+    (left, right), _ = view.preview.view_box.viewRange()
+    assert view.preview.view_box.width() / (right - left) >= 0.8
+
+
+def test_before_any_run_a_new_model_keeps_the_tabs_invitation(qtbot):
+    session, jobs = Session(), JobRunner()
+    view = TrainingView(session, jobs)
+    qtbot.addWidget(view)
+    session.set_model(load_model("builtin:lenet5", "cpu"))
+    assert view.status.text().startswith("Choose the data and settings, then Start.")

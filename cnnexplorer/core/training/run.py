@@ -90,15 +90,16 @@ def summarised_training_job(request: TrainRequest,
     return result, summarize_handle(result.handle)
 
 
-def preview_job(request: TrainRequest, count: int = 16) -> Job[tuple[np.ndarray, DataSource]]:
-    """The first ``count`` training images of a new run as they come (top) and augmented (bottom), labelled."""
+def preview_job(request: TrainRequest, count: int = 16, columns: int = 8) -> Job[tuple[np.ndarray, DataSource]]:
+    """The first ``count`` training images of a new run as they come (top) and augmented (bottom), labelled,
+    ``columns`` to a row (the screen asks for as many as fit its width at 1:1)."""
     config = request.config
     data = yield from _open_data(request, request.model, config, request.data)
     images, labels = next(iter(data.train_batches(count, config.seed, 0)))
     images, labels = images[:count], labels[:count]
     moved = augment_batch(images, config.augment, torch.Generator().manual_seed(config.seed))
-    plain = preview_picture(images, labels, data.class_names)
-    augmented = preview_picture(moved, labels, data.class_names)
+    plain = preview_picture(images, labels, data.class_names, columns)
+    augmented = preview_picture(moved, labels, data.class_names, columns)
     gap = np.full((12, plain.shape[1], 3), 255, np.uint8)
     return np.ascontiguousarray(np.concatenate([plain, gap, augmented])), data
 

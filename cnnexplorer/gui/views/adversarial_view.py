@@ -70,22 +70,18 @@ class AdversarialView(View):
         message_row = QHBoxLayout()
         message_row.addWidget(self.message, 1)
         message_row.addWidget(self.save_button)
-        self.canvas = ImageCanvas()
+        self.canvas = ImageCanvas(fit="width")  # the whole width, at most 1:1: the panel's text stays readable
         self.curve = ProbabilityCurve()
-        top = QSplitter(Qt.Orientation.Horizontal)
-        top.addWidget(self.canvas)
-        top.addWidget(self.curve)
-        top.setStretchFactor(0, 3)
-        top.setStretchFactor(1, 2)
-        self.gradcam_canvas = ImageCanvas()
-        self.activations_canvas = ImageCanvas()
+        top = self.canvas
+        self.gradcam_canvas = ImageCanvas(fit="width")
+        self.activations_canvas = ImageCanvas(fit="width")
         self.explain_message = QLabel("Run an attack: Grad-CAM and the current layer's activations of the original "
                                       "and the adversarial image appear here.")
         self.explain_message.setWordWrap(True)
         explain = QWidget()
         explain_layout = QVBoxLayout(explain)
         explain_layout.setContentsMargins(0, 0, 0, 0)
-        explain_split = QSplitter(Qt.Orientation.Horizontal)
+        explain_split = QSplitter(Qt.Orientation.Vertical)  # each picture the full width: readable text
         explain_split.addWidget(self.gradcam_canvas)
         explain_split.addWidget(self.activations_canvas)
         explain_layout.addWidget(self.explain_message)
@@ -94,6 +90,7 @@ class AdversarialView(View):
         self.robustness.run_requested.connect(self.run_curve)
         self.robustness.cancel_requested.connect(self._cancel_curve)
         self.tabs = QTabWidget()
+        self.tabs.addTab(self.curve, "Probability")
         self.tabs.addTab(explain, "Explain")
         self.tabs.addTab(self.robustness, "Robustness")
         split = QSplitter(Qt.Orientation.Vertical)
@@ -165,6 +162,7 @@ class AdversarialView(View):
         target = options.target
         predicted = self.session.predictions[0].label if self.session.predictions else "the prediction"
         self.curve.reset(predicted, f"target: {handle.label(target)}" if target is not None else "most likely other")
+        self.tabs.setCurrentWidget(self.curve)  # the attack's live curve
         self.controls.set_running(True)
         self.controls.set_progress(0, options.steps or 1)
         self._say(f"Running {options.attack} on {image.name} …")

@@ -48,6 +48,7 @@ def skipped_note(skipped: dict[str, str]) -> str:
 
 RUN_BUTTONS = ("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue", "Use the trained model",
                "Back to the previous model")
+PREVIEW_COLUMN_PX = 100  # a preview tile (96 px) and the gap beside it
 
 
 class TrainingView(View):
@@ -68,7 +69,7 @@ class TrainingView(View):
         self.started_at = 0.0
         self.curves = CurvesPanel()
         self.scrubber = SnapshotScrubber()
-        self.preview = ImageCanvas()
+        self.preview = ImageCanvas(fit="width")  # at most 1:1, so the class names under the tiles stay readable
         self.preview_label = QLabel("Preview shows a labelled batch as it comes (top) and augmented (bottom).")
         self.preview_label.setWordWrap(True)
         self.status = QLabel("Choose the data and settings, then Start.")
@@ -302,7 +303,7 @@ class TrainingView(View):
     def _on_model(self, handle) -> None:
         """A model from elsewhere (the Model dock, the zoo, a file) makes the last run's message stale."""
         ours = [pair[0] for pair in (self.trained, self.previous) if pair is not None]
-        if not self.running and not any(handle is model for model in ours):
+        if not self.running and self.result is not None and not any(handle is model for model in ours):
             self.status.setText(f"The current model is now {handle.spec}: Start trains it. The curves of earlier "
                                 "runs stay for comparison.")
             self.status.setToolTip("")
@@ -335,7 +336,8 @@ class TrainingView(View):
         if request is None:
             return
         self.pages.setCurrentWidget(self.preview_page)
-        self.jobs.start(lambda: preview_job(request), kind="training-preview", label="data preview",
+        columns = max(2, min(8, self.preview.width() // PREVIEW_COLUMN_PX))  # as many as fit at 1:1
+        self.jobs.start(lambda: preview_job(request, columns=columns), kind="training-preview", label="data preview",
                         on_result=self._on_preview)
 
     def _on_preview(self, value) -> None:
