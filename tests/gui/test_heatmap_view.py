@@ -19,16 +19,14 @@ from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
 from cnnexplorer.pictures.heatmap import model_box, title
 from cnnexplorer.pictures.heatmap_panels import COLUMNS, LABEL_HEIGHT, SPACER, TILE
+from tests.gui.gui_helpers import ready, shapes_window
 
 WAIT_MS = 60_000
 
 
 @pytest.fixture
 def tab(make_window):
-    window = make_window()
-    window.load_model("builtin:shapes", "cpu")
-    window.open_files([str(p) for p in sample_images()[:1]])
-    assert window.wait_for_jobs(WAIT_MS)
+    window = shapes_window(make_window)
     view = window.show_view(HeatmapView)
     assert window.wait_for_jobs(WAIT_MS)
     return window, view
@@ -168,10 +166,7 @@ def test_gradient_maps_saturate_their_top_percent_and_export_their_colour_bar(ta
 
 
 def test_map_only_draws_the_map_alone_on_paper(make_window, tmp_path):
-    window = make_window()
-    window.load_model("torchvision:resnet18:none", "cpu")
-    window.open_files([str(sample_images()[0])])
-    assert window.wait_for_jobs(WAIT_MS)
+    window = ready(make_window(), "torchvision:resnet18:none", sample_images()[:1])
     view = window.show_view(HeatmapView)
     view.map_only.setChecked(True)
     view.cmap.setCurrentText("jet")

@@ -12,6 +12,7 @@ from PIL import Image
 from cnnexplorer.cli import main
 from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import TREE_LAYER, HeatmapView
+from tests.gui.gui_helpers import shapes_window
 
 WAIT_MS = 60_000
 
@@ -22,10 +23,7 @@ def remade(sidecar, out) -> np.ndarray:
 
 
 def test_gui_heatmaps_are_made_again_from_their_sidecars(make_window, tmp_path):
-    window = make_window()
-    window.load_model("builtin:shapes", "cpu")
-    window.open_files([str(sample_images()[2])])
-    assert window.wait_for_jobs(WAIT_MS)
+    window = shapes_window(make_window, sample_images()[2:3])
     view = window.show_view(HeatmapView)
     view.method.setCurrentIndex(view.method.findData("layercam"))
     view.layer_choice.setCurrentText(TREE_LAYER)

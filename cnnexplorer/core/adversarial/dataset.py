@@ -63,7 +63,7 @@ def _folder(handle: ModelHandle, folder: Path, limit: int) -> Job[LabelledImages
     pixels, labels = [], []
     for i, path in enumerate(paths):
         yield Progress(i, len(paths), f"loading {path.name}")
-        pixels.append(handle.preprocessing.to_tensor(load_image(path).image))
+        pixels.append(handle.pixels(load_image(path)))
         labels.append(names.get(path.parent.name.lower(), -1) if path.parent != folder else -1)
     images = torch.stack(pixels)
     labels = torch.tensor(labels, dtype=torch.long)
