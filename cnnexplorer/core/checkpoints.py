@@ -59,8 +59,10 @@ def save_checkpoint(path: str | Path, module: nn.Module, arch: str, class_names:
     ``extra`` may hold only plain values (str, numbers, bool, None, lists, dicts) and tensors,
     so that the file never needs trust to be read back.
     """
-    if not arch.startswith(("builtin:", "torchvision:")):
-        raise ValueError(f"arch must be a builtin: or torchvision: spec, not {arch!r}")
+    from cnnexplorer.core.arch_specs import ARCH_KINDS
+
+    if arch.partition(":")[0] not in ARCH_KINDS:
+        raise ValueError(f"arch must be an architecture spec ({', '.join(k + ':' for k in ARCH_KINDS)}), not {arch!r}")
     extra = dict(extra or {})
     _check_plain(extra, "extra")
     payload = {

@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torchvision
 from torch import nn
 
-from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.arch_specs import architecture
 from cnnexplorer.core.checkpoints import align_keys, load_state_checked, read_model_file
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.input_files import require_regular_file
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing, eval_mode
-from cnnexplorer.core.models import FileOptions, known_specs, preprocessing_from_weights, suggest, torchvision_classifiers
+from cnnexplorer.core.models import FileOptions
 
 MAX_LABELS_BYTES = 16_000_000  # ImageNet-21k's names take about 0.5 MB
 PICKLE_PREPROCESSING = Preprocessing(3, (224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize=256)
@@ -30,6 +29,7 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
     yield Progress(0, None, f"reading {path.name}")
     file = read_model_file(path, trust=options.trust)
     notes = list(file.notes)
+    about, layer_notes = "", {}
     if file.kind == "module":
         module, default_names = file.module, None
         preprocessing = _with_options(PICKLE_PREPROCESSING, options)
@@ -44,7 +44,9 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
         if arch is None:
             raise UserError(f"{path} is a bare state_dict; pass --arch SPEC (e.g. --arch torchvision:resnet18)")
         yield Progress(0, None, f"building {arch}")
-        build, default_pre, default_names = _architecture(arch)
+        found = architecture(arch, trust=options.trust)
+        build, default_pre, default_names = found.build, found.preprocessing, found.class_names
+        about, layer_notes = found.about, dict(found.layer_notes or {})
         module = _fitted_module(path, arch, build, file.state_dict, notes)
         preprocessing = _with_options(file.preprocessing or default_pre, options)
         classifier = _classifier(module)
@@ -58,31 +60,8 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
         weights=str(path),
         trained=True,
         notes=notes,
-    )
-
-
-def _architecture(arch: str) -> tuple[Callable[[int | None], nn.Module], Preprocessing, list[str]]:
-    """A builder of ``arch`` untrained (``None``: its default class count), its preprocessing and class names."""
-    kind, _, rest = arch.strip().partition(":")
-    name = rest.partition(":")[0]
-    if kind == "builtin" and name in BUILTIN_MODELS:
-        entry = BUILTIN_MODELS[name]
-
-        def build(num_classes: int | None) -> nn.Module:
-            return entry.build(num_classes)
-
-        return build, entry.preprocessing, list(entry.class_names)
-    if kind == "torchvision" and name in torchvision_classifiers():
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-
-        def build(num_classes: int | None) -> nn.Module:
-            sized = {} if num_classes is None else {"num_classes": num_classes}
-            return torchvision.models.get_model(name, weights=None, **sized)
-
-        return build, preprocessing_from_weights(weights), list(weights.meta["categories"])
-    raise UserError(
-        f"unknown architecture '{arch}' for a model file; pass --arch builtin:NAME or torchvision:ARCH"
-        + suggest(arch, known_specs())
+        about=about,
+        layer_notes=layer_notes,
     )
 
 

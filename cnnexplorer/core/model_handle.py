@@ -116,7 +116,9 @@ class ModelHandle:
     """A model ready to use: the raw module on its device plus its metadata.
 
     ``weights`` names what the parameters came from (an enum name, ``none``, ``builtin``, or a
-    file path); ``trained`` is False for random initialisation, and the GUI says so.
+    file path); ``trained`` is False for random initialisation, and the GUI says so. ``about`` says
+    what the model is (the tree's tooltips); ``layer_notes`` add a remark to a layer's tooltip
+    (where a torchvision model departs from the paper a course teaches, say).
     """
 
     spec: str
@@ -127,6 +129,8 @@ class ModelHandle:
     weights: str
     trained: bool
     notes: list[str] = field(default_factory=list)
+    about: str = ""
+    layer_notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def input_size(self) -> tuple[int, int, int]:

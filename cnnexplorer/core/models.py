@@ -105,6 +105,7 @@ def _open_builtin(name: str) -> ModelHandle:
         class_names=list(entry.class_names),
         weights="builtin" if entry.weights else "none",
         trained=entry.weights is not None,
+        about=entry.description,
     )
 
 
@@ -141,6 +142,23 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
         weights=weights.name if weights else "none",
         trained=weights is not None,
     )
+
+
+def torchvision_architecture(rest: str):
+    """``torchvision:ARCH[:WEIGHTS]`` as an untrained architecture (for checkpoints and ``--arch``)."""
+    from cnnexplorer.core.arch_specs import Architecture
+
+    name = rest.partition(":")[0]
+    specs = [f"torchvision:{a}" for a in torchvision_classifiers()]
+    if f"torchvision:{name}" not in specs:
+        raise UserError(f"unknown architecture 'torchvision:{name}'" + suggest(f"torchvision:{name}", specs))
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+
+    def build(num_classes: int | None) -> torch.nn.Module:
+        sized = {} if num_classes is None else {"num_classes": num_classes}
+        return torchvision.models.get_model(name, weights=None, **sized)
+
+    return Architecture(build, preprocessing_from_weights(weights), list(weights.meta["categories"]))
 
 
 def _mirror_url(url: str) -> str | None:

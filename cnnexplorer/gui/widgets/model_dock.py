@@ -133,6 +133,9 @@ class ModelDock(QWidget):
         self.model.itemChanged.connect(self._on_item_changed)
         self.footer = QLabel("No model loaded.")
         self.footer.setWordWrap(True)
+        self.about = QLabel()
+        self.about.setWordWrap(True)
+        self.about.setVisible(False)
 
         spec_row = QHBoxLayout()
         spec_row.addWidget(self.spec_edit, 1)
@@ -146,6 +149,7 @@ class ModelDock(QWidget):
         layout.addLayout(device_row)
         layout.addWidget(self.filter_edit)
         layout.addWidget(self.filter_note)
+        layout.addWidget(self.about)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.footer)
 
@@ -180,6 +184,8 @@ class ModelDock(QWidget):
     def _on_model(self, handle) -> None:
         self.spec_edit.setText(handle.spec)
         self.set_device(str(handle.device))
+        self.about.setText(handle.about)
+        self.about.setVisible(bool(handle.about))
         summary = self.session.summary
         if summary is not self._shown_summary:
             self._fill(summary)
@@ -233,7 +239,8 @@ class ModelDock(QWidget):
             if column in NUMERIC:
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(layer.param_formula or layer.name)
-        cells[0].setToolTip(f"{layer.name}\n{layer.param_formula}" if layer.param_formula else layer.name)
+        note = self.session.model.layer_notes.get(layer.name) if self.session.model else None
+        cells[0].setToolTip("\n".join(t for t in (layer.name, layer.param_formula, note) if t))
         cells[COLUMNS.index("RF")].setToolTip(RF_TIP)
         for cell, tip in zip(cells[STATS], STAT_TIPS):
             cell.setToolTip(tip)

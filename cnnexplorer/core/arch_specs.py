@@ -1,0 +1,74 @@
+"""Architecture specs → untrained modules: what a checkpoint or ``--arch`` names, rebuilt without weights.
+
+A checkpoint stores weights and the spec of the architecture they fit. The spec kinds are
+``builtin:NAME``, ``torchvision:ARCH[:WEIGHTS]`` (built with the flags torchvision's builder sets
+for those weights), ``timm:NAME``, and two that run the user's code and so need trust:
+``python:PATH:CLASS[:KWARGS-JSON]`` (a file that defines the class) and ``pickle:PATH`` (a fully
+pickled module, whose structure is reused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.model_handle import Preprocessing
+
+ARCH_KINDS = ("builtin", "torchvision", "timm", "python", "pickle")
+NEEDS_TRUST = ("python", "pickle")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A builder of the untrained model (``None``: its default class count), its preprocessing and
+    class names, and what the tree says about it."""
+
+    build: Callable[[int | None], nn.Module]
+    preprocessing: Preprocessing
+    class_names: list[str]
+    about: str = ""
+    layer_notes: dict[str, str] | None = None
+
+
+def architecture(arch: str, trust: bool = False) -> Architecture:
+    """The architecture ``arch`` names; ``UserError`` when it names none (or needs trust not given)."""
+    kind, _, rest = arch.strip().partition(":")
+    if kind in NEEDS_TRUST and not trust:
+        raise UserError(f"the architecture {arch} runs code from a file of yours; pass --trust (CLI) or confirm "
+                        "(GUI) only if you trust that file")
+    if kind == "builtin":
+        return _builtin(rest.partition(":")[0], arch)
+    if kind == "torchvision":
+        from cnnexplorer.core.models import torchvision_architecture
+
+        return torchvision_architecture(rest)
+    if kind == "timm":
+        from cnnexplorer.core.timm_models import timm_architecture
+
+        return timm_architecture(rest)
+    if kind == "python":
+        from cnnexplorer.core.user_arch import python_architecture
+
+        return python_architecture(rest)
+    if kind == "pickle":
+        from cnnexplorer.core.user_arch import pickle_architecture
+
+        return pickle_architecture(rest)
+    from cnnexplorer.core.models import known_specs, suggest
+
+    raise UserError(f"unknown architecture '{arch}'; pass --arch builtin:NAME, torchvision:ARCH, timm:NAME or "
+                    "python:FILE.py:CLASS" + suggest(arch, known_specs()))
+
+
+def _builtin(name: str, arch: str) -> Architecture:
+    entry = BUILTIN_MODELS.get(name)
+    if entry is None:
+        from cnnexplorer.core.models import suggest
+
+        raise UserError(f"unknown built-in architecture '{arch}'; choose one of "
+                        f"{', '.join('builtin:' + n for n in BUILTIN_MODELS)}" + suggest(name, list(BUILTIN_MODELS)))
+    return Architecture(entry.build, entry.preprocessing, list(entry.class_names), about=entry.description)
