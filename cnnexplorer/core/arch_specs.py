@@ -10,13 +10,14 @@ pickled module, whose structure is reused).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from torch import nn
 
 from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.model_handle import Preprocessing
+from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 
 ARCH_KINDS = ("builtin", "torchvision", "timm", "python", "pickle")
 NEEDS_TRUST = ("python", "pickle")
@@ -36,7 +37,7 @@ class Architecture:
 
 def architecture(arch: str, trust: bool = False) -> Architecture:
     """The architecture ``arch`` names; ``UserError`` when it names none (or needs trust not given)."""
-    kind, _, rest = arch.strip().partition(":")
+    kind, _, rest = normal_spec(arch).partition(":")
     if kind in NEEDS_TRUST and not trust:
         raise UserError(f"the architecture {arch} runs code from a file of yours; pass --trust (CLI) or confirm "
                         "(GUI) only if you trust that file")
@@ -72,3 +73,35 @@ def _builtin(name: str, arch: str) -> Architecture:
         raise UserError(f"unknown built-in architecture '{arch}'; choose one of "
                         f"{', '.join('builtin:' + n for n in BUILTIN_MODELS)}" + suggest(name, list(BUILTIN_MODELS)))
     return Architecture(entry.build, entry.preprocessing, list(entry.class_names), about=entry.description)
+
+
+def architecture_spec(handle: ModelHandle, arch: str | None = None) -> str:
+    """The spec a checkpoint of ``handle``'s model is rebuilt from: ``arch`` if given, the model's own spec,
+    the architecture its file records, or ``pickle:PATH`` for a fully pickled module."""
+    from cnnexplorer.core.checkpoints import NeedsTrust, read_model_file
+
+    if arch:
+        return normal_spec(arch)
+    if handle.spec.partition(":")[0] in ARCH_KINDS:
+        return handle.spec
+    try:
+        found = read_model_file(handle.spec)
+    except NeedsTrust:
+        return f"pickle:{Path(handle.spec).resolve()}"
+    if not found.arch:
+        raise UserError(f"{handle.spec} does not name its architecture, so the trained model cannot be saved as a "
+                        "checkpoint; pass --arch builtin:NAME, torchvision:ARCH, timm:NAME or FILE.py:CLASS")
+    return found.arch
+
+
+def normal_spec(arch: str) -> str:
+    """``FILE.py:CLASS[:KWARGS]`` as ``python:`` with the file's absolute path, so a checkpoint finds it from
+    anywhere; other specs as given."""
+    arch = arch.strip()
+    kind, _, rest = arch.partition(":")
+    if kind.endswith(".py"):
+        kind, rest = "python", arch
+    if kind != "python":
+        return arch
+    file, _, tail = rest.partition(":")
+    return f"python:{Path(file).expanduser().resolve()}:{tail}"

@@ -58,6 +58,10 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
         handle = _open_builtin(rest)
     elif kind == "torchvision":
         handle = yield from _open_torchvision(rest)
+    elif kind in ("python", "pickle") or kind.endswith(".py"):
+        from cnnexplorer.core.user_arch import open_user_architecture
+
+        handle = open_user_architecture(spec, options)
     elif Path(spec).expanduser().exists() or looks_like_path(spec):
         from cnnexplorer.core.model_files import open_file  # model_files builds on this module
 

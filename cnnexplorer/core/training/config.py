@@ -34,6 +34,11 @@ class TrainConfig:
     step_epochs: int = 0  # step schedule: divide the rate by 10 every this many epochs (0: a third of the run)
     freeze_base: bool = False
     unfreeze_top: int = 0
+    unfreeze_from: str = ""  # with freeze_base: train every base layer from this one onward
+    base_lr: float | None = None  # the learning rate of the unfrozen base layers (None: lr)
+    head: str = ""  # a new classifier head replacing the model's top, e.g. "256,relu,dropout=0.5"
+    binary: bool = False  # one sigmoid output for two classes (binary cross-entropy)
+    aux_weight: float = 0.3  # the weight of auxiliary classifiers' losses (GoogLeNet, Inception); 0: off
     seed: int = 0
     augment: Augmentation = field(default_factory=Augmentation)
     snapshots: bool = True
@@ -53,6 +58,7 @@ class TrainConfig:
         check_number("momentum", self.momentum, 0, 1, open_high=True)
         check_number("weight-decay", self.weight_decay, 0)
         check_number("warmup", self.warmup, 0, 1)
+        check_number("aux-weight", self.aux_weight, 0, 1)
         check_flag("freeze-base", self.freeze_base)
         check_flag("snapshots", self.snapshots)
         if not isinstance(self.augment, Augmentation):

@@ -29,6 +29,7 @@ from cnnexplorer.core.errors import UserError, is_out_of_memory
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 from cnnexplorer.core.training.augment import augment_batch
+from cnnexplorer.core.training.aux_outputs import training_loss
 from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_schedule
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource, epoch_seed
@@ -269,8 +270,8 @@ class _Run:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
-            logits = self.pixels(images)
-            loss = nn.functional.cross_entropy(logits, labels)  # autocast computes it in fp32
+            # autocast computes the cross-entropy in fp32
+            loss, logits = training_loss(self.pixels(images), labels, self.config.aux_weight)
         loss_value = float(loss.detach())
         problem = self._descend(loss, loss_value)
         if problem:

@@ -25,7 +25,8 @@ from cnnexplorer.core.training.data import DataSource, check_val_fraction, open_
 from cnnexplorer.core.training.loop import RunControl, TrainResult, evaluate, train
 from cnnexplorer.core.training.plan import Baseline, describe_plan
 from cnnexplorer.core.training.state import read_resume
-from cnnexplorer.core.training.transfer import architecture_spec, prepare_model
+from cnnexplorer.core.arch_specs import architecture_spec
+from cnnexplorer.core.training.transfer import prepare_model
 
 
 @dataclass(frozen=True)

@@ -131,21 +131,3 @@ def prepare_model(handle: ModelHandle, class_names: list[str], scratch: bool = F
     if list(handle.class_names) != list(class_names):
         module = replace_head(module, len(class_names), seed)
     return replace(handle, module=module, class_names=list(class_names), trained=not scratch and handle.trained)
-
-
-def architecture_spec(handle: ModelHandle, arch: str | None = None) -> str:
-    """The ``builtin:``/``torchvision:`` spec a checkpoint of ``handle``'s model is rebuilt from."""
-    from cnnexplorer.core.checkpoints import NeedsTrust, read_model_file
-
-    if arch:
-        return arch
-    if handle.spec.startswith(("builtin:", "torchvision:")):
-        return handle.spec
-    try:
-        found = read_model_file(handle.spec).arch
-    except NeedsTrust:
-        found = None
-    if not found:
-        raise UserError(f"{handle.spec} does not name its architecture, so the trained model cannot be saved as a "
-                        "checkpoint; pass --arch builtin:NAME or torchvision:ARCH")
-    return found
