@@ -16,6 +16,7 @@ from typing import Callable
 from torch import nn
 
 from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.checkpoints import NeedsTrust
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 
@@ -37,10 +38,7 @@ class Architecture:
 
 def architecture(arch: str, trust: bool = False) -> Architecture:
     """The architecture ``arch`` names; ``UserError`` when it names none (or needs trust not given)."""
-    kind, _, rest = normal_spec(arch).partition(":")
-    if kind in NEEDS_TRUST and not trust:
-        raise UserError(f"the architecture {arch} runs code from a file of yours; pass --trust (CLI) or confirm "
-                        "(GUI) only if you trust that file")
+    kind, _, rest = trusted(normal_spec(arch), trust).partition(":")
     if kind == "builtin":
         return _builtin(rest.partition(":")[0], arch)
     if kind == "torchvision":
@@ -65,6 +63,14 @@ def architecture(arch: str, trust: bool = False) -> Architecture:
                     "python:FILE.py:CLASS" + suggest(arch, known_specs()))
 
 
+def trusted(arch: str, trust: bool) -> str:
+    """``arch``, unless it runs the user's code and ``trust`` was not given (then ``NeedsTrust``)."""
+    if arch.partition(":")[0] in NEEDS_TRUST and not trust:
+        raise NeedsTrust(f"the architecture {arch} runs code from a file of yours; pass --trust (CLI) or confirm "
+                         "(GUI) only if you trust that file")
+    return arch
+
+
 def _builtin(name: str, arch: str) -> Architecture:
     entry = BUILTIN_MODELS.get(name)
     if entry is None:
@@ -78,7 +84,7 @@ def _builtin(name: str, arch: str) -> Architecture:
 def architecture_spec(handle: ModelHandle, arch: str | None = None) -> str:
     """The spec a checkpoint of ``handle``'s model is rebuilt from: ``arch`` if given, the model's own spec,
     the architecture its file records, or ``pickle:PATH`` for a fully pickled module."""
-    from cnnexplorer.core.checkpoints import NeedsTrust, read_model_file
+    from cnnexplorer.core.checkpoints import read_model_file
 
     if arch:
         return normal_spec(arch)
