@@ -77,6 +77,7 @@ def save_checkpoint(path: str | Path, module: nn.Module, arch: str, class_names:
             "mean": list(preprocessing.mean),
             "std": list(preprocessing.std),
             "resize": preprocessing.resize,
+            "interpolation": preprocessing.interpolation,
         },
         "extra": extra,
     }
@@ -243,6 +244,7 @@ def _read_checkpoint(path: Path, content: Mapping) -> ModelFile:
             mean=tuple(float(m) for m in pre["mean"]),
             std=tuple(float(s) for s in pre["std"]),
             resize=None if pre.get("resize") is None else int(pre["resize"]),
+            interpolation=str(pre.get("interpolation", "bilinear")),  # older checkpoints: always bilinear
         )
         arch, state, names = content["arch"], content["state_dict"], [str(n) for n in content["class_names"]]
     except (KeyError, TypeError, ValueError) as exc:

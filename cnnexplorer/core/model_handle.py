@@ -22,12 +22,18 @@ from cnnexplorer.core.errors import UserError
 MAX_INPUT_SIDE = 4096
 
 
+RESAMPLING = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+MAX_SCALED_PIXELS = 4096 * 4096  # a resized copy of a photo is far smaller; extreme aspect ratios are not
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How an RGB image becomes the model's input tensor, in [0,1] pixel space.
 
-    ``resize`` is the shorter side the image is scaled to before the centre crop to ``size``
-    (torchvision's 256 → 224); None scales the whole image straight to ``size``.
+    ``resize`` is the shorter side the image is scaled to (with ``interpolation``, antialiased as
+    PIL always does) before the centre crop to ``size`` (torchvision's 256 → 224); None scales the
+    whole image straight to ``size``. This is exactly what torchvision's and timm's evaluation
+    transforms do to a PIL image.
     """
 
     channels: int
@@ -35,6 +41,7 @@ class Preprocessing:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize: int | None = None
+    interpolation: str = "bilinear"
 
     def __post_init__(self):
         """Refuse settings no image can be turned into (from a file, or --input-size/--mean/--std)."""
@@ -53,19 +60,31 @@ class Preprocessing:
         if not all(math.isfinite(m) for m in self.mean) or not all(math.isfinite(s) and s > 0 for s in self.std):
             raise UserError(f"mean {list(self.mean)} and std {list(self.std)} must be finite numbers with every "
                             f"std above 0 (a zero std divides by zero); {where}")
+        if self.interpolation not in RESAMPLING:
+            raise UserError(f"interpolation '{self.interpolation}' is not one of {', '.join(RESAMPLING)}; {where}")
 
     @property
     def input_size(self) -> tuple[int, int, int]:
         return (self.channels, *self.size)
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """``[C,H,W]`` float tensor in [0,1] from an RGB PIL image (resized, cropped)."""
+        """``[C,H,W]`` float tensor in [0,1] from an RGB PIL image (resized, cropped).
+
+        A photo is scaled whole and cropped, as torchvision does, so the pixels are the same to
+        the bit; an image whose scaled copy would pass ``MAX_SCALED_PIXELS`` (an extreme aspect
+        ratio) has only its kept part resampled (``crop_box``), which may differ from that by one
+        grey level in a few pixels.
+        """
         image = image.convert("L" if self.channels == 1 else "RGB")
         height, width = self.size
+        resample = RESAMPLING[self.interpolation]
         if self.resize is None:
-            image = image.resize((width, height), Image.BILINEAR)
+            image = image.resize((width, height), resample)
+        elif math.prod(scaled := self.scaled_size(image.size)) <= MAX_SCALED_PIXELS:
+            left, top = self.crop_origin(scaled)
+            image = image.resize(scaled, resample).crop((left, top, left + width, top + height))
         else:
-            image = image.resize((width, height), Image.BILINEAR, box=self.crop_box(image.size))
+            image = image.resize((width, height), resample, box=self.crop_box(image.size))
         array = np.asarray(image, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]
@@ -73,17 +92,32 @@ class Preprocessing:
             array = np.repeat(array, 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
+    def scaled_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of an image of ``size`` scaled so its shorter side is ``resize``.
+
+        The longer side is truncated, as torchvision's ``resize`` does; never below the crop.
+        """
+        height, width = self.size
+        short, long = sorted(size)
+        scaled_long = int(self.resize * long / short)
+        scaled = (self.resize, scaled_long) if size[0] <= size[1] else (scaled_long, self.resize)
+        return max(width, scaled[0]), max(height, scaled[1])
+
+    def crop_origin(self, scaled: tuple[int, int]) -> tuple[int, int]:
+        """Left and top of the centre crop of a scaled image, rounded as torchvision's ``center_crop``."""
+        height, width = self.size
+        return int(round((scaled[0] - width) / 2.0)), int(round((scaled[1] - height) / 2.0))
+
     def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
         """The part of an image of ``size`` (width, height) that the resize and centre crop keep.
 
         It is the crop of the image scaled so its shorter side is ``resize``, mapped back to the
-        original's pixels, so only that part is ever resampled: an extreme aspect ratio (20000×1)
+        original's pixels, so only that part need be resampled: an extreme aspect ratio (20000×1)
         never asks for a huge intermediate image.
         """
         height, width = self.size
-        scale = self.resize / min(size)
-        scaled = (max(width, round(size[0] * scale)), max(height, round(size[1] * scale)))
-        left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+        scaled = self.scaled_size(size)
+        left, top = self.crop_origin(scaled)
         sx, sy = size[0] / scaled[0], size[1] / scaled[1]
         return (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
 
@@ -93,6 +127,7 @@ class Preprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "resize": self.resize,
+            "interpolation": self.interpolation,
         }
 
 

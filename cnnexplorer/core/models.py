@@ -17,11 +17,12 @@ import torch
 import torchvision
 
 from cnnexplorer.core.builtin import BUILTIN_MODELS
+from cnnexplorer.core.course_notes import torchvision_about, torchvision_layer_notes
 from cnnexplorer.core.devices import resolve_device
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress, drive
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
-from cnnexplorer.core.weights import load_weights_state_dict
+from cnnexplorer.core.weights import pretrained_torchvision
 from cnnexplorer.resource_files import resource_path
 
 DEFAULT_SPEC = "builtin:shapes"
@@ -127,16 +128,21 @@ def _weights_enum(arch: str, weights_name: str):
         ) from None
 
 
-def _open_torchvision(rest: str) -> Job[ModelHandle]:
-    arch, _, weights_name = rest.partition(":")
+def _torchvision_arch(arch: str) -> str:
     archs = torchvision_classifiers()
     if arch not in archs:
         raise UserError(f"unknown torchvision classifier '{arch}'" + suggest(arch, archs))
-    weights = _weights_enum(arch, weights_name or "DEFAULT")
-    meta = weights or torchvision.models.get_model_weights(arch).DEFAULT
-    module = torchvision.models.get_model(arch, weights=None, num_classes=len(meta.meta["categories"]))
-    if weights is not None:
-        module.load_state_dict((yield from load_weights_state_dict(weights, url=_mirror_url(weights.url))))
+    return arch
+
+
+def _open_torchvision(rest: str) -> Job[ModelHandle]:
+    arch, _, weights_name = rest.partition(":")
+    weights = _weights_enum(_torchvision_arch(arch), weights_name or "DEFAULT")
+    if weights is None:
+        module = torchvision.models.get_model(arch, weights=None)
+    else:
+        module = yield from pretrained_torchvision(arch, weights, url=_mirror_url(weights.url))
+    meta = weights or _plain_weights(arch)
     return ModelHandle(
         spec=f"torchvision:{arch}:{weights.name if weights else 'none'}",
         module=module,
@@ -145,24 +151,59 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
         class_names=list(meta.meta["categories"]),
         weights=weights.name if weights else "none",
         trained=weights is not None,
+        about=torchvision_about(arch, weights, sum(p.numel() for p in module.parameters())),
+        layer_notes=torchvision_layer_notes(arch),
     )
 
 
+def torchvision_builder_flags(arch: str, weights) -> dict:
+    """The keyword arguments torchvision's builder sets itself when given ``weights`` (none without).
+
+    GoogLeNet and Inception v3 rescale their input (``transform_input``); GoogLeNet's pretrained
+    model drops its auxiliary heads, Inception v3's keeps them; ViT and MaxViT take the weights'
+    image size. ``tests/core/test_torchvision_parity.py`` checks every weights' parameter count.
+    """
+    if weights is None:
+        return {}
+    if arch in ("googlenet", "inception_v3"):
+        return {"transform_input": True, "aux_logits": arch == "inception_v3", "init_weights": False}
+    if arch.startswith("vit_"):
+        return {"image_size": weights.meta["min_size"][0]}
+    if arch == "maxvit_t":
+        return {"input_size": weights.meta["min_size"]}
+    return {}
+
+
+def _plain_weights(arch: str):
+    """Weights whose input size the plain builder (no weights) fits: DEFAULT, unless it needs a larger image."""
+    def fits(weights) -> bool:
+        flags = torchvision_builder_flags(arch, weights)
+        return flags.get("image_size", 224) == 224 and list(flags.get("input_size", [224, 224])) == [224, 224]
+
+    enum = torchvision.models.get_model_weights(arch)
+    return next((w for w in (enum.DEFAULT, *enum) if fits(w)), enum.DEFAULT)
+
+
 def torchvision_architecture(rest: str):
-    """``torchvision:ARCH[:WEIGHTS]`` as an untrained architecture (for checkpoints and ``--arch``)."""
+    """``torchvision:ARCH[:WEIGHTS]`` as an untrained architecture (for checkpoints and ``--arch``), built with
+    the flags torchvision's builder sets for those weights (DEFAULT when not named; ``none``: the plain builder)."""
     from cnnexplorer.core.arch_specs import Architecture
 
-    name = rest.partition(":")[0]
+    name, _, weights_name = rest.partition(":")
     specs = [f"torchvision:{a}" for a in torchvision_classifiers()]
     if f"torchvision:{name}" not in specs:
         raise UserError(f"unknown architecture 'torchvision:{name}'" + suggest(f"torchvision:{name}", specs))
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    weights = _weights_enum(name, weights_name or "DEFAULT")
+    flags = torchvision_builder_flags(name, weights)
+    meta = weights or _plain_weights(name)
 
     def build(num_classes: int | None) -> torch.nn.Module:
         sized = {} if num_classes is None else {"num_classes": num_classes}
-        return torchvision.models.get_model(name, weights=None, **sized)
+        return torchvision.models.get_model(name, weights=None, **flags, **sized)
 
-    return Architecture(build, preprocessing_from_weights(weights), list(weights.meta["categories"]))
+    params = weights.meta["num_params"] if weights is not None else None
+    return Architecture(build, preprocessing_from_weights(meta), list(meta.meta["categories"]),
+                        about=torchvision_about(name, weights, params), layer_notes=torchvision_layer_notes(name))
 
 
 def _mirror_url(url: str) -> str | None:
@@ -172,14 +213,13 @@ def _mirror_url(url: str) -> str | None:
 
 
 def preprocessing_from_weights(weights) -> Preprocessing:
-    """Input size, resize and normalisation from a torchvision weights' transforms."""
+    """Input size, resize, interpolation and normalisation from a torchvision weights' transforms."""
     transform = weights.transforms()
-    crop = transform.crop_size[0] if isinstance(transform.crop_size, (list, tuple)) else transform.crop_size
-    resize = transform.resize_size[0] if isinstance(transform.resize_size, (list, tuple)) else transform.resize_size
     return Preprocessing(
         channels=3,
-        size=(crop, crop),
+        size=(transform.crop_size[0], transform.crop_size[0]),
         mean=tuple(transform.mean),
         std=tuple(transform.std),
-        resize=resize,
+        resize=transform.resize_size[0],
+        interpolation=transform.interpolation.value,
     )

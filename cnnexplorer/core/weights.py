@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import torch
 import torchvision
+from torch import nn
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
@@ -115,8 +116,8 @@ def download(
         tmp.unlink(missing_ok=True)
 
 
-def load_weights_state_dict(weights, url: str | None = None) -> Job[dict]:
-    """The state_dict of a torchvision weights enum member, from the cache or downloaded.
+def fetch_weights(weights, url: str | None = None) -> Job[Path]:
+    """The cache file of a torchvision weights enum member, downloaded first if it is missing.
 
     ``url`` fetches from elsewhere (a mirror, a local test server); as in torch.hub, the
     cache entry and the expected hash come from that URL's file name.
@@ -125,8 +126,17 @@ def load_weights_state_dict(weights, url: str | None = None) -> Job[dict]:
     path = _cache_file(source)
     if not path.is_file():
         yield from download(source, path, hash_prefix(path.name), arch=_arch_of(weights))
+    return path
+
+
+def pretrained_torchvision(arch: str, weights, url: str | None = None) -> Job[nn.Module]:
+    """``torchvision.models.get_model(arch, weights=weights)`` itself, so every flag its builder sets for
+    those weights is set; the file is put in torch.hub's cache here first (with progress, a mirror and a
+    clear offline error), where torchvision then finds it (torch.hub checks hashes only on download)."""
+    path = yield from fetch_weights(weights, url)
     yield Progress(0, None, f"loading {path.name}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torchvision.models.get_model(arch, weights=weights)
     except (RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        raise UserError(f"the cached weights file {path} is damaged ({exc}); delete it and try again") from exc
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"the cached weights file {path} is damaged ({first_line}); delete it and try again") from exc

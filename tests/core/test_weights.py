@@ -17,8 +17,9 @@ from cnnexplorer.core.weights import (
     cache_path,
     download,
     hash_prefix,
+    fetch_weights,
     is_cached,
-    load_weights_state_dict,
+    pretrained_torchvision,
 )
 
 RESNET18 = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
@@ -47,10 +48,11 @@ def test_cache_path_follows_torch_hub(hub_dir):
     assert not is_cached(RESNET18)
 
 
-def test_download_reports_progress_caches_and_loads(hub_dir, server, tiny_file):
+def test_download_reports_progress_and_caches(hub_dir, server, tiny_file):
     name, data, state = tiny_file
     server.files[name] = data
-    items, loaded = collect(load_weights_state_dict(RESNET18, url=server.url(name)))
+    items, path = collect(fetch_weights(RESNET18, url=server.url(name)))
+    loaded = torch.load(path, weights_only=True)
 
     downloads = [p.done for p in items if p.message == f"downloading {name}"]
     assert downloads == sorted(downloads) and downloads[0] == 0 and downloads[-1] == len(data)
@@ -59,9 +61,8 @@ def test_download_reports_progress_caches_and_loads(hub_dir, server, tiny_file):
     assert sorted(loaded) == sorted(state)
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
-    again = drive(load_weights_state_dict(RESNET18, url=server.url(name)))
+    assert drive(fetch_weights(RESNET18, url=server.url(name))) == path
     assert server.requests == [name]
-    assert torch.equal(again["weight"], state["weight"])
 
 
 def test_small_chunks_give_many_progress_steps(hub_dir, server, tiny_file):
@@ -78,13 +79,13 @@ def test_hash_mismatch_is_rejected_and_nothing_cached(hub_dir, server, tiny_file
     wrong = "tiny-00000000.pth"
     server.files[wrong] = data
     with pytest.raises(UserError, match="damaged"):
-        drive(load_weights_state_dict(RESNET18, url=server.url(wrong)))
+        drive(fetch_weights(RESNET18, url=server.url(wrong)))
     assert list((hub_dir / "checkpoints").iterdir()) == []
 
 
 def test_no_network_names_cache_path_and_random_fallback(hub_dir):
     with pytest.raises(WeightsUnavailable) as info:
-        drive(load_weights_state_dict(RESNET18, url=closed_port_url("resnet18-f37072fd.pth")))
+        drive(fetch_weights(RESNET18, url=closed_port_url("resnet18-f37072fd.pth")))
     message = str(info.value)
     assert str(cache_path(RESNET18)) in message
     assert "no network" in message and "torchvision:resnet18:none" in message
@@ -97,7 +98,7 @@ def test_dropped_connection_leaves_no_partial_file(hub_dir, server, tiny_file):
     server.files[name] = data
     server.drop.add(name)
     with pytest.raises(WeightsUnavailable, match="connection closed"):
-        drive(load_weights_state_dict(RESNET18, url=server.url(name)))
+        drive(fetch_weights(RESNET18, url=server.url(name)))
     assert list((hub_dir / "checkpoints").iterdir()) == []
 
 
@@ -113,17 +114,17 @@ def test_closing_the_job_midway_leaves_no_file(hub_dir, server, tiny_file):
 
 
 def test_cached_torchvision_weights_load_without_network(hub_dir):
+    """torchvision's own builder finds the file in the cache and loads it."""
     state = torchvision.models.resnet18(weights=None).state_dict()
     cache_path(RESNET18).parent.mkdir(parents=True)
     torch.save(state, cache_path(RESNET18))
     assert is_cached(RESNET18)
-    loaded = drive(load_weights_state_dict(RESNET18))
+    loaded = drive(pretrained_torchvision("resnet18", RESNET18)).state_dict()
     assert torch.equal(loaded["fc.weight"], state["fc.weight"])
-    torchvision.models.resnet18(weights=None).load_state_dict(loaded)
 
 
 def test_damaged_cache_file_is_a_user_error(hub_dir):
     cache_path(RESNET18).parent.mkdir(parents=True)
     cache_path(RESNET18).write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="delete it"):
-        drive(load_weights_state_dict(RESNET18))
+        drive(pretrained_torchvision("resnet18", RESNET18))
