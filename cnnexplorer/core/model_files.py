@@ -1,11 +1,14 @@
 """Model files → ``ModelHandle``: the app's checkpoints, state_dicts, safetensors, trusted pickles.
 
 A bare state_dict needs an architecture (``--arch``); its class count is read from the final
-Linear layer's weight. A fully pickled module is only opened with explicit trust.
+Linear layer's weight. A checkpoint of a model given a new head records it, and the head is rebuilt
+on the architecture before the weights are loaded. A fully pickled module is only opened with
+explicit trust.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,8 +20,10 @@ from cnnexplorer.core.checkpoints import align_keys, load_state_checked, read_mo
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.input_files import require_regular_file
 from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.layers import SigmoidPair
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing, eval_mode
 from cnnexplorer.core.models import FileOptions
+from cnnexplorer.core.training.heads import rebuild_head
 
 MAX_LABELS_BYTES = 16_000_000  # ImageNet-21k's names take about 0.5 MB
 PICKLE_PREPROCESSING = Preprocessing(3, (224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize=256)
@@ -46,11 +51,14 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
         yield Progress(0, None, f"building {arch}")
         found = architecture(arch, trust=options.trust)
         build, default_pre, default_names = found.build, found.preprocessing, found.class_names
+        head = file.extra.get("head") if file.kind == "checkpoint" else None
+        if head is not None:
+            build = _with_head(found.build, head)
         about, layer_notes = found.about, dict(found.layer_notes or {})
         module = _fitted_module(path, arch, build, file.state_dict, notes)
         preprocessing = _with_options(file.preprocessing or default_pre, options)
         classifier = _classifier(module)
-        num_classes = classifier[1] if classifier else len(default_names)
+        num_classes = _class_count(module, classifier[1]) if classifier else len(default_names)
     return ModelHandle(
         spec=str(path),
         module=module,
@@ -72,6 +80,19 @@ def _classifier(module: nn.Module) -> tuple[str, int] | None:
         return None
     name, linear = linears[-1]
     return (f"{name}.weight" if name else "weight"), linear.out_features
+
+
+def _with_head(build: Callable[[int | None], nn.Module], record) -> Callable[[int | None], nn.Module]:
+    """The architecture with the new head a training run gave it (its own top, whatever its size, goes)."""
+    if not isinstance(record, dict):
+        raise UserError(f"the checkpoint's head record must be a dict, not {type(record).__name__}; open it with "
+                        "--arch and a state_dict of the base, or train the head again")
+    return lambda _classes: rebuild_head(build(None), record)
+
+
+def _class_count(module: nn.Module, outputs: int) -> int:
+    """The classes of a model whose final Linear layer has ``outputs`` units: 2 for one sigmoid output."""
+    return 2 if outputs == 1 and any(isinstance(m, SigmoidPair) for m in module.modules()) else outputs
 
 
 def _fitted_module(path: Path, arch: str, build: Callable[[int | None], nn.Module],
@@ -114,12 +135,13 @@ def _count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
 
 def _with_options(pre: Preprocessing, options: FileOptions) -> Preprocessing:
     """``pre`` with the user's --input-size/--mean/--std; a new size scales the whole image to it."""
-    channels, size, resize = pre.channels, pre.size, pre.resize
+    changed = {}
     if options.input_size is not None:
         channels, height, width = options.input_size
-        if (height, width) != size:
-            size, resize = (height, width), None
-    return Preprocessing(channels, size, tuple(options.mean or pre.mean), tuple(options.std or pre.std), resize)
+        changed["channels"] = channels
+        if (height, width) != pre.size:
+            changed.update(size=(height, width), resize=None)
+    return replace(pre, **changed, mean=tuple(options.mean or pre.mean), std=tuple(options.std or pre.std))
 
 
 def _class_names(path: Path, labels: str | None, from_file: list[str] | None,

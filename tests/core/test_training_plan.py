@@ -23,7 +23,8 @@ def test_the_plan_says_fine_tune_or_scratch_head_kept_or_replaced_and_what_is_fr
     new_head = describe_plan(TrainRequest(model=lenet, data=spec, scratch=True,
                                           config=TrainConfig(freeze_base=True, unfreeze_top=1, epochs=3)))
     assert "from scratch" in new_head and "replaced by a new one for the data's 2 classes" in new_head
-    assert "Only the head and the top 1 block are trained" in new_head and "3 epochs" in new_head
+    assert "Only the head (classifier) and the top 1 block of the base (features.6) are trained" in new_head
+    assert "3 epochs" in new_head
 
     resumed = describe_plan(TrainRequest(resume=tmp_path / "run.pt", epochs=5))
     assert "Continues the run saved in run.pt" in resumed and "5 epochs" in resumed

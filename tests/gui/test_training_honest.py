@@ -42,7 +42,7 @@ def test_the_plan_is_shown_before_start_and_follows_the_form_and_the_model(qtbot
     view.show()  # back to the tab: the folders made meanwhile count
     assert "replaced by a new one for the data's 2 classes" in view.plan.text()
     view.settings.freeze_base.setChecked(True)
-    assert "Only the head is trained" in view.plan.text()
+    assert "Only the head (classifier) is trained; the base is frozen" in view.plan.text()
 
 
 def positions(view) -> dict:

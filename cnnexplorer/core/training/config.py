@@ -11,6 +11,7 @@ from torch import nn
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.training.augment import Augmentation
 from cnnexplorer.core.checks import check_choice, check_flag, check_number
+from cnnexplorer.core.training.heads import parse_head
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "plateau")
@@ -60,7 +61,18 @@ class TrainConfig:
         check_number("warmup", self.warmup, 0, 1)
         check_number("aux-weight", self.aux_weight, 0, 1)
         check_flag("freeze-base", self.freeze_base)
+        check_flag("binary", self.binary)
         check_flag("snapshots", self.snapshots)
+        if self.base_lr is not None:
+            check_number("base-lr", self.base_lr, 0, open_low=True)
+        parse_head(self.head)
+        if not isinstance(self.unfreeze_from, str):
+            raise UserError(f"unfreeze-from must name a layer, not {self.unfreeze_from!r}")
+        if self.unfreeze_from and self.unfreeze_top:
+            raise UserError("give unfreeze-top N or unfreeze-from NAME, not both: each says which base layers train")
+        if (self.unfreeze_from or self.unfreeze_top) and not self.freeze_base:
+            which = "unfreeze-from NAME" if self.unfreeze_from else "unfreeze-top N"
+            raise UserError(f"{which} needs freeze-base (without it every layer is trained)")
         if not isinstance(self.augment, Augmentation):
             raise UserError(f"augment must be an Augmentation, not {self.augment!r}")
 
@@ -92,7 +104,8 @@ def _known_fields(cls, values: dict) -> dict:
     return {k: v for k, v in values.items() if k in names}
 
 
-def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params: list[nn.Parameter] | list[dict]) -> torch.optim.Optimizer:
+    """The optimiser of ``params``: parameters, or groups of them each with its own ``lr``."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     kind = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW

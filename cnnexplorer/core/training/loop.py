@@ -36,7 +36,8 @@ from cnnexplorer.core.training.data import DataSource, epoch_seed
 from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
 from cnnexplorer.core.training.state import (ResumeState, best_path, check_resumable, plain, restore_run,
                                              resume_state, save_state, snapshot_json)
-from cnnexplorer.core.training.transfer import frozen_norms, frozen_parameters, restore_frozen, set_trainable
+from cnnexplorer.core.training.transfer import (frozen_norms, frozen_parameters, parameter_groups, restore_frozen,
+                                                set_trainable)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
     if state is not None:
         check_resumable(state, config, handle.class_names, data)
     module = copy.deepcopy(handle.module)
-    set_trainable(module, config.freeze_base, config.unfreeze_top)
+    set_trainable(module, config.freeze_base, config.unfreeze_top, config.unfreeze_from)
     trained_as = str(out) if out else f"{handle.spec} (trained)"
     model = replace(handle, module=module, class_names=list(data.class_names), trained=True, spec=trained_as,
                     weights=trained_as)
@@ -210,10 +211,10 @@ class _Run:
         """The optimiser, schedule and loss scaler of the trainable parameters, as a resumed run left them."""
         if resume is not None and resume.frozen is not None:
             restore_frozen(self.module, resume.frozen)  # the model was reloaded with every parameter trainable
-        params = [p for p in self.module.parameters() if p.requires_grad]
-        if not params:
+        groups = parameter_groups(self.module, self.config.lr, self.config.base_lr)
+        if not groups:
             raise UserError("every layer of the model is frozen, so there is nothing to train; unfreeze some layers")
-        optimizer = make_optimizer(self.config, params)
+        optimizer = make_optimizer(self.config, groups)
         schedule = make_schedule(self.config, optimizer, self.steps_per_epoch)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)  # bf16 has fp32's range
         if resume is not None:

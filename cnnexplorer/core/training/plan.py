@@ -1,7 +1,8 @@
 """What a run will do to its model, said before it starts, and whether its result beats where it started.
 
 A run can fine-tune trained weights (the accuracy often drops at first), start from scratch, replace
-the classifier head for the data's classes and freeze parts of the model. ``describe_plan`` says which
+the classifier head for the data's classes (or the whole top by a new head), freeze the base and
+unfreeze parts of it, at a rate of their own. ``describe_plan`` says which
 in one paragraph, from the request alone, so the Training tab shows it before Start and the CLI prints
 it; ``Baseline`` holds the starting model's validation accuracy, measured on the run's own validation
 data, so a run that ends worse (or at chance level) does not silently replace the model it started from.
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.training.transfer import head_name
+from cnnexplorer.core.training.heads import describe_head, has_auxiliary_heads, top_children
+from cnnexplorer.core.training.transfer import base_blocks, check_transfer, head_name, layers_from, trained_top
 
 
 def data_class_names(spec: str | None) -> list[str] | None:
@@ -39,13 +41,18 @@ def data_class_names(spec: str | None) -> list[str] | None:
 
 
 def describe_plan(request, class_names: list[str] | None = None) -> str:
-    """One paragraph on what ``request`` (a ``TrainRequest``) will do; ``class_names`` are the data's, if known."""
+    """One paragraph on what ``request`` (a ``TrainRequest``) will do; ``class_names`` are the data's, if known.
+
+    ``UserError`` when its transfer settings cannot apply to the model (a layer to unfreeze from that it
+    lacks, a new head on a model without a top, a binary head for other than 2 classes).
+    """
     if request.resume is not None:
         length = f"up to {request.epochs} epochs" if request.epochs else "its planned epochs"
         return (f"Continues the run saved in {Path(request.resume).name} from its last epoch to {length}, with the "
                 "settings and frozen layers it was trained with.")
     handle, config = request.model, request.config
     classes = class_names if class_names is not None else data_class_names(request.data)
+    check_transfer(handle.module, config.head, config.unfreeze_from, config.binary, classes)
     if request.scratch:
         start = f"Trains {handle.spec} from scratch: its weights are re-initialised, so it starts at chance level."
     elif handle.trained:
@@ -53,15 +60,26 @@ def describe_plan(request, class_names: list[str] | None = None) -> str:
                  "drop at first before it recovers.")
     else:
         start = f"Trains {handle.spec} from its untrained (random) weights."
-    return " ".join((start, _head(handle, classes), _frozen(handle, config), f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}."))
+    parts = (start, _head(handle, config, classes), _frozen(handle, config), _rates(handle, config),
+             _auxiliary(handle, config), f"{config.epochs} epoch{'s' if config.epochs > 1 else ''}.")
+    return " ".join(p for p in parts if p)
 
 
-def _head(handle, classes: list[str] | None) -> str:
+def _head(handle, config, classes: list[str] | None) -> str:
     own = len(handle.class_names)
+    count = len(classes) if classes is not None else None
+    if config.head:
+        top = top_children(handle.module)
+        binary = " (one output for the 2 classes, binary cross-entropy)" if config.binary else ""
+        return (f"Its top ({', '.join(top)}) is dropped and a new head takes its place: "
+                f"{describe_head(config.head, config.binary, count)}{binary}, initialised at random.")
     try:
         head = head_name(handle.module)
     except UserError:
         return "The model has no Linear head to replace."
+    if config.binary:
+        return (f"Its output layer ({head}) becomes one unit with a sigmoid for the 2 classes (binary "
+                "cross-entropy), initialised at random.")
     if classes is None:
         return (f"Its head ({head}, {own} classes) is kept if the data has the same classes, else replaced by a new "
                 "one, initialised at random.")
@@ -73,15 +91,40 @@ def _head(handle, classes: list[str] | None) -> str:
 
 def _frozen(handle, config) -> str:
     if config.freeze_base:
+        head = "the new head" if config.head else f"the head ({', '.join(trained_top(handle.module))})"
+        if config.unfreeze_from:
+            layers = layers_from(handle.module, config.unfreeze_from)
+            return (f"Only {head} and the base's {len(layers)} layers from {config.unfreeze_from} on "
+                    f"({layers[0]} … {layers[-1]}) are trained; the base before them is frozen.")
         n = config.unfreeze_top
-        trained = f"the head and the top {n} block{'s' if n > 1 else ''} are" if n else "the head is"
-        return f"Only {trained} trained; the rest is frozen."
+        if n:
+            chosen = [b[0] for b in base_blocks(handle.module)][-n:]
+            return (f"Only {head} and the top {n} block{'s' if n > 1 else ''} of the base ({', '.join(chosen)}) "
+                    "are trained; the rest is frozen.")
+        return f"Only {head} is trained; the base is frozen."
     params = list(handle.module.parameters())
     frozen = sum(not p.requires_grad for p in params)
     if frozen:
         return (f"{frozen} of its {len(params)} parameter tensors are frozen (as set in the model tree); the rest "
                 "is trained.")
     return "Every layer is trained."
+
+
+def _rates(handle, config) -> str:
+    if config.base_lr is None:
+        return ""
+    if config.freeze_base and not (config.unfreeze_from or config.unfreeze_top):
+        return f"The base's learning rate ({config.base_lr:g}) is not used: the whole base is frozen."
+    return (f"The base's trained layers learn at {config.base_lr:g}, the head at {config.lr:g} (two optimiser "
+            "parameter groups).")
+
+
+def _auxiliary(handle, config) -> str:
+    if not has_auxiliary_heads(handle.module):
+        return ""
+    if config.aux_weight:
+        return f"Its auxiliary classifiers' losses are added, weighted {config.aux_weight:g}."
+    return "Its auxiliary classifiers' losses are left out (weight 0)."
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ def training_job(request: TrainRequest, control: RunControl | None = None) -> Jo
     data = yield from _open_data(request, handle, config, spec)
     plan = describe_plan(request, data.class_names)
     if resume is None:
-        handle = prepare_model(handle, data.class_names, scratch=request.scratch, seed=config.seed)
+        handle = prepare_model(handle, data.class_names, scratch=request.scratch, seed=config.seed, head=config.head,
+                               binary=config.binary)
         yield Progress(0, None, "measuring the starting model's validation accuracy")
         start_acc = evaluate(handle.pixel_model(), data, config.batch_size, handle.device,
                              config.autocast_dtype(handle.device))[1]

@@ -23,6 +23,7 @@ from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource
+from cnnexplorer.core.training.heads import head_record
 from cnnexplorer.core.training.snapshots import Snapshot
 
 
@@ -182,4 +183,7 @@ def snapshot_json(s: Snapshot) -> dict:
 
 
 def save_state(path: Path, module: nn.Module, arch: str, model: ModelHandle, training: dict) -> Path:
-    return save_checkpoint(path, module, arch, model.class_names, model.preprocessing, {"training": training})
+    """The checkpoint of ``module``: its training state, and the new head it has (rebuilt when it is reopened)."""
+    head = head_record(module)
+    extra = {"training": training} if head is None else {"training": training, "head": head}
+    return save_checkpoint(path, module, arch, model.class_names, model.preprocessing, extra)
