@@ -2,7 +2,8 @@
 
 Spec strings (the same in GUI and CLI):
 ``builtin:NAME`` | ``torchvision:ARCH[:WEIGHTS]`` (WEIGHTS: DEFAULT, an enum name, or ``none``)
-| a file path. ``open_model`` is a job (a generator yielding ``Progress``) because weights
+| ``timm:NAME[:pretrained|none|PATH]`` | a file path. ``open_model`` is a job (a generator yielding
+``Progress``) because weights
 may have to be downloaded.
 """
 
@@ -59,6 +60,10 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
         handle = _open_builtin(rest)
     elif kind == "torchvision":
         handle = yield from _open_torchvision(rest)
+    elif kind == "timm":
+        from cnnexplorer.core.timm_models import open_timm  # imports timm, which takes seconds
+
+        handle = yield from open_timm(rest)
     elif kind in ("python", "pickle") or kind.endswith(".py"):
         from cnnexplorer.core.user_arch import open_user_architecture
 
@@ -69,7 +74,7 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
         handle = yield from open_file(Path(spec).expanduser(), options)
     else:
         raise UserError(
-            f"unknown model spec '{spec}': use builtin:NAME, torchvision:ARCH[:WEIGHTS] or a file path"
+            f"unknown model spec '{spec}': use builtin:NAME, torchvision:ARCH[:WEIGHTS], timm:NAME or a file path"
             + suggest(spec, known_specs())
         )
     yield Progress(1, 1, f"moving {handle.spec} to {dev}")
@@ -78,7 +83,11 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
 
 
 def known_specs() -> list[str]:
-    return [f"builtin:{n}" for n in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()]
+    """Specs to complete and suggest: the built-ins, every torchvision classifier and the zoo's timm models."""
+    from cnnexplorer.core.zoo import TIMM_ZOO  # the zoo builds on this module
+
+    return ([f"builtin:{n}" for n in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()]
+            + [f"timm:{m.name}" for m in TIMM_ZOO])
 
 
 def looks_like_path(spec: str) -> bool:
@@ -148,7 +157,7 @@ def _open_torchvision(rest: str) -> Job[ModelHandle]:
         module=module,
         device=torch.device("cpu"),
         preprocessing=preprocessing_from_weights(meta),
-        class_names=list(meta.meta["categories"]),
+        class_names=weights_class_names(meta),
         weights=weights.name if weights else "none",
         trained=weights is not None,
         about=torchvision_about(arch, weights, sum(p.numel() for p in module.parameters())),
@@ -202,8 +211,13 @@ def torchvision_architecture(rest: str):
         return torchvision.models.get_model(name, weights=None, **flags, **sized)
 
     params = weights.meta["num_params"] if weights is not None else None
-    return Architecture(build, preprocessing_from_weights(meta), list(meta.meta["categories"]),
+    return Architecture(build, preprocessing_from_weights(meta), weights_class_names(meta),
                         about=torchvision_about(name, weights, params), layer_notes=torchvision_layer_notes(name))
+
+
+def weights_class_names(weights) -> list[str]:
+    """The weights' categories; ``class i`` for VGG16's features-only weights, which name none."""
+    return list(weights.meta["categories"] or (f"class {i}" for i in range(1000)))
 
 
 def _mirror_url(url: str) -> str | None:

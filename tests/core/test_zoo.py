@@ -1,4 +1,4 @@
-"""Model-zoo rows come from torchvision metadata, fast, with the cache state."""
+"""Model-zoo rows come from torchvision metadata and the listed timm models, fast, with the cache state."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ def test_all_classifiers_listed_fast(hub_dir):
     entries = zoo_entries()
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0
-    assert [e.arch for e in entries] == sorted(torchvision.models.list_models(module=torchvision.models))
-    assert all(e.params > 0 and e.gmacs > 0 for e in entries)
-    assert sum(e.acc1 is not None for e in entries) == len(entries)
+    ours = [e for e in entries if e.library == "torchvision"]
+    assert [e.arch for e in ours] == sorted(torchvision.models.list_models(module=torchvision.models))
+    assert all(e.params > 0 and e.gmacs > 0 and e.acc1 is not None for e in ours)
+    timm = [e for e in entries if e.library == "timm"]
+    assert {"timm:resnet18", "timm:efficientnet_b0", "timm:convnext_atto", "timm:regnetx_002"} <= {e.spec for e in timm}
+    assert all(e.params > 0 and e.gmacs is None and e.acc1 is None for e in timm)
+
+
+def test_timm_weights_in_the_hugging_face_cache_are_marked(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    snapshot = tmp_path / "models--timm--resnet18.a1_in1k" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"placeholder")
+    (tmp_path / "models--timm--resnet18.a1_in1k" / "refs").mkdir()
+    (tmp_path / "models--timm--resnet18.a1_in1k" / "refs" / "main").write_text("0123abcd")
+    cached = {e.spec for e in zoo_entries() if e.cached}
+    assert "timm:resnet18" in cached and "timm:resnet50" not in cached

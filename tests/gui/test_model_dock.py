@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from PySide6.QtCore import Qt
 from torch import nn
 
 from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.core.models import load_model
+from cnnexplorer.core.weights import cache_path
 from cnnexplorer.gui.session import Session
 from cnnexplorer.core.layer_text import count_text as format_count
 from cnnexplorer.gui.widgets.model_dock import COLUMNS, NAME_ROLE, ModelDock
@@ -150,7 +152,21 @@ def test_spec_box_and_device_box_ask_the_window(qtbot, dock):
     assert devices == ["cpu"]
     completions = dock.spec_edit.completer().model()
     names = [completions.index(r, 0).data() for r in range(completions.rowCount())]
-    assert "builtin:shapes" in names and "torchvision:resnet50" in names
+    assert "builtin:shapes" in names and "torchvision:resnet50" in names and "timm:resnet18" in names
+    assert "timm:NAME" in dock.spec_edit.toolTip()
+
+
+def test_pretrained_googlenet_shows_torchvision_totals_and_where_it_departs_from_the_paper(dock, hub_dir):
+    """Random values in the published file's layout (with the auxiliary heads torchvision drops on loading)."""
+    weights = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1
+    state = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False).state_dict()
+    cache_path(weights).parent.mkdir(parents=True)
+    torch.save(state, cache_path(weights))
+    summary = load(dock, load_model("torchvision:googlenet", "cpu"))
+    assert summary.total_params == 6_624_904
+    assert dock.footer.text().startswith("6,624,904 parameters (6,624,904 trainable, 0 frozen)")
+    assert "3×3 convolution" in dock.item("inception4a.branch3.1").toolTip()
+    assert dock.about.text().startswith("GoogLeNet (Szegedy et al. 2014)")
 
 
 def test_counts_use_k_m_g():

@@ -1,4 +1,4 @@
-"""The model-zoo dialog: every torchvision classifier, numeric sorting, filtering, choosing."""
+"""The model-zoo dialog: every torchvision classifier and the timm models, numeric sorting, filtering, choosing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from cnnexplorer.core.zoo import ZooEntry, zoo_entries
-from cnnexplorer.gui.widgets.zoo_dialog import ACC1, CACHED, MODEL, PARAMS, SORT_ROLE, SPEC_ROLE, ZooDialog
+from cnnexplorer.gui.widgets.zoo_dialog import ACC1, CACHED, LIBRARY, MODEL, PARAMS, SORT_ROLE, SPEC_ROLE, ZooDialog
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,11 @@ def entry(arch: str, params: int, acc1: float | None, cached: bool = False) -> Z
 def test_lists_every_torchvision_classifier_sorted_by_name(qtbot):
     dialog = ZooDialog()
     qtbot.addWidget(dialog)
-    names = column(dialog, MODEL)
-    assert len(names) == len(torchvision.models.list_models(module=torchvision.models))
+    names, libraries = column(dialog, MODEL), column(dialog, LIBRARY)
+    assert libraries.count("torchvision") == len(torchvision.models.list_models(module=torchvision.models))
     assert names.index("resnet18") < names.index("resnet34") < names.index("resnet101")
-    assert dialog.windowTitle() == "Model zoo — torchvision classifiers"
+    assert libraries[names.index("resnet18")] == "torchvision" and libraries[names.index("resnet18") + 1] == "timm"
+    assert dialog.windowTitle() == "Model zoo — torchvision and timm classifiers"
 
 
 def test_params_sort_numerically_largest_first(dialog, entries):
@@ -89,3 +90,13 @@ def test_enter_in_the_filter_opens_the_best_match(qtbot, dialog):
         qtbot.keyClick(dialog.filter, Qt.Key.Key_Return)
     assert chosen.args == ["torchvision:alexnet"]
     assert column(dialog, MODEL, SPEC_ROLE) == ["torchvision:alexnet"]
+
+
+def test_filtering_on_timm_leaves_its_models_and_opens_one(qtbot, dialog):
+    qtbot.keyClicks(dialog.filter, "timm:")
+    specs = column(dialog, MODEL, SPEC_ROLE)
+    assert specs and all(spec.startswith("timm:") for spec in specs) and "timm:resnet18" in specs
+    assert set(column(dialog, ACC1)) == {"—"}
+    with qtbot.waitSignal(dialog.model_chosen) as chosen:
+        qtbot.keyClick(dialog.filter, Qt.Key.Key_Return)
+    assert chosen.args == [specs[0]]

@@ -30,10 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from cnnexplorer.core.architecture import parameter_counts
-from cnnexplorer.core.builtin import BUILTIN_MODELS
 from cnnexplorer.core.devices import available_devices
 from cnnexplorer.core.layer_text import RF_TIP, layer_text, totals_text
-from cnnexplorer.core.models import torchvision_classifiers
+from cnnexplorer.core.models import known_specs
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.widgets.layer_stats import Sparsity, sparsity_job
 from cnnexplorer.gui.workers import JobRunner
@@ -91,9 +90,9 @@ class ModelDock(QWidget):
 
         self.spec_edit = QLineEdit()
         self.spec_edit.setPlaceholderText("builtin:shapes, torchvision:resnet50 or a model file")
-        self.spec_edit.setToolTip("Model spec: builtin:NAME, torchvision:ARCH[:WEIGHTS] or a file path; Enter loads it")
-        specs = [f"builtin:{name}" for name in BUILTIN_MODELS] + [f"torchvision:{a}" for a in torchvision_classifiers()]
-        completer = QCompleter(specs, self.spec_edit)
+        self.spec_edit.setToolTip("Model spec: builtin:NAME, torchvision:ARCH[:WEIGHTS], "
+                                  "timm:NAME[:pretrained|none|PATH-TO-WEIGHTS] or a file path; Enter loads it")
+        completer = QCompleter(known_specs(), self.spec_edit)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.spec_edit.setCompleter(completer)
@@ -102,7 +101,7 @@ class ModelDock(QWidget):
         load_button.setToolTip("Load the model named in the box")
         load_button.clicked.connect(self._request_load)
         zoo_button = QPushButton("Zoo…")
-        zoo_button.setToolTip("Browse torchvision's classifiers (Ctrl+M)")
+        zoo_button.setToolTip("Browse torchvision's classifiers and timm's CNNs (Ctrl+M)")
         zoo_button.clicked.connect(self.zoo_requested)
 
         self.device_box = QComboBox()

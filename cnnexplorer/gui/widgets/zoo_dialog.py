@@ -1,4 +1,4 @@
-"""The model-zoo browser: every torchvision classifier with its size, cost and accuracy.
+"""The model-zoo browser: every torchvision classifier and timm's listed CNNs with size, cost and accuracy.
 
 Picking a model by accuracy per GMAC, or by what is already downloaded, needs a sortable
 table; numbers sort as numbers (by a raw-value sort role) and missing values sort last.
@@ -31,13 +31,14 @@ from PySide6.QtWidgets import (
 
 from cnnexplorer.core.zoo import ZooEntry, zoo_entries
 
-COLUMNS = ("Model", "Weights", "Params (M)", "GMACs", "Acc@1", "Acc@5", "Size (MB)", "Cached")
-MODEL, WEIGHTS, PARAMS, GMACS, ACC1, ACC5, SIZE, CACHED = range(len(COLUMNS))
+COLUMNS = ("Model", "Library", "Weights", "Params (M)", "GMACs", "Acc@1", "Acc@5", "Size (MB)", "Cached")
+MODEL, LIBRARY, WEIGHTS, PARAMS, GMACS, ACC1, ACC5, SIZE, CACHED = range(len(COLUMNS))
 DISPLAY = Qt.ItemDataRole.DisplayRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 SPEC_ROLE = Qt.ItemDataRole.UserRole + 2
 MISSING = "—"
-NOTE = "Weights that are not cached are downloaded when opened (needs a network)."
+NOTE = ("Weights that are not cached are downloaded when opened (needs a network); timm's go into its own cache. "
+        "timm records no accuracy or cost for its models (—).")
 
 
 def natural_key(name: str) -> list:
@@ -89,23 +90,25 @@ class ZooModel(QAbstractTableModel):
 
     @staticmethod
     def _raw(entry: ZooEntry, column: int):
-        return (natural_key(entry.arch), entry.weights, entry.params, entry.gmacs, entry.acc1, entry.acc5,
-                entry.file_size_mb, entry.cached)[column]
+        """Raw values; a name ties break torchvision first."""
+        return ((natural_key(entry.arch), entry.library != "torchvision"), entry.library, entry.weights, entry.params,
+                entry.gmacs, entry.acc1, entry.acc5, entry.file_size_mb, entry.cached)[column]
 
     @staticmethod
     def _text(entry: ZooEntry, column: int) -> str:
-        return (entry.arch, entry.weights, _number(entry.params / 1e6, 1), _number(entry.gmacs, 2),
+        return (entry.arch, entry.library, entry.weights, _number(entry.params / 1e6, 1), _number(entry.gmacs, 2),
                 _number(entry.acc1, 2), _number(entry.acc5, 2), _number(entry.file_size_mb, 1),
                 "✓" if entry.cached else "")[column]
 
 
 class ZooProxy(QSortFilterProxyModel):
-    """Sorts by ``SORT_ROLE`` with missing values last in both orders; filters on the name."""
+    """Sorts by ``SORT_ROLE`` with missing values last in both orders; filters on the spec (``timm`` finds timm's)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)
         self.setFilterKeyColumn(MODEL)
+        self.setFilterRole(SPEC_ROLE)
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:  # noqa: N802 - Qt override
@@ -117,19 +120,19 @@ class ZooProxy(QSortFilterProxyModel):
 
 
 class ZooDialog(QDialog):
-    """Choose a torchvision classifier; ``model_chosen`` carries its spec (``torchvision:ARCH``)."""
+    """Choose a classifier; ``model_chosen`` carries its spec (``torchvision:ARCH`` or ``timm:NAME``)."""
 
     model_chosen = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, entries: list[ZooEntry] | None = None):
         super().__init__(parent)
-        self.setWindowTitle("Model zoo — torchvision classifiers")
+        self.setWindowTitle("Model zoo — torchvision and timm classifiers")
         self.model = ZooModel(zoo_entries() if entries is None else entries, self)
         self.proxy = ZooProxy(self)
         self.proxy.setSourceModel(self.model)
 
         self.filter = QLineEdit()
-        self.filter.setPlaceholderText("Filter by name, e.g. resnet, vit, mobilenet")
+        self.filter.setPlaceholderText("Filter by name, e.g. resnet, vit, mobilenet, timm")
         self.filter.setClearButtonEnabled(True)
         self.table = QTableView()
         self.table.setModel(self.proxy)

@@ -1,0 +1,143 @@
+"""torchvision classifiers exactly as torchvision ships them: structure, preprocessing and predictions.
+
+Offline: the weight files are placed in a temporary torch hub cache under their published names,
+holding random values in the published layout. Every zoo classifier's structure is checked on the
+meta device (no memory, no time); predictions end to end for a representative set (the benchmark
+benchmarks/torchvision_parity.py does them all).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torchvision.models.regnet import BlockParams
+
+from cnnexplorer.core.architecture import parameter_counts
+from cnnexplorer.core.models import (
+    load_model,
+    preprocessing_from_weights,
+    torchvision_architecture,
+    torchvision_builder_flags,
+    torchvision_classifiers,
+)
+from cnnexplorer.core.weights import cache_path
+
+ALL_WEIGHTS = [(arch, weights) for arch in torchvision_classifiers() for weights in torchvision.models.get_model_weights(arch)]
+PHOTO_SIZES = [(640, 480), (480, 640), (1000, 300)]
+END_TO_END = ["googlenet", "inception_v3", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf",
+              "shufflenet_v2_x0_5", "squeezenet1_1"]
+LOGIT_TOLERANCE = 1e-5  # relative to the largest logit: float32 rounding of the same operations in another order
+PROB_TOLERANCE = 1e-6
+
+
+def photo(size: tuple[int, int], seed: int) -> Image.Image:
+    """A photo-like picture: smooth colour fields with fine noise, so resampling details matter."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (size[1] // 16 + 2, size[0] // 16 + 2, 3), dtype=np.uint8))
+    smooth = np.asarray(coarse.resize(size, Image.BICUBIC), dtype=np.int16)
+    noisy = smooth + rng.integers(-24, 25, smooth.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def meta_regnets(monkeypatch):
+    """RegNet works out its widths with tensors while it is built; on the meta device they hold no values."""
+    original = BlockParams.from_init_params.__func__
+
+    def on_cpu(cls, *args, **kwargs):
+        with torch.device("cpu"):
+            return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(BlockParams, "from_init_params", classmethod(on_cpu))
+
+
+def test_every_zoo_classifier_with_every_weights_has_the_published_parameter_count(meta_regnets):
+    wrong = []
+    for arch, weights in ALL_WEIGHTS:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torchvision_architecture(f"{arch}:{weights.name}").build(None)
+        count = sum(p.numel() for p in module.parameters())
+        if count != weights.meta["num_params"]:
+            wrong.append(f"{arch}:{weights.name} {count:,} != {weights.meta['num_params']:,}")
+    assert not wrong and len(ALL_WEIGHTS) > 100
+
+
+def test_builder_flags_follow_the_weights():
+    with torch.device("meta"):
+        googlenet = torchvision_architecture("googlenet:IMAGENET1K_V1").build(None)
+        inception = torchvision_architecture("inception_v3").build(None)
+        plain = torchvision_architecture("googlenet:none").build(None)
+        vit = torchvision_architecture("vit_h_14:IMAGENET1K_SWAG_E2E_V1").build(None)
+    assert googlenet.transform_input and googlenet.aux1 is None and googlenet.aux2 is None
+    assert inception.transform_input and inception.AuxLogits is not None
+    assert not plain.transform_input and plain.aux1 is not None
+    assert vit.image_size == 518
+    assert torchvision_builder_flags("resnet18", torchvision.models.ResNet18_Weights.DEFAULT) == {}
+
+
+def test_untrained_models_take_the_input_size_of_the_plain_builder():
+    """vit_h_14's DEFAULT weights are for 518 px; without weights the builder makes a 224 px model."""
+    found = torchvision_architecture("vit_h_14:none")
+    assert found.preprocessing.size == (224, 224)
+
+
+def test_course_notes_reach_the_architecture():
+    assert "3×3" in torchvision_architecture("googlenet").layer_notes["inception4a.branch3.1.conv"]
+    assert "96" in torchvision_architecture("alexnet").layer_notes["features.0"]
+    assert "v1.5" in torchvision_architecture("resnet50").layer_notes["layer3.0.conv2"]
+    assert "7×7" in torchvision_architecture("vgg16").layer_notes["avgpool"]
+    about = torchvision_architecture("googlenet:IMAGENET1K_V1").about
+    assert about.startswith("GoogLeNet (Szegedy et al. 2014)") and "6.6 M parameters" in about
+    assert "transform_input" in about
+
+
+def distinct_transforms() -> dict[tuple, object]:
+    found: dict[tuple, object] = {}
+    for _, weights in ALL_WEIGHTS:
+        t = weights.transforms()
+        found.setdefault((tuple(t.crop_size), tuple(t.resize_size), t.interpolation, tuple(t.mean), tuple(t.std)),
+                         weights)
+    return found
+
+
+@pytest.mark.parametrize("weights", list(distinct_transforms().values()), ids=lambda w: f"{type(w).__name__}.{w.name}")
+def test_preprocessing_is_the_weights_transforms(weights):
+    pre = preprocessing_from_weights(weights)
+    mean, std = torch.tensor(pre.mean).view(3, 1, 1), torch.tensor(pre.std).view(3, 1, 1)
+    for seed, size in enumerate(PHOTO_SIZES):
+        image = photo(size, seed)
+        ours = (pre.to_tensor(image) - mean) / std
+        assert torch.equal(ours, weights.transforms()(image)), size
+
+
+def place_random_weights(arch: str, weights) -> None:
+    """A file with the published name and layout (GoogLeNet's holds its auxiliary heads), random values."""
+    flags = torchvision_builder_flags(arch, weights) | ({"aux_logits": True} if arch == "googlenet" else {})
+    torch.manual_seed(0)
+    state = torchvision.models.get_model(arch, weights=None, **flags).state_dict()
+    cache_path(weights).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, cache_path(weights))
+
+
+@pytest.mark.parametrize("arch", END_TO_END)
+def test_predictions_equal_torchvision_with_its_transforms(arch, hub_dir):
+    weights = torchvision.models.get_model_weights(arch).DEFAULT
+    place_random_weights(arch, weights)
+    ours = load_model(f"torchvision:{arch}", "cpu")
+    theirs = torchvision.models.get_model(arch, weights=weights).eval()
+    assert parameter_counts(ours.module) == (weights.meta["num_params"], 0)
+    assert sum(p.numel() for p in theirs.parameters()) == weights.meta["num_params"]
+    model, transform = ours.pixel_model(), weights.transforms()
+    images = [photo(size, seed) for seed, size in enumerate(PHOTO_SIZES)]
+    with torch.no_grad():
+        logits = model(torch.stack([ours.preprocessing.to_tensor(image) for image in images]))
+        expected = theirs(torch.stack([transform(image) for image in images]))
+    scale = float(expected.abs().max())
+    assert (logits - expected).abs().max() <= LOGIT_TOLERANCE * max(scale, 1.0)
+    assert (logits.softmax(1) - expected.softmax(1)).abs().max() <= PROB_TOLERANCE
