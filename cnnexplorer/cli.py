@@ -118,17 +118,21 @@ def cmd_models(args) -> int:
         {"spec": f"builtin:{m.name}", "description": m.description, "trained": m.weights is not None}
         for m in BUILTIN_MODELS.values()
     ]
-    torchvision = [
-        {"spec": e.spec, "weights": e.weights, "params": e.params, "gmacs": e.gmacs,
-         "acc1": e.acc1, "acc5": e.acc5, "file_size_mb": e.file_size_mb, "cached": e.cached}
-        for e in entries
-    ]
+    listed = {
+        library: [{"spec": e.spec, "weights": e.weights, "params": e.params, "gmacs": e.gmacs, "acc1": e.acc1,
+                   "acc5": e.acc5, "file_size_mb": e.file_size_mb, "cached": e.cached}
+                  for e in entries if e.library == library]
+        for library in ("torchvision", "timm")
+    }
     lines = ["Built-in:"] + [f"  {b['spec']:<28} {b['description']}" for b in builtin]
-    lines += ["", "torchvision (* = weights cached):"]
-    for e in entries:
-        acc = f"{e.acc1:5.1f} %" if e.acc1 is not None else "     —"
-        lines.append(f"  {'*' if e.cached else ' '} {e.spec:<40} {e.params / 1e6:8.1f} M  {e.gmacs:7.2f} GMACs  acc@1 {acc}")
-    emit(args, {"builtin": builtin, "torchvision": torchvision}, "\n".join(lines))
+    for library, title in (("torchvision", "torchvision (* = weights cached):"),
+                           ("timm", "timm (* = weights in timm's cache; it records no cost or accuracy):")):
+        lines += ["", title]
+        for e in (e for e in entries if e.library == library):
+            gmacs = f"{e.gmacs:7.2f} GMACs" if e.gmacs is not None else "      — GMACs"
+            acc = f"{e.acc1:5.1f} %" if e.acc1 is not None else "    —"
+            lines.append(f"  {'*' if e.cached else ' '} {e.spec:<40} {e.params / 1e6:8.1f} M  {gmacs}  acc@1 {acc}")
+    emit(args, {"builtin": builtin, **listed}, "\n".join(lines))
     return 0
 
 
