@@ -13,6 +13,7 @@ from cnnexplorer.cli_shared import add_common, add_model_options, emit, file_opt
 def add_train_parser(sub) -> None:
     from cnnexplorer.core.training.data import DATASPEC_HELP
     from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES
+    from cnnexplorer.core.training.heads import HEAD_HELP
 
     train = sub.add_parser("train", help="train or fine-tune a model, with a checkpoint every epoch")
     add_model_options(train, required=False)
@@ -31,9 +32,23 @@ def add_train_parser(sub) -> None:
                        help="mixed precision: auto (default) is fp16 with loss scaling on CUDA, fp32 elsewhere")
     group.add_argument("--channels-last", choices=CHANNELS_LAST,
                        help="channels-last memory format: auto (default) is on for CUDA, off elsewhere")
-    group.add_argument("--freeze-base", action="store_true", help="train only the classifier head")
+    group.add_argument("--head", default="", metavar="SPEC",
+                       help="replace the model's whole top (what follows its convolutional base) by a new head: "
+                            + HEAD_HELP)
+    group.add_argument("--binary", action="store_true",
+                       help="one sigmoid output for two classes (binary cross-entropy), as a new head's output or in "
+                            "place of the final Linear layer")
+    group.add_argument("--freeze-base", action="store_true",
+                       help="train only the head (the new one, or the model's top after its convolutional base)")
     group.add_argument("--unfreeze-top", type=int, default=0, metavar="N",
-                       help="with --freeze-base: also train the top N blocks")
+                       help="with --freeze-base: also train the base's top N blocks")
+    group.add_argument("--unfreeze-from", default="", metavar="LAYER",
+                       help="with --freeze-base: also train every base layer from LAYER on (e.g. features.24, VGG16's "
+                            "block5_conv1)")
+    group.add_argument("--base-lr", type=float, metavar="LR",
+                       help="learning rate of the base's trained layers (default: --lr); the head keeps --lr")
+    group.add_argument("--aux-weight", type=float, metavar="W",
+                       help="weight of auxiliary classifiers' losses (GoogLeNet, Inception v3; default 0.3, 0: off)")
     group.add_argument("--scratch", action="store_true", help="re-initialise the weights (train from scratch)")
     group.add_argument("--augment", default="", metavar="LIST",
                        help="e.g. rotation=15,shift=0.1,shear=10,zoom=0.1,hflip,fill=nearest|constant|reflect|wrap")
@@ -52,6 +67,7 @@ def train_request(args, load=load_model):
     from pathlib import Path
 
     from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.model_files import _with_options
     from cnnexplorer.core.training.augment import parse_augmentation
     from cnnexplorer.core.training.config import TrainConfig
     from cnnexplorer.core.training.run import TrainRequest
@@ -64,13 +80,15 @@ def train_request(args, load=load_model):
         raise UserError("train needs --model SPEC and --data DATASPEC (or --resume CKPT)")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
-             "precision": args.precision, "channels_last": args.channels_last}
+             "precision": args.precision, "channels_last": args.channels_last, "aux_weight": args.aux_weight}
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None}, freeze_base=args.freeze_base,
-                         unfreeze_top=args.unfreeze_top, seed=args.seed, augment=parse_augmentation(args.augment))
-    if args.unfreeze_top and not args.freeze_base:
-        raise UserError("--unfreeze-top N needs --freeze-base (without it every layer is trained)")
+                         unfreeze_top=args.unfreeze_top, unfreeze_from=args.unfreeze_from.strip(),
+                         base_lr=args.base_lr, head=args.head.strip(), binary=args.binary, seed=args.seed,
+                         augment=parse_augmentation(args.augment))
     request = TrainRequest(**common, config=config, scratch=args.scratch, arch=args.arch)
-    return replace(request, model=load(args))
+    model = load(args)
+    # --input-size/--mean/--std apply to a built-in or torchvision model too (the course's VGG16 at 150 px)
+    return replace(request, model=replace(model, preprocessing=_with_options(model.preprocessing, file_options(args))))
 
 
 class ProgressLines:

@@ -81,12 +81,19 @@ def describe_head(spec: str, binary: bool, classes: int | None) -> str:
     return " → ".join(steps)
 
 
+class GlobalAveragePool(nn.Module):
+    """Each map's mean (Keras's GlobalAveragePooling2D); an input that is already flat passes unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).mean(-1) if x.dim() > 2 else x
+
+
 class NewHead(nn.Sequential):
     """A head built from a spec: flatten (or average) the base's output, the spec's layers, the output layer."""
 
     def __init__(self, spec: str, binary: bool, in_features: int, classes: int, dropped: tuple[str, ...] = ()):
         tokens = parse_head(spec)
-        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1)] if tokens[:1] == ("avgpool",) else []
+        layers: list[nn.Module] = [GlobalAveragePool()] if tokens[:1] == ("avgpool",) else []
         layers.append(nn.Flatten())
         width = in_features
         for token in tokens:

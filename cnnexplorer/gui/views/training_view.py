@@ -90,7 +90,9 @@ class TrainingView(View):
         self.buttons["Back to the previous model"].setToolTip("Make the model the last run started from current again")
         self._set_running(False)
         self.settings.changed.connect(self._on_change)
+        self.settings.set_model(session.model)
         session.model_changed.connect(self._on_model)
+        session.layer_changed.connect(self.settings.suggest_layer)
 
         scroll = QScrollArea()
         scroll.setWidget(self.settings)
@@ -165,14 +167,16 @@ class TrainingView(View):
         return folder / time.strftime("run-%Y%m%d-%H%M%S.pt")
 
     def _form_request(self, out: Path | None = None) -> TrainRequest | None:
-        """A new run of the current model with the form's settings, or None after telling the user what is
+        """A new run of the current model with the form's settings, or None after saying in the tab what is
         wrong with them."""
         if self.session.model is None:
             return None
         try:
-            return self.settings.request(self.session.model, out)
+            request = self.settings.request(self.session.model, out)
+            describe_plan(request)  # refuses transfer settings the model cannot take (a layer it lacks)
+            return request
         except UserError as exc:
-            self.jobs.say(str(exc))
+            self.status.setText(f"Cannot start: {exc}")
             return None
 
     def start(self) -> None:
@@ -301,7 +305,9 @@ class TrainingView(View):
         self._on_change()
 
     def _on_model(self, handle) -> None:
-        """A model from elsewhere (the Model dock, the zoo, a file) makes the last run's message stale."""
+        """A model from elsewhere (the Model dock, the zoo, a file) makes the last run's message stale, and the
+        form offers its layers."""
+        self.settings.set_model(handle)
         ours = [pair[0] for pair in (self.trained, self.previous) if pair is not None]
         if not self.running and self.result is not None and not any(handle is model for model in ours):
             self.status.setText(f"The current model is now {handle.spec}: Start trains it. The curves of earlier "
@@ -318,11 +324,10 @@ class TrainingView(View):
         """Say what Start would do to the current model with the form's settings."""
         model = self.session.model
         try:
-            request = None if model is None else self.settings.request(model)
+            self.plan.setText("Open a model to train it." if model is None else
+                              describe_plan(self.settings.request(model)))
         except UserError as exc:
             self.plan.setText(f"The settings cannot start a run: {exc}")
-            return
-        self.plan.setText("Open a model to train it." if request is None else describe_plan(request))
 
     def _on_error(self, exc: BaseException) -> bool:
         self._set_running(False)

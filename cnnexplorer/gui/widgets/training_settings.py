@@ -1,4 +1,5 @@
-"""The training form: data, model (scratch / transfer), optimiser, schedule and augmentation.
+"""The training form: data, model (scratch / transfer: a new head, a frozen base, the layers unfrozen and their
+rate), optimiser, schedule and augmentation.
 
 It only collects values; ``request()`` turns them into the core ``TrainRequest`` (whose
 ``TrainConfig`` checks them), the run ``cnnexplorer train`` makes from its flags. ``changed`` fires
@@ -10,14 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QVBoxLayout, QWidget)
 
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle
+from cnnexplorer.core.training.aux_outputs import AUX_WEIGHT
 from cnnexplorer.core.training.augment import FILL_MODES, Augmentation
 from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from cnnexplorer.core.training.data import DATASPEC_HELP
+from cnnexplorer.core.training.heads import HEAD_HELP, has_auxiliary_heads, parse_head
 from cnnexplorer.core.training.run import TrainRequest
+from cnnexplorer.core.training.transfer import base_layers
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox, SpinBox
 
@@ -53,12 +58,40 @@ class TrainingSettings(QWidget):
 
         self.scratch = QCheckBox("train from scratch")
         self.scratch.setToolTip("Re-initialise the weights instead of starting from the current model's")
+        self.head = QLineEdit()
+        self.head.setPlaceholderText("keep the model's top, or e.g. 256,relu,dropout=0.5")
+        self.head.setToolTip("A new head in place of the model's whole top (what follows its convolutional base, "
+                             "as Keras's include_top=False): " + HEAD_HELP)
+        self.head_problem = QLabel()
+        self.head_problem.setWordWrap(True)
+        self.head_problem.setStyleSheet("color: #b00020")
+        self.head_problem.hide()
+        self.binary = QCheckBox("one sigmoid output (two classes)")
+        self.binary.setToolTip("A single output unit with a sigmoid and binary cross-entropy, as the course's "
+                               "cats-vs-dogs model; the data must have exactly 2 classes")
         self.freeze_base = QCheckBox("freeze the base")
-        self.freeze_base.setToolTip("Train only the classifier head (and the top N blocks below it): transfer learning")
+        self.freeze_base.setToolTip("Train only the head (the new one, or the model's top after its convolutional "
+                                    "base) and the base layers unfrozen below: transfer learning")
         self.unfreeze_top = _spin(0, 1000, 0)
-        self.unfreeze_top.setToolTip("with a frozen base: also train the top N blocks (fine-tuning)")
-        self.unfreeze_top.setEnabled(False)
-        self.freeze_base.toggled.connect(self.unfreeze_top.setEnabled)
+        self.unfreeze_top.setToolTip("with a frozen base: also train the base's top N blocks (fine-tuning)")
+        self.unfreeze_from = QComboBox()
+        self.unfreeze_from.setEditable(True)
+        self.unfreeze_from.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.unfreeze_from.setToolTip("with a frozen base: also train every base layer from this one on, in the "
+                                      "order the model lists them (VGG16's block5_conv1 is features.24)")
+        self.unfreeze_from.lineEdit().setPlaceholderText("none")
+        for control in (self.unfreeze_top, self.unfreeze_from):
+            control.setEnabled(False)
+            self.freeze_base.toggled.connect(control.setEnabled)
+        self.base_lr = _spin(0.0, 10.0, 0.0, decimals=6, step=1e-5)
+        self.base_lr.setSpecialValueText("same as the head")
+        self.base_lr.setToolTip("The learning rate of the base's trained layers (a second optimiser parameter "
+                                "group), usually lower than the head's when fine-tuning")
+        self.aux = QCheckBox(f"auxiliary classifiers' losses (×{AUX_WEIGHT:g})")
+        self.aux.setChecked(True)
+        self.aux.setToolTip("GoogLeNet and Inception v3 train with their auxiliary classifiers' losses added, "
+                            f"weighted {AUX_WEIGHT:g} as their authors did; unchecked, the main head's loss alone")
+        self.aux.hide()
 
         self.optimizer = QComboBox()
         self.optimizer.addItems(OPTIMIZERS)
@@ -93,7 +126,9 @@ class TrainingSettings(QWidget):
 
         groups = (
             ("Data", [("data", data_row), ("", self.download), ("save to", self.out)]),
-            ("Model", [("", self.scratch), ("", self.freeze_base), ("unfreeze top", self.unfreeze_top)]),
+            ("Model", [("", self.scratch), ("new head", self.head), ("", self.head_problem), ("", self.binary),
+                       ("", self.freeze_base), ("unfreeze top", self.unfreeze_top),
+                       ("unfreeze from", self.unfreeze_from), ("base's rate", self.base_lr), ("", self.aux)]),
             ("Optimisation", [("optimiser", self.optimizer), ("learning rate", self.lr), ("momentum", self.momentum),
                               ("weight decay", self.weight_decay), ("schedule", self.schedule),
                               ("batch size", self.batch_size), ("epochs", self.epochs), ("seed", self.seed),
@@ -111,13 +146,49 @@ class TrainingSettings(QWidget):
                 form.addRow(label, widget)
             layout.addWidget(box)
         layout.addStretch(1)
+        self.head.textChanged.connect(self._check_head)
         for signal in (self.data.textChanged, self.scratch.toggled, self.freeze_base.toggled,
-                       self.unfreeze_top.valueChanged, self.epochs.valueChanged):
+                       self.unfreeze_top.valueChanged, self.epochs.valueChanged, self.head.textChanged,
+                       self.binary.toggled, self.unfreeze_from.currentTextChanged, self.base_lr.valueChanged,
+                       self.lr.valueChanged, self.aux.toggled):
             signal.connect(lambda *_: self.changed.emit())
-        # not the checkpoint path: a remembered one would overwrite the last run's file unasked
-        remember(self, "data", "download", "scratch", "freeze_base", "unfreeze_top", "optimizer", "lr",
-                 "momentum", "weight_decay", "schedule", "batch_size", "epochs", "seed", "precision",
-                 "channels_last", "rotation", "width_shift", "height_shift", "shear", "zoom", "hflip", "fill")
+        # not the checkpoint path: a remembered one would overwrite the last run's file unasked; not the layer
+        # to unfreeze from, which names a layer of one model
+        remember(self, "data", "download", "scratch", "head", "binary", "freeze_base", "unfreeze_top", "base_lr",
+                 "aux", "optimizer", "lr", "momentum", "weight_decay", "schedule", "batch_size", "epochs", "seed",
+                 "precision", "channels_last", "rotation", "width_shift", "height_shift", "shear", "zoom", "hflip",
+                 "fill")
+
+    def set_model(self, handle: ModelHandle | None) -> None:
+        """Offer the model's base layers to unfreeze from, and the auxiliary losses where it has such heads."""
+        text = self.unfreeze_from.currentText()
+        try:
+            layers = [] if handle is None else base_layers(handle.module)
+        except UserError:
+            layers = []
+        self.unfreeze_from.blockSignals(True)
+        self.unfreeze_from.clear()
+        self.unfreeze_from.addItems(["", *layers])
+        self.unfreeze_from.setEditText(text)
+        self.unfreeze_from.blockSignals(False)
+        self.aux.setVisible(handle is not None and has_auxiliary_heads(handle.module))
+        self.suggest_layer(None)
+
+    def suggest_layer(self, name: str | None) -> None:
+        """The layer selected in the model tree, when it is in the base, is the suggested layer to unfreeze from."""
+        found = self.unfreeze_from.findText(name) if name else -1
+        self.unfreeze_from.lineEdit().setPlaceholderText(f"none (e.g. {name}, the selected layer)" if found > 0
+                                                         else "none")
+
+    def _check_head(self, text: str) -> None:
+        """Say at once, under the field, why a head spec cannot be read."""
+        try:
+            parse_head(text)
+        except UserError as exc:
+            self.head_problem.setText(str(exc))
+            self.head_problem.show()
+        else:
+            self.head_problem.hide()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Image folder (one sub-folder per class)")
@@ -136,10 +207,13 @@ class TrainingSettings(QWidget):
 
     def config(self) -> TrainConfig:
         """The settings as a ``TrainConfig``; ``UserError`` for an impossible combination."""
+        frozen = self.freeze_base.isChecked()
         return TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(), lr=self.lr.value(),
                            optimizer=self.optimizer.currentText(), momentum=self.momentum.value(),
                            weight_decay=self.weight_decay.value(), schedule=self.schedule.currentText(),
-                           freeze_base=self.freeze_base.isChecked(),
-                           unfreeze_top=self.unfreeze_top.value() if self.freeze_base.isChecked() else 0,
+                           freeze_base=frozen, unfreeze_top=self.unfreeze_top.value() if frozen else 0,
+                           unfreeze_from=self.unfreeze_from.currentText().strip() if frozen else "",
+                           base_lr=self.base_lr.value() or None, head=self.head.text().strip(),
+                           binary=self.binary.isChecked(), aux_weight=AUX_WEIGHT if self.aux.isChecked() else 0.0,
                            seed=self.seed.value(), augment=self.augmentation(),
                            precision=self.precision.currentText(), channels_last=self.channels_last.currentText())
