@@ -83,11 +83,12 @@ def _classifier(module: nn.Module) -> tuple[str, int] | None:
 
 
 def _with_head(build: Callable[[int | None], nn.Module], record) -> Callable[[int | None], nn.Module]:
-    """The architecture with the new head a training run gave it (its own top, whatever its size, goes)."""
+    """The architecture, built for the head's classes (auxiliary classifiers answer for them too), with the new
+    head a training run gave it in place of its top."""
     if not isinstance(record, dict):
         raise UserError(f"the checkpoint's head record must be a dict, not {type(record).__name__}; open it with "
                         "--arch and a state_dict of the base, or train the head again")
-    return lambda _classes: rebuild_head(build(None), record)
+    return lambda _classes: rebuild_head(build(record.get("classes")), record)
 
 
 def _class_count(module: nn.Module, outputs: int) -> int:

@@ -150,3 +150,12 @@ def test_a_binary_head_round_trips_through_its_checkpoint(tmp_path):
     images = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(reopened.module(images), result.handle.module(images), atol=1e-6)
+
+
+def test_auxiliary_classifiers_answer_for_the_datas_classes_too():
+    shapes = load_model("builtin:shapes", "cpu")
+    googlenet = replace(shapes, module=meta(torchvision.models.googlenet, aux_logits=True, init_weights=False))
+    three = prepare_model(googlenet, ["a", "b", "c"]).module  # as torchvision builds it for num_classes=3
+    assert three.fc.out_features == three.aux1.fc2.out_features == three.aux2.fc2.out_features == 3
+    binary = prepare_model(googlenet, ["a", "b"], head="64,relu", binary=True).module
+    assert isinstance(binary.avgpool, NewHead) and binary.aux1.fc2.out_features == 2

@@ -21,7 +21,8 @@ from torch import nn
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle
-from cnnexplorer.core.training.heads import NewHead, apply_head, head_record, no_top_message, top_children
+from cnnexplorer.core.training.heads import (NewHead, apply_head, has_auxiliary_heads, head_record, no_top_message,
+                                             top_children)
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -225,4 +226,24 @@ def prepare_model(handle: ModelHandle, class_names: list[str], scratch: bool = F
         apply_head(module, head, binary, len(class_names), handle.input_size, seed)
     elif list(handle.class_names) != list(class_names):
         module = replace_head(module, len(class_names), seed)
+    resize_auxiliary(module, len(class_names), seed)
     return replace(handle, module=module, class_names=list(class_names), trained=not scratch and handle.trained)
+
+
+def resize_auxiliary(module: nn.Module, classes: int, seed: int = 0) -> None:
+    """Give the auxiliary classifiers (GoogLeNet's ``aux1``/``aux2``, Inception's ``AuxLogits``) a final layer
+    for ``classes`` classes too, as torchvision builds them for ``num_classes``, so a checkpoint reopens."""
+    if not has_auxiliary_heads(module):
+        return
+    for name, child in module.named_children():
+        if child is None or "aux" not in name.lower():
+            continue
+        linears = [n for n, m in child.named_modules() if isinstance(m, nn.Linear)]
+        old = child.get_submodule(linears[-1]) if linears else None
+        if old is None or old.out_features == classes:
+            continue
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            new = nn.Linear(old.in_features, classes, bias=old.bias is not None)
+        parent, _, last = linears[-1].rpartition(".")
+        setattr(child.get_submodule(parent) if parent else child, last, new.to(old.weight.device, old.weight.dtype))
