@@ -40,7 +40,7 @@ def test_app_checkpoint_round_trip_gives_same_outputs(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == CHECKPOINT_FORMAT and raw["version"] == 1 and raw["arch"] == "builtin:tinyvgg"
     assert raw["preprocessing"] == {"channels": 3, "size": [64, 64], "mean": [0.4, 0.5, 0.6],
-                                    "std": [0.2, 0.25, 0.3], "resize": None}
+                                    "std": [0.2, 0.25, 0.3], "resize": None, "interpolation": "bilinear"}
 
     handle = load_model(str(path), "cpu")
     x = torch.rand(2, 3, 64, 64)

@@ -19,6 +19,7 @@ from PIL import Image
 from torchvision.models.regnet import BlockParams
 
 from cnnexplorer.core.architecture import parameter_counts
+from cnnexplorer.core.checkpoints import save_checkpoint
 from cnnexplorer.core.models import (
     load_model,
     preprocessing_from_weights,
@@ -164,3 +165,18 @@ def test_predictions_equal_torchvision_with_its_transforms(arch, hub_dir):
     assert found.params == found.torchvision_params == published
     assert found.logits <= LOGIT_TOLERANCE * found.logit_scale
     assert found.probabilities <= PROB_TOLERANCE
+
+
+def test_a_fine_tuned_pretrained_googlenet_reopens_as_it_was_saved(hub_dir, tmp_path):
+    """Training records the handle's spec as the architecture; the rebuilt model has the pretrained structure."""
+    weights = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1
+    place_random_weights("googlenet", weights)
+    handle = load_model("torchvision:googlenet", "cpu")
+    path = save_checkpoint(tmp_path / "tuned.pt", handle.module, handle.spec, handle.class_names, handle.preprocessing)
+    reopened = load_model(str(path), "cpu")
+    assert reopened.module.transform_input and reopened.module.aux1 is None
+    assert parameter_counts(reopened.module) == (6_624_904, 0)
+    assert "3×3" in reopened.layer_notes["inception5b.branch3.1.conv"] and "transform_input" in reopened.about
+    pixels = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(reopened.pixel_model()(pixels), handle.pixel_model()(pixels))
