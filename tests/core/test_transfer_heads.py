@@ -78,7 +78,7 @@ def test_every_family_has_its_top_after_the_convolutional_base(build, top):
     assert top_children(model) == top
     apply_head(model, "avgpool,64,relu", False, 5, (3, 64, 64))
     assert isinstance(model.get_submodule(top[0]), NewHead)
-    assert not any(has_param for has_param in (base_layers(model)[-1].startswith(t) for t in top))
+    assert not any(base_layers(model)[-1].startswith(t) for t in top)  # the base ends before the top
 
 
 def test_the_builtins_tops_and_a_model_without_one():
@@ -150,6 +150,8 @@ def test_a_binary_head_round_trips_through_its_checkpoint(tmp_path):
     images = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(reopened.module(images), result.handle.module(images), atol=1e-6)
+    three = prepare_model(reopened, ["a", "b", "c"]).module  # other data: the same head's layers, for 3 classes
+    assert isinstance(three.flatten, NewHead) and not three.flatten.binary and three(images).shape == (4, 3)
 
 
 def test_auxiliary_classifiers_answer_for_the_datas_classes_too():

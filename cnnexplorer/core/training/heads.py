@@ -77,7 +77,7 @@ def describe_head(spec: str, binary: bool, classes: int | None) -> str:
             steps.append(f"Dropout {token.partition('=')[2]}")
         elif token != "avgpool":
             steps.append(names[token])
-    steps += ["Linear 1", "sigmoid"] if binary else [f"Linear {classes if classes else 'classes'}"]
+    steps += ["Linear 1", "sigmoid"] if binary else [f"Linear {classes or '(one unit per class)'}"]
     return " → ".join(steps)
 
 
