@@ -67,7 +67,7 @@ def train_request(args, load=load_model):
     from pathlib import Path
 
     from cnnexplorer.core.errors import UserError
-    from cnnexplorer.core.model_files import _with_options
+    from cnnexplorer.core.model_files import with_options
     from cnnexplorer.core.training.augment import parse_augmentation
     from cnnexplorer.core.training.config import TrainConfig
     from cnnexplorer.core.training.run import TrainRequest
@@ -88,7 +88,7 @@ def train_request(args, load=load_model):
     request = TrainRequest(**common, config=config, scratch=args.scratch, arch=args.arch)
     model = load(args)
     # --input-size/--mean/--std apply to a built-in or torchvision model too (the course's VGG16 at 150 px)
-    return replace(request, model=replace(model, preprocessing=_with_options(model.preprocessing, file_options(args))))
+    return replace(request, model=replace(model, preprocessing=with_options(model.preprocessing, file_options(args))))
 
 
 class ProgressLines:

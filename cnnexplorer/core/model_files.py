@@ -37,13 +37,13 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
     about, layer_notes = "", {}
     if file.kind == "module":
         module, default_names = file.module, None
-        preprocessing = _with_options(PICKLE_PREPROCESSING, options)
+        preprocessing = with_options(PICKLE_PREPROCESSING, options)
         if None in (options.input_size, options.mean, options.std):
             notes.append(
                 f"the file has no preprocessing: using {'×'.join(map(str, preprocessing.input_size))}, "
                 f"mean {preprocessing.mean}, std {preprocessing.std} (change with --input-size, --mean, --std)"
             )
-        num_classes = _count_outputs(path, module, preprocessing)
+        num_classes = count_outputs(path, module, preprocessing)
     else:
         arch = options.arch or file.arch
         if arch is None:
@@ -56,7 +56,7 @@ def open_file(path: Path, options: FileOptions) -> Job[ModelHandle]:
             build = _with_head(found.build, head)
         about, layer_notes = found.about, dict(found.layer_notes or {})
         module = _fitted_module(path, arch, build, file.state_dict, notes)
-        preprocessing = _with_options(file.preprocessing or default_pre, options)
+        preprocessing = with_options(file.preprocessing or default_pre, options)
         classifier = _classifier(module)
         num_classes = _class_count(module, classifier[1]) if classifier else len(default_names)
     return ModelHandle(
@@ -120,7 +120,7 @@ def _structure(build: Callable[[int | None], nn.Module]) -> nn.Module:
         return build(None)
 
 
-def _count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
+def count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
     """Classes of a pickled model, by one forward pass that also checks the input size."""
     size = "×".join(map(str, pre.input_size))
     try:
@@ -134,7 +134,7 @@ def _count_outputs(path: Path, module: nn.Module, pre: Preprocessing) -> int:
     return int(out.shape[1])
 
 
-def _with_options(pre: Preprocessing, options: FileOptions) -> Preprocessing:
+def with_options(pre: Preprocessing, options: FileOptions) -> Preprocessing:
     """``pre`` with the user's --input-size/--mean/--std; a new size scales the whole image to it."""
     changed = {}
     if options.input_size is not None:

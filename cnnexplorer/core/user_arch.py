@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnexplorer.core.arch_specs import Architecture, normal_spec, trusted
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.model_files import _count_outputs, _with_options, open_file
+from cnnexplorer.core.model_files import count_outputs, with_options, open_file
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 from cnnexplorer.core.models import FileOptions
 
@@ -40,9 +40,9 @@ def open_user_architecture(spec: str, options: FileOptions) -> ModelHandle:
 
         return drive(open_file(Path(rest), FileOptions(**{**options.__dict__, "trust": True})))
     found = python_architecture(rest)
-    pre = _with_options(found.preprocessing, options)
+    pre = with_options(found.preprocessing, options)
     module = found.build(None)
-    classes = _count_outputs(spec, module, pre)
+    classes = count_outputs(spec, module, pre)
     names = found.class_names if len(found.class_names) == classes else [f"class {i}" for i in range(classes)]
     return ModelHandle(spec=spec, module=module, device=torch.device("cpu"), preprocessing=pre, class_names=names,
                        weights="none", trained=False, about=found.about)
