@@ -12,15 +12,17 @@ from cnnexplorer.pictures.flags import bounded_int, numbers
 def add_model_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", required=required, metavar="SPEC",
-                       help="builtin:NAME | torchvision:ARCH[:WEIGHTS] | a model file")
+                       help="builtin:NAME | torchvision:ARCH[:WEIGHTS] | timm:NAME[:pretrained|none|FILE] | "
+                            "FILE.py:CLASS[:KWARGS-JSON] (with --trust) | a model file")
     group.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
-    group.add_argument("--arch", metavar="SPEC", help="architecture for a bare state_dict file")
+    group.add_argument("--arch", metavar="SPEC", help="the architecture of a bare state_dict file; for train without --model, a new model of it "
+                            "(builtin:NAME, torchvision:ARCH, timm:NAME, FILE.py:CLASS[:KWARGS-JSON] with --trust)")
     group.add_argument("--labels", metavar="FILE", help="class names, one per line")
     group.add_argument("--input-size", type=numbers(int, 3), metavar="C,H,W", help="model input size")
     group.add_argument("--mean", type=numbers(float), metavar="a,b,c", help="normalisation mean")
     group.add_argument("--std", type=numbers(float), metavar="a,b,c", help="normalisation std")
     group.add_argument("--trust", action="store_true",
-                       help="allow loading a fully pickled model (runs code from the file)")
+                       help="allow a fully pickled model or an architecture's Python file (runs code from the file)")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

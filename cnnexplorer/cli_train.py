@@ -63,6 +63,7 @@ def add_train_parser(sub) -> None:
 def train_request(args, load=load_model):
     """The run the flags ask for; every setting is checked before the model is loaded (by ``load``) or the
     data opened."""
+    import copy
     from dataclasses import replace
     from pathlib import Path
 
@@ -76,8 +77,12 @@ def train_request(args, load=load_model):
     if args.resume:
         return TrainRequest(**common, resume=Path(args.resume), epochs=args.epochs, device=args.device,
                             file_options=file_options(args))
+    if not args.model and args.arch:  # a new model of the architecture --arch names (FILE.py:CLASS, builtin:…)
+        args = copy.copy(args)
+        args.model = args.arch
     if not (args.model and args.data):
-        raise UserError("train needs --model SPEC and --data DATASPEC (or --resume CKPT)")
+        raise UserError("train needs --model SPEC (or --arch SPEC for a new model of that architecture) and "
+                        "--data DATASPEC (or --resume CKPT)")
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
              "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
              "precision": args.precision, "channels_last": args.channels_last, "aux_weight": args.aux_weight}

@@ -132,3 +132,16 @@ def test_a_missing_architecture_file_is_one_line(tmp_path, capsys):
     assert_one_line_error(code, err, "gone.py not found")
     with pytest.raises(UserError, match="does not name a Python file and a class"):
         load_model(f"python:{tmp_path / 'gone.txt'}", "cpu", TRUST)
+
+
+def test_train_builds_a_new_model_of_the_architecture_arch_names(net_file, tmp_path, capsys):
+    data = make_folder(tmp_path / "pets", 8)
+    out = tmp_path / "run.pt"
+    code, _, err = run_cli(capsys, "train", "--arch", f'{net_file}:TinyNet:{{"width": 3}}', "--data", f"folder:{data}",
+                           "--out", out, "--epochs", "1", "--batch-size", "8")
+    assert code == 2 and "pass --trust" in err
+    code, _, err = run_cli(capsys, "train", "--arch", f'{net_file}:TinyNet:{{"width": 3}}', "--trust", "--data",
+                           f"folder:{data}", "--out", out, "--epochs", "1", "--batch-size", "8", "--json")
+    assert code == 0, err
+    assert read_model_file(out).arch == f'python:{net_file}:TinyNet:{{"width": 3}}'
+    assert load_model(str(out), "cpu", TRUST).module.features[0].out_channels == 3
