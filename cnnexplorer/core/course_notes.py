@@ -35,7 +35,7 @@ GOOGLENET_BLOCKS = ("inception3a", "inception3b", "inception4a", "inception4b", 
                     "inception4e", "inception5a", "inception5b")
 V15_RESNETS = ("resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
                "wide_resnet50_2", "wide_resnet101_2")
-TRANSFORM_INPUT = "it rescales its input to [-1, 1] itself (transform_input), as its weights ported from TensorFlow expect"
+TRANSFORM_INPUT = "it rescales its input to [-1, 1] itself (transform_input), as its weights from TensorFlow expect"
 
 
 def paper(arch: str) -> str:

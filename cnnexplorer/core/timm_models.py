@@ -135,7 +135,8 @@ def _about(name: str, module: nn.Module, weights: str | None) -> str:
 
 
 def timm_architecture(rest: str):
-    """``timm:NAME[:…]`` as an untrained architecture (for checkpoints and ``--arch``); the weights part is ignored."""
+    """``timm:NAME[:…]`` as an untrained architecture (for checkpoints and ``--arch``); the weights part is
+    ignored."""
     from cnnexplorer.core.arch_specs import Architecture
 
     name, _ = parse_spec(rest.partition(":")[0])

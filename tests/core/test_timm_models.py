@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import timm
 import torch
-from PIL import Image
 
 from cnnexplorer.core.activations.recording import capture
 from cnnexplorer.core.architecture import summarize_handle
@@ -17,17 +16,10 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.timm_models import class_names, timm_preprocessing
 from cnnexplorer.core.zoo import TIMM_ZOO
+from tests.core.test_torchvision_parity import PHOTO_SIZES, photo
 
 # the four families the views must handle, small variants, and a layer of each in its third stage
 CNNS = {"resnet18": "layer3", "efficientnet_b0": "blocks.4", "convnext_atto": "stages.2", "regnetx_002": "s3"}
-PHOTO_SIZES = [(640, 480), (480, 640), (1000, 300)]
-
-
-def photo(size: tuple[int, int], seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (size[1] // 16 + 2, size[0] // 16 + 2, 3), dtype=np.uint8))
-    smooth = np.asarray(coarse.resize(size, Image.BICUBIC), dtype=np.int16)
-    return Image.fromarray(np.clip(smooth + rng.integers(-24, 25, smooth.shape, dtype=np.int16), 0, 255).astype(np.uint8))
 
 
 @pytest.fixture
