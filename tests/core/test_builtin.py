@@ -101,10 +101,10 @@ def test_every_sample_is_predicted_as_its_class():
     assert predicted == list(SHAPE_CLASSES)
 
 
-@pytest.mark.parametrize("name, input_size", [("lenet5", (1, 32, 32)), ("tinyvgg", (3, 64, 64))])
-def test_untrained_builtins_run_a_forward_pass(name, input_size):
+@pytest.mark.parametrize("name, input_size, trained", [("lenet5", (1, 32, 32), True), ("tinyvgg", (3, 64, 64), False)])
+def test_classic_builtins_run_a_forward_pass(name, input_size, trained):
     handle = load_model(f"builtin:{name}", "cpu")
-    assert not handle.trained and handle.input_size == input_size
+    assert handle.trained == trained and handle.input_size == input_size
     with torch.no_grad():
         logits = handle.pixel_model()(torch.rand(2, *input_size))
     assert logits.shape == (2, 10) and handle.num_classes == 10

@@ -106,14 +106,13 @@ def _stripes(folder, n: int, seed: int):
 def test_image_folder_trains_well_above_chance(tmp_path):
     _stripes(tmp_path / "train", 48, 0)
     _stripes(tmp_path / "val", 16, 1)
-    torch.manual_seed(0)  # the random initial weights
-    handle = load_model("builtin:lenet5", "cpu")
+    handle = load_model("builtin:lenet5", "cpu")  # trained on digits; the stripes get a new two-class head
     data = open_data(f"folder:{tmp_path}", handle.input_size)
     assert data.class_names == ["horizontal", "vertical"] and (data.train_size, data.val_size) == (96, 32)
     model = prepare_model(handle, data.class_names)
     result = drive(train(model, data, TrainConfig(epochs=8, batch_size=16, lr=3e-3, snapshots=False),
                          arch="builtin:lenet5"))
-    assert result.final_val_acc >= 0.9  # chance is 0.5; initial seeds 0-4 gave 0.97-1.0
+    assert result.final_val_acc >= 0.9  # chance is 0.5
     assert result.handle.class_names == ["horizontal", "vertical"]
 
 

@@ -149,7 +149,7 @@ def test_run_gui_starts_with_settings_of_its_own_and_returns_on_close(qtbot, mon
 
     QTimer.singleShot(0, close_when_ready)
     assert run_gui("builtin:lenet5", "cpu", [str(image_file)], fresh=True) == 0
-    assert seen == {"title": "cnnexplorer — builtin:lenet5 on cpu — untrained", "images": ["picture.png"], "icon": True}
+    assert seen == {"title": "cnnexplorer — builtin:lenet5 on cpu", "images": ["picture.png"], "icon": True}
     saved = QSettings("cnnexplorer", "cnnexplorer")
     assert saved.value("model/spec") == "builtin:lenet5" and saved.value("model/device") == "cpu"
 

@@ -344,7 +344,7 @@ def test_exporting_an_empty_view_says_what_it_waits_for(make_window):
 def test_the_window_says_when_the_model_is_untrained(make_window):
     window = ready(make_window(), "builtin:shapes")
     assert window.untrained_label.isHidden()
-    window.load_model("builtin:lenet5", "cpu")  # no shipped weights: random initialisation
+    window.load_model("builtin:tinyvgg", "cpu")  # no shipped weights: random initialisation
     assert window.wait_for_jobs(WAIT_MS) and not window.session.model.trained
     assert window.untrained_label.isVisible() and "random weights" in window.untrained_label.text()
     window.load_model("builtin:shapes", "cpu")

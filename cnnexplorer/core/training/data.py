@@ -1,9 +1,9 @@
-"""Training data from a DATASPEC: generated shapes, a folder of images, or a torchvision dataset.
+"""Training data from a DATASPEC: generated shapes, shipped digits, a folder of images, or a torchvision dataset.
 
-DATASPEC: ``builtin:shapes`` | ``folder:PATH`` | ``mnist:ROOT`` | ``fashion-mnist:ROOT`` |
-``cifar10:ROOT``. Every source yields ``(images, labels)`` batches with images as float [0,1]
-pixels already at the model's input size and channel count, so the model's own normalisation
-(``PixelModel``) applies and the loop never needs to know where the data came from. Shuffling
+DATASPEC: ``builtin:shapes`` | ``builtin:digits`` | ``folder:PATH`` | ``mnist:ROOT`` |
+``fashion-mnist:ROOT`` | ``cifar10:ROOT``. Every source yields ``(images, labels)`` batches with
+images as float [0,1] pixels already at the model's input size and channel count, so the model's
+own normalisation (``PixelModel``) applies and the loop never needs to know where the data came from. Shuffling
 uses a generator seeded from (seed, epoch), so epoch ``k`` sees the same batches whether the
 run was resumed or not. An image file that cannot be decoded (empty, truncated, not an image) is
 left out of its batch and listed in ``DataSource.skipped``; a part with no readable file is a ``UserError``.
@@ -24,7 +24,7 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.checks import check_number
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-DATASPEC_HELP = "builtin:shapes | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT"
+DATASPEC_HELP = "builtin:shapes | builtin:digits | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT"
 SHAPES_EPOCH = 6400
 SHAPES_VALIDATION = 1000
 
@@ -80,8 +80,11 @@ def open_data(spec: str, input_size: tuple[int, int, int], *, val_fraction: floa
     if not sep:
         raise UserError(f"unknown data spec '{spec}'; use {DATASPEC_HELP}")
     if kind == "builtin":
+        if rest == "digits":
+            return _digits(input_size)
         if rest != "shapes":
-            raise UserError(f"unknown built-in dataset '{rest}'; the built-in dataset is builtin:shapes")
+            raise UserError(f"unknown built-in dataset '{rest}'; the built-in datasets are builtin:shapes and "
+                            "builtin:digits")
         return _shapes(input_size, shapes_epoch, shapes_validation)
     if kind == "folder":
         return _folder(Path(rest).expanduser(), input_size, val_fraction, seed)
@@ -112,6 +115,27 @@ def _shapes(input_size: tuple[int, int, int], epoch_size: int, val_size: int) ->
             yield val_images[start : start + batch_size], val.labels[start : start + batch_size]
 
     return DataSource("builtin:shapes", list(SHAPE_CLASSES), epoch_size, len(val.labels), train, validate)
+
+
+def _digits(input_size: tuple[int, int, int]) -> DataSource:
+    """The shipped handwritten digits (UCI optical digits, MNIST-framed), with their fixed validation part."""
+    from cnnexplorer.core.builtin.digits_data import DIGIT_CLASSES, split
+
+    train_part, val_part = split()
+
+    def batches(part, order: torch.Tensor, batch_size: int) -> Iterator[Batch]:
+        for chosen in order.split(batch_size):  # resized a batch at a time: 224×224 RGB copies of all would be 1 GB
+            yield fit_pixels(part.images[chosen], input_size), part.labels[chosen]
+
+    def train(batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
+        gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        yield from batches(train_part, torch.randperm(len(train_part.labels), generator=gen), batch_size)
+
+    def validate(batch_size: int) -> Iterator[Batch]:
+        yield from batches(val_part, torch.arange(len(val_part.labels)), batch_size)
+
+    return DataSource("builtin:digits", list(DIGIT_CLASSES), len(train_part.labels), len(val_part.labels), train,
+                      validate)
 
 
 def _image_transform(input_size: tuple[int, int, int]):
