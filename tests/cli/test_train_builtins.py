@@ -43,9 +43,9 @@ def test_digits_nets_train_from_the_cli_and_reopen_predicting_the_same(name, tmp
 
 
 def two_class_folder(root, per_class: int, size: int):
-    """``cat/`` dark and ``dog/`` bright noisy images, ``per_class`` of each."""
+    """``cats/`` dark and ``dogs/`` bright noisy images, ``per_class`` of each (the course's folder names)."""
     rng = np.random.default_rng(0)
-    for name, level in (("cat", 60), ("dog", 190)):
+    for name, level in (("cats", 60), ("dogs", 190)):
         (root / name).mkdir(parents=True)
         for i in range(per_class):
             pixels = np.clip(level + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
@@ -72,7 +72,7 @@ def same_predictions(trained, reopened, count: int = 2) -> bool:
 def test_cats_dogs_round_trips_with_its_single_sigmoid_output(tmp_path):
     folder = two_class_folder(tmp_path / "pets", 4, 150)
     _, trained, reopened = train_and_reopen("cats_dogs", folder, tmp_path, TrainConfig(epochs=1, batch_size=8))
-    assert reopened.class_names == ["cat", "dog"] and isinstance(reopened.module.classifier[-1], SigmoidPair)
+    assert reopened.class_names == ["cats", "dogs"] and isinstance(reopened.module.classifier[-1], SigmoidPair)
     assert parameter_count(reopened.module) == 3_453_121
     assert same_predictions(trained, reopened)
 
@@ -84,6 +84,6 @@ def test_imagenet_nets_take_a_step_and_round_trip(name, tmp_path):
     start, trained, reopened = train_and_reopen(name, folder, tmp_path, config)
     with torch.device("meta"):
         two_way = BUILTIN_MODELS[name].build(2)  # the architecture with a new two-class head
-    assert reopened.class_names == ["cat", "dog"] and parameter_count(reopened.module) == parameter_count(two_way)
+    assert reopened.class_names == ["cats", "dogs"] and parameter_count(reopened.module) == parameter_count(two_way)
     assert not torch.equal(reopened.module.features[0].weight, start.module.features[0].weight)  # the step moved it
     assert same_predictions(trained, reopened)

@@ -74,7 +74,7 @@ def test_original_alexnet_has_lrn_and_two_gpu_groups_zfnet_one():
 
 def test_cats_dogs_has_one_sigmoid_output_shown_as_two_class_scores():
     handle = load_model("builtin:cats_dogs", "cpu")
-    assert handle.class_names == ["cat", "dog"] and not handle.trained and "sigmoid" in handle.about
+    assert handle.class_names == ["cats", "dogs"] and not handle.trained and "sigmoid" in handle.about
     assert isinstance(handle.module.classifier[-1], SigmoidPair)
     assert handle.module.classifier[-2].out_features == 1
     pixels = torch.rand(2, 3, 150, 150)

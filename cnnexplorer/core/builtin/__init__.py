@@ -87,7 +87,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "Cats-vs-dogs CNN (Chollet, Deep Learning with Python §5.2): 150×150 RGB → 148/74/72/36/34/17/15/7 "
             "(32, 64, 128, 128 maps) → Dense 512 → one sigmoid output, 3,453,121 parameters, untrained",
             CatsDogs,
-            ("cat", "dog"),
+            ("cats", "dogs"),  # the course's folder names (train/cats, train/dogs), so its data keeps this head
             Preprocessing(3, (150, 150), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
             None,
         ),
