@@ -161,3 +161,17 @@ def test_auxiliary_classifiers_answer_for_the_datas_classes_too():
     assert three.fc.out_features == three.aux1.fc2.out_features == three.aux2.fc2.out_features == 3
     binary = prepare_model(googlenet, ["a", "b"], head="64,relu", binary=True).module
     assert isinstance(binary.avgpool, NewHead) and binary.aux1.fc2.out_features == 2
+
+
+def test_a_single_sigmoid_output_stays_one_for_two_new_classes_and_becomes_scores_for_more():
+    from cnnexplorer.core.builtin.course_nets import CatsDogs
+    from cnnexplorer.core.training.transfer import replace_head
+
+    model = CatsDogs(2)
+    two = replace_head(model, 2)
+    assert two.classifier[2].out_features == 1 and isinstance(two.classifier[3], SigmoidPair)
+    assert two(torch.rand(1, 3, 150, 150)).shape == (1, 2)
+    three = replace_head(model, 3)
+    assert three.classifier[2].out_features == 3 and not any(isinstance(m, SigmoidPair) for m in three.modules())
+    assert three(torch.rand(1, 3, 150, 150)).shape == (1, 3)
+    assert isinstance(model.classifier[3], SigmoidPair)  # the original is left as it was

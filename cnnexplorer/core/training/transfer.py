@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.layers import SigmoidPair
 from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.training.heads import (NewHead, apply_head, has_auxiliary_heads, head_record, no_top_message,
                                              top_children)
@@ -52,12 +53,26 @@ def replace_head(module: nn.Module, num_classes: int, seed: int = 0) -> nn.Modul
             new = NewHead(record["spec"], record["binary"] and num_classes == 2, record["in_features"], num_classes,
                           record["dropped"])
         else:
-            new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+            new = nn.Linear(old.in_features, _linear_outputs(model, old, num_classes), bias=old.bias is not None)
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     weight = next(old.parameters())
     setattr(parent, child, new.to(weight.device, weight.dtype))
     return model
+
+
+def _linear_outputs(model: nn.Module, old: nn.Linear, num_classes: int) -> int:
+    """The width of a new final Linear layer: one logit where a ``SigmoidPair`` shows it as two classes; for
+    another class count the pair is removed and the layer gives one score per class."""
+    pairs = [name for name, m in model.named_modules() if isinstance(m, SigmoidPair)]
+    if not pairs or old.out_features != 1:
+        return num_classes
+    if num_classes == 2:
+        return 1
+    for name in pairs:
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, nn.Identity())
+    return num_classes
 
 
 def trained_top(module: nn.Module) -> list[str]:
