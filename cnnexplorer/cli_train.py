@@ -177,7 +177,7 @@ def cmd_train(args) -> int:
                "seconds": round(time.monotonic() - start, 2)}
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
-    emit(args, payload, f"trained {result.epochs_done} epochs on {spec}: val acc {acc}; {wrote}")
+    emit(args, payload, f"trained {result.epochs_done} epoch{'' if result.epochs_done == 1 else 's'} on {spec}: val acc {acc}; {wrote}")
     if ready.baseline is not None and ready.baseline.falls_short(result.final_val_acc):
         print(f"cnnexplorer: warning: the final val acc {acc} is worse than the starting model's "
               f"{ready.baseline.val_acc:.4f} or no better than chance", file=sys.stderr)
