@@ -16,6 +16,7 @@ import pytest
 import torch
 import torchvision
 from PIL import Image
+from torch import nn
 from torchvision.models.regnet import BlockParams
 
 from cnnexplorer.core.architecture import parameter_counts
@@ -33,7 +34,7 @@ ALL_WEIGHTS = [(arch, weights) for arch in torchvision_classifiers()
                for weights in torchvision.models.get_model_weights(arch)]
 PHOTO_SIZES = [(640, 480), (480, 640), (1000, 300)]
 END_TO_END = ["googlenet", "inception_v3", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf",
-              "shufflenet_v2_x0_5", "squeezenet1_1"]
+              "shufflenet_v2_x0_5", "squeezenet1_1", "vit_b_16"]
 LOGIT_TOLERANCE = 1e-5  # relative to the largest logit (random weights give small ones): float32 rounding
 PROB_TOLERANCE = 1e-6
 
@@ -122,15 +123,35 @@ def test_preprocessing_is_the_weights_transforms(weights):
         assert torch.equal(ours, weights.transforms()(image)), size
 
 
+def randomised(module: nn.Module, size: int) -> dict[str, torch.Tensor]:
+    """Random values in ``module``'s layout that carry the input through to the logits: kernels and matrices at
+    He scale (ViT's head starts at zero), vectors near their initial values, and batch-norm statistics measured
+    on random images, as training leaves them (a network's own small initialisation lets the input fade out)."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.ndim >= 2:
+                parameter.copy_(noise * (2 / parameter[0].numel()) ** 0.5)
+            else:
+                parameter.add_(noise * 0.02)
+        norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: one batch's statistics
+        if norms:
+            module.train()(torch.randn(2, 3, size, size, generator=generator))
+    return module.eval().state_dict()
+
+
 def place_random_weights(arch: str, weights) -> None:
     """A file with the published name and layout (GoogLeNet's holds its auxiliary heads), random values."""
     flags = torchvision_builder_flags(arch, weights) | ({"aux_logits": True} if arch == "googlenet" else {})
-    torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # builders that warn about their default initialisation
-        state = torchvision.models.get_model(arch, weights=None, **flags).state_dict()
+        module = torchvision.models.get_model(arch, weights=None, **flags)
     cache_path(weights).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, cache_path(weights))
+    torch.save(randomised(module, weights.transforms().crop_size[0]), cache_path(weights))
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,7 @@ def test_predictions_equal_torchvision_with_its_transforms(arch, hub_dir):
     found = parity(arch)
     published = torchvision.models.get_model_weights(arch).DEFAULT.meta["num_params"]
     assert found.params == found.torchvision_params == published
+    assert found.logit_scale > 0.1  # the random weights make the logits differ from class to class
     assert found.logits <= LOGIT_TOLERANCE * found.logit_scale
     assert found.probabilities <= PROB_TOLERANCE
 
