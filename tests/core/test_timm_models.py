@@ -53,6 +53,7 @@ def test_a_local_weights_file_opens_offline_with_imagenet_names(tmp_path, offlin
     assert handle.spec == f"timm:resnet18:{path}" and handle.weights == str(path) and handle.trained
     assert handle.class_names[0] == "tench" and len(handle.class_names) == 1000
     assert handle.preprocessing.interpolation == "bicubic" and handle.preprocessing.resize == 235  # 224 / 0.95
+    assert handle.describe()["preprocessing"]["interpolation"] == "bicubic"
     assert handle.about.startswith("timm's resnet18") and "11.7 M parameters" in handle.about
     pixels = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
@@ -107,6 +108,10 @@ def test_checkpoints_of_timm_models_record_and_rebuild_the_architecture(tmp_path
     module = rebuilt.build(10)
     assert module.num_classes == 10 and class_names(module) == [f"class {i}" for i in range(10)]
     assert rebuilt.preprocessing == handle.preprocessing and len(rebuilt.class_names) == 1000
+    older = torch.load(path, weights_only=True)
+    del older["preprocessing"]["interpolation"]
+    torch.save(older, tmp_path / "older.pt")
+    assert read_model_file(tmp_path / "older.pt").preprocessing.interpolation == "bilinear"  # as all were then
 
 
 def test_the_zoo_figures_are_timms():
