@@ -76,7 +76,8 @@ def test_every_zoo_classifier_with_every_weights_has_the_published_parameter_cou
 
 
 def test_builder_flags_follow_the_weights():
-    with torch.device("meta"):
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plain GoogLeNet builder warns about its default initialisation
         googlenet = torchvision_architecture("googlenet:IMAGENET1K_V1").build(None)
         inception = torchvision_architecture("inception_v3").build(None)
         plain = torchvision_architecture("googlenet:none").build(None)
