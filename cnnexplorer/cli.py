@@ -106,7 +106,7 @@ def _check_files(args) -> None:
 
 
 def _is_file_spec(value) -> bool:
-    return value is not None and not str(value).startswith(("builtin:", "torchvision:"))
+    return value is not None and not str(value).startswith(("builtin:", "torchvision:", "timm:", "python:", "pickle:"))
 
 
 def cmd_models(args) -> int:

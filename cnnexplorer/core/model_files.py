@@ -103,12 +103,24 @@ def _fitted_module(path: Path, arch: str, build: Callable[[int | None], nn.Modul
     state, prefix = align_keys(state, probe.state_dict())
     if prefix:
         notes.append(f"removed the key prefix '{prefix}' to fit {arch}")
+    state = _without_left_out(probe, state, arch, notes)
     classifier = _classifier(probe)
     weight = state.get(classifier[0]) if classifier else None
     fits = weight is None or weight.ndim != 2 or weight.shape[0] == classifier[1]
     module = build(None if fits else int(weight.shape[0]))
     load_state_checked(module, state, str(path), arch)
     return module
+
+
+def _without_left_out(probe: nn.Module, state: dict[str, torch.Tensor], arch: str,
+                      notes: list[str]) -> dict[str, torch.Tensor]:
+    """``state`` without the weights of parts ``arch`` leaves out (set to None), as torchvision's pretrained
+    GoogLeNet leaves out the auxiliary classifiers its published weights file still holds."""
+    left_out = sorted({key.partition(".")[0] for key in state
+                       if "." in key and getattr(probe, key.partition(".")[0], 0) is None})
+    if left_out:
+        notes.append(f"left out the weights of {', '.join(left_out)}, which {arch} does not have")
+    return {k: v for k, v in state.items() if k.partition(".")[0] not in left_out}
 
 
 def _structure(build: Callable[[int | None], nn.Module]) -> nn.Module:

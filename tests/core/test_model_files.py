@@ -238,3 +238,21 @@ def test_torchvision_state_dict_with_1000_classes_gets_imagenet_names(tmp_path):
     handle = load_model(str(path), "cpu", FileOptions(arch="torchvision:resnet18"))
     expected = torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"]
     assert handle.num_classes == 1000 and handle.class_names == list(expected)
+
+
+def test_a_bare_googlenet_state_dict_with_auxiliary_weights_fits_the_pretrained_structure(tmp_path):
+    """torchvision's published GoogLeNet file holds aux1/aux2, which its pretrained model leaves out."""
+    import torchvision
+
+    from cnnexplorer.core.models import FileOptions, load_model
+
+    torch.manual_seed(0)
+    full = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=False)
+    path = tmp_path / "googlenet.pth"
+    torch.save(full.state_dict(), path)
+    handle = load_model(str(path), "cpu", FileOptions(arch="torchvision:googlenet:IMAGENET1K_V1"))
+    assert handle.module.aux1 is None and any("left out the weights of aux1, aux2" in n for n in handle.notes)
+    full.eval()
+    images = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(handle.module(images), full(images), atol=1e-5, rtol=0)
