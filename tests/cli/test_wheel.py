@@ -33,7 +33,8 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_resources(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "cnnexplorer/resources/weights/shapes.pt" in names
+    assert {"cnnexplorer/resources/weights/shapes.pt", "cnnexplorer/resources/weights/lenet5.pt",
+            "cnnexplorer/resources/data/digits.csv.gz", "cnnexplorer/resources/data/DIGITS-LICENSE.txt"} <= set(names)
     assert any(n.startswith("cnnexplorer/resources/samples/") and n.endswith(".png") for n in names)
     assert any(n.startswith("cnnexplorer/resources/icons/") for n in names)
     assert not any(n.startswith(("tests/", "resources/")) for n in names), "no top-level package but cnnexplorer"
