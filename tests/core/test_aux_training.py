@@ -13,6 +13,9 @@ from cnnexplorer.core.training.config import TrainConfig
 from cnnexplorer.core.training.run import TrainRequest, training_job
 from tests.cli.test_train import make_folder
 
+# torchvision's plain GoogLeNet builder warns that its default initialisation will change
+pytestmark = pytest.mark.filterwarnings("ignore:The default weight initialization of GoogleNet:FutureWarning")
+
 
 @pytest.fixture(scope="module")
 def googlenet():
