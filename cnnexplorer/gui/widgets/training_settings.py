@@ -59,7 +59,7 @@ class TrainingSettings(QWidget):
         self.scratch = QCheckBox("train from scratch")
         self.scratch.setToolTip("Re-initialise the weights instead of starting from the current model's")
         self.head = QLineEdit()
-        self.head.setPlaceholderText("keep the model's top, or e.g. 256,relu,dropout=0.5")
+        self.head.setPlaceholderText("none, or e.g. 256,relu,dropout=0.5")
         self.head.setToolTip("A new head in place of the model's whole top (what follows its convolutional base, "
                              "as Keras's include_top=False): " + HEAD_HELP)
         self.head_problem = QLabel()
@@ -87,7 +87,7 @@ class TrainingSettings(QWidget):
         self.base_lr.setSpecialValueText("same as the head")
         self.base_lr.setToolTip("The learning rate of the base's trained layers (a second optimiser parameter "
                                 "group), usually lower than the head's when fine-tuning")
-        self.aux = QCheckBox(f"auxiliary classifiers' losses (×{AUX_WEIGHT:g})")
+        self.aux = QCheckBox(f"auxiliary losses (×{AUX_WEIGHT:g})")
         self.aux.setChecked(True)
         self.aux.setToolTip("GoogLeNet and Inception v3 train with their auxiliary classifiers' losses added, "
                             f"weighted {AUX_WEIGHT:g} as their authors did; unchecked, the main head's loss alone")
@@ -143,7 +143,10 @@ class TrainingSettings(QWidget):
             box = QGroupBox(title)
             form = QFormLayout(box)
             for label, widget in rows:
-                form.addRow(label, widget)
+                if label:
+                    form.addRow(label, widget)
+                else:  # a check box or a note takes the whole width: the column is narrow
+                    form.addRow(widget)
             layout.addWidget(box)
         layout.addStretch(1)
         self.head.textChanged.connect(self._check_head)
