@@ -14,7 +14,7 @@ from pathlib import Path
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
 from cnnexplorer.pictures.flags import bounded_int
 
-COMMANDS = ("gui", "models", "summary", "predict", "export", "train")
+COMMANDS = ("gui", "models", "summary", "predict", "export", "train", "index", "evaluate")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,6 +26,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnexplorer import __version__
+    from cnnexplorer.cli_evaluate import add_evaluate_parser
+    from cnnexplorer.cli_index import add_index_parser
     from cnnexplorer.cli_train import add_train_parser
     from cnnexplorer.pictures.registry import RECIPES
     from cnnexplorer.pictures.flags import add_shared_flags
@@ -61,12 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make the picture a sidecar describes again (its view, model, image, layer, settings, seed)")
     export.add_argument("--image", metavar="IMG", help="input image")
     export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
+    export.add_argument("--data", metavar="DATASPEC", help="a probe set for the dataset pictures (atlas, neighbours): "
+                        "a folder of images, folder:PATH, builtin:shapes, builtin:digits, mnist:ROOT …")
     export.add_argument("--out", required=True, metavar="OUT.png")
     add_shared_flags(export)
     for recipe in RECIPES.values():
         recipe.add_flags(export)
     add_common(export)
     add_train_parser(sub)
+    add_index_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -247,6 +253,18 @@ def _cmd_train(args) -> int:
     return cmd_train(args)
 
 
+def _cmd_index(args) -> int:
+    from cnnexplorer.cli_index import cmd_index
+
+    return cmd_index(args)
+
+
+def _cmd_evaluate(args) -> int:
+    from cnnexplorer.cli_evaluate import cmd_evaluate
+
+    return cmd_evaluate(args)
+
+
 def cmd_gui(args) -> int:
     from cnnexplorer.gui.app import run_gui
 
@@ -264,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
 
     handler = {"gui": cmd_gui, "models": cmd_models, "summary": cmd_summary,
-               "predict": cmd_predict, "export": cmd_export, "train": _cmd_train}[args.command]
+               "predict": cmd_predict, "export": cmd_export, "train": _cmd_train, "index": _cmd_index,
+               "evaluate": _cmd_evaluate}[args.command]
     try:
         _check_files(args)
         return handler(args)
