@@ -1,0 +1,150 @@
+"""Which images of a set a model thinks are alike: an image's nearest neighbours by L2 distance in a
+layer's feature space beside its nearest in pixel space, and how often each space's neighbours share
+an image's label (leave-one-out k-NN accuracy over the set).
+
+Feature space is a layer's output averaged over its positions (a vector layer's output as it is), as
+the index records it per image (``DatasetIndex.features``); the query image goes through
+``handle.pixel_model()`` the same way. Pixel space is the index's 32×32 RGB thumbnails of the model's
+input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``thumbnails``).
+Distances to a query are exact (float64); the k-NN accuracy compares every image with every other
+one in chunks (``torch.cdist``), so 50,000 images never need a 50,000² matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnexplorer.core.dataset.index_types import THUMBNAIL
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Job, Progress
+
+if TYPE_CHECKING:
+    from cnnexplorer.core.dataset.index_types import DatasetIndex
+    from cnnexplorer.core.model_handle import ModelHandle
+
+DISTANCES_PER_CHUNK = 1 << 22  # distances held at once by the k-NN accuracy (16 MB of float32)
+
+
+def pooled(output: torch.Tensor) -> torch.Tensor:
+    """A layer's output ``[N,C,H,W]`` averaged over its positions, ``[N,C]``; a vector output ``[N,D]`` as it is."""
+    if output.ndim == 4:
+        return output.float().mean(dim=(2, 3))
+    if output.ndim == 2:
+        return output.float()
+    from cnnexplorer.core.layouts import unknown_layout
+
+    raise unknown_layout(output)
+
+
+def thumbnails(pixels: torch.Tensor) -> np.ndarray:
+    """``[N,C,H,W]`` model input in [0,1] → ``[N,32,32,3]`` uint8 (area-averaged; grey repeated to RGB)."""
+    small = F.interpolate(pixels.float().cpu(), size=(THUMBNAIL, THUMBNAIL), mode="area")
+    if small.shape[1] == 1:
+        small = small.expand(-1, 3, -1, -1)
+    return (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def query_features(handle: ModelHandle, pixels: torch.Tensor, layer: str) -> np.ndarray:
+    """The pooled output of ``layer`` for one model input ``[C,H,W]``: float32 ``[D]``."""
+    from cnnexplorer.core.activations.recording import capture
+
+    return pooled(capture(handle, pixels, [layer]).output(layer)).cpu().numpy()[0].astype(np.float32)
+
+
+def pixel_points(thumbs: np.ndarray) -> np.ndarray:
+    """Thumbnails ``[N,32,32,3]`` uint8 as points of pixel space, float32 ``[N,3072]`` in [0,1]."""
+    return thumbs.reshape(len(thumbs), -1).astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    image: int  # its number in the set
+    distance: float
+    label: int  # index into the set's label names, -1 when unlabelled
+
+
+def nearest(points: np.ndarray, query: np.ndarray, k: int, labels: np.ndarray | None = None) -> list[Neighbour]:
+    """The ``k`` points nearest to ``query`` by L2 distance (float64), nearest first, ties by image number."""
+    distances = np.sqrt(((points.astype(np.float64) - query.astype(np.float64)[None]) ** 2).sum(axis=1))
+    order = np.lexsort((np.arange(len(points)), distances))[:k]
+    return [Neighbour(int(i), float(distances[i]), int(labels[i]) if labels is not None else -1) for i in order]
+
+
+def knn_votes(neighbour_labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Each row's majority label among its neighbours (nearest first); a tie goes to the tied label met first."""
+    counts = torch.zeros(len(neighbour_labels), classes, dtype=torch.int64, device=neighbour_labels.device)
+    counts.scatter_add_(1, neighbour_labels, torch.ones_like(neighbour_labels))
+    first = counts.gather(1, neighbour_labels).argmax(dim=1, keepdim=True)  # argmax gives the first of equal ones
+    return neighbour_labels.gather(1, first)[:, 0]
+
+
+def knn_accuracy_job(points: np.ndarray, labels: np.ndarray, k: int, device: torch.device | str = "cpu",
+                     what: str = "k-NN accuracy") -> Job[float | None]:
+    """Leave-one-out k-NN accuracy: the fraction of labelled images whose ``k`` nearest other labelled images
+    (L2) vote for the image's own label. None when fewer than two images are labelled."""
+    keep = np.flatnonzero(np.asarray(labels) >= 0)
+    n = len(keep)
+    if n < 2:
+        return None
+    k = min(k, n - 1)
+    data = torch.from_numpy(np.ascontiguousarray(points[keep], dtype=np.float32)).to(device)
+    truth = torch.from_numpy(np.asarray(labels)[keep].astype(np.int64)).to(device)
+    classes = int(truth.max()) + 1
+    chunk = max(1, DISTANCES_PER_CHUNK // n)
+    right = 0
+    for start in range(0, n, chunk):
+        yield Progress(start, n, what)
+        rows = torch.arange(start, min(start + chunk, n), device=device)
+        distances = torch.cdist(data[rows], data)
+        distances[torch.arange(len(rows), device=device), rows] = float("inf")  # leave the image itself out
+        near = distances.topk(k, dim=1, largest=False).indices
+        right += int((knn_votes(truth[near], classes) == truth[rows]).sum())
+    yield Progress(n, n, what)
+    return right / n
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """A query's nearest images in a layer's feature space and in pixel space, and each space's k-NN accuracy."""
+
+    layer: str
+    k: int
+    feature: list[Neighbour]
+    pixel: list[Neighbour]
+    feature_knn_acc: float | None
+    pixel_knn_acc: float | None
+
+
+def check_k(k) -> int:
+    from cnnexplorer.core.checks import check_number
+
+    return check_number("--k", k, 1, 1000, whole=True, why="the number of neighbours shown")
+
+
+def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tensor, layer: str,
+                   k: int = 8) -> Job[Neighbours]:
+    """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images, and the k-NN
+    accuracies of ``layer``'s feature space and of pixel space over the set."""
+    check_k(k)
+    if layer not in index.features:
+        recorded = ", ".join(index.features) or "none"
+        raise UserError(f"the index holds no features of layer '{layer}' (it has: {recorded}); index the data "
+                        "again with that layer among the feature layers")
+    if index.count == 0:
+        raise UserError("the index holds no images; give data with at least one readable image")
+    yield Progress(0, None, f"neighbours in {layer}")
+    features, thumbs = index.features[layer], pixel_points(index.thumbnails)
+    query = query_features(handle, pixels, layer)
+    if query.shape != features.shape[1:]:
+        raise UserError(f"layer '{layer}' gives {query.shape[0]} features for this image but {features.shape[1]} "
+                        "in the index; index the data again with this model")
+    feature = nearest(features, query, k, index.labels)
+    pixel = nearest(thumbs, pixel_points(thumbnails(pixels[None]))[0], k, index.labels)
+    feature_acc = yield from knn_accuracy_job(features, index.labels, k, handle.device, f"k-NN accuracy in {layer}")
+    pixel_acc = yield from knn_accuracy_job(thumbs, index.labels, k, handle.device, "k-NN accuracy in pixel space")
+    return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc)

@@ -1,0 +1,178 @@
+"""Nearest neighbours in a layer's feature space and in pixel space equal a brute-force search, and the
+leave-one-out k-NN accuracy equals a loop that votes image by image."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES, generate_shapes
+from cnnexplorer.core.dataset import neighbours as nb
+from cnnexplorer.core.dataset.index_types import DatasetIndex
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import drive
+from cnnexplorer.core.models import load_model
+
+
+class ShapesProbe:
+    """``n`` generated shapes as PNG-like images, in the probe sets' interface."""
+
+    spec = "builtin:shapes"
+    skipped: dict = {}
+
+    def __init__(self, n: int, seed: int = 11, labelled: bool = True):
+        batch = generate_shapes(n, seed)
+        self.images = [Image.fromarray((im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+                       for im in batch.images]
+        self.labels = batch.labels.tolist() if labelled else [-1] * n
+        self.label_names = list(SHAPE_CLASSES) if labelled else None
+
+    def __len__(self):
+        return len(self.images)
+
+    def source(self, i):
+        return f"{self.spec}#{i}"
+
+    def label(self, i):
+        return self.labels[i]
+
+    def image(self, i):
+        return self.images[i]
+
+    def pixels(self, i):
+        return self._preprocessing.to_tensor(self.images[i])
+
+    def batches(self, preprocessing, batch_size, start=0):
+        self._preprocessing = preprocessing
+        for first in range(start, len(self), batch_size):
+            chosen = range(first, min(first + batch_size, len(self)))
+            yield first, torch.stack([preprocessing.to_tensor(self.images[i]) for i in chosen]), \
+                torch.tensor([self.labels[i] for i in chosen])
+
+
+def shapes_probe(n: int, labelled: bool = True) -> ShapesProbe:
+    probe = ShapesProbe(n, labelled=labelled)
+    probe._preprocessing = load_model("builtin:shapes", "cpu").preprocessing
+    return probe
+
+
+def brute_force_index(handle, probe, feature_layers: list[str]) -> DatasetIndex:
+    """An index made one image at a time, each layer's output read from the model's own children."""
+    outputs: dict[str, list] = {name: [] for name in feature_layers}
+    tops, probs, thumbs = [], [], []
+    modules = dict(handle.module.named_modules())
+    for i in range(len(probe)):
+        pixels = handle.preprocessing.to_tensor(probe.image(i))[None]
+        seen = {}
+        hooks = [modules[name].register_forward_hook(lambda m, a, out, name=name: seen.__setitem__(name, out))
+                 for name in feature_layers]
+        try:
+            with torch.no_grad():
+                logits = handle.pixel_model()(pixels)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        for name in feature_layers:
+            out = seen[name]
+            outputs[name].append((out.mean(dim=(2, 3)) if out.ndim == 4 else out)[0].numpy())
+        p = torch.softmax(logits, dim=1)[0]
+        values, indices = p.topk(min(5, len(p)))
+        tops.append(indices.numpy())
+        probs.append(values.numpy())
+        thumbs.append(nb.thumbnails(pixels)[0])
+    count = len(probe)
+    return DatasetIndex(
+        key="test", model_spec=handle.spec, data_spec=probe.spec, count=count, top_k=9, layers={},
+        features={name: np.stack(v).astype(np.float32) for name, v in outputs.items()},
+        labels=np.array([probe.label(i) for i in range(count)], dtype=np.int64), top5=np.stack(tops),
+        top5_probs=np.stack(probs).astype(np.float32), thumbnails=np.stack(thumbs),
+        class_names=list(handle.class_names), label_names=probe.label_names,
+        sources=[probe.source(i) for i in range(count)])
+
+
+def brute_nearest(points, query, k):
+    distances = [(math.sqrt(sum((float(a) - float(b)) ** 2 for a, b in zip(p, query))), i) for i, p in enumerate(points)]
+    return sorted(distances)[:k]
+
+
+def brute_knn_accuracy(points, labels, k):
+    """Each labelled image votes with its k nearest other labelled images, a tie going to the label met first."""
+    keep = [i for i in range(len(labels)) if labels[i] >= 0]
+    right = 0
+    for i in keep:
+        others = sorted((float(np.sqrt(((points[i].astype(float) - points[j]) ** 2).sum())), j) for j in keep if j != i)
+        voters = [labels[j] for _, j in others[:k]]
+        counts = {label: voters.count(label) for label in voters}
+        best = max(counts.values())
+        right += int(next(v for v in voters if counts[v] == best) == labels[i])
+    return right / len(keep)
+
+
+def test_nearest_equals_a_brute_force_search():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(60, 7)).astype(np.float32)
+    points[10] = points[3]  # a tie: the smaller image number first
+    query = points[3] + 0.01
+    found = nb.nearest(points, query, 6, np.arange(60))
+    expected = brute_nearest(points, query, 6)
+    assert [n.image for n in found] == [i for _, i in expected]
+    assert [n.image for n in found[:2]] == [3, 10]
+    np.testing.assert_allclose([n.distance for n in found], [d for d, _ in expected], rtol=1e-12)
+    assert [n.label for n in found] == [n.image for n in found]
+
+
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_knn_accuracy_equals_a_vote_by_vote_loop(k, monkeypatch):
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, 3, 90)
+    points = rng.normal(size=(90, 5)) + labels[:, None] * 0.8
+    labels[::17] = -1  # unlabelled images neither vote nor count
+    monkeypatch.setattr(nb, "DISTANCES_PER_CHUNK", 700)  # many chunks
+    accuracy = drive(nb.knn_accuracy_job(points.astype(np.float32), labels, k))
+    assert accuracy == brute_knn_accuracy(points.astype(np.float32), labels, k)
+    assert drive(nb.knn_accuracy_job(points[:1], labels[:1], k)) is None
+
+
+def test_neighbours_of_an_image_in_feature_and_pixel_space():
+    handle = load_model("builtin:shapes", "cpu")
+    probe = shapes_probe(24)
+    index = brute_force_index(handle, probe, ["features"])
+    query = 5
+    pixels = handle.preprocessing.to_tensor(probe.image(query))
+    found = drive(nb.neighbours_job(handle, index, pixels, "features", k=4))
+    with torch.no_grad():
+        own = handle.module.features((pixels[None] - 0.5) / 0.25).mean(dim=(2, 3))[0].numpy()
+    np.testing.assert_allclose(own, index.features["features"][query], rtol=1e-5, atol=1e-6)
+    expected = brute_nearest(index.features["features"], own, 4)
+    assert [n.image for n in found.feature] == [i for _, i in expected] and found.feature[0].image == query
+    np.testing.assert_allclose([n.distance for n in found.feature], [d for d, _ in expected], atol=1e-4)
+    thumbs = index.thumbnails.reshape(24, -1).astype(np.float64) / 255
+    expected = brute_nearest(thumbs, thumbs[query], 4)
+    assert [n.image for n in found.pixel] == [i for _, i in expected] and found.pixel[0].distance == 0
+    assert [n.label for n in found.pixel] == [probe.label(i) for _, i in expected]
+    assert found.feature_knn_acc == brute_knn_accuracy(index.features["features"], index.labels, 4)
+    assert found.pixel_knn_acc == brute_knn_accuracy(thumbs.astype(np.float32), index.labels, 4)
+    with pytest.raises(UserError, match="no features of layer 'classifier'"):
+        drive(nb.neighbours_job(handle, index, pixels, "classifier"))
+    with pytest.raises(UserError, match="--k"):
+        drive(nb.neighbours_job(handle, index, pixels, "features", k=0))
+
+
+def test_an_unlabelled_set_has_neighbours_but_no_knn_accuracy():
+    handle = load_model("builtin:shapes", "cpu")
+    probe = shapes_probe(6, labelled=False)
+    index = brute_force_index(handle, probe, ["classifier"])
+    found = drive(nb.neighbours_job(handle, index, handle.preprocessing.to_tensor(probe.image(0)), "classifier", k=3))
+    assert len(found.feature) == 3 and all(n.label == -1 for n in found.feature)
+    assert found.feature_knn_acc is None and found.pixel_knn_acc is None
+
+
+def test_thumbnails_are_rgb_for_grey_input():
+    grey = torch.rand(2, 1, 40, 40)
+    thumbs = nb.thumbnails(grey)
+    assert thumbs.shape == (2, 32, 32, 3) and thumbs.dtype == np.uint8
+    np.testing.assert_array_equal(thumbs[..., 0], thumbs[..., 2])

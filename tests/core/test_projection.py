@@ -1,0 +1,64 @@
+"""The feature-space map's PCA equals numpy's SVD of the centred data, with a sign fixed by the data;
+its colours and rectangle/lasso selections equal plain loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnexplorer.core.dataset.projection import (RIGHT, UNKNOWN, WRONG, class_colour, in_polygon, in_rectangle,
+                                                 pca_2d, point_colours)
+from cnnexplorer.core.errors import UserError
+
+
+@pytest.mark.parametrize("shape", [(200, 6), (5, 40)])
+def test_pca_equals_numpys_svd_of_the_centred_data(shape):
+    rng = np.random.default_rng(shape[0])
+    data = rng.normal(size=shape) * np.linspace(3, 0.5, shape[1])
+    projection = pca_2d(data.astype(np.float32))
+    centred = data.astype(np.float32).astype(np.float64)
+    centred -= centred.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    for c in range(2):
+        sign = np.sign(vt[c, np.abs(vt[c]).argmax()])
+        np.testing.assert_allclose(projection.components[c], sign * vt[c], atol=1e-8)
+        np.testing.assert_allclose(projection.points[:, c], centred @ (sign * vt[c]), rtol=1e-5, atol=1e-5)
+        assert projection.components[c, np.abs(projection.components[c]).argmax()] > 0
+    np.testing.assert_allclose(projection.variance, singular[:2] ** 2 / (singular**2).sum(), rtol=1e-8)
+
+
+def test_pca_is_the_same_map_for_the_same_points_in_any_order_and_copes_with_no_variance():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(50, 4))
+    order = rng.permutation(50)
+    np.testing.assert_allclose(pca_2d(data[order]).points, pca_2d(data).points[order], atol=1e-9)
+    single = pca_2d(np.ones((1, 3)))
+    assert single.points.tolist() == [[0.0, 0.0]] and single.variance == (0.0, 0.0)
+    line = pca_2d(np.arange(10.0)[:, None])
+    np.testing.assert_allclose(line.points[:, 0], np.arange(10.0) - 4.5)
+    assert not line.points[:, 1].any() and line.variance == (1.0, 0.0)
+    with pytest.raises(UserError, match="at least one image"):
+        pca_2d(np.zeros((0, 3)))
+
+
+def test_selections_equal_plain_loops():
+    rng = np.random.default_rng(2)
+    points = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
+    chosen = in_rectangle(points, (0.5, -0.2), (-0.3, 0.4))
+    assert chosen.tolist() == [i for i, (x, y) in enumerate(points) if -0.3 <= x <= 0.5 and -0.2 <= y <= 0.4]
+    triangle = np.array([[0, 0], [1, 0], [0, 1]], dtype=float)  # inside: x, y >= 0 and x + y <= 1
+    inside = in_polygon(points, triangle)
+    assert inside.tolist() == [i for i, (x, y) in enumerate(points) if x > 0 and y > 0 and x + y < 1]
+    assert in_polygon(points, triangle[:2]).tolist() == []
+
+
+def test_point_colours_by_label_prediction_and_correctness():
+    labels, predicted, truth = np.array([0, 1, -1, 12]), np.array([0, 2, 1, 12]), np.array([0, 1, -1, 12])
+    assert point_colours("label", labels, predicted).tolist() == [list(class_colour(0)), list(class_colour(1)),
+                                                                  list(UNKNOWN), list(class_colour(12))]
+    assert point_colours("prediction", labels, predicted)[1].tolist() == list(class_colour(2))
+    assert point_colours("correct", labels, predicted, truth).tolist() == [list(RIGHT), list(WRONG), list(UNKNOWN),
+                                                                           list(RIGHT)]
+    assert len({class_colour(i) for i in range(40)}) == 40
+    with pytest.raises(UserError, match="colouring"):
+        point_colours("size", labels, predicted)
