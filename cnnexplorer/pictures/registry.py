@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cnnexplorer.pictures import (activations, adversarial, curves, featurevis, filters, heatmap, input, predictions,
-                                  summary)
+from cnnexplorer.pictures import (activations, adversarial, atlas, curves, featurevis, filters, heatmap, input,
+                                  predictions, summary)
 from cnnexplorer.pictures.base import Recipe
 
 RECIPES: dict[str, Recipe] = {
     module.RECIPE.name: module.RECIPE
-    for module in (input, summary, predictions, activations, filters, featurevis, heatmap, adversarial, curves)
+    for module in (input, summary, predictions, activations, filters, featurevis, heatmap, adversarial, curves, atlas)
 }

@@ -1,0 +1,165 @@
+"""The atlas of a layer's units over a dataset (Zeiler & Fergus's Figs 2 and 4; the course's Figs 12.29,
+12.30): one row per channel with its top patches, their DeconvNet and guided-backprop reconstructions,
+the channel's top value and its histogram over the set.
+
+The options hold the data spec (and the set's fingerprint once made), so a sidecar makes the same
+picture again; the index pass behind it is read from the cache when one was made before.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cnnexplorer.core.dataset.atlas import Reconstructions, UnitAtlas
+    from cnnexplorer.core.dataset.probe import ProbeSet
+
+DEFAULT_CHANNELS = 9
+MAX_CHANNELS = 64
+MAX_TOP_K = 64
+GAP = 2
+HIST_WIDTH, HIST_HEIGHT = 180, 90
+
+
+@dataclass(frozen=True)
+class AtlasOptions:
+    """The probe set (a data spec), the channels (None: the first nine), how many top images per
+    channel, and the set's fingerprint when the picture was made (a changed set is refused)."""
+
+    data: str | None = None
+    channels: tuple[int, ...] | None = None
+    top_k: int = 9
+    fingerprint: str | None = None
+
+    def __post_init__(self):
+        from cnnexplorer.core.checks import check_number
+
+        check_number("the number of top images", self.top_k, 1, MAX_TOP_K, whole=True)
+        if self.channels is not None:
+            if not 1 <= len(self.channels) <= MAX_CHANNELS:
+                from cnnexplorer.core.errors import UserError
+
+                raise UserError(f"an atlas shows 1 to {MAX_CHANNELS} channels, not {len(self.channels)}; "
+                                "pass fewer with --channels (0-8, say)")
+            for channel in self.channels:
+                check_number("a channel", channel, 0, whole=True)
+
+
+def image_ref(probe: ProbeSet, i: int) -> str | int:
+    """How the report names image ``i``: the file's path for folder data, else its index."""
+    source = probe.source(i)
+    return i if source == f"{probe.spec}#{i}" else source
+
+
+def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
+    from cnnexplorer.core.dataset.atlas import Atlases, layer_record
+    from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.probe import open_probe_set
+    from cnnexplorer.core.errors import UserError
+
+    layer, handle = inputs.need_layer("atlas"), inputs.handle
+    if not options.data:
+        raise UserError("export atlas needs a dataset: pass --data DATASPEC (a folder of images, builtin:shapes …)")
+    yield Progress(0, None, f"opening {options.data}")
+    probe = open_probe_set(options.data)
+    fingerprint = probe.fingerprint()
+    if options.fingerprint is not None and options.fingerprint != fingerprint:
+        raise UserError(f"the images of {options.data} have changed since the atlas was made (its fingerprint "
+                        "differs); restore them, or export the atlas again from the data as it is")
+    index = yield from index_job(handle, probe, layers=[layer], top_k=options.top_k)
+    record = layer_record(index, layer, 0)
+    channels = list(options.channels) if options.channels is not None else list(range(min(DEFAULT_CHANNELS,
+                                                                                         record.channels)))
+    atlases = Atlases(handle, probe, index)
+    rows = []
+    for step, channel in enumerate(channels):
+        layer_record(index, layer, channel)
+        yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
+        unit = atlases.unit(layer, channel)
+        rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
+    pixels = render_atlas(rows, options.top_k, f"{layer}: top {options.top_k} of {len(probe)} images of {options.data}")
+    made = AtlasOptions(options.data, tuple(channels), options.top_k, fingerprint)
+    units = [{"index": unit.channel, "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)}
+                                             for p in unit.patches]} for unit, _ in rows]
+    report = {"layer": layer, "data": options.data, "count": len(probe), "skipped": len(probe.skipped), "units": units}
+    return Picture(pixels, settings_of(made), report, layer=layer)
+
+
+def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str) -> np.ndarray:
+    """One row per unit: its label, then three blocks of k cells (patches, DeconvNet, guided backprop),
+    then its histogram; a title line and the blocks' headings above."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, SMALL, TITLE, fit_text, pil_font
+
+    cell = rows[0][0].patches[0].pixels.shape[0] + GAP if rows and rows[0][0].patches else 66
+    columns = math.ceil(math.sqrt(k))
+    block = columns * cell
+    block_height = math.ceil(k / columns) * cell
+    label = 110
+    row_height = max(block_height, HIST_HEIGHT + 2 * SMALL) + MARGIN
+    left_blocks = MARGIN + label
+    width = left_blocks + 3 * (block + MARGIN) + HIST_WIDTH + MARGIN
+    top = MARGIN + TITLE + 8 + BODY + 6
+    canvas = Image.new("RGB", (width, top + row_height * len(rows) + MARGIN), PAPER)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((MARGIN, MARGIN), fit_text(title, pil_font(TITLE), width - 2 * MARGIN), fill=INK, font=pil_font(TITLE))
+    headings = ("patches (receptive field)", "DeconvNet", "guided backprop", "histogram over the set")
+    for i, heading in enumerate(headings):
+        x = left_blocks + i * (block + MARGIN)
+        room = HIST_WIDTH if i == 3 else block
+        draw.text((x, MARGIN + TITLE + 8), fit_text(heading, pil_font(BODY), room), fill=MUTED, font=pil_font(BODY))
+    for r, (unit, made) in enumerate(rows):
+        y = top + r * row_height
+        draw.text((MARGIN, y), f"ch {unit.channel}", fill=INK, font=pil_font(BODY))
+        best = f"top {unit.patches[0].value:.3g}" if unit.patches else "no images"
+        draw.text((MARGIN, y + BODY + 4), best, fill=MUTED, font=pil_font(SMALL))
+        for b, cells in enumerate(([p.pixels for p in unit.patches], made.deconvnet, made.guided)):
+            for i, pixels in enumerate(cells):
+                x = left_blocks + b * (block + MARGIN) + (i % columns) * cell
+                canvas.paste(Image.fromarray(pixels), (x, y + (i // columns) * cell))
+        _histogram(draw, left_blocks + 3 * (block + MARGIN), y, unit)
+    return np.asarray(canvas)
+
+
+def _histogram(draw, left: int, top: int, unit: UnitAtlas) -> None:
+    """The channel's histogram as bars (square-root heights, so rare values show), its range below."""
+    from cnnexplorer.core.picture_style import INK, MUTED, RULE, SMALL, pil_font
+
+    counts, edges = unit.hist_counts, unit.hist_edges
+    bottom = top + HIST_HEIGHT
+    draw.line((left, bottom, left + HIST_WIDTH, bottom), fill=RULE)
+    peak = math.sqrt(max(int(counts.max()), 1)) if len(counts) else 1.0
+    bar = HIST_WIDTH / max(len(counts), 1)
+    for i, count in enumerate(counts):
+        height = round((HIST_HEIGHT - 2) * math.sqrt(int(count)) / peak)
+        if height:
+            draw.rectangle((left + round(i * bar), bottom - height, left + round((i + 1) * bar) - 1, bottom), fill=MUTED)
+    low, high = f"{edges[0]:.3g}", f"{edges[-1]:.3g}"
+    font = pil_font(SMALL)
+    draw.text((left, bottom + 2), low, fill=INK, font=font)
+    draw.text((left + HIST_WIDTH - font.getlength(high), bottom + 2), high, fill=INK, font=font)
+
+
+def _add_flags(parser) -> None:
+    from cnnexplorer.pictures.flags import bounded_int
+
+    parser.add_argument("--top-k", type=bounded_int(1, MAX_TOP_K), metavar="K",
+                        help="atlas: top images per channel (default: 9); the channels come from --channels "
+                             "(default: the first 9)")
+
+
+def _from_flags(args) -> AtlasOptions:
+    return AtlasOptions(data=args.data, channels=None if args.channels is None else tuple(args.channels),
+                        top_k=args.top_k or 9)
+
+
+RECIPE = Recipe("atlas", AtlasOptions, make_atlas, _add_flags, _from_flags)
