@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 PATCH = 64
 """Side in pixels of every patch and reconstruction of an atlas."""
 RULES = {"deconvnet": DeconvReLU, "guided": GuidedReLU}
+CONTRAST = 0.99
+"""Quantile of a reconstruction's non-zero magnitudes shown at full brightness."""
 
 
 @dataclass(frozen=True)
@@ -161,11 +163,13 @@ def single_activation_gradients(handle: ModelHandle, pixels: torch.Tensor, layer
 
 
 def reconstruction_patch(grad: torch.Tensor, input_box: Box, size: int = PATCH) -> np.ndarray:
-    """A gradient [C,H,W] as a picture of its box: grey at zero, brighter or darker with its sign,
-    scaled by its largest magnitude in the box (Zeiler & Fergus's display), fitted as the patches."""
+    """A gradient [C,H,W] as a picture of its box: grey at zero, brighter or darker with its sign
+    (Zeiler & Fergus's display), scaled so the strongest ``1 − CONTRAST`` of its non-zero values
+    saturate (the largest few alone would leave the rest a flat grey), fitted as the patches."""
     x0, y0, x1, y1 = input_box
     crop = grad[:, y0:y1, x0:x1].float()
-    scale = float(crop.abs().max()) if crop.numel() else 0.0
+    magnitudes = crop.abs()[crop != 0]
+    scale = float(torch.quantile(magnitudes, CONTRAST)) if magnitudes.numel() else 0.0
     shown = 0.5 + 0.5 * crop / scale if scale > 0 else torch.full_like(crop, 0.5)
     shown = shown.expand(3, -1, -1) if shown.shape[0] == 1 else shown
     array = (shown.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -1,0 +1,98 @@
+"""``cnnexplorer export atlas``: the JSON report against a brute-force pass over a small folder, the
+PNG and its sidecar round trip, linear units, and the refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnexplorer.core.dataset.receptive import image_box, layer_field
+from cnnexplorer.core.featurevis.optimize import run_to
+from cnnexplorer.core.jobs import drive
+from cnnexplorer.core.model_handle import eval_mode
+from cnnexplorer.core.models import open_model
+from tests.cli.cli_helpers import assert_one_line_error, last_json, run_cli
+
+SIZES = [(64, 64), (96, 80), (70, 110), (128, 64), (64, 64), (80, 80), (100, 90), (64, 72)]
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """Eight shapes scenes in two class folders, at several sizes, one grey and one with alpha."""
+    from cnnexplorer.core.builtin.shapes_data import validation_set
+
+    monkeypatch.setenv("CNNEXPLORER_CACHE", str(tmp_path / "cache"))
+    scenes = (validation_set(len(SIZES)).images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    root = tmp_path / "data"
+    for i, (scene, size) in enumerate(zip(scenes, SIZES)):
+        image = Image.fromarray(scene).resize(size, Image.BILINEAR)
+        image = image.convert("L") if i == 2 else image.convert("RGBA") if i == 5 else image
+        (root / f"class{i % 2}").mkdir(parents=True, exist_ok=True)
+        image.save(root / f"class{i % 2}" / f"scene{i}.png")
+    return root
+
+
+def brute_force_top(handle, paths, layer: str, channel: int, k: int):
+    """(path, value, box) of the top ``k`` images of a channel by their peak, from a plain loop."""
+    field = layer_field(handle, layer)
+    found = []
+    for path in paths:
+        image = Image.open(path)
+        with torch.no_grad(), eval_mode(handle.module):
+            out = run_to(handle.pixel_model(), handle.module, [layer], handle.preprocessing.to_tensor(image)[None])[layer]
+        maps = out[0, channel] if out.dim() == 4 else out[0, channel].reshape(1, 1)
+        peak = int(maps.flatten().argmax())
+        y, x = divmod(peak, maps.shape[1])
+        box = image_box(field.input_box(y, x, handle.preprocessing.size), handle.preprocessing, image.size)
+        found.append((str(path), float(maps.flatten()[peak]), list(box)))
+    return sorted(found, key=lambda entry: -entry[1])[:k]
+
+
+def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp_path):
+    out = tmp_path / "atlas.png"
+    code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
+                                "features.2.0", "--channels", "0-2", "--top-k", "4", "--out", out, "--json")
+    assert code == 0, err
+    report = last_json(stdout)
+    assert report["layer"] == "features.2.0" and [u["index"] for u in report["units"]] == [0, 1, 2]
+    handle = drive(open_model("builtin:shapes", "cpu"))
+    paths = sorted(folder.rglob("*.png"))
+    for unit in report["units"]:
+        expected = brute_force_top(handle, paths, "features.2.0", unit["index"], 4)
+        assert [t["image"] for t in unit["top"]] == [e[0] for e in expected]
+        assert [t["box"] for t in unit["top"]] == [e[2] for e in expected]
+        np.testing.assert_allclose([t["value"] for t in unit["top"]], [e[1] for e in expected], rtol=1e-4, atol=1e-4)
+    sidecar = tmp_path / "atlas.png.json"
+    picture = np.asarray(Image.open(out))
+    assert picture.shape[0] > 3 * 64 and picture.shape[1] > 9 * 64
+    again = tmp_path / "again.png"
+    code, stdout, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again, "--json")
+    assert code == 0, err
+    assert last_json(stdout)["units"] == report["units"]
+    assert np.array_equal(np.asarray(Image.open(again)), picture)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "class0" / "added.png")
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again)
+    assert_one_line_error(code, err, "have changed since the atlas was made")
+
+
+def test_linear_units_show_whole_images(capsys, folder, tmp_path):
+    code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
+                                "classifier", "--channels", "1", "--top-k", "3", "--out", tmp_path / "logit.png", "--json")
+    assert code == 0, err
+    (unit,) = last_json(stdout)["units"]
+    assert len(unit["top"]) == 3
+    for top in unit["top"]:
+        assert top["box"] == [0, 0, *Image.open(top["image"]).size]
+
+
+def test_export_atlas_refusals(capsys, folder, tmp_path):
+    out = tmp_path / "refused.png"
+    code, _, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--layer", "features.2.0",
+                           "--out", out)
+    assert_one_line_error(code, err, "--data DATASPEC")
+    code, _, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
+                           "classifier", "--channels", "4-7", "--top-k", "2", "--out", out)
+    assert_one_line_error(code, err, "pick a channel from 0 to 5")
+    assert not out.exists()
