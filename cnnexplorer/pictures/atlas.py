@@ -142,7 +142,8 @@ def _histogram(draw, left: int, top: int, unit: UnitAtlas) -> None:
     for i, count in enumerate(counts):
         height = round((HIST_HEIGHT - 2) * math.sqrt(int(count)) / peak)
         if height:
-            draw.rectangle((left + round(i * bar), bottom - height, left + round((i + 1) * bar) - 1, bottom), fill=MUTED)
+            x0, x1 = left + round(i * bar), left + round((i + 1) * bar) - 1
+            draw.rectangle((x0, bottom - height, x1, bottom), fill=MUTED)
     low, high = f"{edges[0]:.3g}", f"{edges[-1]:.3g}"
     font = pil_font(SMALL)
     draw.text((left, bottom + 2), low, fill=INK, font=font)

@@ -41,7 +41,8 @@ def brute_force_top(handle, paths, layer: str, channel: int, k: int):
     for path in paths:
         image = Image.open(path)
         with torch.no_grad(), eval_mode(handle.module):
-            out = run_to(handle.pixel_model(), handle.module, [layer], handle.preprocessing.to_tensor(image)[None])[layer]
+            pixels = handle.preprocessing.to_tensor(image)[None]
+            out = run_to(handle.pixel_model(), handle.module, [layer], pixels)[layer]
         maps = out[0, channel] if out.dim() == 4 else out[0, channel].reshape(1, 1)
         peak = int(maps.flatten().argmax())
         y, x = divmod(peak, maps.shape[1])
@@ -79,7 +80,8 @@ def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp
 
 def test_linear_units_show_whole_images(capsys, folder, tmp_path):
     code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
-                                "classifier", "--channels", "1", "--top-k", "3", "--out", tmp_path / "logit.png", "--json")
+                                "classifier", "--channels", "1", "--top-k", "3", "--out", tmp_path / "logit.png",
+                                "--json")
     assert code == 0, err
     (unit,) = last_json(stdout)["units"]
     assert len(unit["top"]) == 3

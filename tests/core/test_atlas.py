@@ -66,7 +66,8 @@ def test_box_holds_every_pixel_with_a_gradient(model, layers, request):
     for layer in layers:
         field = layer_field(handle, layer)
         with torch.no_grad(), eval_mode(handle.module):
-            rows, cols = run_to(handle.pixel_model(), handle.module, [layer], torch.zeros(1, *handle.input_size))[layer].shape[2:]
+            probe_input = torch.zeros(1, *handle.input_size)
+            rows, cols = run_to(handle.pixel_model(), handle.module, [layer], probe_input)[layer].shape[2:]
         for y, x in ((0, 0), (rows - 1, cols - 1), (0, cols - 1), (rows // 2, cols // 2)):
             support = gradient_support(handle, layer, y, x)
             box = field.input_box(y, x, extent)
@@ -229,8 +230,7 @@ def test_unknown_layer_or_channel_is_refused(shapes, probe, index):
 
 
 def test_a_clicked_unit_is_fast_and_remembered(shapes, probe, index):
-    atlases = Atlases(shapes, probe, index)
-    atlases.unit("features.2.2", 0)  # the receptive fields and the first images
+    atlases = Atlases(shapes, probe, index)  # traces the receptive fields
     started = time.perf_counter()
     atlas = atlases.unit("features.2.2", 7)
     first = time.perf_counter() - started

@@ -26,7 +26,7 @@ from PIL import Image
 
 from cnnexplorer.core.attribution.passes import explaining
 from cnnexplorer.core.attribution.relu_rules import DeconvReLU, GuidedReLU, relu_rule
-from cnnexplorer.core.dataset.receptive import WHOLE, Box, Field, image_box, layer_field
+from cnnexplorer.core.dataset.receptive import WHOLE, Box, Field, image_box, layer_field, receptive_fields
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.optimize import run_to
 from cnnexplorer.core.jobs import Job, Progress
@@ -195,7 +195,11 @@ def reconstructions_job(handle: ModelHandle, probe: ProbeSet, atlas: UnitAtlas, 
 
 class Atlases:
     """The atlases of one index's units, made when first asked for and remembered (the last
-    ``capacity`` units, and the images they read), so a unit clicked again costs nothing."""
+    ``capacity`` units, and the images they read), so a unit clicked again costs nothing.
+
+    Making one traces the model's receptive fields (one probe forward, a few hundred milliseconds
+    on a CPU; make it in a worker), so that the first click is as fast as the others.
+    """
 
     def __init__(self, handle: ModelHandle, probe: ProbeSet, index: DatasetIndex, size: int = PATCH,
                  capacity: int = 64):
@@ -204,6 +208,7 @@ class Atlases:
         self._reconstructions: OrderedDict[tuple[str, int], Reconstructions] = OrderedDict()
         self._images: OrderedDict[int, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
+        receptive_fields(handle)
 
     def unit(self, layer: str, channel: int) -> UnitAtlas:
         key = (layer, channel)
