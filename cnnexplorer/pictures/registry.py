@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from cnnexplorer.pictures import (activations, adversarial, atlas, curves, featurevis, filters, heatmap, input,
-                                  predictions, summary)
+from cnnexplorer.pictures import (activations, adversarial, atlas, confusion, curves, featurevis, filters, heatmap,
+                                  input, neighbours, predictions, summary)
 from cnnexplorer.pictures.base import Recipe
 
 RECIPES: dict[str, Recipe] = {
     module.RECIPE.name: module.RECIPE
-    for module in (input, summary, predictions, activations, filters, featurevis, heatmap, adversarial, curves, atlas)
+    for module in (input, summary, predictions, activations, filters, featurevis, heatmap, adversarial, curves, atlas,
+                   neighbours, confusion)
 }

@@ -4,6 +4,7 @@ leave-one-out k-NN accuracy equals a loop that votes image by image."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,52 +13,29 @@ from PIL import Image
 
 from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES, generate_shapes
 from cnnexplorer.core.dataset import neighbours as nb
+from cnnexplorer.core.dataset.index import thumbnails
 from cnnexplorer.core.dataset.index_types import DatasetIndex
+from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
 
 
-class ShapesProbe:
-    """``n`` generated shapes as PNG-like images, in the probe sets' interface."""
-
-    spec = "builtin:shapes"
-    skipped: dict = {}
-
-    def __init__(self, n: int, seed: int = 11, labelled: bool = True):
-        batch = generate_shapes(n, seed)
-        self.images = [Image.fromarray((im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-                       for im in batch.images]
-        self.labels = batch.labels.tolist() if labelled else [-1] * n
-        self.label_names = list(SHAPE_CLASSES) if labelled else None
-
-    def __len__(self):
-        return len(self.images)
-
-    def source(self, i):
-        return f"{self.spec}#{i}"
-
-    def label(self, i):
-        return self.labels[i]
-
-    def image(self, i):
-        return self.images[i]
-
-    def pixels(self, i):
-        return self._preprocessing.to_tensor(self.images[i])
-
-    def batches(self, preprocessing, batch_size, start=0):
-        self._preprocessing = preprocessing
-        for first in range(start, len(self), batch_size):
-            chosen = range(first, min(first + batch_size, len(self)))
-            yield first, torch.stack([preprocessing.to_tensor(self.images[i]) for i in chosen]), \
-                torch.tensor([self.labels[i] for i in chosen])
+def shapes_folder(root: Path, n: int, seed: int = 5, classes: tuple[str, ...] | None = SHAPE_CLASSES) -> list[Path]:
+    """``n`` generated shapes as PNG files, one sub-folder per class (named after ``classes``; None: no sub-folders)."""
+    batch = generate_shapes(n, seed)
+    files = []
+    for i, (image, label) in enumerate(zip(batch.images, batch.labels)):
+        file = (root / classes[int(label)] if classes else root) / f"{i:03d}.png"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(file)
+        files.append(file)
+    return files
 
 
-def shapes_probe(n: int, labelled: bool = True) -> ShapesProbe:
-    probe = ShapesProbe(n, labelled=labelled)
-    probe._preprocessing = load_model("builtin:shapes", "cpu").preprocessing
-    return probe
+def shapes_probe(root: Path, n: int, labelled: bool = True):
+    shapes_folder(root, n, classes=SHAPE_CLASSES if labelled else None)
+    return open_probe_set(str(root))
 
 
 def brute_force_index(handle, probe, feature_layers: list[str]) -> DatasetIndex:
@@ -83,7 +61,7 @@ def brute_force_index(handle, probe, feature_layers: list[str]) -> DatasetIndex:
         values, indices = p.topk(min(5, len(p)))
         tops.append(indices.numpy())
         probs.append(values.numpy())
-        thumbs.append(nb.thumbnails(pixels)[0])
+        thumbs.append(thumbnails(pixels)[0])
     count = len(probe)
     return DatasetIndex(
         key="test", model_spec=handle.spec, data_spec=probe.spec, count=count, top_k=9, layers={},
@@ -137,9 +115,9 @@ def test_knn_accuracy_equals_a_vote_by_vote_loop(k, monkeypatch):
     assert drive(nb.knn_accuracy_job(points[:1], labels[:1], k)) is None
 
 
-def test_neighbours_of_an_image_in_feature_and_pixel_space():
+def test_neighbours_of_an_image_in_feature_and_pixel_space(tmp_path):
     handle = load_model("builtin:shapes", "cpu")
-    probe = shapes_probe(24)
+    probe = shapes_probe(tmp_path, 24)
     index = brute_force_index(handle, probe, ["features"])
     query = 5
     pixels = handle.preprocessing.to_tensor(probe.image(query))
@@ -162,17 +140,10 @@ def test_neighbours_of_an_image_in_feature_and_pixel_space():
         drive(nb.neighbours_job(handle, index, pixels, "features", k=0))
 
 
-def test_an_unlabelled_set_has_neighbours_but_no_knn_accuracy():
+def test_an_unlabelled_set_has_neighbours_but_no_knn_accuracy(tmp_path):
     handle = load_model("builtin:shapes", "cpu")
-    probe = shapes_probe(6, labelled=False)
+    probe = shapes_probe(tmp_path, 6, labelled=False)
     index = brute_force_index(handle, probe, ["classifier"])
     found = drive(nb.neighbours_job(handle, index, handle.preprocessing.to_tensor(probe.image(0)), "classifier", k=3))
     assert len(found.feature) == 3 and all(n.label == -1 for n in found.feature)
     assert found.feature_knn_acc is None and found.pixel_knn_acc is None
-
-
-def test_thumbnails_are_rgb_for_grey_input():
-    grey = torch.rand(2, 1, 40, 40)
-    thumbs = nb.thumbnails(grey)
-    assert thumbs.shape == (2, 32, 32, 3) and thumbs.dtype == np.uint8
-    np.testing.assert_array_equal(thumbs[..., 0], thumbs[..., 2])

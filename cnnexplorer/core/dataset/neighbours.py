@@ -5,7 +5,7 @@ an image's label (leave-one-out k-NN accuracy over the set).
 Feature space is a layer's output averaged over its positions (a vector layer's output as it is), as
 the index records it per image (``DatasetIndex.features``); the query image goes through
 ``handle.pixel_model()`` the same way. Pixel space is the index's 32×32 RGB thumbnails of the model's
-input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``thumbnails``).
+input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``index.thumbnails``).
 Distances to a query are exact (float64); the k-NN accuracy compares every image with every other
 one in chunks (``torch.cdist``), so 50,000 images never need a 50,000² matrix.
 """
@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from cnnexplorer.core.dataset.index_types import THUMBNAIL
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
 
@@ -41,19 +39,26 @@ def pooled(output: torch.Tensor) -> torch.Tensor:
     raise unknown_layout(output)
 
 
-def thumbnails(pixels: torch.Tensor) -> np.ndarray:
-    """``[N,C,H,W]`` model input in [0,1] → ``[N,32,32,3]`` uint8 (area-averaged; grey repeated to RGB)."""
-    small = F.interpolate(pixels.float().cpu(), size=(THUMBNAIL, THUMBNAIL), mode="area")
-    if small.shape[1] == 1:
-        small = small.expand(-1, 3, -1, -1)
-    return (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
 def query_features(handle: ModelHandle, pixels: torch.Tensor, layer: str) -> np.ndarray:
-    """The pooled output of ``layer`` for one model input ``[C,H,W]``: float32 ``[D]``."""
-    from cnnexplorer.core.activations.recording import capture
+    """The pooled output of ``layer`` for one model input ``[C,H,W]``, as the index pools it: float32 ``[D]``.
 
-    return pooled(capture(handle, pixels, [layer]).output(layer)).cpu().numpy()[0].astype(np.float32)
+    ``NAME:input`` is the input of module ``NAME`` (the index's name for a penultimate layer no module gives).
+    """
+    from cnnexplorer.core.activations.recording import capture
+    from cnnexplorer.core.hooks import find_layer
+    from cnnexplorer.core.model_handle import eval_mode
+
+    name, _, way = layer.rpartition(":")
+    if way != "input":
+        return pooled(capture(handle, pixels, [layer]).output(layer)).cpu().numpy()[0].astype(np.float32)
+    seen = []
+    hook = find_layer(handle.module, name).register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        with torch.no_grad(), eval_mode(handle.module):
+            handle.pixel_model()(pixels[None].to(handle.device))
+    finally:
+        hook.remove()
+    return pooled(seen[0]).cpu().numpy()[0].astype(np.float32)
 
 
 def pixel_points(thumbs: np.ndarray) -> np.ndarray:
@@ -130,6 +135,8 @@ def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tenso
                    k: int = 8) -> Job[Neighbours]:
     """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images, and the k-NN
     accuracies of ``layer``'s feature space and of pixel space over the set."""
+    from cnnexplorer.core.dataset.index import thumbnails
+
     check_k(k)
     if layer not in index.features:
         recorded = ", ".join(index.features) or "none"

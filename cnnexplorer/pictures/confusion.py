@@ -1,0 +1,122 @@
+"""The confusion matrix of a model on a labelled set: rows are true classes, columns predicted ones,
+each cell shaded by its share of the row, with its count, and each row's accuracy beside it.
+
+The options hold the data spec and the set's fingerprint, so ``export --from-sidecar`` evaluates the
+same data again, or refuses data that have changed. Only
+classes that occur as a label or a prediction are drawn (all of a small model's); a matrix of many
+classes drops the numbers and then the names, never the cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cnnexplorer.core.dataset.evaluate import Evaluation
+    from cnnexplorer.core.dataset.probe import ProbeSet
+
+SHADE = (46, 104, 176)
+MAX_MATRIX = 720  # pixels the cells take at most, across
+NAME_WIDTH = 180
+
+
+@dataclass(frozen=True)
+class ConfusionOptions:
+    """``data``: the labelled set (a folder of images or a data spec); ``fingerprint``: the set's when the
+    picture was made (a changed set is refused)."""
+
+    data: str | None = None
+    fingerprint: str | None = None
+
+
+def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[ProbeSet]:
+    """The probe set a dataset picture's options name; ``UserError`` when none is named or it has changed
+    since the picture was made (its recorded ``fingerprint`` differs)."""
+    from cnnexplorer.core.dataset.probe import open_probe_job
+    from cnnexplorer.core.errors import UserError
+
+    if not data:
+        raise UserError(f"export {name} needs a dataset: pass --data DATASPEC (a folder of images, one sub-folder "
+                        "per class for labels; builtin:shapes …)")
+    probe = yield from open_probe_job(data)
+    if fingerprint is not None and fingerprint != probe.fingerprint():
+        raise UserError(f"the images of {data} have changed since the {name} picture was made (its fingerprint "
+                        f"differs); restore them, or export the {name} picture again from the data as it is")
+    return probe
+
+
+def make_confusion(inputs: Inputs, options: ConfusionOptions) -> Job[Picture]:
+    from cnnexplorer.core.dataset.evaluate import evaluate_job
+
+    probe = yield from open_data_job("confusion", options.data, options.fingerprint)
+    evaluation = yield from evaluate_job(inputs.handle, probe)
+    yield Progress(1, 1, "drawing the confusion matrix")
+    report = {key: value for key, value in evaluation.to_json().items() if key != "mistakes"}
+    return Picture(render_confusion(evaluation, f"{inputs.handle.spec} on {probe.spec}"),
+                   settings_of(replace(options, fingerprint=probe.fingerprint())), report)
+
+
+def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
+    """The matrix as an ``H×W×3`` uint8 picture with its title, the totals and the axes' meaning; rows and
+    columns carry the model's class numbers."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, RULE, SMALL, TITLE, fit_text, pil_font
+
+    small, body, big = pil_font(SMALL), pil_font(BODY), pil_font(TITLE)
+    shown = evaluation.shown_classes()
+    matrix = evaluation.confusion[np.ix_(shown, shown)]
+    n = len(shown)
+    digits = small.getlength(str(max(int(matrix.max()), 10))) + 8
+    cell = int(max(4, min(max(28, digits), MAX_MATRIX // n)))
+    numbers, named = cell >= digits, cell >= SMALL + 4
+    names = [fit_text(f"{c}  {evaluation.class_names[c]}", small, NAME_WIDTH) for c in shown]
+    left = MARGIN + (NAME_WIDTH + 8 if named else 0)
+    top = MARGIN + TITLE + 8 + 2 * (BODY + 6) + (SMALL + 6 if named else 0)
+    accuracy_width = int(small.getlength("100.0 %")) + 16
+    lines = [f"{evaluation.count} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
+             f"{evaluation.top5_accuracy * 100:.1f} %" + (f"; {evaluation.left_out} with labels the model does not have "
+                                                          "left out" if evaluation.left_out else ""),
+             "rows: true class, columns: predicted class; shade: share of the row"]
+    width = max(left + n * cell + accuracy_width + MARGIN, 2 * MARGIN + int(max(big.getlength(title),
+                                                                                *map(body.getlength, lines))))
+    height = top + n * cell + MARGIN
+    image = Image.new("RGB", (width, height), PAPER)
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, MARGIN), title, font=big, fill=INK)
+    for k, line in enumerate(lines):
+        draw.text((MARGIN, MARGIN + TITLE + 8 + k * (BODY + 6)), line, font=body, fill=MUTED)
+    totals = matrix.sum(axis=1)
+    if cell >= SMALL + 2:
+        draw.text((left + n * cell + 8, top - SMALL - 6), "top-1", font=small, fill=MUTED)
+    for row in range(n):
+        y = top + row * cell
+        if named:
+            draw.text((MARGIN, y + (cell - SMALL) // 2), names[row], font=small, fill=INK)
+            x = left + row * cell + cell // 2
+            number = str(shown[row])
+            draw.text((x - small.getlength(number) / 2, top - SMALL - 6), number, font=small, fill=MUTED)
+        for col in range(n):
+            share = matrix[row, col] / totals[row] if totals[row] else 0.0
+            fill = tuple(int(round(p + (s - p) * share)) for p, s in zip(PAPER, SHADE))
+            box = [left + col * cell, y, left + (col + 1) * cell - 1, y + cell - 1]
+            draw.rectangle(box, fill=fill, outline=RULE if cell >= 12 else None)
+            if numbers and matrix[row, col]:
+                text = str(int(matrix[row, col]))
+                draw.text((box[0] + (cell - small.getlength(text)) / 2, y + (cell - SMALL) // 2 - 1), text,
+                          font=small, fill=PAPER if share > 0.5 else INK)
+        if totals[row] and cell >= SMALL + 2:
+            draw.text((left + n * cell + 8, y + (cell - SMALL) // 2),
+                      f"{matrix[row, row] / totals[row] * 100:.1f} %", font=small, fill=MUTED)
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+RECIPE = Recipe("confusion", ConfusionOptions, make_confusion,
+                from_flags=lambda args: ConfusionOptions(data=args.data))
