@@ -1,0 +1,84 @@
+"""Where dataset indexes are kept on disk, and the key that names one.
+
+The key is the SHA-256 of everything the index depends on: the weights (the bytes of every
+state_dict tensor), the model spec, the preprocessing, the probe set's fingerprint, the layers, k and
+the feature layers. A finished index is ``KEY.npz``, the state of an unfinished pass
+``KEY.partial.npz``; both are ``np.savez`` files (arrays plus one JSON string, read back without
+pickle) written atomically, so a killed run leaves the last complete file. A file that cannot be
+read back is treated as absent.
+
+The folder is ``cache_dir`` when given, else ``$CNNEXPLORER_CACHE/index``, else the user's cache
+folder (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/cnnexplorer/index``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnexplorer.core.outputs import atomic_write_bytes
+
+FORMAT = 1  # bump when what a file holds changes: older files then no longer match any key
+_META = "meta.json"
+
+
+def cache_folder(cache_dir: Path | str | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("CNNEXPLORER_CACHE"):
+        return Path(os.environ["CNNEXPLORER_CACHE"]).expanduser() / "index"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnexplorer" / "index"
+
+
+def weights_hash(module: nn.Module) -> str:
+    """SHA-256 of every state_dict entry's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        digest.update(f"{name}\t".encode())
+        if not isinstance(value, torch.Tensor):  # a quantized layer's packed parameters
+            digest.update(repr(value).encode())
+            continue
+        tensor = (value.dequantize() if value.is_quantized else value).detach().cpu().contiguous()
+        digest.update(f"{tensor.dtype}\t{list(tensor.shape)}\n".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def index_key(**parts) -> str:
+    """The key of an index from what it depends on (any JSON-able values)."""
+    return hashlib.sha256(json.dumps({"format": FORMAT, **parts}, sort_keys=True).encode()).hexdigest()
+
+
+def finished_path(folder: Path, key: str) -> Path:
+    return folder / f"{key}.npz"
+
+
+def partial_path(folder: Path, key: str) -> Path:
+    return folder / f"{key}.partial.npz"
+
+
+def write_state(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{_META: np.array(json.dumps(meta))}, **arrays)
+    atomic_write_bytes(path, buffer.getbuffer())  # a view: no second copy of a large index
+
+
+def read_state(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The meta and arrays ``write_state`` wrote for ``key``, or None when the file is absent or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        meta = json.loads(str(arrays.pop(_META)))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return (meta, arrays) if meta.get("key") == key else None

@@ -1,0 +1,272 @@
+"""The dataset index: one batched, streaming pass of a model over a probe set.
+
+For every channel of the chosen layers (``layer_plan``) it keeps the top-k images and the channel's
+distribution (``layer_stats``); per image the pooled features of the feature layers, the top-5
+predictions, the label and a thumbnail of the model's input. Memory is the batch's activations plus
+those per-image records: nothing holds all activations.
+
+The pass runs the model as ``handle.pixel_model()`` in eval mode under ``no_grad`` on the pixels
+``preprocessing.to_tensor`` makes, with forward hooks removed when it ends, is cancelled or fails.
+Its state is saved in the cache (``cache``) every ``save_every`` seconds and when the job is
+closed, and a later run with the same key continues from it; a finished index is read back with
+no model pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnexplorer.core.checks import check_number
+from cnnexplorer.core.dataset import cache
+from cnnexplorer.core.dataset.index_types import THUMBNAIL, DatasetIndex
+from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
+                                                 resolve_layers)
+from cnnexplorer.core.dataset.layer_stats import LayerAccumulator, summarise
+from cnnexplorer.core.dataset.probe import ProbeSet
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.hooks import forward_hooks, output_tensors
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.layouts import layout_of
+from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+
+__all__ = ["index_job", "default_layers", "all_layers", "IndexNote", "CacheHit", "index_cache_file"]
+
+SAVE_EVERY_S = 30.0
+MAX_TOP_K = 1000
+TOP_PREDICTIONS = 5
+
+
+@dataclass(frozen=True)
+class IndexNote:
+    """Something the user should know about the pass: a layer left out, a pass resumed."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """The index was read from ``path``; no model pass ran."""
+
+    path: Path
+
+
+def index_cache_file(index: DatasetIndex, cache_dir: Path | None = None) -> Path:
+    """Where the finished ``index`` is kept."""
+    return cache.finished_path(cache.cache_folder(cache_dir), index.key)
+
+
+def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = None, top_k: int = 9,
+              batch_size: int = 64, feature_layers: list[str] | None = None, cache_dir: Path | None = None,
+              save_every: float = SAVE_EVERY_S) -> Job[DatasetIndex]:
+    """The index of ``probe`` under ``handle`` (see the module notes); yields ``Progress``, ``IndexNote``, ``CacheHit``."""
+    check_number("top-k", top_k, 1, MAX_TOP_K, whole=True)
+    check_number("batch-size", batch_size, 1, whole=True)
+    check_number("save interval", save_every, 0)
+    names = resolve_layers(handle, layers)
+    folder = cache.cache_folder(cache_dir)
+    key = cache.index_key(weights=cache.weights_hash(handle.module), model=handle.spec,
+                          preprocessing=handle.preprocessing.to_json(), data=probe.fingerprint(), layers=names,
+                          top_k=top_k, features=feature_layers)
+    finished = cache.read_state(cache.finished_path(folder, key), key)
+    if finished is not None:
+        yield CacheHit(cache.finished_path(folder, key))
+        for note in finished[0]["notes"]:
+            yield IndexNote(note)
+        return _index_from_state(*finished)
+    first_pixels = next(probe.batches(handle.preprocessing, 1))[1]
+    plan = plan_index(handle, first_pixels, names, feature_layers)
+    for note in plan.notes:
+        yield IndexNote(note)
+    run = _Run(handle, probe, plan, key, top_k)
+    stored = cache.read_state(cache.partial_path(folder, key), key)
+    if stored is not None and run.resume(*stored):
+        yield IndexNote(f"resumed at image {run.done:,} of {len(probe):,}")
+    yield from _pass(run, batch_size, folder, save_every)
+    meta, arrays = run.state()
+    cache.write_state(cache.finished_path(folder, key), meta, arrays)
+    cache.partial_path(folder, key).unlink(missing_ok=True)
+    return _index_from_state(meta, arrays)
+
+
+def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[None]:
+    """Feed the rest of the set through ``run``, saving its state now and then and when stopped."""
+    total, start, started = len(run.probe), run.done, time.monotonic()
+    saved, consistent = started, True
+    try:
+        with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done)) as batches:
+            for first, pixels, labels in batches:
+                consistent = False
+                run.add(first, pixels)
+                consistent = True
+                if time.monotonic() - saved >= save_every and run.done < total:
+                    run.save(folder)
+                    saved = time.monotonic()
+                yield Progress(run.done, total, _progress_text(run.done, total, start, time.monotonic() - started))
+    except BaseException:
+        if consistent and run.done > start:
+            with contextlib.suppress(UserError):
+                run.save(folder)
+        raise
+
+
+def _progress_text(done: int, total: int, start: int, elapsed: float) -> str:
+    text = f"{done:,}/{total:,} images"
+    if done > start and done < total and elapsed > 1:
+        left = elapsed * (total - done) / (done - start)
+        text += f", ~{left:.0f} s left" if left < 90 else f", ~{left / 60:.0f} min left"
+    return text
+
+
+class _Run:
+    """The state of one pass: the layers' accumulators and the per-image records so far."""
+
+    def __init__(self, handle: ModelHandle, probe: ProbeSet, plan: Plan, key: str, top_k: int):
+        self.handle, self.probe, self.plan, self.key, self.top_k = handle, probe, plan, key, top_k
+        n, predictions = len(probe), min(TOP_PREDICTIONS, plan.classes)
+        self.done = 0
+        self.layers = {name: LayerAccumulator(name, channels, size, top_k)
+                       for name, (channels, size) in plan.layers.items()}
+        self.features: dict[str, np.ndarray | None] = {name: None for name in plan.features}
+        self.top5 = np.full((n, predictions), -1, np.int64)
+        self.top5_probs = np.zeros((n, predictions), np.float32)
+        self.thumbnails = np.zeros((n, THUMBNAIL, THUMBNAIL, 3), np.uint8)
+        self._pending: dict[tuple[str, str], object] = {}  # what the hooks saw in this batch
+        self._called: set[str] = set()  # modules already recorded in this batch (a module may run twice)
+
+    @contextlib.contextmanager
+    def hooks(self):
+        """Forward hooks on the plan's modules for the block, recording the first call per pass of this thread."""
+        root, owner = self.handle.module, threading.get_ident()
+        outputs = {module: [] for module, way in self.plan.features.values() if way != INPUT}
+        for name, (module, way) in self.plan.features.items():
+            if way != INPUT:
+                outputs[module].append(name)
+        inputs = [(module, name) for name, (module, way) in self.plan.features.items() if way == INPUT]
+
+        def on_output(module_name: str):
+            def hook(module, args, output):
+                if threading.get_ident() != owner or module_name in self._called:
+                    return
+                self._called.add(module_name)
+                maps = layouts[module_name].maps(output_tensors(output)[0])
+                if module_name in self.layers:
+                    self._pending[("layer", module_name)] = summarise(maps, self.layers[module_name])
+                for feature in outputs.get(module_name, ()):
+                    self._pending[("feature", feature)] = _pooled(maps)
+            return hook
+
+        def on_input(feature: str):
+            def hook(module, args):
+                if threading.get_ident() == owner and ("feature", feature) not in self._pending and args:
+                    self._pending[("feature", feature)] = _pooled(args[0])
+            return hook
+
+        watched = list(dict.fromkeys([*self.plan.layers, *outputs]))
+        layouts = {name: layout_of(root, name) for name in watched}
+        handles = []
+        try:
+            for module, feature in inputs:
+                handles.append(root.get_submodule(module).register_forward_pre_hook(on_input(feature)))
+            with forward_hooks([(root.get_submodule(name), on_output(name)) for name in watched]):
+                yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def add(self, first: int, pixels: torch.Tensor) -> None:
+        """One batch of images ``first …``: run the model and merge what the hooks saw."""
+        self._pending, self._called = {}, set()
+        with torch.no_grad(), eval_mode(self.handle.module):
+            output = self.handle.pixel_model()(pixels.to(self.handle.device))
+            logits = output_tensors(output)[0].reshape(len(pixels), -1).float()
+            probs, classes = torch.softmax(logits, 1).topk(self.top5.shape[1], 1)
+        end = first + len(pixels)
+        for name, accumulator in self.layers.items():
+            summary = self._pending.get(("layer", name))
+            if summary is not None:
+                accumulator.add(first, summary)
+        for name in self.features:
+            pooled = self._pending.get(("feature", name))
+            if pooled is not None:
+                if self.features[name] is None:
+                    self.features[name] = np.zeros((len(self.probe), pooled.shape[1]), np.float32)
+                self.features[name][first:end] = pooled
+        self.top5[first:end], self.top5_probs[first:end] = classes.cpu().numpy(), probs.cpu().numpy()
+        self.thumbnails[first:end] = thumbnails(pixels)
+        self.done = end
+        self._pending, self._called = {}, set()
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What ``cache.write_state`` keeps of the run so far (a finished index when ``done`` is the whole set)."""
+        n, probe = self.done, self.probe
+        meta = {"key": self.key, "model_spec": self.handle.spec, "data_spec": probe.spec, "count": len(probe),
+                "done": n, "top_k": self.top_k, "class_names": list(self.handle.class_names),
+                "label_names": probe.label_names, "sources": [probe.source(i) for i in range(len(probe))],
+                "skipped": dict(probe.skipped), "notes": list(self.plan.notes),
+                "layers": [[name, list(acc.map_size) if acc.map_size else None] for name, acc in self.layers.items()],
+                "features": [name for name, values in self.features.items() if values is not None]}
+        arrays = {"labels": probe.labels.copy(), "top5": self.top5[:n], "top5_probs": self.top5_probs[:n],
+                  "thumbnails": self.thumbnails[:n]}
+        for k, accumulator in enumerate(self.layers.values()):
+            arrays.update({f"layer{k}.{field}": value for field, value in accumulator.state().items()})
+        for k, name in enumerate(meta["features"]):
+            arrays[f"feature{k}"] = self.features[name][:n]
+        return meta, arrays
+
+    def save(self, folder: Path) -> None:
+        cache.write_state(cache.partial_path(folder, self.key), *self.state())
+
+    def resume(self, meta: dict, arrays: dict[str, np.ndarray]) -> bool:
+        """Continue from a saved state; False (and nothing changed) if it belongs to another plan or set."""
+        layers = [[name, list(acc.map_size) if acc.map_size else None] for name, acc in self.layers.items()]
+        if meta["count"] != len(self.probe) or meta["layers"] != layers or not set(meta["features"]) <= set(self.features):
+            return False
+        n = meta["done"]
+        for k, accumulator in enumerate(self.layers.values()):
+            fields = {key.split(".", 1)[1]: value for key, value in arrays.items() if key.startswith(f"layer{k}.")}
+            self.layers[accumulator.name] = LayerAccumulator.from_state(accumulator.name, accumulator.map_size,
+                                                                        self.top_k, fields)
+        for k, name in enumerate(meta["features"]):
+            values = arrays[f"feature{k}"]
+            self.features[name] = np.zeros((len(self.probe), values.shape[1]), np.float32)
+            self.features[name][:n] = values
+        self.top5[:n], self.top5_probs[:n], self.thumbnails[:n] = arrays["top5"], arrays["top5_probs"], arrays["thumbnails"]
+        self.probe.skipped.update(meta["skipped"])
+        self.done = n
+        return True
+
+
+def _pooled(tensor: torch.Tensor) -> np.ndarray:
+    """Each image's global average: ``[N,C,H,W]`` → ``[N,C]``; a vector stays, anything else is flattened."""
+    tensor = tensor.detach().float()
+    pooled = tensor.mean((2, 3)) if tensor.ndim == 4 else tensor.reshape(tensor.shape[0], -1)
+    return pooled.cpu().numpy()
+
+
+def thumbnails(pixels: torch.Tensor) -> np.ndarray:
+    """``[N,C,H,W]`` pixels in [0,1] as ``[N,THUMBNAIL,THUMBNAIL,3]`` uint8 RGB (antialiased)."""
+    small = F.interpolate(pixels.float(), size=(THUMBNAIL, THUMBNAIL), mode="bilinear", align_corners=False,
+                          antialias=True)
+    small = small.expand(-1, 3, -1, -1) if small.shape[1] == 1 else small
+    return (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _index_from_state(meta: dict, arrays: dict[str, np.ndarray]) -> DatasetIndex:
+    layers = {}
+    for k, (name, size) in enumerate(meta["layers"]):
+        fields = {key.split(".", 1)[1]: value for key, value in arrays.items() if key.startswith(f"layer{k}.")}
+        accumulator = LayerAccumulator.from_state(name, tuple(size) if size else None, meta["top_k"], fields)
+        layers[name] = accumulator.result()
+    features = {name: arrays[f"feature{k}"] for k, name in enumerate(meta["features"])}
+    return DatasetIndex(meta["key"], meta["model_spec"], meta["data_spec"], meta["done"], meta["top_k"], layers,
+                        features, arrays["labels"][: meta["done"]], arrays["top5"], arrays["top5_probs"],
+                        arrays["thumbnails"], meta["class_names"], meta["label_names"], meta["sources"][: meta["done"]],
+                        meta["skipped"])

@@ -1,0 +1,158 @@
+"""One layer's running record over a probe set: each channel's top-k images and its distribution.
+
+A batch's maps are summarised where they are (on the model's device, inside the forward hook,
+before an in-place ReLU can change them) into small per-channel tensors; ``LayerAccumulator.add``
+merges those into arrays of fixed size, so memory never grows with the set.
+
+* Top-k: each image counts once per channel, by its spatial maximum, at the first position in
+  row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
+  size: a batch's candidates and the running top-k are merged by a stable sort.
+* Mean and maximum use every value (per-batch float32 sums accumulated in float64).
+* The fraction of zeros and the histogram are measured on a fixed sample of each map: the
+  ``SAMPLE``×``SAMPLE`` evenly spaced positions ``offset + stride·i`` (``sample_positions``; every
+  position of a smaller map, the whole vector of a Linear layer), 16 values per map and image, which
+  over a set gives a smooth histogram; counting every value would cost more than the forward pass
+  itself on a CPU. The histogram has ``BINS`` equal bins of width ``w`` from ``edges[0]``, over the
+  first batch's sampled range widened by ``MARGIN`` of that range on each side (±0.5 when it is
+  constant), shared by the layer's channels: a value ``v`` counts in bin
+  ``floor((v - edges[0]) / w)`` clamped to the first and last bin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnexplorer.core.dataset.index_types import LayerIndex
+
+BINS = 64
+MARGIN = 0.25
+SAMPLE = 4
+_STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
+          "hist_edges", "hist_counts")
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What one batch adds to a layer's record, on the CPU."""
+
+    values: np.ndarray  # float32 [C, m]: per channel the batch's m = min(N, k) strongest images' peaks
+    images: np.ndarray  # int64 [C, m]: their positions in the batch
+    y: np.ndarray  # int32 [C, m]
+    x: np.ndarray  # int32 [C, m]
+    sums: np.ndarray  # float64 [C]
+    maximum: np.ndarray  # float32 [C]
+    elements: int  # values per channel in the batch
+    zeros: np.ndarray  # int64 [C], among the sampled values
+    counts: np.ndarray  # int64 [C, BINS], of the sampled values
+    sampled: int  # sampled values per channel in the batch
+
+
+def sample_positions(size: int) -> slice:
+    """The sampled rows (or columns) of a map side of ``size``: ``min(size, SAMPLE)`` evenly spaced, centred."""
+    stride = size // min(size, SAMPLE)
+    return slice(stride // 2, stride // 2 + stride * min(size, SAMPLE), stride)
+
+
+def sampled_values(maps: torch.Tensor) -> torch.Tensor:
+    """``[N, C, S]``: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
+    if maps.ndim == 2:
+        return maps[:, :, None].float()
+    sample = maps[:, :, sample_positions(maps.shape[2]), sample_positions(maps.shape[3])]
+    return sample.reshape(maps.shape[0], maps.shape[1], -1).float()
+
+
+def histogram_bins(sample: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
+    """The bin of each sampled value (see the module notes)."""
+    width = (edges[-1] - edges[0]) / BINS
+    return ((sample - edges[0]) / width).floor_().clamp_(0, BINS - 1).long()
+
+
+def histogram_edges(sample: torch.Tensor) -> np.ndarray:
+    """The layer's bin edges from its first batch's sampled values (see the module notes)."""
+    low, high = (float(v) for v in torch.aminmax(sample))
+    margin = MARGIN * (high - low) if high > low else 0.5
+    return np.linspace(low - margin, high + margin, BINS + 1)
+
+
+def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
+    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``."""
+    maps = maps.detach()
+    n, channels = maps.shape[:2]
+    flat = maps.reshape(n, channels, -1)
+    peak = flat.amax(2).float().cpu().numpy()  # [N, C]
+    keep = min(n, accumulator.top_k)
+    chosen = np.argsort(-peak.T, axis=1, kind="stable")[:, :keep]  # [C, m]
+    channel = np.broadcast_to(np.arange(channels)[:, None], chosen.shape)
+    where = flat[torch.from_numpy(chosen.ravel()).to(maps.device), torch.from_numpy(channel.ravel()).to(maps.device)]
+    where = where.argmax(1).cpu().numpy().reshape(chosen.shape)
+    width = maps.shape[3] if maps.ndim == 4 else 1
+    sample = sampled_values(maps)
+    edges = accumulator.edges(sample)
+    bins = histogram_bins(sample, edges) + torch.arange(channels, device=sample.device).view(1, -1, 1) * BINS
+    counts = torch.bincount(bins.flatten(), minlength=channels * BINS).view(channels, BINS)
+    return BatchSummary(np.take_along_axis(peak.T, chosen, 1), chosen, (where // width).astype(np.int32),
+                        (where % width).astype(np.int32), flat.sum((0, 2), dtype=torch.float32).cpu().numpy().astype(np.float64),
+                        peak.max(0), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)).cpu().numpy(),
+                        counts.cpu().numpy(), sample.shape[0] * sample.shape[2])
+
+
+class LayerAccumulator:
+    """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it."""
+
+    def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
+        self.name, self.map_size, self.top_k = name, map_size, top_k
+        self.top_values = np.full((channels, top_k), -np.inf, np.float32)
+        self.top_images = np.full((channels, top_k), -1, np.int64)
+        self.top_y = np.zeros((channels, top_k), np.int32)
+        self.top_x = np.zeros((channels, top_k), np.int32)
+        self.sums = np.zeros(channels, np.float64)
+        self.maximum = np.full(channels, -np.inf, np.float32)
+        self.zeros = np.zeros(channels, np.int64)
+        self.elements = np.zeros((), np.int64)
+        self.sampled = np.zeros((), np.int64)
+        self.hist_edges: np.ndarray | None = None
+        self.hist_counts = np.zeros((channels, BINS), np.int64)
+
+    def edges(self, sample: torch.Tensor) -> np.ndarray:
+        """The histogram edges, fixed by the first batch this is asked for."""
+        if self.hist_edges is None:
+            self.hist_edges = histogram_edges(sample)
+        return self.hist_edges
+
+    def add(self, first: int, batch: BatchSummary) -> None:
+        """Merge the summary of the batch of images ``first …`` into the record."""
+        values = np.concatenate([self.top_values, batch.values], axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")[:, : self.top_k]
+        merged = {"top_values": values, "top_images": np.concatenate([self.top_images, batch.images + first], axis=1),
+                  "top_y": np.concatenate([self.top_y, batch.y], axis=1),
+                  "top_x": np.concatenate([self.top_x, batch.x], axis=1)}
+        for key, value in merged.items():
+            setattr(self, key, np.take_along_axis(value, order, 1))
+        self.sums += batch.sums
+        self.maximum = np.maximum(self.maximum, batch.maximum)
+        self.elements += batch.elements
+        self.zeros += batch.zeros
+        self.hist_counts += batch.counts
+        self.sampled += batch.sampled
+
+    def result(self) -> LayerIndex:
+        elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)
+        edges = self.hist_edges if self.hist_edges is not None else np.linspace(-0.5, 0.5, BINS + 1)
+        return LayerIndex(self.name, self.map_size, self.top_values.copy(), self.top_images.copy(), self.top_y.copy(),
+                          self.top_x.copy(), self.sums / elements, self.maximum.copy(), self.zeros / sampled,
+                          edges.copy(), self.hist_counts.copy())
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {key: getattr(self, key) for key in _STATE if getattr(self, key) is not None}
+
+    @classmethod
+    def from_state(cls, name: str, map_size: tuple[int, int] | None, top_k: int,
+                   state: dict[str, np.ndarray]) -> "LayerAccumulator":
+        accumulator = cls(name, state["top_values"].shape[0], map_size, top_k)
+        for key in _STATE:
+            if key in state:
+                setattr(accumulator, key, np.array(state[key]))
+        return accumulator
