@@ -52,6 +52,19 @@ class AtlasOptions:
                 check_number("a channel", channel, 0, whole=True)
 
 
+def absolute_spec(spec: str) -> str:
+    """``spec`` with its folder made absolute (a bare folder as ``folder:PATH``), so that a sidecar
+    names the same images from any working folder."""
+    from pathlib import Path
+
+    kind, sep, rest = spec.strip().partition(":")
+    if sep and kind in ("folder", "mnist", "fashion-mnist", "cifar10"):
+        return f"{kind}:{Path(rest).expanduser().absolute()}"
+    if sep and len(kind) > 1:
+        return spec.strip()
+    return f"folder:{Path(spec.strip()).expanduser().absolute()}"
+
+
 def image_ref(probe: ProbeSet, i: int) -> str | int:
     """How the report names image ``i``: the file's path for folder data, else its index."""
     source = probe.source(i)
@@ -61,17 +74,18 @@ def image_ref(probe: ProbeSet, i: int) -> str | int:
 def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
     from cnnexplorer.core.dataset.atlas import Atlases, layer_record
     from cnnexplorer.core.dataset.index import index_job
-    from cnnexplorer.core.dataset.probe import open_probe_set
+    from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.errors import UserError
 
     layer, handle = inputs.need_layer("atlas"), inputs.handle
     if not options.data:
         raise UserError("export atlas needs a dataset: pass --data DATASPEC (a folder of images, builtin:shapes …)")
-    yield Progress(0, None, f"opening {options.data}")
-    probe = open_probe_set(options.data)
+    data = absolute_spec(options.data)
+    yield Progress(0, None, f"opening {data}")
+    probe = yield from open_probe_job(data)
     fingerprint = probe.fingerprint()
     if options.fingerprint is not None and options.fingerprint != fingerprint:
-        raise UserError(f"the images of {options.data} have changed since the atlas was made (its fingerprint "
+        raise UserError(f"the images of {data} have changed since the atlas was made (its fingerprint "
                         "differs); restore them, or export the atlas again from the data as it is")
     index = yield from index_job(handle, probe, layers=[layer], top_k=options.top_k)
     record = layer_record(index, layer, 0)
@@ -84,11 +98,11 @@ def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
         yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
         unit = atlases.unit(layer, channel)
         rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
-    pixels = render_atlas(rows, options.top_k, f"{layer}: top {options.top_k} of {len(probe)} images of {options.data}")
-    made = AtlasOptions(options.data, tuple(channels), options.top_k, fingerprint)
+    pixels = render_atlas(rows, options.top_k, f"{layer}: top {options.top_k} of {len(probe)} images of {data}")
+    made = AtlasOptions(data, tuple(channels), options.top_k, fingerprint)
     units = [{"index": unit.channel, "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)}
                                              for p in unit.patches]} for unit, _ in rows]
-    report = {"layer": layer, "data": options.data, "count": len(probe), "skipped": len(probe.skipped), "units": units}
+    report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped), "units": units}
     return Picture(pixels, settings_of(made), report, layer=layer)
 
 

@@ -51,9 +51,10 @@ def brute_force_top(handle, paths, layer: str, channel: int, k: int):
     return sorted(found, key=lambda entry: -entry[1])[:k]
 
 
-def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp_path):
+def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp_path, monkeypatch):
     out = tmp_path / "atlas.png"
-    code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
+    monkeypatch.chdir(tmp_path)  # the data named relatively: the sidecar holds its absolute path
+    code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", "data", "--layer",
                                 "features.2.0", "--channels", "0-2", "--top-k", "4", "--out", out, "--json")
     assert code == 0, err
     report = last_json(stdout)
@@ -69,6 +70,7 @@ def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp
     picture = np.asarray(Image.open(out))
     assert picture.shape[0] > 3 * 64 and picture.shape[1] > 9 * 64
     again = tmp_path / "again.png"
+    monkeypatch.chdir(folder / "class0")
     code, stdout, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again, "--json")
     assert code == 0, err
     assert last_json(stdout)["units"] == report["units"]

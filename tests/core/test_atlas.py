@@ -214,6 +214,28 @@ def test_reconstructions_are_single_activations(shapes, probe, index):
     assert all(r.shape == atlas.patches[0].pixels.shape for r in made.guided)
 
 
+@pytest.mark.parametrize("layer, channel", [("layer1.0", 7), ("fc", 3)])
+def test_residual_blocks_and_logits_reconstruct_inside_their_boxes(resnet, layer, channel):
+    """torchvision's BasicBlock reuses one in-place ReLU module; the single activation's gradient stays in
+    the unit's box, images do not mix, and the model keeps no hook and no gradient."""
+    torch.manual_seed(1)
+    pixels = torch.rand(3, *resnet.input_size)
+    positions = [(0, 0), (15, 15), (7, 9)] if layer != "fc" else [(0, 0)] * 3
+    field = layer_field(resnet, layer) if layer != "fc" else receptive_fields(resnet)["fc"]
+    for method in ("deconvnet", "guided"):
+        batched, values = single_activation_gradients(resnet, pixels, layer, channel, positions, method)
+        alone, value = single_activation_gradients(resnet, pixels[2:], layer, channel, positions[2:], method)
+        torch.testing.assert_close(batched[2:], alone, rtol=TOL, atol=1e-6)
+        torch.testing.assert_close(values[2:], value, rtol=TOL, atol=TOL)
+        for grad, (y, x) in zip(batched, positions):
+            x0, y0, x1, y1 = field.input_box(y, x, (64, 64))
+            outside = grad.abs().sum(0)
+            outside[y0:y1, x0:x1] = 0
+            assert grad.abs().sum() > 0 and outside.sum() == 0, (method, y, x)
+    assert not any(m._forward_hooks for m in resnet.module.modules())
+    assert all(p.grad is None for p in resnet.module.parameters())
+
+
 def test_class_logits_show_whole_images(shapes, probe, index):
     atlas = unit_atlas(shapes, probe, index, "classifier", 2)
     assert all(p.box == (0, 0, 96, 80) and p.input_box == (0, 0, 64, 64) for p in atlas.patches)
