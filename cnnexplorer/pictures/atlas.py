@@ -18,7 +18,7 @@ from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnexplorer.core.dataset.atlas import Reconstructions, UnitAtlas
+    from cnnexplorer.core.dataset.atlas import Atlases, Patch, Reconstructions, UnitAtlas
     from cnnexplorer.core.dataset.probe import ProbeSet
 
 DEFAULT_CHANNELS = 9
@@ -71,44 +71,91 @@ def image_ref(probe: ProbeSet, i: int) -> str | int:
     return i if source == f"{probe.spec}#{i}" else source
 
 
-def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
-    from cnnexplorer.core.dataset.atlas import Atlases, layer_record
-    from cnnexplorer.core.dataset.index import index_job
-    from cnnexplorer.core.dataset.probe import open_probe_job
+@dataclass(frozen=True)
+class Cell:
+    """Where one patch or reconstruction lies in the picture (x0, y0, x1, y1), and whose it is."""
+
+    box: tuple[int, int, int, int]
+    row: int
+    slot: int
+    kind: str  # "patch", "deconvnet" or "guided"
+
+
+@dataclass(frozen=True)
+class AtlasPicture:
+    """The made atlas: its picture, its units (one per row) and where each cell lies, so a click on a
+    cell finds its patch (and the patch its image)."""
+
+    picture: Picture
+    units: tuple[UnitAtlas, ...]
+    cells: tuple[Cell, ...]
+
+    def hit(self, x: float, y: float) -> Patch | None:
+        """The patch whose cell (the patch or one of its reconstructions) is under picture pixel ``(x, y)``."""
+        for cell in self.cells:
+            x0, y0, x1, y1 = cell.box
+            if x0 <= x < x1 and y0 <= y < y1:
+                return self.units[cell.row].patches[cell.slot]
+        return None
+
+
+def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = None) -> Job[AtlasPicture]:
+    """The atlas of ``options.channels`` of ``inputs.layer``. ``atlases`` (the GUI's, for an index it has
+    open) saves opening the set and the index pass, and remembers what is made (its index's k counts,
+    not ``options.top_k``); else the set is opened and indexed (or the index read from the cache)."""
+    from cnnexplorer.core.dataset.atlas import layer_record
     from cnnexplorer.core.errors import UserError
 
-    layer, handle = inputs.need_layer("atlas"), inputs.handle
-    if not options.data:
-        raise UserError("export atlas needs a dataset: pass --data DATASPEC (a folder of images, builtin:shapes …)")
-    data = absolute_spec(options.data)
-    yield Progress(0, None, f"opening {data}")
-    probe = yield from open_probe_job(data)
-    fingerprint = probe.fingerprint()
-    if options.fingerprint is not None and options.fingerprint != fingerprint:
-        raise UserError(f"the images of {data} have changed since the atlas was made (its fingerprint "
-                        "differs); restore them, or export the atlas again from the data as it is")
-    index = yield from index_job(handle, probe, layers=[layer], top_k=options.top_k)
+    layer = inputs.need_layer("atlas")
+    if atlases is None:
+        if not options.data:
+            raise UserError("export atlas needs a dataset: pass --data DATASPEC (a folder of images, "
+                            "builtin:shapes …)")
+        atlases = yield from _indexed(inputs, options)
+    probe, index, k = atlases.probe, atlases.index, atlases.index.top_k
+    data, fingerprint = probe.spec, probe.fingerprint()
     record = layer_record(index, layer, 0)
     channels = list(options.channels) if options.channels is not None else list(range(min(DEFAULT_CHANNELS,
                                                                                          record.channels)))
-    atlases = Atlases(handle, probe, index)
     rows = []
     for step, channel in enumerate(channels):
         layer_record(index, layer, channel)
         yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
         unit = atlases.unit(layer, channel)
         rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
-    pixels = render_atlas(rows, options.top_k, f"{layer}: top {options.top_k} of {len(probe)} images of {data}")
-    made = AtlasOptions(data, tuple(channels), options.top_k, fingerprint)
+    pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe)} images of {data}")
+    made = AtlasOptions(data, tuple(channels), k, fingerprint)
     units = [{"index": unit.channel, "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)}
                                              for p in unit.patches]} for unit, _ in rows]
     report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped), "units": units}
-    return Picture(pixels, settings_of(made), report, layer=layer)
+    picture = Picture(pixels, settings_of(made), report, layer=layer)
+    return AtlasPicture(picture, tuple(unit for unit, _ in rows), tuple(cells))
 
 
-def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str) -> np.ndarray:
+def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:
+    """The atlases of ``options.data`` indexed at the layer, refusing a set changed since the sidecar."""
+    from cnnexplorer.core.dataset.atlas import Atlases
+    from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.probe import open_probe_job
+    from cnnexplorer.core.errors import UserError
+
+    data = absolute_spec(options.data)
+    yield Progress(0, None, f"opening {data}")
+    probe = yield from open_probe_job(data)
+    if options.fingerprint is not None and options.fingerprint != probe.fingerprint():
+        raise UserError(f"the images of {data} have changed since the atlas was made (its fingerprint "
+                        "differs); restore them, or export the atlas again from the data as it is")
+    index = yield from index_job(inputs.handle, probe, layers=[inputs.layer], top_k=options.top_k)
+    return Atlases(inputs.handle, probe, index)
+
+
+def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
+    return (yield from run_atlas(inputs, options)).picture
+
+
+def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str) -> tuple[np.ndarray, list[Cell]]:
     """One row per unit: its label, then three blocks of k cells (patches, DeconvNet, guided backprop),
-    then its histogram; a title line and the blocks' headings above."""
+    then its histogram; a title line and the blocks' headings above. Returns the pixels and the cells."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -131,17 +178,20 @@ def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: s
         x = left_blocks + i * (block + MARGIN)
         room = HIST_WIDTH if i == 3 else block
         draw.text((x, MARGIN + TITLE + 8), fit_text(heading, pil_font(BODY), room), fill=MUTED, font=pil_font(BODY))
+    cells: list[Cell] = []
     for r, (unit, made) in enumerate(rows):
         y = top + r * row_height
         draw.text((MARGIN, y), f"ch {unit.channel}", fill=INK, font=pil_font(BODY))
         best = f"top {unit.patches[0].value:.3g}" if unit.patches else "no images"
         draw.text((MARGIN, y + BODY + 4), best, fill=MUTED, font=pil_font(SMALL))
-        for b, cells in enumerate(([p.pixels for p in unit.patches], made.deconvnet, made.guided)):
-            for i, pixels in enumerate(cells):
-                x = left_blocks + b * (block + MARGIN) + (i % columns) * cell
-                canvas.paste(Image.fromarray(pixels), (x, y + (i // columns) * cell))
+        blocks = {"patch": [p.pixels for p in unit.patches], "deconvnet": made.deconvnet, "guided": made.guided}
+        for b, (kind, images) in enumerate(blocks.items()):
+            for i, pixels in enumerate(images):
+                x, y0 = left_blocks + b * (block + MARGIN) + (i % columns) * cell, y + (i // columns) * cell
+                canvas.paste(Image.fromarray(pixels), (x, y0))
+                cells.append(Cell((x, y0, x + pixels.shape[1], y0 + pixels.shape[0]), r, i, kind))
         _histogram(draw, left_blocks + 3 * (block + MARGIN), y, unit)
-    return np.asarray(canvas)
+    return np.asarray(canvas), cells
 
 
 def _histogram(draw, left: int, top: int, unit: UnitAtlas) -> None:

@@ -100,3 +100,27 @@ def test_export_atlas_refusals(capsys, folder, tmp_path):
                            "classifier", "--channels", "4-7", "--top-k", "2", "--out", out)
     assert_one_line_error(code, err, "pick a channel from 0 to 5")
     assert not out.exists()
+
+
+def test_a_click_on_a_cell_finds_its_patch(folder, tmp_path):
+    """The GUI's path: the atlas of an index it has open, and the patch under a click."""
+    from cnnexplorer.core.dataset.atlas import Atlases
+    from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.probe import open_probe_set
+    from cnnexplorer.pictures.atlas import AtlasOptions, run_atlas
+    from cnnexplorer.pictures.base import Inputs
+
+    handle = drive(open_model("builtin:shapes", "cpu"))
+    probe = open_probe_set(str(folder))
+    index = drive(index_job(handle, probe, layers=["features.2.0"], top_k=4, cache_dir=tmp_path / "cache"))
+    atlases = Atlases(handle, probe, index)
+    shown = drive(run_atlas(Inputs(handle, None, "features.2.0"), AtlasOptions(channels=(1, 2), top_k=9), atlases))
+    assert [unit.channel for unit in shown.units] == [1, 2] and shown.picture.settings["top_k"] == 4
+    for cell in shown.cells:
+        x0, y0, x1, y1 = cell.box
+        assert shown.hit((x0 + x1) / 2, (y0 + y1) / 2) is shown.units[cell.row].patches[cell.slot]
+        if cell.kind == "patch":
+            assert np.array_equal(shown.picture.pixels[y0:y1, x0:x1], shown.units[cell.row].patches[cell.slot].pixels)
+    assert {cell.kind for cell in shown.cells} == {"patch", "deconvnet", "guided"} and len(shown.cells) == 2 * 3 * 4
+    assert shown.hit(0, 0) is None
+    assert drive(atlases.reconstructions("features.2.0", 2)) is drive(atlases.reconstructions("features.2.0", 2))
