@@ -1,0 +1,64 @@
+"""Benchmark: the feature-space map at 50,000 points — one repaint after each pan and zoom step.
+
+Goal (issue 16): no stall over 50 ms while panning and zooming 50,000 points. Offscreen Qt, so
+the figure is the painting work itself. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from cnnexplorer.gui.widgets.feature_map import FeatureMap  # noqa: E402
+
+
+def main() -> None:
+    app = QApplication([])
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    rng = np.random.default_rng(0)
+    count = 50_000
+    xy = np.concatenate([rng.normal(c, 1.0, (count // 10, 2)) for c in range(10)])
+    plot = FeatureMap()
+    plot.resize(900, 700)
+    plot.show()
+    start = time.perf_counter()
+    plot.show_points(xy, np.repeat(np.arange(10), count // 10), [f"class {c}" for c in range(10)],
+                     [str(i) for i in range(count)], rng.integers(0, 255, (count, 32, 32, 3), dtype=np.uint8))
+    plot.grab()
+    first = time.perf_counter() - start
+    steps = []
+    for step in range(40):
+        start = time.perf_counter()
+        if step % 2:
+            plot.box.translateBy(x=0.3, y=-0.2)
+        else:
+            plot.box.scaleBy((0.9, 0.9) if step % 4 == 0 else (1.1, 1.1))
+        app.processEvents()
+        plot.grab()
+        steps.append(time.perf_counter() - start)
+    hover = []
+    for _ in range(200):
+        start = time.perf_counter()
+        plot._hover(plot.box.mapViewToScene(pg.Point(*xy[rng.integers(count)])))
+        hover.append(time.perf_counter() - start)
+    print(json.dumps({"points": count, "first_draw_ms": round(first * 1000, 1),
+                      "pan_zoom_repaint_ms": {"median": round(statistics.median(steps) * 1000, 1),
+                                              "max": round(max(steps) * 1000, 1)},
+                      "hover_ms": {"median": round(statistics.median(hover) * 1000, 2),
+                                   "max": round(max(hover) * 1000, 2)},
+                      "goal_max_stall_ms": 50}))
+
+
+if __name__ == "__main__":
+    main()

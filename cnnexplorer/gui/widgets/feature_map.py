@@ -1,0 +1,131 @@
+"""The feature-space map: a probe set's images as points of a 2-D projection, coloured by group.
+
+One ``ScatterPlotItem`` per group (label, prediction or correctness) with one brush each keeps
+50,000 points cheap to pan and zoom: pyqtgraph draws a group's points from one cached symbol.
+Hovering shows the nearest point's thumbnail and name beside it; a click emits ``picked``; with
+Shift held, a drag draws a rectangle and emits ``selected`` with the points inside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+HOVER_PIXELS = 12  # a point farther than this from the pointer (on screen) shows nothing
+
+
+class _SelectBox(pg.ViewBox):
+    """A view box whose Shift-drag draws a selection rectangle instead of panning."""
+
+    def __init__(self, on_select):
+        super().__init__()
+        self.on_select = on_select
+        self.band = pg.QtWidgets.QGraphicsRectItem()
+        self.band.setPen(pg.mkPen((60, 60, 60), width=1, style=Qt.PenStyle.DashLine))
+        self.band.setBrush(pg.mkBrush(60, 120, 220, 40))
+        self.band.setZValue(1e9)
+        self.band.hide()
+        self.addItem(self.band, ignoreBounds=True)
+
+    def mouseDragEvent(self, event, axis=None):
+        if not event.modifiers() & Qt.KeyboardModifier.ShiftModifier or event.button() != Qt.MouseButton.LeftButton:
+            super().mouseDragEvent(event, axis)
+            return
+        event.accept()
+        rect = QRectF(self.mapToView(event.buttonDownPos()), self.mapToView(event.pos())).normalized()
+        self.band.setRect(rect)
+        self.band.setVisible(not event.isFinish())
+        if event.isFinish():
+            self.on_select(rect)
+
+
+class FeatureMap(pg.PlotWidget):
+    """Points at ``xy``, one colour per group; hover, click and rectangle selection report point numbers."""
+
+    picked = Signal(int)
+    selected = Signal(list)
+
+    def __init__(self, parent=None):
+        self.box = _SelectBox(self._select)
+        super().__init__(parent, viewBox=self.box, background="w")
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.legend = self.addLegend(offset=(5, 5))
+        self.xy = np.zeros((0, 2))
+        self.names: list[str] = []
+        self.thumbnails: np.ndarray | None = None
+        self.groups: list[pg.ScatterPlotItem] = []
+        self.hover_image = pg.ImageItem()
+        self.hover_text = pg.TextItem(color=(20, 20, 20), fill=pg.mkBrush(255, 255, 255, 220), anchor=(0, 1))
+        for item in (self.hover_image, self.hover_text):
+            item.setZValue(1e8)
+            item.hide()
+            self.addItem(item, ignoreBounds=True)
+        self.scene().sigMouseMoved.connect(self._hover)
+        self.scene().sigMouseClicked.connect(self._click)
+
+    def show_points(self, xy: np.ndarray, group: np.ndarray, group_names: list[str], names: list[str],
+                    thumbnails: np.ndarray | None = None) -> None:
+        """Draw ``xy`` [N, 2]; ``group`` [N] indexes ``group_names``; ``names`` and ``thumbnails`` [N, h, w, 3]
+        are what hovering shows."""
+        for item in self.groups:
+            self.removeItem(item)
+        self.legend.clear()
+        self.xy, self.names, self.thumbnails = np.asarray(xy, dtype=np.float64), list(names), thumbnails
+        self.groups = []
+        for number, name in enumerate(group_names):
+            members = np.flatnonzero(group == number)
+            if not len(members):
+                continue
+            colour = PALETTE[number % len(PALETTE)]
+            item = pg.ScatterPlotItem(self.xy[members, 0], self.xy[members, 1], size=6, pen=None, antialias=False,
+                                      brush=pg.mkBrush(*colour, 170), name=name)
+            self.addItem(item)
+            self.groups.append(item)
+        self.autoRange()
+
+    def nearest(self, scene_pos: QPointF) -> int | None:
+        """The point nearest ``scene_pos`` within ``HOVER_PIXELS`` on screen, or None."""
+        if not len(self.xy):
+            return None
+        view = self.box.mapSceneToView(scene_pos)
+        per_pixel = self.box.viewPixelSize()
+        dx = (self.xy[:, 0] - view.x()) / per_pixel[0]
+        dy = (self.xy[:, 1] - view.y()) / per_pixel[1]
+        distance = dx * dx + dy * dy
+        best = int(np.argmin(distance))
+        return best if distance[best] <= HOVER_PIXELS ** 2 else None
+
+    def inside(self, rect: QRectF) -> list[int]:
+        """Numbers of the points inside ``rect`` (view coordinates)."""
+        x, y = self.xy[:, 0], self.xy[:, 1]
+        mask = (x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom())
+        return np.flatnonzero(mask).tolist()
+
+    def _select(self, rect: QRectF) -> None:
+        self.selected.emit(self.inside(rect))
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        point = self.nearest(scene_pos)
+        for item in (self.hover_image, self.hover_text):
+            item.setVisible(point is not None)
+        if point is None:
+            return
+        x, y = self.xy[point]
+        self.hover_text.setText(self.names[point] if point < len(self.names) else str(point))
+        self.hover_text.setPos(x, y)
+        if self.thumbnails is not None:
+            side = 48 * self.box.viewPixelSize()[0], 48 * self.box.viewPixelSize()[1]
+            self.hover_image.setImage(self.thumbnails[point][::-1])  # row 0 on top: the plot's y points up
+            self.hover_image.setRect(QRectF(x, y, side[0], side[1]))
+        self.hover_image.setVisible(self.thumbnails is not None)
+
+    def _click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            return
+        point = self.nearest(event.scenePos())
+        if point is not None:
+            self.picked.emit(point)

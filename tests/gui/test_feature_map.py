@@ -1,0 +1,82 @@
+"""The feature-space map: nearest point under the pointer, click to pick, Shift-drag to select, 50,000 points."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from cnnexplorer.gui.widgets.feature_map import FeatureMap
+
+
+def shown_map(qtbot, count=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    xy = rng.normal(size=(count, 2))
+    group = rng.integers(0, 3, count)
+    plot = FeatureMap()
+    qtbot.addWidget(plot)
+    plot.resize(600, 500)
+    plot.show()
+    plot.show_points(xy, group, ["cat", "dog", "bird"], [f"img{i}" for i in range(count)],
+                     rng.integers(0, 255, (count, 8, 8, 3), dtype=np.uint8))
+    qtbot.waitExposed(plot)
+    return plot, xy
+
+
+def on_screen(plot, point):
+    scene = plot.box.mapViewToScene(QPointF(*point))
+    return plot.mapFromScene(scene)
+
+
+def test_a_click_on_a_point_picks_it_and_hovering_shows_its_thumbnail(qtbot):
+    plot, xy = shown_map(qtbot, 300)
+    target = int(np.argmax(xy[:, 0]))  # the rightmost point has no neighbour on top of it
+    with qtbot.waitSignal(plot.picked) as picked:
+        qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=on_screen(plot, xy[target]))
+    assert picked.args == [target]
+    plot._hover(plot.box.mapViewToScene(QPointF(*xy[target])))
+    assert plot.hover_text.isVisible() and plot.hover_text.toPlainText() == f"img{target}"
+    assert plot.hover_image.isVisible()
+    far = plot.box.mapViewToScene(QPointF(xy[:, 0].max() + 100, 0))
+    assert plot.nearest(far) is None
+
+
+def test_shift_drag_selects_exactly_the_points_inside(qtbot):
+    plot, xy = shown_map(qtbot)
+    rect = QRectF(QPointF(-0.5, -0.25), QPointF(0.75, 1.0))
+    with qtbot.waitSignal(plot.selected) as selected:
+        plot._select(rect)
+    inside = (xy[:, 0] >= -0.5) & (xy[:, 0] <= 0.75) & (xy[:, 1] >= -0.25) & (xy[:, 1] <= 1.0)
+    assert selected.args[0] == np.flatnonzero(inside).tolist() and len(selected.args[0]) > 10
+    start, end = on_screen(plot, (-0.5, -0.25)), on_screen(plot, (0.75, 1.0))
+    with qtbot.waitSignal(plot.selected) as dragged:
+        send(plot, QEvent.Type.MouseButtonPress, start)
+        for step in range(1, 6):
+            send(plot, QEvent.Type.MouseMove, start + (end - start) * step / 5)
+        send(plot, QEvent.Type.MouseButtonRelease, end)
+    band = plot.box.band.rect()  # the drag's rectangle, on whole screen pixels
+    pixel = plot.box.viewPixelSize()
+    for got, wanted, size in ((band.left(), -0.5, pixel[0]), (band.right(), 0.75, pixel[0]),
+                              (band.top(), -0.25, pixel[1]), (band.bottom(), 1.0, pixel[1])):
+        assert abs(got - wanted) <= 2 * size
+    assert dragged.args[0] == plot.inside(band) and not plot.box.band.isVisible()
+
+
+def send(plot, kind, pos):
+    """A Shift + left-button mouse event (QTest's moves carry no buttons, so a drag needs real events)."""
+    buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
+    event = QMouseEvent(kind, QPointF(pos), QPointF(plot.viewport().mapToGlobal(pos)), Qt.MouseButton.LeftButton
+                        if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton, buttons,
+                        Qt.KeyboardModifier.ShiftModifier)
+    QApplication.sendEvent(plot.viewport(), event)
+
+
+def test_fifty_thousand_points_draw_in_one_group_item_each(qtbot):
+    plot, _ = shown_map(qtbot, 50_000)
+    assert len(plot.groups) == 3 and sum(len(g.data) for g in plot.groups) == 50_000
+    start = time.perf_counter()
+    plot.grab()
+    assert time.perf_counter() - start < 5  # a sanity bound: the benchmark measures the real figure
