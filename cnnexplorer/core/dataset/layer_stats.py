@@ -85,8 +85,8 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSumma
     peak = flat.amax(2).float().cpu().numpy()  # [N, C]
     keep = min(n, accumulator.top_k)
     chosen = np.argsort(-peak.T, axis=1, kind="stable")[:, :keep]  # [C, m]
-    channel = np.broadcast_to(np.arange(channels)[:, None], chosen.shape)
-    where = flat[torch.from_numpy(chosen.ravel()).to(maps.device), torch.from_numpy(channel.ravel()).to(maps.device)]
+    channel = torch.arange(channels, device=maps.device).repeat_interleave(keep)
+    where = flat[torch.from_numpy(chosen.ravel()).to(maps.device), channel]
     where = where.argmax(1).cpu().numpy().reshape(chosen.shape)
     width = maps.shape[3] if maps.ndim == 4 else 1
     sample = sampled_values(maps)

@@ -1,0 +1,47 @@
+"""`cnnexplorer index`: the JSON contract, reuse of the cache, skipped files on stderr, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cnnexplorer.core.dataset.cache import read_state
+from tests.cli.cli_helpers import assert_one_line_error, last_json, run_cli
+from tests.core.test_probe_sets import labelled_folder
+
+
+def test_index_json_contract_and_reuse(capsys, tmp_path):
+    data = labelled_folder(tmp_path / "set", per_class=3)
+    (data / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
+    cache = tmp_path / "cache"
+    argv = ["index", "--model", "builtin:shapes", "--data", data, "--layers", "features.0.0,classifier",
+            "--top-k", "4", "--batch-size", "4", "--cache", cache, "--json"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    report = last_json(out)
+    assert set(report) == {"count", "layers", "cache", "seconds", "skipped", "reused"}
+    assert report["count"] == 6 and report["layers"] == {"features.0.0": 24, "classifier": 6}
+    assert report["reused"] is False and report["seconds"] > 0
+    assert list(report["skipped"]) == [str(data / "cat" / "broken.png")] and "broken.png" in err
+    stored = Path(report["cache"])
+    assert stored.parent == cache and stored.suffix == ".npz"
+    meta, arrays = read_state(stored, stored.stem)
+    assert meta["done"] == 6 and arrays["layer0.top_images"].shape == (24, 4)
+    assert (np.sort(arrays["layer1.top_images"], axis=1) >= 0).all()
+    code, out, err = run_cli(capsys, *argv)
+    again = last_json(out)
+    assert code == 0 and again["reused"] is True and again["cache"] == report["cache"] and "reusing" in err
+
+
+def test_index_errors_are_one_line(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "index", "--model", "builtin:shapes", "--data", tmp_path / "empty",
+                           "--cache", tmp_path / "c")
+    assert_one_line_error(code, err, "holds no images")
+    labelled_folder(tmp_path / "set", per_class=1)
+    code, _, err = run_cli(capsys, "index", "--model", "builtin:shapes", "--data", tmp_path / "set",
+                           "--layers", "features.0.00", "--cache", tmp_path / "c")
+    assert_one_line_error(code, err, "unknown layer 'features.0.00'", "features.0.0")
+    code, _, err = run_cli(capsys, "index", "--model", "builtin:shapes", "--data", tmp_path / "set", "--top-k", "0")
+    assert_one_line_error(code, err, "--top-k")

@@ -1,0 +1,198 @@
+"""The dataset index equals a brute-force pass, resumes after a cancel or a kill, and is reused from its cache."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnexplorer.core.activations.recording import capture
+from cnnexplorer.core.dataset.cache import partial_path
+from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
+from cnnexplorer.core.dataset.index_types import THUMBNAIL
+from cnnexplorer.core.dataset.layer_stats import BINS, sample_positions
+from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.jobs import Progress, drive
+from tests.core.test_probe_sets import labelled_folder, tiny_handle, write_image
+
+LAYERS = ["conv1", "conv2", "fc"]
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    return open_probe_set(str(labelled_folder(tmp_path_factory.mktemp("probe") / "set", per_class=7)))
+
+
+def run(job):
+    items = []
+    return drive(job, items.append), items
+
+
+def brute_force(handle, probe, k):
+    """Every image alone through the model, recorded by ``capture``; per channel the top-k by spatial maximum."""
+    maps = {name: [] for name in LAYERS}
+    logits = []
+    for i in range(len(probe)):
+        pixels = handle.preprocessing.to_tensor(probe.image(i))
+        recorded = capture(handle, pixels, [*LAYERS, "flatten"])
+        for name in LAYERS:
+            maps[name].append(recorded.output(name)[0])
+        logits.append(recorded.output("fc")[0])
+    expected = {}
+    for name, per_image in maps.items():
+        stack = torch.stack(per_image)  # [n, C, H, W] or [n, C]
+        flat = stack.reshape(len(probe), stack.shape[1], -1)
+        peak, where = flat.max(2)
+        tops = []
+        for c in range(stack.shape[1]):
+            order = sorted(range(len(probe)), key=lambda i: (-float(peak[i, c]), i))[:k]  # ties: lower image first
+            tops.append([(i, float(peak[i, c]), int(where[i, c])) for i in order])
+        expected[name] = (stack, tops)
+    return expected, torch.stack(logits)
+
+
+def sampled(stack: torch.Tensor) -> np.ndarray:
+    """The values the histogram counts, as the layer_stats notes define them: [C, samples]."""
+    if stack.ndim == 2:
+        return stack.T.numpy()
+    part = stack[:, :, sample_positions(stack.shape[2]), sample_positions(stack.shape[3])]
+    return part.permute(1, 0, 2, 3).reshape(stack.shape[1], -1).numpy()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
+    handle, k = tiny_handle(), 5
+    index, _ = run(index_job(handle, probe, LAYERS, top_k=k, batch_size=batch_size, cache_dir=tmp_path))
+    expected, logits = brute_force(handle, probe, k)
+    assert index.count == len(probe) == 14 and list(index.layers) == LAYERS
+    for name, (stack, tops) in expected.items():
+        layer = index.layers[name]
+        width = stack.shape[3] if stack.ndim == 4 else 1
+        assert layer.map_size == (tuple(stack.shape[2:]) if stack.ndim == 4 else None)
+        assert layer.top_images.tolist() == [[i for i, _, _ in top] for top in tops]
+        np.testing.assert_allclose(layer.top_values, [[v for _, v, _ in top] for top in tops], rtol=1e-5, atol=1e-6)
+        assert layer.top_y.tolist() == [[w // width for _, _, w in top] for top in tops]
+        assert layer.top_x.tolist() == [[w % width for _, _, w in top] for top in tops]
+        values = stack.transpose(0, 1).reshape(stack.shape[1], -1).double()
+        np.testing.assert_allclose(layer.mean, values.mean(1).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.maximum, values.amax(1).numpy(), rtol=1e-6)
+        sample = sampled(stack)
+        np.testing.assert_array_equal(layer.zeros, (sample == 0).mean(1))
+        width_bins = (layer.hist_edges[-1] - layer.hist_edges[0]) / BINS
+        bins = np.clip(np.floor((sample - layer.hist_edges[0]) / width_bins), 0, BINS - 1).astype(int)
+        counts = np.stack([np.bincount(row, minlength=BINS) for row in bins])
+        assert (layer.hist_counts.sum(1) == sample.shape[1]).all()
+        assert np.abs(layer.hist_counts - counts).sum() <= 2  # a value on a bin edge may round either way
+    probs = torch.softmax(logits, 1)
+    assert index.top5.tolist() == probs.argsort(1, descending=True)[:, :3].tolist()
+    np.testing.assert_allclose(index.top5_probs, probs.sort(1, descending=True).values[:, :3].numpy(), rtol=1e-5)
+    assert set(index.features) == {"flatten", "fc"}  # the penultimate layer (the input of fc) and the last layer
+    pooled = torch.stack([capture(handle, handle.preprocessing.to_tensor(probe.image(i)), ["conv2"]).output("conv2")[0]
+                          for i in range(len(probe))]).mean((2, 3))
+    np.testing.assert_allclose(index.features["flatten"], pooled.numpy(), rtol=1e-5, atol=1e-6)
+    assert index.labels.tolist() == [0] * 7 + [1] * 7 and index.label_names == ["cat", "dog"]
+    assert index.thumbnails.shape == (14, THUMBNAIL, THUMBNAIL, 3) and index.thumbnails.dtype == np.uint8
+    assert index.sources == [probe.source(i) for i in range(14)]
+
+
+def test_default_layers_are_every_conv_and_linear():
+    assert default_layers(tiny_handle()) == ["conv1", "conv2", "fc"]
+
+
+def test_model_state_and_hooks_are_restored(probe, tmp_path):
+    handle = tiny_handle()
+    handle.module.train()
+    job = index_job(handle, probe, batch_size=4, cache_dir=tmp_path)
+    next(job), next(job)
+    job.close()
+    assert handle.module.training and all(m.training for m in handle.module.modules())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in handle.module.modules())
+
+
+def test_cancelled_at_random_moments_resumes_to_the_same_index(probe, tmp_path):
+    handle = tiny_handle()
+    whole, _ = run(index_job(handle, probe, batch_size=2, cache_dir=tmp_path / "whole"))
+    rng = random.Random(16)
+    cache = tmp_path / "stopped"
+    for _ in range(3):  # 7 batches: three stops after one or two items each never reach the end
+        job = index_job(handle, probe, batch_size=2, cache_dir=cache, save_every=1e9)  # saved only when closed
+        for _ in range(rng.randint(1, 2)):
+            next(job)
+        job.close()
+    resumed, items = run(index_job(handle, probe, batch_size=2, cache_dir=cache))
+    notes = [item.text for item in items if isinstance(item, IndexNote)]
+    first = next(item for item in items if isinstance(item, Progress))
+    assert any(text.startswith("resumed at image ") for text in notes) and first.done > 2
+    assert_same_index(resumed, whole)
+    assert not partial_path(cache, resumed.key).exists()
+
+
+def test_a_finished_index_is_reused_without_a_model_pass(probe, tmp_path):
+    handle = tiny_handle()
+    first, _ = run(index_job(handle, probe, batch_size=8, cache_dir=tmp_path))
+    again, items = run(index_job(handle, probe, batch_size=8, cache_dir=tmp_path))
+    assert [type(item) for item in items] == [CacheHit] and not any(isinstance(i, Progress) for i in items)
+    assert_same_index(again, first)
+    other, items = run(index_job(tiny_handle(seed=1), probe, batch_size=8, cache_dir=tmp_path))  # other weights
+    assert other.key != first.key and any(isinstance(item, Progress) for item in items)
+
+
+def test_one_image_set_and_unused_top_k_slots(tmp_path):
+    write_image(tmp_path / "one" / "only.png", 7, mode="L")
+    index, _ = run(index_job(tiny_handle(), open_probe_set(str(tmp_path / "one")), top_k=3, cache_dir=tmp_path / "c"))
+    layer = index.layers["conv1"]
+    assert index.count == 1 and index.labels.tolist() == [-1] and index.label_names is None
+    assert (layer.top_images[:, 0] == 0).all() and (layer.top_images[:, 1:] == -1).all()
+    assert np.isneginf(layer.top_values[:, 1:]).all()
+
+
+def test_killed_process_resumes(probe, tmp_path):
+    """A pass killed with SIGKILL after it saved its state continues from that state."""
+    script = (
+        "import sys, time\n"
+        "from cnnexplorer.core.dataset.index import index_job\n"
+        "from cnnexplorer.core.dataset.probe import open_probe_set\n"
+        "from tests.core.test_probe_sets import tiny_handle\n"
+        "job = index_job(tiny_handle(), open_probe_set(sys.argv[1]), batch_size=2, cache_dir=sys.argv[2], save_every=0)\n"
+        "for item in job:\n"
+        "    time.sleep(0.2)\n"
+    )
+    cache = tmp_path / "killed"
+    source = probe.source(0).rsplit("/cat/", 1)[0]
+    process = subprocess.Popen([sys.executable, "-c", script, source, str(cache)], cwd=Path(__file__).parents[2],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not list(cache.glob("*.partial.npz")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert list(cache.glob("*.partial.npz")), "the killed pass saved no state"
+    resumed, items = run(index_job(tiny_handle(), probe, batch_size=2, cache_dir=cache))
+    assert any(isinstance(i, IndexNote) and i.text.startswith("resumed at image ") for i in items)
+    whole, _ = run(index_job(tiny_handle(), probe, batch_size=2, cache_dir=tmp_path / "whole"))
+    assert_same_index(resumed, whole)
+
+
+def assert_same_index(a, b):
+    assert a.key == b.key and a.count == b.count and list(a.layers) == list(b.layers)
+    for name in a.layers:
+        for field in ("top_values", "top_images", "top_y", "top_x", "mean", "maximum", "zeros", "hist_edges",
+                      "hist_counts"):
+            np.testing.assert_array_equal(getattr(a.layers[name], field), getattr(b.layers[name], field), err_msg=field)
+    assert list(a.features) == list(b.features)
+    for name in a.features:
+        np.testing.assert_array_equal(a.features[name], b.features[name])
+    for field in ("labels", "top5", "top5_probs", "thumbnails"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.sources == b.sources and a.skipped == b.skipped

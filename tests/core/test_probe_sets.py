@@ -1,0 +1,148 @@
+"""Probe sets: folders (labelled, unlabelled, nested, mixed), odd files skipped, the fingerprint, data specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
+
+
+def write_image(path: Path, seed: int, size: int = 20, mode: str = "RGB") -> Path:
+    """A random image file of ``size``² pixels in ``mode`` (RGB, L or RGBA)."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "L": 1, "RGBA": 4}[mode]
+    array = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array[..., 0] if channels == 1 else array, mode).save(path)
+    return path
+
+
+def labelled_folder(root: Path, per_class: int = 6, classes: tuple[str, ...] = ("cat", "dog")) -> Path:
+    for k, name in enumerate(classes):
+        for i in range(per_class):
+            write_image(root / name / f"{i:02d}.png", seed=100 * k + i)
+    return root
+
+
+class TinyNet(nn.Module):
+    """Two convolutions (the first followed by an in-place ReLU), global pooling and a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 5, 3, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.conv2(self.relu(self.conv1(x))))))
+
+
+def tiny_handle(seed: int = 0) -> ModelHandle:
+    torch.manual_seed(seed)
+    return ModelHandle("test:tiny", TinyNet().eval(), torch.device("cpu"),
+                       Preprocessing(3, (12, 12), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)), ["a", "b", "c"], "random", False)
+
+
+def test_labelled_folder_reads_subfolders_as_classes_in_sorted_order(tmp_path):
+    probe = open_probe_set(str(labelled_folder(tmp_path / "set", per_class=3)))
+    assert probe.spec == f"folder:{tmp_path / 'set'}" and len(probe) == 6
+    assert probe.label_names == ["cat", "dog"]
+    assert [probe.label(i) for i in range(6)] == [0, 0, 0, 1, 1, 1]
+    assert probe.source(0) == str(tmp_path / "set" / "cat" / "00.png")
+    assert probe.image(4).size == (20, 20) and probe.skipped == {}
+
+
+def test_nested_mixed_and_unlabelled_folders(tmp_path):
+    write_image(tmp_path / "nested" / "cat" / "a" / "b" / "deep.png", 1)
+    write_image(tmp_path / "nested" / "dog" / "x.png", 2)
+    write_image(tmp_path / "nested" / "loose.png", 3)
+    nested = open_probe_set(f"folder:{tmp_path / 'nested'}")
+    labels = {Path(nested.source(i)).name: nested.label(i) for i in range(len(nested))}
+    assert nested.label_names == ["cat", "dog"] and labels == {"deep.png": 0, "x.png": 1, "loose.png": -1}
+    for i in range(3):
+        write_image(tmp_path / "flat" / f"{i}.png", i)
+    flat = open_probe_set(str(tmp_path / "flat"))
+    assert flat.label_names is None and [flat.label(i) for i in range(3)] == [-1, -1, -1]
+    assert flat.source(2) == str(tmp_path / "flat" / "2.png")
+
+
+def test_train_val_layout_probes_the_val_part(tmp_path):
+    labelled_folder(tmp_path / "data" / "train", per_class=2)
+    labelled_folder(tmp_path / "data" / "val", per_class=1)
+    probe = open_probe_set(f"folder:{tmp_path / 'data'}")
+    assert len(probe) == 2 and probe.label_names == ["cat", "dog"] and "val" in probe.source(0)
+
+
+def test_odd_files_are_skipped_and_listed_grey_and_rgba_work(tmp_path):
+    root = tmp_path / "odd"
+    write_image(root / "grey.png", 1, mode="L")
+    write_image(root / "rgba.png", 2, mode="RGBA")
+    good = write_image(root / "rgb.jpg", 3).read_bytes()
+    (root / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.png").write_bytes(b"")
+    probe = open_probe_set(str(root))
+    names = sorted(Path(probe.source(i)).name for i in range(len(probe)))
+    assert names == ["grey.png", "rgb.jpg", "rgba.png"]
+    assert sorted(Path(p).name for p in probe.skipped) == ["empty.png", "notes.txt", "truncated.jpg"]
+    assert all(probe.skipped.values())
+    pre = Preprocessing(3, (8, 8), (0.0,) * 3, (1.0,) * 3)
+    batches = list(probe.batches(pre, 2))
+    assert [first for first, _, _ in batches] == [0, 2]
+    pixels = torch.cat([p for _, p, _ in batches])
+    assert pixels.shape == (3, 3, 8, 8) and 0 <= pixels.min() and pixels.max() <= 1
+    grey = next(i for i in range(3) if probe.source(i).endswith("grey.png"))
+    assert torch.equal(pixels[grey, 0], pixels[grey, 1])  # grey becomes R = G = B
+    assert torch.equal(pixels[grey], pre.to_tensor(probe.image(grey)))
+
+
+@pytest.mark.parametrize("content", ["empty", "non-images"])
+def test_a_folder_without_images_is_one_clear_error(tmp_path, content):
+    root = tmp_path / content
+    root.mkdir()
+    if content == "non-images":
+        (root / "a.txt").write_text("text")
+        (root / "b.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(UserError, match="holds no images") as error:
+        open_probe_set(str(root))
+    assert "\n" not in str(error.value)
+
+
+def test_missing_folder_and_unknown_specs_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        open_probe_set(str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="unknown data spec"):
+        open_probe_set("imagenet:/data")
+    with pytest.raises(UserError, match="built-in datasets"):
+        open_probe_set("builtin:cats")
+
+
+def test_fingerprint_changes_when_a_file_changes(tmp_path):
+    root = labelled_folder(tmp_path / "set", per_class=2)
+    first = open_probe_set(str(root)).fingerprint()
+    assert open_probe_set(str(root)).fingerprint() == first
+    write_image(root / "cat" / "00.png", seed=999, size=21)
+    changed = open_probe_set(str(root)).fingerprint()
+    assert changed != first
+    write_image(root / "dog" / "new.png", seed=5)
+    assert open_probe_set(str(root)).fingerprint() not in (first, changed)
+
+
+def test_builtin_digits_is_the_fixed_validation_part():
+    probe = open_probe_set("builtin:digits")
+    assert len(probe) == 355 and probe.label_names == [str(d) for d in range(10)]
+    assert probe.image(0).mode == "L" and probe.image(0).size == (28, 28)
+    assert probe.source(3) == "builtin:digits#3"
+    assert probe.fingerprint() == open_probe_set("builtin:digits").fingerprint()
