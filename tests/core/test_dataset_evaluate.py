@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from cnnexplorer.core.dataset.evaluate import evaluate_index, evaluate_job, evaluation_of, match_labels
+from cnnexplorer.core.dataset.index import index_job
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
-from tests.core.test_neighbours import brute_force_index, shapes_probe
+from tests.core.test_neighbours import shapes_probe
 
 CLASSES = ["circle", "square", "triangle", "star"]
 
@@ -91,10 +92,9 @@ def test_labels_match_the_models_classes_by_name_then_ignoring_case():
 
 def test_evaluate_job_and_the_index_give_what_each_image_alone_gives(tmp_path):
     handle = load_model("builtin:shapes", "cpu")
-    probe = shapes_probe(tmp_path, 13)
+    probe = shapes_probe(tmp_path / "data", 13)
     evaluation = drive(evaluate_job(handle, probe, batch_size=5))
-    index = brute_force_index(handle, probe, ["features"])
-    from_index = evaluate_index(index)
+    from_index = evaluate_index(drive(index_job(handle, probe, ["classifier"], batch_size=4, cache_dir=tmp_path)))
     with torch.no_grad():
         logits = torch.cat([handle.pixel_model()(handle.preprocessing.to_tensor(probe.image(i))[None])
                             for i in range(len(probe))])

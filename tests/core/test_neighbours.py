@@ -147,3 +147,13 @@ def test_an_unlabelled_set_has_neighbours_but_no_knn_accuracy(tmp_path):
     found = drive(nb.neighbours_job(handle, index, handle.preprocessing.to_tensor(probe.image(0)), "classifier", k=3))
     assert len(found.feature) == 3 and all(n.label == -1 for n in found.feature)
     assert found.feature_knn_acc is None and found.pixel_knn_acc is None
+
+
+def test_a_modules_input_is_a_feature_space_too():
+    handle = load_model("builtin:shapes", "cpu")
+    pixels = torch.rand(3, 64, 64)
+    with torch.no_grad():
+        flat = handle.module.flatten(handle.module.pool(handle.module.features((pixels[None] - 0.5) / 0.25)))
+    np.testing.assert_allclose(nb.query_features(handle, pixels, "classifier:input"), flat[0].numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(nb.query_features(handle, pixels, "flatten"), flat[0].numpy(), rtol=1e-5, atol=1e-6)

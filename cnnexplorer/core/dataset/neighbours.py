@@ -7,7 +7,7 @@ the index records it per image (``DatasetIndex.features``); the query image goes
 ``handle.pixel_model()`` the same way. Pixel space is the index's 32×32 RGB thumbnails of the model's
 input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``index.thumbnails``).
 Distances to a query are exact (float64); the k-NN accuracy compares every image with every other
-one in chunks (``torch.cdist``), so 50,000 images never need a 50,000² matrix.
+one in chunks of rows (one matrix product each), so 50,000 images never need a 50,000² matrix.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from cnnexplorer.core.dataset.index_types import DatasetIndex
     from cnnexplorer.core.model_handle import ModelHandle
 
-DISTANCES_PER_CHUNK = 1 << 22  # distances held at once by the k-NN accuracy (16 MB of float32)
+DISTANCES_PER_CHUNK = 1 << 24  # distances held at once by the k-NN accuracy (64 MB of float32)
 
 
 def pooled(output: torch.Tensor) -> torch.Tensor:
@@ -100,12 +100,14 @@ def knn_accuracy_job(points: np.ndarray, labels: np.ndarray, k: int, device: tor
     data = torch.from_numpy(np.ascontiguousarray(points[keep], dtype=np.float32)).to(device)
     truth = torch.from_numpy(np.asarray(labels)[keep].astype(np.int64)).to(device)
     classes = int(truth.max()) + 1
+    norms = (data * data).sum(dim=1)
     chunk = max(1, DISTANCES_PER_CHUNK // n)
     right = 0
     for start in range(0, n, chunk):
         yield Progress(start, n, what)
         rows = torch.arange(start, min(start + chunk, n), device=device)
-        distances = torch.cdist(data[rows], data)
+        # |a - b|² - |a|² = |b|² - 2 a·b orders each row's images as their distances do, in one matrix product
+        distances = torch.addmm(norms[None], data[rows], data.T, alpha=-2)
         distances[torch.arange(len(rows), device=device), rows] = float("inf")  # leave the image itself out
         near = distances.topk(k, dim=1, largest=False).indices
         right += int((knn_votes(truth[near], classes) == truth[rows]).sum())
