@@ -1,13 +1,12 @@
 """The feature-space map's PCA equals numpy's SVD of the centred data, with a sign fixed by the data;
-its colours and rectangle/lasso selections equal plain loops."""
+its groups and rectangle/lasso selections equal plain loops."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cnnexplorer.core.dataset.projection import (RIGHT, UNKNOWN, WRONG, class_colour, in_polygon, in_rectangle,
-                                                 pca_2d, point_colours)
+from cnnexplorer.core.dataset.projection import in_polygon, in_rectangle, pca_2d, point_groups
 from cnnexplorer.core.errors import UserError
 
 
@@ -52,13 +51,15 @@ def test_selections_equal_plain_loops():
     assert in_polygon(points, triangle[:2]).tolist() == []
 
 
-def test_point_colours_by_label_prediction_and_correctness():
-    labels, predicted, truth = np.array([0, 1, -1, 12]), np.array([0, 2, 1, 12]), np.array([0, 1, -1, 12])
-    assert point_colours("label", labels, predicted).tolist() == [list(class_colour(0)), list(class_colour(1)),
-                                                                  list(UNKNOWN), list(class_colour(12))]
-    assert point_colours("prediction", labels, predicted)[1].tolist() == list(class_colour(2))
-    assert point_colours("correct", labels, predicted, truth).tolist() == [list(RIGHT), list(WRONG), list(UNKNOWN),
-                                                                           list(RIGHT)]
-    assert len({class_colour(i) for i in range(40)}) == 40
+def test_point_groups_by_label_prediction_and_correctness():
+    labels, predicted, truth = np.array([0, 1, -1, 1]), np.array([0, 2, 1, 1]), np.array([0, 1, -1, -1])
+    groups, names = point_groups("label", labels, ["cat", "dog"], predicted, ["a", "b", "c"])
+    assert groups.tolist() == [0, 1, 2, 1] and names == ["cat", "dog", "unlabelled"]
+    groups, names = point_groups("prediction", labels, ["cat", "dog"], predicted, ["a", "b", "c"])
+    assert groups.tolist() == [0, 2, 1, 1] and names == ["a", "b", "c"]
+    groups, names = point_groups("correct", labels, ["cat", "dog"], predicted, ["a", "b", "c"], truth)
+    assert groups.tolist() == [0, 1, 2, 2] and names == ["right", "wrong", "no label"]
     with pytest.raises(UserError, match="colouring"):
-        point_colours("size", labels, predicted)
+        point_groups("size", labels, None, predicted, [])
+    with pytest.raises(UserError, match="correctness"):
+        point_groups("correct", labels, None, predicted, [])

@@ -1,5 +1,5 @@
-"""The feature-space map: a layer's pooled features projected to 2-D by PCA, the points' colours (by
-label, prediction or correctness) and which points a rectangle or a lasso encloses.
+"""The feature-space map: a layer's pooled features projected to 2-D by PCA, the points' groups for
+colouring (by label, prediction or correctness) and which points a rectangle or a lasso encloses.
 
 PCA centres the features and keeps the two directions of largest variance, from the eigenvectors of
 the smaller of the two Gram matrices (``XᵀX`` or ``XXᵀ``, float64), which equals the SVD of the
@@ -9,7 +9,6 @@ always give the same map.
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +16,6 @@ import numpy as np
 from cnnexplorer.core.errors import UserError
 
 COLOUR_BY = ("label", "prediction", "correct")
-RIGHT, WRONG, UNKNOWN = (46, 150, 80), (200, 50, 50), (160, 166, 175)
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # matplotlib's tab10
 
 
 @dataclass(frozen=True)
@@ -57,30 +53,25 @@ def pca_2d(features: np.ndarray) -> Projection:
     return Projection((centred @ components.T).astype(np.float32), components, variance)
 
 
-def class_colour(i: int) -> tuple[int, int, int]:
-    """Class ``i``'s colour: tab10 for the first ten, then hues spread by the golden ratio."""
-    if i < len(PALETTE):
-        return PALETTE[i]
-    r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65, 0.85)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def point_colours(by: str, labels: np.ndarray, predicted: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
-    """RGB uint8 ``[N,3]`` per point: by its ``label`` (the set's classes; unlabelled grey), its top-1
-    ``prediction`` (the model's classes), or whether it is ``correct`` (green/red; grey where ``truth``, the
-    label as a model class, is -1)."""
+def point_groups(by: str, labels: np.ndarray, label_names: list[str] | None, predicted: np.ndarray,
+                 class_names: list[str], truth: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Each point's group ``[N]`` (an index into the names returned with it), for colouring the map: by its
+    ``label`` (the set's classes, then "unlabelled"), its top-1 ``prediction`` (the model's classes), or
+    whether it is ``correct`` ("right", "wrong", "no label"; ``truth`` is the label as a model class, -1 for
+    none, as ``Evaluation.labels`` gives it)."""
     from cnnexplorer.core.checks import check_choice
 
     check_choice("colouring", by, COLOUR_BY)
-    if by == "correct":
-        if truth is None:
-            raise UserError("colouring by correctness needs each image's label as a model class")
-        known = np.asarray(truth) >= 0
-        colours = np.where((np.asarray(predicted) == truth)[:, None], RIGHT, WRONG)
-        return np.where(known[:, None], colours, UNKNOWN).astype(np.uint8)
-    classes = np.asarray(labels if by == "label" else predicted, dtype=np.int64)
-    table = np.array([class_colour(i) for i in range(int(classes.max(initial=-1)) + 1)] + [UNKNOWN], dtype=np.uint8)
-    return table[np.where(classes >= 0, classes, len(table) - 1)]
+    if by == "prediction":
+        return np.asarray(predicted, dtype=np.int64), list(class_names)
+    if by == "label":
+        names = list(label_names or [])
+        labels = np.asarray(labels, dtype=np.int64)
+        return np.where(labels >= 0, labels, len(names)), [*names, "unlabelled"]
+    if truth is None:
+        raise UserError("colouring by correctness needs each image's label as a model class")
+    truth = np.asarray(truth, dtype=np.int64)
+    return np.where(truth < 0, 2, np.where(np.asarray(predicted) == truth, 0, 1)), ["right", "wrong", "no label"]
 
 
 def in_rectangle(points: np.ndarray, corner: tuple[float, float], other: tuple[float, float]) -> np.ndarray:
