@@ -261,3 +261,20 @@ def test_a_clicked_unit_is_fast_and_remembered(shapes, probe, index):
     made = drive(atlases.reconstructions("features.2.2", 7))
     assert drive(atlases.reconstructions("features.2.2", 7)) is made
     assert first < 0.1, f"a clicked unit's atlas took {first * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("pad", [torch.nn.ReflectionPad2d((2, 1, 1, 2)), torch.nn.ReplicationPad2d((1, 2, 2, 1)),
+                                 torch.nn.ZeroPad2d((2, 0, 1, 1))])
+def test_padded_borders_stay_in_their_boxes(shapes, pad):
+    """Reflected and replicated borders repeat pixels from inside the image: the boxes still hold them."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(pad, torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.ReLU(), pad,
+                              torch.nn.Conv2d(4, 4, 3)).eval()
+    handle = replace(shapes, spec="test:padded", module=net, preprocessing=replace(shapes.preprocessing, size=(15, 17)))
+    field = layer_field(handle, "4")
+    with torch.no_grad():
+        rows, cols = run_to(handle.pixel_model(), net, ["4"], torch.zeros(1, *handle.input_size))["4"].shape[2:]
+    for y in range(rows):
+        for x in range(cols):
+            support = gradient_support(handle, "4", y, x)
+            assert support is not None and inside(support, field.input_box(y, x, (15, 17))), (y, x)

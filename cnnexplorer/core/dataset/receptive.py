@@ -151,7 +151,9 @@ class _Tracer(TorchDispatchMode):
             return self._adaptive(first, tuple(source.shape[2:]), tuple(out.shape[2:]))
         if name in _PADS:
             pad = list(args.get("pad") or args.get("padding") or [])
-            return self._pad(first, pad)
+            mode = args.get("mode") or ("reflect" if "reflection" in name else
+                                        "replicate" if "replication" in name else "constant")
+            return self._pad(first, pad, mode)
         if any(word in name for word in _MOVING):
             return WHOLE
         if isinstance(source, torch.Tensor) and source.dim() == 4 and tuple(source.shape[2:]) != tuple(out.shape[2:]):
@@ -181,12 +183,23 @@ class _Tracer(TorchDispatchMode):
         return Field(*spans)
 
     @staticmethod
-    def _pad(field: Field, pad: list[int]) -> Field:
-        """Padding of the last axes by ``[left, right, top, bottom, …]``: unit ``i`` is input unit ``i − left``."""
-        left = int(pad[0]) if len(pad) >= 2 else 0
-        top = int(pad[2]) if len(pad) >= 4 else 0
-        return Field(*(Span(s.start - before * s.jump, s.jump, s.size) for s, before in
-                       ((field.rows, top), (field.cols, left))))
+    def _pad(field: Field, pad: list[int], mode: str) -> Field:
+        """Padding of the last axes by ``[left, right, top, bottom]``: unit ``i`` is input unit ``i − left``.
+
+        A constant pads with values no pixel moves. Replicated and reflected units repeat units from
+        inside, up to ``before + after`` (replicate) or twice that (reflect) units away from where the
+        shift puts them, so the span widens by that much: a bound for every unit, borders included.
+        """
+        if mode not in ("constant", "reflect", "replicate"):
+            return WHOLE
+        widen = {"constant": 0, "replicate": 1, "reflect": 2}[mode]
+        sides = [int(v) for v in pad[:4]] + [0] * (4 - len(pad[:4]))
+        spans = []
+        for span, before, after in ((field.rows, sides[2], sides[3]), (field.cols, sides[0], sides[1])):
+            grow = widen * (before + after) * span.jump
+            shift = (before + widen * after) * span.jump
+            spans.append(Span(span.start - shift, span.jump, span.size + grow))
+        return Field(*spans)
 
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict] = weakref.WeakKeyDictionary()
