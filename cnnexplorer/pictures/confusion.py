@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SHADE = (46, 104, 176)
 MAX_MATRIX = 720  # pixels the cells take at most, across
-NAME_WIDTH = 180
+NAME_WIDTH = 180  # a longer class name is cut
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
     digits = small.getlength(str(max(int(matrix.max()), 10))) + 8
     cell = int(max(4, min(max(28, digits), MAX_MATRIX // n)))
     numbers, named = cell >= digits, cell >= SMALL + 4
-    names = [fit_text(f"{c}  {evaluation.class_names[c]}", small, NAME_WIDTH) for c in shown]
-    left = MARGIN + (NAME_WIDTH + 8 if named else 0)
+    names = [fit_text(_row_name(c, evaluation.class_names[c]), small, NAME_WIDTH) for c in shown]
+    left = MARGIN + (int(max(map(small.getlength, names))) + 12 if named else 0)
     top = MARGIN + TITLE + 8 + 2 * (BODY + 6) + (SMALL + 6 if named else 0)
     accuracy_width = int(small.getlength("100.0 %")) + 16
     lines = [f"{evaluation.count} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
@@ -116,6 +116,11 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
             draw.text((left + n * cell + 8, y + (cell - SMALL) // 2),
                       f"{matrix[row, row] / totals[row] * 100:.1f} %", font=small, fill=MUTED)
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+def _row_name(number: int, name: str) -> str:
+    """A row's class: its number (the column's heading) and its name, once when they are the same."""
+    return name if name == str(number) else f"{number}  {name}"
 
 
 RECIPE = Recipe("confusion", ConfusionOptions, make_confusion,

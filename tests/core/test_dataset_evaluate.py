@@ -109,3 +109,16 @@ def test_evaluate_job_and_the_index_give_what_each_image_alone_gives(tmp_path):
         np.testing.assert_array_equal(np.diag(result.confusion).sum(), (predicted == truth).sum())
     np.testing.assert_array_equal(evaluation.top5, from_index.top5)
     np.testing.assert_allclose(evaluation.top5_probs, from_index.top5_probs, atol=1e-6)
+
+
+def test_a_confusion_matrix_of_many_classes_keeps_its_cells_and_drops_the_text():
+    from cnnexplorer.pictures.confusion import MAX_MATRIX, render_confusion
+
+    rng = np.random.default_rng(4)
+    classes = [f"class number {c}" for c in range(150)]
+    labels = rng.integers(0, 150, 2000)
+    top5 = np.stack([labels if c == 0 else rng.integers(0, 150, 2000) for c in range(5)], axis=1)
+    top5[::3, 0] = rng.integers(0, 150, len(top5[::3]))
+    evaluation = evaluation_of(labels, classes, classes, top5, np.full((2000, 5), 0.2))
+    pixels = render_confusion(evaluation, "many classes")
+    assert pixels.dtype == np.uint8 and pixels.shape[1] <= MAX_MATRIX + 200 and pixels.shape[0] <= MAX_MATRIX + 150
