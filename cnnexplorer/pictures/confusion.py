@@ -36,15 +36,17 @@ class ConfusionOptions:
 
 
 def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[ProbeSet]:
-    """The probe set a dataset picture's options name; ``UserError`` when none is named or it has changed
-    since the picture was made (its recorded ``fingerprint`` differs)."""
+    """The probe set a dataset picture's options name, its folder made absolute (so the ``spec`` a picture
+    records names the same images from any working folder); ``UserError`` when none is named or it has
+    changed since the picture was made (its recorded ``fingerprint`` differs)."""
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.errors import UserError
+    from cnnexplorer.pictures.atlas import absolute_spec
 
     if not data:
         raise UserError(f"export {name} needs a dataset: pass --data DATASPEC (a folder of images, one sub-folder "
                         "per class for labels; builtin:shapes …)")
-    probe = yield from open_probe_job(data)
+    probe = yield from open_probe_job(absolute_spec(data))
     if fingerprint is not None and fingerprint != probe.fingerprint():
         raise UserError(f"the images of {data} have changed since the {name} picture was made (its fingerprint "
                         f"differs); restore them, or export the {name} picture again from the data as it is")
@@ -59,7 +61,7 @@ def make_confusion(inputs: Inputs, options: ConfusionOptions) -> Job[Picture]:
     yield Progress(1, 1, "drawing the confusion matrix")
     report = {key: value for key, value in evaluation.to_json().items() if key != "mistakes"}
     return Picture(render_confusion(evaluation, f"{inputs.handle.spec} on {probe.spec}"),
-                   settings_of(replace(options, fingerprint=probe.fingerprint())), report)
+                   settings_of(replace(options, data=probe.spec, fingerprint=probe.fingerprint())), report)
 
 
 def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:

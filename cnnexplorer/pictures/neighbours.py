@@ -50,8 +50,8 @@ def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
     pixels = render_neighbours(found, _tile(handle, image.image), lambda i: _tile(handle, probe.image(i)),
                                probe.label_names, f"Nearest neighbours of {image.name} among {len(probe):,} images of "
                                f"{probe.spec}", int(index.features[layer].shape[1]))
-    return Picture(pixels, settings_of(replace(options, fingerprint=probe.fingerprint())), report(found, probe),
-                   layer=layer)
+    return Picture(pixels, settings_of(replace(options, data=probe.spec, fingerprint=probe.fingerprint())),
+                   report(found, probe), layer=layer)
 
 
 def report(found: Neighbours, probe: ProbeSet) -> dict:

@@ -1,7 +1,10 @@
 """``cnnexplorer evaluate``: the report equals predicting each image on its own; unreadable files and
-labels the model does not know are listed; unlabelled or unrelated data are one clear error."""
+labels the model does not know are listed; unlabelled or unrelated data are one clear error. ``export
+confusion`` draws the same evaluation and is made again from its sidecar, from any working folder."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 from PIL import Image
@@ -73,3 +76,16 @@ def test_export_confusion_draws_the_evaluation_and_is_made_again_from_its_sideca
     assert drawn.shape[0] > 6 * 28 and drawn.shape[1] > 6 * 28  # six classes' cells of at least 28 pixels
     code, _, err = run_cli(capsys, "export", "confusion", "--model", "builtin:shapes", "--out", tmp_path / "e.png")
     assert_one_line_error(code, err, "--data")
+
+
+def test_a_sidecar_names_its_folder_from_any_working_folder(capsys, tmp_path, monkeypatch):
+    shapes_folder(tmp_path / "data", 4)
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run_cli(capsys, "export", "confusion", "--model", "builtin:shapes", "--data", "data",
+                         "--out", tmp_path / "c.png")
+    assert code == 0
+    assert json.loads((tmp_path / "c.png.json").read_text())["settings"]["data"] == f"folder:{tmp_path / 'data'}"
+    monkeypatch.chdir(tmp_path / "data")
+    code, _, _ = run_cli(capsys, "export", "--from-sidecar", tmp_path / "c.png.json", "--out", tmp_path / "d.png")
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")), np.asarray(Image.open(tmp_path / "c.png")))

@@ -46,7 +46,7 @@ def test_export_neighbours_reports_a_brute_force_search_and_is_made_again_from_i
     assert report["pixel_knn_acc"] == brute_knn_accuracy(thumbs, index.labels, 3)
     sidecar = json.loads((tmp_path / "n.png.json").read_text())
     assert sidecar["view"] == "neighbours" and sidecar["layer"] == "features"
-    assert sidecar["settings"]["data"] == str(tmp_path / "data") and sidecar["settings"]["k"] == 3
+    assert sidecar["settings"]["data"] == f"folder:{tmp_path / 'data'}" and sidecar["settings"]["k"] == 3
     assert sidecar["settings"]["fingerprint"] == probe.fingerprint()
     cached = sorted((f.name, f.stat().st_mtime_ns) for f in cache.iterdir())
     again = tmp_path / "again.png"
@@ -72,3 +72,4 @@ def test_export_neighbours_refuses_bad_requests_in_one_line(capsys, tmp_path, ca
     assert_one_line_error(code, err, "--k")
     code, _, err = run_cli(capsys, *common, "--data", tmp_path / "data", "--layer", "featurez")
     assert_one_line_error(code, err, "unknown layer")
+
