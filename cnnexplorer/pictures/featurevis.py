@@ -94,7 +94,8 @@ def _add_flags(parser) -> None:
     from cnnexplorer.pictures.flags import units
 
     parser.add_argument("--channels", type=units, metavar="0-15",
-                        help="featurevis: channels (logit: classes) to visualise (default: the first 16)")
+                        help="featurevis, atlas: channels (logit: classes) to show (default: featurevis the first 16, "
+                             "atlas the first 9)")
     parser.add_argument("--objective", choices=OBJECTIVES, default="channel",
                         help="featurevis: what to maximise (default: channel)")
     parser.add_argument("--size", type=int, metavar="PX", help="featurevis: image size (default: 128)")
