@@ -70,6 +70,8 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
     check_number("top-k", top_k, 1, MAX_TOP_K, whole=True)
     check_number("batch-size", batch_size, 1, whole=True)
     check_number("save interval", save_every, 0)
+    if not len(probe):
+        raise UserError(f"{probe.spec} holds no images to index; choose a set with at least one image")
     names = resolve_layers(handle, layers)
     folder = cache.cache_folder(cache_dir)
     key = cache.index_key(weights=cache.weights_hash(handle.module), model=handle.spec,
@@ -81,8 +83,8 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
         for note in finished[0]["notes"]:
             yield IndexNote(note)
         return _index_from_state(*finished)
-    first_pixels = next(probe.batches(handle.preprocessing, 1))[1]
-    plan = plan_index(handle, first_pixels, names, feature_layers)
+    with contextlib.closing(probe.batches(handle.preprocessing, 1)) as first:
+        plan = plan_index(handle, next(first)[1], names, feature_layers)
     for note in plan.notes:
         yield IndexNote(note)
     run = _Run(handle, probe, plan, key, top_k)

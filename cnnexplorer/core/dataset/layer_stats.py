@@ -8,13 +8,13 @@ merges those into arrays of fixed size, so memory never grows with the set.
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
   size: a batch's candidates and the running top-k are merged by a stable sort.
 * Mean and maximum use every value (per-batch float32 sums accumulated in float64).
-* The fraction of zeros and the histogram are measured on a fixed sample of each map: the
-  ``SAMPLE``×``SAMPLE`` evenly spaced positions ``offset + stride·i`` (``sample_positions``; every
+* The fraction of zeros and the histogram are measured on a fixed sample of each map: the values
+  at the centres of a ``SAMPLE``×``SAMPLE`` grid of equal strips (``sample_positions``; every
   position of a smaller map, the whole vector of a Linear layer), 16 values per map and image, which
   over a set gives a smooth histogram; counting every value would cost more than the forward pass
   itself on a CPU. The histogram has ``BINS`` equal bins of width ``w`` from ``edges[0]``, over the
   first batch's sampled range widened by ``MARGIN`` of that range on each side (±0.5 when it is
-  constant), shared by the layer's channels: a value ``v`` counts in bin
+  constant), shared by the layer's channels: a value ``v`` counts (in float64) in bin
   ``floor((v - edges[0]) / w)`` clamped to the first and last bin.
 """
 
@@ -50,53 +50,62 @@ class BatchSummary:
     sampled: int  # sampled values per channel in the batch
 
 
-def sample_positions(size: int) -> slice:
-    """The sampled rows (or columns) of a map side of ``size``: ``min(size, SAMPLE)`` evenly spaced, centred."""
-    stride = size // min(size, SAMPLE)
-    return slice(stride // 2, stride // 2 + stride * min(size, SAMPLE), stride)
+def sample_positions(size: int) -> torch.Tensor:
+    """The sampled rows (or columns) of a map side of ``size``: the centres of ``min(size, SAMPLE)`` equal strips."""
+    strips = min(size, SAMPLE)
+    return (torch.arange(strips) * 2 + 1) * size // (2 * strips)
 
 
-def sampled_values(maps: torch.Tensor) -> torch.Tensor:
-    """``[N, C, S]``: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
+def sampled_values(maps: torch.Tensor) -> np.ndarray:
+    """``[N, C, S]`` float64: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
     if maps.ndim == 2:
-        return maps[:, :, None].float()
-    sample = maps[:, :, sample_positions(maps.shape[2]), sample_positions(maps.shape[3])]
-    return sample.reshape(maps.shape[0], maps.shape[1], -1).float()
+        sample = maps[:, :, None]
+    else:
+        rows, cols = (sample_positions(side).to(maps.device) for side in maps.shape[2:])
+        sample = maps.index_select(2, rows).index_select(3, cols)
+    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().numpy().astype(np.float64)
 
 
-def histogram_bins(sample: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
-    """The bin of each sampled value (see the module notes)."""
-    width = (edges[-1] - edges[0]) / BINS
-    return ((sample - edges[0]) / width).floor_().clamp_(0, BINS - 1).long()
+def histogram_counts(sample: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``[C, BINS]`` counts of the sampled values [N, C, S] (see the module notes)."""
+    channels = sample.shape[1]
+    bins = np.clip(np.floor((sample - edges[0]) / ((edges[-1] - edges[0]) / BINS)), 0, BINS - 1).astype(np.int64)
+    bins += np.arange(channels).reshape(1, -1, 1) * BINS
+    return np.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS)
 
 
-def histogram_edges(sample: torch.Tensor) -> np.ndarray:
+def histogram_edges(sample: np.ndarray) -> np.ndarray:
     """The layer's bin edges from its first batch's sampled values (see the module notes)."""
-    low, high = (float(v) for v in torch.aminmax(sample))
+    low, high = float(sample.min()), float(sample.max())
     margin = MARGIN * (high - low) if high > low else 0.5
     return np.linspace(low - margin, high + margin, BINS + 1)
 
 
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
-    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``."""
+    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``.
+
+    Only the full-size reductions (peak, sum) run where the maps are; the small sample is counted
+    on the CPU. Peak positions are looked up only for the batch's images that enter a channel's
+    running top-k (a value above its k-th); the others keep (0, 0) and are dropped by the merge.
+    """
     maps = maps.detach()
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
-    peak = flat.amax(2).float().cpu().numpy()  # [N, C]
-    keep = min(n, accumulator.top_k)
-    chosen = np.argsort(-peak.T, axis=1, kind="stable")[:, :keep]  # [C, m]
-    channel = torch.arange(channels, device=maps.device).repeat_interleave(keep)
-    where = flat[torch.from_numpy(chosen.ravel()).to(maps.device), channel]
-    where = where.argmax(1).cpu().numpy().reshape(chosen.shape)
+    peak = flat.amax(2).float().cpu().numpy().T  # [C, N]
+    sums = flat.sum(2, dtype=torch.float32).cpu().numpy().astype(np.float64).sum(0)
+    chosen = np.argsort(-peak, axis=1, kind="stable")[:, : min(n, accumulator.top_k)]  # [C, m]
+    values = np.take_along_axis(peak, chosen, 1)
+    where = np.zeros(chosen.shape, np.int64)
+    entering = np.nonzero(values > accumulator.top_values[:, -1:])
+    if len(entering[0]):
+        rows = flat[torch.from_numpy(chosen[entering]).to(maps.device), torch.from_numpy(entering[0]).to(maps.device)]
+        where[entering] = rows.argmax(1).cpu().numpy()
     width = maps.shape[3] if maps.ndim == 4 else 1
     sample = sampled_values(maps)
-    edges = accumulator.edges(sample)
-    bins = histogram_bins(sample, edges) + torch.arange(channels, device=sample.device).view(1, -1, 1) * BINS
-    counts = torch.bincount(bins.flatten(), minlength=channels * BINS).view(channels, BINS)
-    return BatchSummary(np.take_along_axis(peak.T, chosen, 1), chosen, (where // width).astype(np.int32),
-                        (where % width).astype(np.int32), flat.sum((0, 2), dtype=torch.float32).cpu().numpy().astype(np.float64),
-                        peak.max(0), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)).cpu().numpy(),
-                        counts.cpu().numpy(), sample.shape[0] * sample.shape[2])
+    counts = histogram_counts(sample, accumulator.edges(sample))
+    return BatchSummary(values, chosen, (where // width).astype(np.int32), (where % width).astype(np.int32), sums,
+                        peak.max(1), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)), counts,
+                        sample.shape[0] * sample.shape[2])
 
 
 class LayerAccumulator:
@@ -116,7 +125,7 @@ class LayerAccumulator:
         self.hist_edges: np.ndarray | None = None
         self.hist_counts = np.zeros((channels, BINS), np.int64)
 
-    def edges(self, sample: torch.Tensor) -> np.ndarray:
+    def edges(self, sample: np.ndarray) -> np.ndarray:
         """The histogram edges, fixed by the first batch this is asked for."""
         if self.hist_edges is None:
             self.hist_edges = histogram_edges(sample)
