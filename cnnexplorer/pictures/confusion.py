@@ -9,7 +9,7 @@ classes drops the numbers and then the names, never the cells.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cnnexplorer.core.jobs import Job, Progress
@@ -59,9 +59,14 @@ def make_confusion(inputs: Inputs, options: ConfusionOptions) -> Job[Picture]:
     probe = yield from open_data_job("confusion", options.data, options.fingerprint)
     evaluation = yield from evaluate_job(inputs.handle, probe)
     yield Progress(1, 1, "drawing the confusion matrix")
+    return confusion_picture(inputs.handle, probe, evaluation)
+
+
+def confusion_picture(handle, probe: ProbeSet, evaluation: Evaluation) -> Picture:
+    """The confusion matrix of ``evaluation`` (of ``handle`` on ``probe``), as the CLI and the GUI draw it."""
     report = {key: value for key, value in evaluation.to_json().items() if key != "mistakes"}
-    return Picture(render_confusion(evaluation, f"{inputs.handle.spec} on {probe.spec}"),
-                   settings_of(replace(options, data=probe.spec, fingerprint=probe.fingerprint())), report)
+    return Picture(render_confusion(evaluation, f"{handle.spec} on {probe.spec}"),
+                   settings_of(ConfusionOptions(probe.spec, probe.fingerprint())), report)
 
 
 def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:

@@ -9,7 +9,7 @@ cache when one was made before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cnnexplorer.core.jobs import Job, Progress
@@ -38,20 +38,28 @@ class NeighboursOptions:
 
 def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
     from cnnexplorer.core.dataset.index import index_job
-    from cnnexplorer.core.dataset.neighbours import check_k, neighbours_job
+    from cnnexplorer.core.dataset.neighbours import check_k
     from cnnexplorer.pictures.confusion import open_data_job
 
     image, layer, handle = inputs.need_image("neighbours"), inputs.need_layer("neighbours"), inputs.handle
     check_k(options.k)
     probe = yield from open_data_job("neighbours", options.data, options.fingerprint)
     index = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
-    found = yield from neighbours_job(handle, index, handle.pixels(image), layer, options.k)
+    return (yield from neighbours_picture(handle, probe, index, image, layer, options.k))
+
+
+def neighbours_picture(handle, probe: ProbeSet, index, image, layer: str, k: int) -> Job[Picture]:
+    """The neighbours of ``image`` (a ``LoadedImage``) among ``probe``'s images, from its ``index`` (which holds
+    ``layer``'s features): the CLI's picture, and the GUI's on an index it has open."""
+    from cnnexplorer.core.dataset.neighbours import neighbours_job
+
+    found = yield from neighbours_job(handle, index, handle.pixels(image), layer, k)
     yield Progress(1, 1, "drawing the neighbours")
     pixels = render_neighbours(found, _tile(handle, image.image), lambda i: _tile(handle, probe.image(i)),
                                probe.label_names, f"Nearest neighbours of {image.name} among {len(probe):,} images of "
                                f"{probe.spec}", int(index.features[layer].shape[1]))
-    return Picture(pixels, settings_of(replace(options, data=probe.spec, fingerprint=probe.fingerprint())),
-                   report(found, probe), layer=layer)
+    options = NeighboursOptions(probe.spec, k, probe.fingerprint())
+    return Picture(pixels, settings_of(options), report(found, probe), layer=layer)
 
 
 def report(found: Neighbours, probe: ProbeSet) -> dict:
