@@ -104,7 +104,7 @@ def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[
     saved, consistent = started, True
     try:
         with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done)) as batches:
-            for first, pixels, labels in batches:
+            for first, pixels, _ in batches:
                 consistent = False
                 run.add(first, pixels)
                 consistent = True
