@@ -18,6 +18,12 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _own_index_cache(tmp_path, monkeypatch):
+    """Each test keeps its dataset indexes in a cache of its own, never the user's."""
+    monkeypatch.setenv("CNNEXPLORER_CACHE", str(tmp_path / "cnnexplorer-cache"))
+
+
 @pytest.fixture
 def hub_dir(tmp_path, monkeypatch) -> Path:
     """A temporary torch hub folder (TORCH_HOME is restored by monkeypatch)."""

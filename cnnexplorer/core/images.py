@@ -44,7 +44,9 @@ class LoadedImage:
 
 
 def classify_path(path: str | Path) -> str:
-    """``"image"``, ``"model"`` or ``"unknown"`` by file suffix, for drag-and-drop dispatch."""
+    """``"image"``, ``"model"``, ``"folder"`` (a dataset) or ``"unknown"`` by file suffix, for drag-and-drop."""
+    if Path(path).is_dir():
+        return "folder"
     suffix = Path(path).suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return "image"

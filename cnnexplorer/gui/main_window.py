@@ -27,6 +27,7 @@ from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.adversarial_view import AdversarialView
+from cnnexplorer.gui.views.dataset_view import DatasetView
 from cnnexplorer.gui.views.featurevis_view import FeatureVisView
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
 from cnnexplorer.gui.views.input_view import InputView
@@ -48,7 +49,7 @@ TRUST_WARNING = (
     "is trustworthy). Otherwise save the model's state_dict and open that instead."
 )
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
-         TrainingView)  # the central tabs, in order
+         TrainingView, DatasetView)  # the central tabs, in order
 ViewT = TypeVar("ViewT", bound=View)
 UNTRAINED = "untrained model: random weights"
 PREFERRED_SIZE = QSize(1500, 900)
@@ -158,12 +159,18 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         return view
 
     def _link_views(self) -> None:
-        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel."""
+        """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel; an image of the
+        Dataset tab's set opens in the app."""
 
         def visualise(unit) -> None:
             self.show_view(FeatureVisView).visualise(unit)
 
         self.view(ActivationsView).visualise_requested.connect(visualise)
+        self.view(DatasetView).open_image_requested.connect(lambda path: self.open_files([path]))
+
+    def open_dataset(self, spec: str) -> None:
+        """Show the Dataset tab and index ``spec`` (a folder or a data spec) under the current model."""
+        self.show_view(DatasetView).open_dataset(spec)
 
     @property
     def last_message(self) -> str | None:

@@ -22,8 +22,9 @@ DRAG_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 
 class WindowFiles:
     def open_files(self, paths: list[str]) -> None:
-        """Images open in one job, a model file loads as the model, anything else is named."""
-        kinds: dict[str, list[str]] = {"image": [], "model": [], "unknown": []}
+        """Images open in one job, a model file loads as the model, a folder opens as the dataset (Dataset tab),
+        anything else is named."""
+        kinds: dict[str, list[str]] = {"image": [], "model": [], "folder": [], "unknown": []}
         for path in paths:
             kinds[classify_path(path)].append(str(path))
         problems = []
@@ -36,6 +37,11 @@ class WindowFiles:
             if len(kinds["model"]) > 1:
                 problems.append(f"one model at a time: loading {Path(kinds['model'][0]).name}, "
                                 f"ignored {', '.join(Path(p).name for p in kinds['model'][1:])}")
+        if kinds["folder"]:
+            self.open_dataset(kinds["folder"][0])
+            if len(kinds["folder"]) > 1:
+                problems.append(f"one dataset at a time: opening {Path(kinds['folder'][0]).name}, "
+                                f"ignored {', '.join(Path(p).name for p in kinds['folder'][1:])}")
         if kinds["image"]:
             images = kinds["image"]
             self.jobs.start(lambda: images_job(images), label="opening images", on_result=self._images_loaded)
@@ -84,6 +90,12 @@ class WindowFiles:
                                                 options=NON_NATIVE)
         if paths:
             self.open_files(paths)
+
+    def _open_dataset_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open dataset (a folder of images; sub-folders are labels)",
+                                                  self._last_dir(), options=NON_NATIVE)
+        if folder:
+            self.open_dataset(folder)
 
     def _open_model_dialog(self) -> None:
         patterns = " ".join(f"*{s}" for s in MODEL_SUFFIXES)

@@ -30,6 +30,8 @@ class WindowMenus:
         open_model = self._action(menu, "Open model file…", self._open_model_dialog, "Ctrl+Shift+O",
                                   "Open a checkpoint, state_dict or safetensors file")
         zoo = self._action(menu, "Model zoo…", self.open_zoo, "Ctrl+M", "Browse torchvision's classifiers")
+        self._action(menu, "Open dataset…", self._open_dataset_dialog, "Ctrl+D",
+                     "Index a folder of images for the Dataset tab (sub-folders are labels)")
         self._action(menu, "Paste image", self.paste, "Ctrl+V", "Open the image (or image files) on the clipboard")
         self.recent_menu = menu.addMenu("Recent files")
         self._fill_recent_menu()

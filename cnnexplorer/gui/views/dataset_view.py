@@ -1,0 +1,481 @@
+"""The "Dataset" tab: a probe set indexed once under the current model, then read four ways.
+
+Open a folder (File › Open dataset…, a folder dropped on the window, or a data spec typed here)
+and Index runs ``core.dataset.index_job`` in a worker (progress, cancel, resumed from the cache;
+a finished index is read back at once). Its pages:
+
+- **Atlas** — the current unit's (or the current layer's first channels') top dataset patches with
+  their DeconvNet and guided-backprop reconstructions (``pictures.atlas``); a click on a patch opens
+  its image. Clicking a tile in the activation grid makes its channel the current unit.
+- **Neighbours** — the current image's nearest images in a layer's feature space and in pixel space
+  (``pictures.neighbours``).
+- **Map** — a 2-D PCA of a layer's pooled features, coloured by label, prediction or correctness;
+  hover, click to open, Shift-drag to list a rectangle's images.
+- **Evaluation** — accuracy, the confusion matrix (``pictures.confusion``) and the most confident
+  mistakes; a mistake opens on a double click.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QProgressBar, QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from cnnexplorer.core.dataset.index import CacheHit, IndexNote, index_job
+from cnnexplorer.core.dataset.layer_plan import all_layers
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Progress
+from cnnexplorer.gui.dialogs import NON_NATIVE
+from cnnexplorer.gui.remembered import remember
+from cnnexplorer.gui.session import Session, Unit
+from cnnexplorer.gui.views import View
+from cnnexplorer.gui.widgets.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.feature_map import FeatureMap
+from cnnexplorer.gui.widgets.spin_boxes import SpinBox
+from cnnexplorer.gui.workers import JobRunner
+from cnnexplorer.pictures.base import Inputs, Picture
+
+LAYER_CHOICES = ("default layers", "current layer", "every layer")
+COLOURINGS = {"label": "label", "prediction": "prediction", "right or wrong": "correct"}
+PAGES = ("Atlas", "Neighbours", "Map", "Evaluation")
+VIEW_NAMES = {"Atlas": "atlas", "Neighbours": "neighbours", "Map": "map", "Evaluation": "confusion"}
+
+
+def indexed_set_job(spec: str, handle, layers: list[str] | None, top_k: int, batch_size: int):
+    """Open the probe set ``spec`` and index it under ``handle``: one worker job, returning both."""
+    from cnnexplorer.core.dataset.probe import open_probe_job
+    from cnnexplorer.pictures.atlas import absolute_spec
+
+    yield Progress(0, None, f"opening {spec}")
+    probe = yield from open_probe_job(absolute_spec(spec))  # a sidecar then names the set from any folder
+    return probe, (yield from index_job(handle, probe, layers=layers, top_k=top_k, batch_size=batch_size))
+
+
+def atlases_job(handle, probe, index):
+    """The atlases of an index (making them traces the receptive fields: a probe forward)."""
+    from cnnexplorer.core.dataset.atlas import Atlases
+
+    yield Progress(0, None, "tracing the receptive fields")
+    return Atlases(handle, probe, index)
+
+
+class DatasetView(View):
+    title = "Dataset"
+    open_image_requested = Signal(str)
+
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
+        super().__init__(session, jobs, parent)
+        self.data = QLineEdit()
+        self.data.setObjectName("data")
+        self.data.setPlaceholderText("a folder of images, or builtin:digits, mnist:ROOT …")
+        self.data.setToolTip("The probe set: a folder (sub-folders are labels), folder:PATH, builtin:shapes, "
+                             "builtin:digits, mnist:ROOT, fashion-mnist:ROOT or cifar10:ROOT")
+        self.data.returnPressed.connect(self.start_index)
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        self.layers = QComboBox()
+        self.layers.setObjectName("layers")
+        self.layers.addItems(LAYER_CHOICES)
+        self.layers.setToolTip("Which layers to index: every convolution and linear output the tree shows, the "
+                               "current layer alone, or every layer with maps")
+        self.top_k = SpinBox()
+        self.top_k.setObjectName("top_k")
+        self.top_k.setRange(1, 64)
+        self.top_k.setValue(9)
+        self.top_k.setPrefix("top ")
+        self.top_k.setToolTip("How many images each unit keeps: its strongest, one per image")
+        self.batch = SpinBox()
+        self.batch.setObjectName("batch")
+        self.batch.setRange(1, 1024)
+        self.batch.setValue(64)
+        self.batch.setPrefix("batch ")
+        self.index_button = QPushButton("Index")
+        self.index_button.setToolTip("One pass over the set under the current model (kept in the cache, resumed "
+                                     "if stopped)")
+        self.index_button.clicked.connect(self.start_index)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_index)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.status = QLabel("Open a folder of images (File › Open dataset…, or drop a folder on the window), "
+                             "then Index.")
+        self.status.setWordWrap(True)
+
+        top = QHBoxLayout()
+        for widget, stretch in ((QLabel("Data"), 0), (self.data, 1), (browse, 0), (self.layers, 0), (self.top_k, 0),
+                                (self.batch, 0), (self.index_button, 0), (self.cancel_button, 0)):
+            top.addWidget(widget, stretch)
+
+        self.pages = QTabWidget()
+        self.atlas_canvas = ImageCanvas(fit="width")
+        self.atlas_canvas.scene().sigMouseClicked.connect(self._atlas_click)
+        self.atlas_caption = QLabel()
+        self.atlas_caption.setWordWrap(True)
+        self.feature_layer = QComboBox()
+        self.feature_layer.setToolTip("The layer whose pooled outputs are the feature space (neighbours and map)")
+        self.feature_layer.currentTextChanged.connect(self._redraw)
+        self.k = SpinBox()
+        self.k.setRange(1, 32)
+        self.k.setValue(8)
+        self.k.setPrefix("k = ")
+        self.k.valueChanged.connect(self._redraw)
+        self.neighbours_canvas = ImageCanvas(fit="width")
+        self.neighbours_caption = QLabel()
+        self.neighbours_caption.setWordWrap(True)
+        self.colour_by = QComboBox()
+        self.colour_by.addItems(COLOURINGS)
+        self.colour_by.currentTextChanged.connect(self._redraw)
+        self.map = FeatureMap()
+        self.map.picked.connect(self._open_image_number)
+        self.map.selected.connect(self._list_selection)
+        self.selection = QListWidget()
+        self.selection.itemDoubleClicked.connect(self._open_item)
+        self.map_caption = QLabel()
+        self.map_caption.setWordWrap(True)
+        self.confusion_canvas = ImageCanvas(fit="width")
+        self.evaluation_caption = QLabel()
+        self.evaluation_caption.setWordWrap(True)
+        self.mistakes = QListWidget()
+        self.mistakes.itemDoubleClicked.connect(self._open_item)
+        self._build_pages()
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.pages, 1)
+        remember(self, "data", "layers", "top_k", "batch")
+
+        self.probe = self.index = self.atlases = None
+        self._running = None
+        self._pictures: dict[str, Picture] = {}
+        self._atlas = None
+        self.pages.currentChanged.connect(self._redraw)
+        session.model_changed.connect(self._forget)
+        session.layer_changed.connect(self._redraw)
+        session.unit_changed.connect(self._redraw)
+        session.image_changed.connect(self._redraw)
+
+    def _build_pages(self) -> None:
+        atlas = QWidget()
+        column = QVBoxLayout(atlas)
+        column.addWidget(self.atlas_canvas, 1)
+        column.addWidget(self.atlas_caption)
+        neighbours = QWidget()
+        column = QVBoxLayout(neighbours)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Feature layer"))
+        row.addWidget(self.feature_layer, 1)
+        row.addWidget(self.k)
+        column.addLayout(row)
+        column.addWidget(self.neighbours_canvas, 1)
+        column.addWidget(self.neighbours_caption)
+        map_page = QWidget()
+        column = QVBoxLayout(map_page)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Colour by"))
+        row.addWidget(self.colour_by)
+        row.addStretch(1)
+        column.addLayout(row)
+        split = QSplitter()
+        split.addWidget(self.map)
+        split.addWidget(self.selection)
+        split.setStretchFactor(0, 4)
+        column.addWidget(split, 1)
+        column.addWidget(self.map_caption)
+        evaluation = QWidget()
+        column = QVBoxLayout(evaluation)
+        split = QSplitter()
+        split.addWidget(self.confusion_canvas)
+        split.addWidget(self.mistakes)
+        split.setStretchFactor(0, 3)
+        column.addWidget(split, 1)
+        column.addWidget(self.evaluation_caption)
+        for page, name in zip((atlas, neighbours, map_page, evaluation), PAGES):
+            self.pages.addTab(page, name)
+
+    # --- the probe set and its index ---------------------------------------------------------
+
+    @property
+    def view_name(self) -> str:
+        return VIEW_NAMES[PAGES[self.pages.currentIndex()]]
+
+    def open_dataset(self, spec: str) -> None:
+        """Show ``spec`` (a folder or a data spec) and index it."""
+        self.data.setText(spec)
+        self.start_index()
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open dataset (a folder of images)", self.data.text(),
+                                                  options=NON_NATIVE)
+        if folder:
+            self.open_dataset(folder)
+
+    def _chosen_layers(self) -> list[str] | None:
+        choice = self.layers.currentText()
+        if choice == "current layer":
+            if not self.session.layer:
+                raise UserError("no current layer: select a layer in the Model tree, or index the default layers")
+            return [self.session.layer]
+        return all_layers(self.session.model) if choice == "every layer" else None
+
+    def start_index(self) -> None:
+        spec, handle = self.data.text().strip(), self.session.model
+        if not spec or handle is None:
+            self.status.setText("Load a model and name a dataset (a folder of images) first.")
+            return
+        try:
+            layers = self._chosen_layers()
+        except UserError as exc:
+            self.status.setText(str(exc))
+            return
+        self._forget()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.index_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Opening {spec} …")
+        notes: list[str] = []
+        top_k, batch = self.top_k.value(), self.batch.value()
+        self._running = self.jobs.start(
+            lambda: indexed_set_job(spec, handle, layers, top_k, batch), kind="dataset-index",
+            label=f"indexing {spec}", on_result=lambda found: self._indexed(handle, found, notes),
+            on_item=lambda item: self._note(item, notes), on_progress=self._progress,
+            on_error=self._failed, on_cancelled=lambda: self._stopped("Indexing cancelled; Index resumes it."),
+            on_finished=self._finished)
+
+    def cancel_index(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
+
+    def _note(self, item, notes: list[str]) -> None:
+        if isinstance(item, IndexNote):
+            notes.append(item.text)
+        elif isinstance(item, CacheHit):
+            notes.append(f"read from the cache ({item.path.name})")
+
+    def _progress(self, step: Progress) -> None:
+        if step.total:
+            self.progress.setRange(0, int(step.total))
+            self.progress.setValue(int(step.done))
+        self.progress.setFormat(step.message or "%p %")
+        self.status.setText(step.message)
+
+    def _failed(self, exc: BaseException) -> bool:
+        if isinstance(exc, UserError):
+            self._stopped(str(exc))
+            return True
+        return False
+
+    def _stopped(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _finished(self) -> None:
+        self._running = None
+        self.progress.hide()
+        self.index_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _indexed(self, handle, found, notes: list[str]) -> None:
+        if handle is not self.session.model:
+            return
+        self.probe, self.index = found
+        skipped = f"; skipped {len(self.probe.skipped)} unreadable files" if self.probe.skipped else ""
+        self.status.setText(f"Indexed {self.index.count:,} images of {self.probe.spec} at "
+                            f"{len(self.index.layers)} layers{skipped}." + "".join(f" {n}." for n in notes))
+        self.feature_layer.blockSignals(True)
+        self.feature_layer.clear()
+        self.feature_layer.addItems(list(self.index.features))
+        self.feature_layer.blockSignals(False)
+        probe, index = self.probe, self.index
+        self.jobs.start(lambda: atlases_job(handle, probe, index), kind="dataset-atlases",
+                        label="tracing receptive fields", on_result=self._atlases_ready)
+
+    def _atlases_ready(self, atlases) -> None:
+        if self.index is not None and atlases.index is self.index:
+            self.atlases = atlases
+            self._redraw()
+
+    def _forget(self, *_) -> None:
+        """A new model (or a new pass) makes the index stale."""
+        self.cancel_index()
+        self.probe = self.index = self.atlases = self._atlas = None
+        self._pictures.clear()
+        for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
+            canvas.clear()
+        self.map.show_points(np.zeros((0, 2)), np.zeros(0, np.int64), [], [])
+        self.selection.clear()
+        self.mistakes.clear()
+
+    # --- the pages -------------------------------------------------------------------------------
+
+    def _redraw(self, *_) -> None:
+        if not self.isVisible() or self.index is None:
+            return
+        page = PAGES[self.pages.currentIndex()]
+        {"Atlas": self._draw_atlas, "Neighbours": self._draw_neighbours, "Map": self._draw_map,
+         "Evaluation": self._draw_evaluation}[page]()
+
+    def compute(self) -> None:
+        self._redraw()
+
+    def _draw_atlas(self) -> None:
+        from cnnexplorer.pictures.atlas import AtlasOptions, run_atlas
+
+        layer, unit = self.session.layer, self.session.unit
+        if self.atlases is None:
+            self.atlas_caption.setText("Tracing the receptive fields …")
+            return
+        if layer not in self.index.layers:
+            self.atlas_caption.setText(f"The index has no record of {layer or 'a layer'}: select an indexed layer in "
+                                       f"the tree ({', '.join(list(self.index.layers)[:6])} …), or index the current "
+                                       "layer.")
+            self.atlas_canvas.clear()
+            return
+        channels = (unit.channel,) if unit is not None and unit.layer == layer else None
+        atlases, handle = self.atlases, self.session.model
+        self.atlas_caption.setText(f"Making the atlas of {layer} …")
+        self.jobs.start(lambda: run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels), atlases),
+                        kind="dataset-page", label="making the atlas", on_result=self._show_atlas,
+                        on_error=self._page_failed(self.atlas_caption))
+
+    def _show_atlas(self, atlas) -> None:
+        self._atlas = atlas
+        self._pictures["Atlas"] = atlas.picture
+        self.atlas_canvas.set_pixels(atlas.picture.pixels)
+        units = ", ".join(str(u.channel) for u in atlas.units)
+        self.atlas_caption.setText(f"{atlas.picture.layer}, channel{'s' if len(atlas.units) > 1 else ''} {units}: "
+                                   "each unit's strongest images, cropped to its receptive field, with the DeconvNet "
+                                   "and guided-backprop reconstructions of that one activation. Click a patch to "
+                                   "open its image; click a tile on the Activations tab to choose the unit.")
+
+    def _atlas_click(self, event) -> None:
+        if self._atlas is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.atlas_canvas.view_box.mapSceneToView(event.scenePos())
+        patch = self._atlas.hit(point.x(), point.y())
+        if patch is not None:
+            self._open_image_number(patch.image)
+
+    def _draw_neighbours(self) -> None:
+        from cnnexplorer.pictures.neighbours import neighbours_picture
+
+        image, layer = self.session.image, self.feature_layer.currentText()
+        if image is None or not layer:
+            self.neighbours_caption.setText("Open an image to see its nearest images in the set.")
+            return
+        handle, probe, index, k = self.session.model, self.probe, self.index, self.k.value()
+        self.neighbours_caption.setText("Finding the neighbours …")
+        self.jobs.start(lambda: neighbours_picture(handle, probe, index, image, layer, k), kind="dataset-page",
+                        label="finding neighbours", on_result=lambda p: self._show(p, "Neighbours"),
+                        on_error=self._page_failed(self.neighbours_caption))
+
+    def _show(self, picture: Picture, page: str) -> None:
+        self._pictures[page] = picture
+        self.neighbours_canvas.set_pixels(picture.pixels)
+        report = picture.report
+        self.neighbours_caption.setText(f"k-NN accuracy over the set: feature space {_share(report['feature_knn_acc'])}"
+                                        f", pixel space {_share(report['pixel_knn_acc'])}")
+
+    def _draw_map(self) -> None:
+        from cnnexplorer.core.dataset.evaluate import evaluate_index
+        from cnnexplorer.core.dataset.projection import pca_2d, point_groups
+
+        layer = self.feature_layer.currentText()
+        if not layer:
+            return
+        index, handle = self.index, self.session.model
+        projection = pca_2d(index.features[layer])
+        by = COLOURINGS[self.colour_by.currentText()]
+        try:
+            truth = evaluate_index(index).labels if by == "correct" else None
+            group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names,
+                                        truth)
+        except UserError as exc:
+            self.map_caption.setText(str(exc))
+            return
+        self.map.show_points(projection.points, group, names, [Path(s).name for s in index.sources], index.thumbnails)
+        shares = " and ".join(_share(v) for v in projection.variance)
+        self.map_caption.setText(f"{index.count:,} images by the first two principal components of {layer}'s pooled "
+                                 f"outputs ({shares} of the variance). Hover a point to see it, click to open it, "
+                                 "Shift-drag to list a rectangle's images.")
+
+    def _list_selection(self, numbers: list[int]) -> None:
+        self.selection.clear()
+        for i in numbers:
+            self._add_item(self.selection, i, Path(self.index.sources[i]).name)
+
+    def _draw_evaluation(self) -> None:
+        from cnnexplorer.core.dataset.evaluate import evaluate_index
+        from cnnexplorer.pictures.confusion import confusion_picture
+
+        try:
+            evaluation = evaluate_index(self.index)
+        except UserError as exc:
+            self.evaluation_caption.setText(str(exc))
+            self.confusion_canvas.clear()
+            return
+        picture = confusion_picture(self.session.model, self.probe, evaluation)
+        self._pictures["Evaluation"] = picture
+        self.confusion_canvas.set_pixels(picture.pixels)
+        names = evaluation.class_names
+        self.mistakes.clear()
+        for m in evaluation.mistakes(200):
+            self._add_item(self.mistakes, m.image, f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}: "
+                                                   f"{Path(self.index.sources[m.image]).name}")
+        unmatched = f" Labels naming no class: {', '.join(evaluation.unmatched)}." if evaluation.unmatched else ""
+        self.evaluation_caption.setText(f"{evaluation.count:,} labelled images: top-1 {_share(evaluation.top1)}, top-5 "
+                                        f"{_share(evaluation.top5_accuracy)}. The list holds the most confident "
+                                        f"mistakes; double-click one to open it.{unmatched}")
+
+    def _page_failed(self, caption: QLabel):
+        def failed(exc: BaseException) -> bool:
+            if isinstance(exc, UserError):
+                caption.setText(str(exc))
+                return True
+            return False
+
+        return failed
+
+    # --- opening the set's images ----------------------------------------------------------------
+
+    def _add_item(self, listing: QListWidget, number: int, text: str) -> None:
+        item = QListWidgetItem(text)
+        item.setData(Qt.ItemDataRole.UserRole, number)
+        listing.addItem(item)
+
+    def _open_item(self, item: QListWidgetItem) -> None:
+        self._open_image_number(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _open_image_number(self, number: int) -> None:
+        source = self.probe.source(number) if self.probe is not None else ""
+        if Path(source).is_file():
+            self.open_image_requested.emit(source)
+        else:
+            self.status.setText(f"Image {number} of {self.probe.spec} is not a file of its own; only a folder's "
+                                "images open in the app.")
+
+    def picture(self) -> tuple[np.ndarray, dict] | None:
+        shown = self._pictures.get(PAGES[self.pages.currentIndex()])
+        return None if shown is None else (shown.pixels, shown.settings)
+
+    @property
+    def layer(self) -> str | None:
+        shown = self._pictures.get(PAGES[self.pages.currentIndex()])
+        return None if shown is None else shown.layer
+
+    def empty_reason(self) -> str:
+        if self.session.model is None:
+            return "load a model first"
+        if self.index is None:
+            return "open a dataset and index it first"
+        return "wait for it to finish computing"
+
+
+def _share(value: float) -> str:
+    return "—" if value != value else f"{100 * value:.1f} %"

@@ -1,0 +1,102 @@
+"""The Dataset tab: a folder dropped or opened is indexed under the current model; its atlas, neighbours, map
+and evaluation pages show, open the set's images, and export pictures that the CLI makes again."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnexplorer.cli import main
+from cnnexplorer.gui.session import Unit
+from cnnexplorer.gui.views.dataset_view import PAGES, DatasetView
+from cnnexplorer.gui.window_jobs import sample_images
+from tests.gui.gui_helpers import shapes_window
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Two labelled classes of the shapes samples, shifted and tinted, plus one file that is not an image."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "set"
+    for name, sample in (("circle", "circle.png"), ("square", "square.png")):
+        (root / name).mkdir(parents=True)
+        base = np.asarray(Image.open(next(p for p in sample_images() if p.name == sample)).convert("RGB"))
+        for i in range(6):
+            moved = np.roll(base, rng.integers(-6, 6, 2), axis=(0, 1)).astype(np.int16) + rng.integers(-20, 20, 3)
+            Image.fromarray(np.clip(moved, 0, 255).astype(np.uint8)).save(root / name / f"{i}.png")
+    (root / "circle" / "notes.png").write_bytes(b"not an image")
+    return root
+
+
+@pytest.fixture
+def window(make_window, folder):
+    window = shapes_window(make_window)
+    window.open_files([str(folder)])  # a dropped folder opens as the dataset
+    assert window.wait_for_jobs(WAIT_MS)
+    return window
+
+
+def page(window, name):
+    view = window.view(DatasetView)
+    view.pages.setCurrentIndex(PAGES.index(name))
+    assert window.wait_for_jobs(WAIT_MS)
+    return view
+
+
+def assert_remade(window, tmp_path) -> dict:
+    png, sidecar = window.export_current_view(tmp_path / "gui.png")
+    out = tmp_path / "cli.png"
+    assert main(["export", "--from-sidecar", str(sidecar), "--out", str(out)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(png)))
+    return json.loads(sidecar.read_text())
+
+
+def test_a_dropped_folder_is_indexed_and_its_unreadable_file_named(window, folder):
+    view = window.view(DatasetView)
+    assert window.tabs.currentWidget() is view and view.data.text() == str(folder)
+    assert view.index is not None and view.index.count == 12 and view.probe.label_names == ["circle", "square"]
+    assert "Indexed 12 images" in view.status.text() and "skipped 1 unreadable" in view.status.text()
+
+
+def test_the_atlas_follows_the_current_unit_and_a_patch_opens_its_image(window, tmp_path, qtbot):
+    view = page(window, "Atlas")
+    layer = next(iter(view.index.layers))
+    window.session.set_unit(Unit(layer, 3))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [u.channel for u in view._atlas.units] == [3]
+    recorded = assert_remade(window, tmp_path)
+    assert recorded["view"] == "atlas" and recorded["layer"] == layer and recorded["settings"]["channels"] == [3]
+    cell = view._atlas.cells[0]
+    patch = view._atlas.hit(cell.box[0] + 1, cell.box[1] + 1)
+    with qtbot.waitSignal(view.open_image_requested) as opened:
+        view._open_image_number(patch.image)
+    assert opened.args == [view.probe.source(patch.image)]
+
+
+def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
+    view = page(window, "Neighbours")
+    assert "k-NN accuracy" in view.neighbours_caption.text()
+    assert assert_remade(window, tmp_path)["view"] == "neighbours"
+    view = page(window, "Map")
+    assert sum(len(g.data) for g in view.map.groups) == 12 and "principal components" in view.map_caption.text()
+    view.colour_by.setCurrentText("right or wrong")
+    names = {g.name(): len(g.data) for g in view.map.groups}
+    assert set(names) <= {"right", "wrong", "no label"} and sum(names.values()) == 12
+    view = page(window, "Evaluation")
+    assert "12 labelled images" in view.evaluation_caption.text()
+    assert assert_remade(window, tmp_path)["view"] == "confusion"
+    if view.mistakes.count():
+        with qtbot.waitSignal(view.open_image_requested):
+            view._open_item(view.mistakes.item(0))
+
+
+def test_a_new_model_forgets_the_index(window):
+    view = window.view(DatasetView)
+    window.load_model("builtin:tinyvgg", "cpu")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.index is None and view.picture() is None and "index it" in view.empty_reason()
