@@ -93,6 +93,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         self.docks = [self._dock("Model", self.model_dock, Qt.DockWidgetArea.LeftDockWidgetArea),
                       self._dock("Images", self.image_dock, Qt.DockWidgetArea.RightDockWidgetArea)]
         self.tabs = QTabWidget()
+        self.tabs.tabBar().setStyleSheet("QTabBar::tab { padding: 4px 7px; }")  # nine titles fit a 1280-px screen
         self.views: list[View] = [view(self.session, self.jobs) for view in VIEWS]
         for view in self.views:
             self.tabs.addTab(view, view.title)

@@ -100,3 +100,13 @@ def test_a_new_model_forgets_the_index(window):
     window.load_model("builtin:tinyvgg", "cpu")
     assert window.wait_for_jobs(WAIT_MS)
     assert view.index is None and view.picture() is None and "index it" in view.empty_reason()
+
+
+def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
+    view = page(window, "Map")
+    assert view.selection.isHidden()
+    view.map.selected.emit([0, 5])
+    assert view.selection.isVisibleTo(view) and view.selection.count() == 2
+    with qtbot.waitSignal(view.open_image_requested) as opened:
+        view._open_item(view.selection.item(1))
+    assert opened.args == [view.probe.source(5)]

@@ -107,9 +107,12 @@ class DatasetView(View):
         self.status.setWordWrap(True)
 
         top = QHBoxLayout()
-        for widget, stretch in ((QLabel("Data"), 0), (self.data, 1), (browse, 0), (self.layers, 0), (self.top_k, 0),
-                                (self.batch, 0), (self.index_button, 0), (self.cancel_button, 0)):
+        for widget, stretch in ((QLabel("Data"), 0), (self.data, 1), (browse, 0)):
             top.addWidget(widget, stretch)
+        run = QHBoxLayout()
+        for widget in (QLabel("Index"), self.layers, self.top_k, self.batch, self.index_button, self.cancel_button):
+            run.addWidget(widget)
+        run.addStretch(1)
 
         self.pages = QTabWidget()
         self.atlas_canvas = ImageCanvas(fit="width")
@@ -134,6 +137,9 @@ class DatasetView(View):
         self.map.picked.connect(self._open_image_number)
         self.map.selected.connect(self._list_selection)
         self.selection = QListWidget()
+        self.selection.setMaximumWidth(240)
+        self.selection.hide()  # shown with a selection: the map has the page until then
+        self.selection.setToolTip("The images of the last Shift-drag rectangle on the map; double-click one to open it")
         self.selection.itemDoubleClicked.connect(self._open_item)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
@@ -141,11 +147,13 @@ class DatasetView(View):
         self.evaluation_caption = QLabel()
         self.evaluation_caption.setWordWrap(True)
         self.mistakes = QListWidget()
+        self.mistakes.setMaximumWidth(360)
         self.mistakes.itemDoubleClicked.connect(self._open_item)
         self._build_pages()
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addLayout(run)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.pages, 1)
@@ -407,6 +415,7 @@ class DatasetView(View):
 
     def _list_selection(self, numbers: list[int]) -> None:
         self.selection.clear()
+        self.selection.setVisible(bool(numbers))
         for i in numbers:
             self._add_item(self.selection, i, Path(self.index.sources[i]).name)
 
@@ -429,9 +438,10 @@ class DatasetView(View):
             self._add_item(self.mistakes, m.image, f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}: "
                                                    f"{Path(self.index.sources[m.image]).name}")
         unmatched = f" Labels naming no class: {', '.join(evaluation.unmatched)}." if evaluation.unmatched else ""
+        listed = ("The list holds the most confident mistakes; double-click one to open it." if self.mistakes.count()
+                  else "No mistakes.")
         self.evaluation_caption.setText(f"{evaluation.count:,} labelled images: top-1 {_share(evaluation.top1)}, top-5 "
-                                        f"{_share(evaluation.top5_accuracy)}. The list holds the most confident "
-                                        f"mistakes; double-click one to open it.{unmatched}")
+                                        f"{_share(evaluation.top5_accuracy)}. {listed}{unmatched}")
 
     def _page_failed(self, caption: QLabel):
         def failed(exc: BaseException) -> bool:
