@@ -20,9 +20,11 @@ class LayerIndex:
     and the channel's distribution over the set.
 
     ``top_*`` arrays are [channels, k], sorted by value, descending; unused slots have image -1 and value -inf.
-    ``y``/``x`` is the peak's position in the layer's map (0, 0 for a vector output). ``hist_counts`` [channels,
-    bins] counts every activation value of the channel over the set in ``hist_edges`` (values outside the
-    edges fall in the first or last bin).
+    ``y``/``x`` is the peak's position in the layer's map (0, 0 for a vector output). ``mean`` and ``maximum``
+    are over every activation value of the channel; ``zeros`` and ``hist_counts`` [channels, bins] over a fixed
+    sample of each map (the centres of a 4×4 grid; every position of a smaller map, every unit of a vector),
+    binned in ``hist_edges`` (values outside the edges fall in the first or last bin): counting every value cost
+    more than the forward pass itself.
     """
 
     name: str
@@ -33,7 +35,7 @@ class LayerIndex:
     top_x: np.ndarray  # int32 [C, k]
     mean: np.ndarray  # float64 [C], over every activation value of the channel
     maximum: np.ndarray  # float32 [C]
-    zeros: np.ndarray  # float64 [C], fraction of activation values that are exactly 0
+    zeros: np.ndarray  # float64 [C], fraction of the sampled activation values that are exactly 0
     hist_edges: np.ndarray  # float64 [bins + 1]
     hist_counts: np.ndarray  # int64 [C, bins]
 
