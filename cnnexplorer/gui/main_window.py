@@ -51,6 +51,12 @@ TRUST_WARNING = (
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
          TrainingView, DatasetView)  # the central tabs, in order
 ViewT = TypeVar("ViewT", bound=View)
+# Narrower tabs than the style's, so that nine titles fit a 1280-px screen beside both docks; the current
+# tab stands out (white and raised), the others sit back (grey).
+TAB_STYLE = ("QTabBar::tab { padding: 4px 7px; border: 1px solid palette(mid); border-bottom: none; "
+             "border-top-left-radius: 3px; border-top-right-radius: 3px; margin-right: 1px; }"
+             "QTabBar::tab:selected { background: palette(base); }"
+             "QTabBar::tab:!selected { background: palette(button); margin-top: 3px; }")
 UNTRAINED = "untrained model: random weights"
 PREFERRED_SIZE = QSize(1500, 900)
 FRAME_ROOM = QSize(24, 60)
@@ -93,7 +99,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         self.docks = [self._dock("Model", self.model_dock, Qt.DockWidgetArea.LeftDockWidgetArea),
                       self._dock("Images", self.image_dock, Qt.DockWidgetArea.RightDockWidgetArea)]
         self.tabs = QTabWidget()
-        self.tabs.tabBar().setStyleSheet("QTabBar::tab { padding: 4px 7px; }")  # nine titles fit a 1280-px screen
+        self.tabs.tabBar().setStyleSheet(TAB_STYLE)
         self.views: list[View] = [view(self.session, self.jobs) for view in VIEWS]
         for view in self.views:
             self.tabs.addTab(view, view.title)
