@@ -1,6 +1,7 @@
 """The atlas of a layer's units over a dataset (Zeiler & Fergus's Figs 2 and 4; the course's Figs 12.29,
-12.30): one row per channel with its top patches, their DeconvNet and guided-backprop reconstructions,
-the channel's top value and its histogram over the set.
+12.30): one row per channel with its feature visualisation (the Feature vis tab's, "quick" preset,
+seeded), its top patches, their DeconvNet and guided-backprop reconstructions, the channel's top value
+and its histogram over the set.
 
 The options hold the data spec (and the set's fingerprint once made), so a sidecar makes the same
 picture again; the index pass behind it is read from the cache when one was made before.
@@ -18,7 +19,7 @@ from cnnexplorer.pictures.base import Inputs, Picture, Recipe, settings_of
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnexplorer.core.dataset.atlas import Atlases, Patch, Reconstructions, UnitAtlas
+    from cnnexplorer.core.dataset.atlas import Atlases, FeatureVisImages, Patch, Reconstructions, UnitAtlas
     from cnnexplorer.core.dataset.probe import ProbeSet
 
 DEFAULT_CHANNELS = 9
@@ -31,12 +32,14 @@ HIST_WIDTH, HIST_HEIGHT = 180, 90
 @dataclass(frozen=True)
 class AtlasOptions:
     """The probe set (a data spec), the channels (None: the first nine), how many top images per
-    channel, and the set's fingerprint when the picture was made (a changed set is refused)."""
+    channel, the set's fingerprint when the picture was made (a changed set is refused), and the feature
+    visualisations' seed (None: the inputs')."""
 
     data: str | None = None
     channels: tuple[int, ...] | None = None
     top_k: int = 9
     fingerprint: str | None = None
+    seed: int | None = None
 
     def __post_init__(self):
         from cnnexplorer.core.checks import check_number
@@ -83,12 +86,13 @@ class Cell:
 
 @dataclass(frozen=True)
 class AtlasPicture:
-    """The made atlas: its picture, its units (one per row) and where each cell lies, so a click on a
-    cell finds its patch (and the patch its image)."""
+    """The made atlas: its picture, its units (one per row), their feature visualisations and where each
+    patch cell lies, so a click on a cell finds its patch (and the patch its image)."""
 
     picture: Picture
     units: tuple[UnitAtlas, ...]
     cells: tuple[Cell, ...]
+    featurevis: FeatureVisImages
 
     def hit(self, x: float, y: float) -> Patch | None:
         """The patch whose cell (the patch or one of its reconstructions) is under picture pixel ``(x, y)``."""
@@ -102,7 +106,8 @@ class AtlasPicture:
 def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = None) -> Job[AtlasPicture]:
     """The atlas of ``options.channels`` of ``inputs.layer``. ``atlases`` (the GUI's, for an index it has
     open) saves opening the set and the index pass, and remembers what is made (its index's k counts,
-    not ``options.top_k``); else the set is opened and indexed (or the index read from the cache)."""
+    not ``options.top_k``); else the set is opened and indexed (or the index read from the cache). The
+    feature visualisations use ``options.seed``, else ``inputs.seed``."""
     from cnnexplorer.core.dataset.atlas import layer_record
     from cnnexplorer.core.errors import UserError
 
@@ -123,13 +128,17 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
         yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
         unit = atlases.unit(layer, channel)
         rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
-    pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe)} images of {data}")
-    made = AtlasOptions(data, tuple(channels), k, fingerprint)
-    units = [{"index": unit.channel, "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)}
-                                             for p in unit.patches]} for unit, _ in rows]
-    report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped), "units": units}
+    seed = inputs.seed if options.seed is None else options.seed
+    vis = yield from atlases.featurevis(layer, channels, seed)
+    pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe)} images of {data}", vis.images)
+    made = AtlasOptions(data, tuple(channels), k, fingerprint, seed)
+    units = [{"index": unit.channel, "featurevis_value": float(value),
+              "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)} for p in unit.patches]}
+             for (unit, _), value in zip(rows, vis.values)]
+    report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped),
+              "featurevis": {"objective": vis.kind, "preset": vis.preset, "size": vis.size, "seed": seed}, "units": units}
     picture = Picture(pixels, settings_of(made), report, layer=layer)
-    return AtlasPicture(picture, tuple(unit for unit, _ in rows), tuple(cells))
+    return AtlasPicture(picture, tuple(unit for unit, _ in rows), tuple(cells), vis)
 
 
 def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:
@@ -153,9 +162,11 @@ def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
     return (yield from run_atlas(inputs, options)).picture
 
 
-def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str) -> tuple[np.ndarray, list[Cell]]:
-    """One row per unit: its label, then three blocks of k cells (patches, DeconvNet, guided backprop),
-    then its histogram; a title line and the blocks' headings above. Returns the pixels and the cells."""
+def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str,
+                 featurevis: tuple[np.ndarray, ...]) -> tuple[np.ndarray, list[Cell]]:
+    """One row per unit: its label, its feature visualisation (``featurevis[row]``), then three blocks of k
+    cells (patches, DeconvNet, guided backprop), then its histogram; a title line and the columns' headings
+    above. Returns the pixels and the patch cells."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -166,13 +177,17 @@ def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: s
     block = columns * cell
     block_height = math.ceil(k / columns) * cell
     label = 110
-    row_height = max(block_height, HIST_HEIGHT + 2 * SMALL) + MARGIN
-    left_blocks = MARGIN + label
+    vis = max((image.shape[1] for image in featurevis), default=0)
+    row_height = max(block_height, HIST_HEIGHT + 2 * SMALL, vis) + MARGIN
+    left_vis = MARGIN + label
+    left_blocks = left_vis + vis + MARGIN
     width = left_blocks + 3 * (block + MARGIN) + HIST_WIDTH + MARGIN
     top = MARGIN + TITLE + 8 + BODY + 6
     canvas = Image.new("RGB", (width, top + row_height * len(rows) + MARGIN), PAPER)
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, MARGIN), fit_text(title, pil_font(TITLE), width - 2 * MARGIN), fill=INK, font=pil_font(TITLE))
+    draw.text((left_vis, MARGIN + TITLE + 8), fit_text("feature vis", pil_font(BODY), vis + MARGIN), fill=MUTED,
+              font=pil_font(BODY))
     headings = ("patches (receptive field)", "DeconvNet", "guided backprop", "histogram over the set")
     for i, heading in enumerate(headings):
         x = left_blocks + i * (block + MARGIN)
@@ -184,6 +199,7 @@ def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: s
         draw.text((MARGIN, y), f"ch {unit.channel}", fill=INK, font=pil_font(BODY))
         best = f"top {unit.patches[0].value:.3g}" if unit.patches else "no images"
         draw.text((MARGIN, y + BODY + 4), best, fill=MUTED, font=pil_font(SMALL))
+        canvas.paste(Image.fromarray(featurevis[r]), (left_vis, y))
         blocks = {"patch": [p.pixels for p in unit.patches], "deconvnet": made.deconvnet, "guided": made.guided}
         for b, (kind, images) in enumerate(blocks.items()):
             for i, pixels in enumerate(images):

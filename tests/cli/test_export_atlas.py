@@ -85,8 +85,9 @@ def test_linear_units_show_whole_images(capsys, folder, tmp_path):
                                 "classifier", "--channels", "1", "--top-k", "3", "--out", tmp_path / "logit.png",
                                 "--json")
     assert code == 0, err
-    (unit,) = last_json(stdout)["units"]
-    assert len(unit["top"]) == 3
+    report = last_json(stdout)
+    (unit,) = report["units"]
+    assert len(unit["top"]) == 3 and report["featurevis"]["objective"] == "logit"
     for top in unit["top"]:
         assert top["box"] == [0, 0, *Image.open(top["image"]).size]
 
@@ -124,3 +125,43 @@ def test_a_click_on_a_cell_finds_its_patch(folder, tmp_path):
     assert {cell.kind for cell in shown.cells} == {"patch", "deconvnet", "guided"} and len(shown.cells) == 2 * 3 * 4
     assert shown.hit(0, 0) is None
     assert drive(atlases.reconstructions("features.2.0", 2)) is drive(atlases.reconstructions("features.2.0", 2))
+
+
+def test_each_row_shows_its_channels_feature_visualisation(folder, tmp_path):
+    """The feature-vis column is the Feature vis tab's image of the channel (same preset, size and seed), made
+    once per set of channels, and each image drives its own channel harder than the other rows' images do."""
+    from cnnexplorer.core.dataset.atlas import FEATUREVIS_PRESET, PATCH, Atlases
+    from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.probe import open_probe_set
+    from cnnexplorer.core.featurevis import evaluate, objectives
+    from cnnexplorer.core.featurevis.optimize import as_uint8
+    from cnnexplorer.pictures.atlas import AtlasOptions, run_atlas
+    from cnnexplorer.pictures.base import Inputs
+    from cnnexplorer.pictures.featurevis import FeatureVisOptions, run_featurevis
+
+    handle, layer, channels = drive(open_model("builtin:shapes", "cpu")), "features.2.0", (0, 2, 3)
+    probe = open_probe_set(str(folder))
+    index = drive(index_job(handle, probe, layers=[layer], top_k=2, cache_dir=tmp_path / "cache"))
+    atlases = Atlases(handle, probe, index)
+    shown = drive(run_atlas(Inputs(handle, None, layer, seed=3), AtlasOptions(channels=channels), atlases))
+    assert shown.picture.settings["seed"] == 3 and shown.picture.report["featurevis"]["objective"] == "channel"
+    tab = drive(run_featurevis(Inputs(handle, None, layer, seed=3),
+                               FeatureVisOptions("channel", channels, FEATUREVIS_PRESET, size=PATCH)))
+    expected = as_uint8(tab.result.images)
+    pixels = shown.picture.pixels
+    for row, image in enumerate(expected):
+        assert np.array_equal(shown.featurevis.images[row], image)
+        top = min(cell.box[1] for cell in shown.cells if cell.row == row)
+        left = min(cell.box[0] for cell in shown.cells if cell.row == row)
+        band = pixels[top: top + PATCH, :left]
+        assert any(np.array_equal(band[:, x: x + PATCH], image) for x in range(left - PATCH + 1)), f"row {row}"
+    np.testing.assert_allclose([u["featurevis_value"] for u in shown.picture.report["units"]], tab.result.values,
+                               rtol=1e-5, atol=1e-6)
+    images = torch.from_numpy(np.stack(shown.featurevis.images)).permute(0, 3, 1, 2).float() / 255
+    for row, channel in enumerate(channels):
+        values = evaluate(handle, objectives.channel(layer, channel), images)
+        assert values.argmax() == row, (channel, values)
+    again = drive(run_atlas(Inputs(handle, None, layer, seed=3), AtlasOptions(channels=channels), atlases))
+    assert again.featurevis is shown.featurevis
+    other = drive(run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels, seed=4), atlases))
+    assert other.picture.settings["seed"] == 4 and not np.array_equal(other.featurevis.images[0], expected[0])

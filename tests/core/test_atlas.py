@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from cnnexplorer.core.architecture import summarize
-from cnnexplorer.core.dataset.atlas import (Atlases, reconstructions_job, single_activation_gradients,
-                                            unit_atlas)
+from cnnexplorer.core.dataset.atlas import (Atlases, featurevis_kind, reconstructions_job,
+                                            single_activation_gradients, unit_atlas)
 from cnnexplorer.core.dataset.index_types import DatasetIndex, LayerIndex
 from cnnexplorer.core.dataset.receptive import image_box, layer_field, receptive_fields
 from cnnexplorer.core.errors import UserError
@@ -278,3 +278,14 @@ def test_padded_borders_stay_in_their_boxes(shapes, pad):
         for x in range(cols):
             support = gradient_support(handle, "4", y, x)
             assert support is not None and inside(support, field.input_box(y, x, (15, 17))), (y, x)
+
+
+@pytest.mark.parametrize("layer, map_size, kind", [("features.2.0", (32, 32), "channel"), ("flatten", None, "neuron"),
+                                                   ("classifier", None, "logit")])
+def test_featurevis_objective_follows_the_layer(shapes, layer, map_size, kind):
+    """A map's unit is visualised by its channel, a hidden vector's by the unit itself, the model's output by
+    the class logit (as the Feature vis tab's Class logit objective)."""
+    empty = np.zeros((1, 1))
+    record = LayerIndex(layer, map_size, empty, empty, empty, empty, np.zeros(1), np.zeros(1), np.zeros(1),
+                        np.zeros(2), empty)
+    assert featurevis_kind(shapes, record) == kind

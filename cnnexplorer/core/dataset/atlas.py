@@ -8,9 +8,14 @@ pairs it with the DeconvNet and guided-backprop reconstructions of that single a
 other activation of the layer's output set to zero (the gradient of that one value) and propagated
 back to the pixels under the ReLU rule of each method (``core/attribution/relu_rules.py``).
 
+Each row also shows the channel's feature visualisation, made as the Feature vis tab makes it
+(``core/featurevis``, the "quick" preset at the patch's size, seeded): the channel objective for a
+map, the unit itself for a vector, the class logit (with its L2 term) for the model's output.
+
 Patches need only the index and the images, so a clicked unit shows at once; the reconstructions
-run the model (one batched forward to the layer and one backward per method) and are made on
-demand. ``Atlases`` remembers both for the units of one index.
+run the model (one batched forward to the layer and one backward per method) and the feature
+visualisations optimise one batch of images for all the atlas's channels; both are made on demand.
+``Atlases`` remembers all three for the units of one index.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from cnnexplorer.core.attribution.passes import explaining
 from cnnexplorer.core.attribution.relu_rules import DeconvReLU, GuidedReLU, relu_rule
 from cnnexplorer.core.dataset.receptive import WHOLE, Box, Field, image_box, layer_field, receptive_fields
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.featurevis.optimize import run_to
+from cnnexplorer.core.featurevis.optimize import Step, as_uint8, preset, run_to
+from cnnexplorer.core.featurevis.units import render_units
+from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import unknown_layout
+from cnnexplorer.core.model_handle import eval_mode
 from cnnexplorer.core.picture_style import PAPER
 
 if TYPE_CHECKING:
@@ -43,6 +51,8 @@ PATCH = 64
 RULES = {"deconvnet": DeconvReLU, "guided": GuidedReLU}
 CONTRAST = 0.99
 """Quantile of a reconstruction's non-zero magnitudes shown at full brightness."""
+FEATUREVIS_PRESET = "quick"
+"""The feature-visualisation preset of an atlas (64 steps): a row's image costs little next to the index."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,75 @@ def reconstructions_job(handle: ModelHandle, probe: ProbeSet, atlas: UnitAtlas, 
     return Reconstructions(made.get("deconvnet", ()), made.get("guided", ()), values)
 
 
+@dataclass(frozen=True)
+class FeatureVisImages:
+    """Per channel, in the order asked: its feature visualisation (``S×S×3`` uint8) and the objective's
+    value on it; how it was made (``kind``: channel, neuron or logit; the preset, size and seed)."""
+
+    layer: str
+    channels: tuple[int, ...]
+    images: tuple[np.ndarray, ...]
+    values: np.ndarray
+    kind: str
+    preset: str
+    size: int
+    seed: int
+
+
+def is_model_output(handle: ModelHandle, layer: str) -> bool:
+    """Whether ``layer``'s output is the model's output (its class logits), from one forward of a grey image."""
+    (module,) = find_layers(handle.module, [layer])
+    seen: list[torch.Tensor] = []
+    owner = threading.get_ident()
+
+    def hook(module, args, output):
+        if not seen and threading.get_ident() == owner:
+            seen.append(output_tensors(output)[0])
+
+    grey = torch.full((1, *handle.input_size), 0.5, device=handle.device)
+    with torch.no_grad(), eval_mode(handle.module), forward_hooks([(module, hook)]):
+        output = handle.pixel_model()(grey)
+    output = output_tensors(output)[0]
+    return bool(seen) and seen[0].shape == output.shape and torch.equal(seen[0], output)
+
+
+def featurevis_kind(handle: ModelHandle, record: LayerIndex) -> str:
+    """The objective that visualises a unit of ``record``'s layer: ``channel`` for a map, ``logit`` for
+    the model's output, ``neuron`` (the unit itself) for another vector."""
+    if record.map_size is not None:
+        return "channel"
+    return "logit" if is_model_output(handle, record.name) else "neuron"
+
+
+def featurevis_job(handle: ModelHandle, record: LayerIndex, channels: list[int], seed: int = 0,
+                   size: int = PATCH) -> Job[FeatureVisImages]:
+    """The feature visualisations of ``channels`` of ``record``'s layer, optimised in one batch (so the
+    same channels and seed give the same pixels) with the ``FEATUREVIS_PRESET`` preset at ``size`` pixels.
+    The optimiser's ``Step``s are passed on as ``Progress``."""
+    kind = featurevis_kind(handle, record)
+    settings = preset(FEATUREVIS_PRESET, size=size)
+    result = yield from _as_progress(render_units(handle, record.name, list(channels), kind, settings, seed,
+                                                  batch_size=len(channels)), f"feature visualisation of {record.name}")
+    images = as_uint8(result.images)
+    images = np.repeat(images, 3, axis=3) if images.shape[3] == 1 else images
+    return FeatureVisImages(record.name, tuple(channels), tuple(images), result.values, kind, FEATUREVIS_PRESET,
+                            size, seed)
+
+
+def _as_progress(job: Job, message: str) -> Job:
+    """``job``'s items, its ``Step``s (which carry preview images) turned into ``Progress``."""
+    try:
+        while True:
+            try:
+                item = next(job)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(item.step, item.total, f"{message}: step {item.step} of {item.total}") \
+                if isinstance(item, Step) else item
+    finally:
+        job.close()
+
+
 class Atlases:
     """The atlases of one index's units, made when first asked for and remembered (the last
     ``capacity`` units, and the images they read), so a unit clicked again costs nothing.
@@ -206,6 +285,7 @@ class Atlases:
         self.handle, self.probe, self.index, self.size, self.capacity = handle, probe, index, size, capacity
         self._units: OrderedDict[tuple[str, int], UnitAtlas] = OrderedDict()
         self._reconstructions: OrderedDict[tuple[str, int], Reconstructions] = OrderedDict()
+        self._featurevis: OrderedDict[tuple, FeatureVisImages] = OrderedDict()
         self._images: OrderedDict[int, Image.Image] = OrderedDict()
         self._lock = threading.Lock()
         receptive_fields(handle)
@@ -230,6 +310,20 @@ class Atlases:
         made = yield from reconstructions_job(self.handle, self.probe, self.unit(layer, channel), read=self.image)
         with self._lock:
             _remember(self._reconstructions, key, made, self.capacity)
+        return made
+
+    def featurevis(self, layer: str, channels: list[int], seed: int = 0) -> Job[FeatureVisImages]:
+        """The feature visualisations of ``channels`` of ``layer``, made in one batch the first time these
+        channels are asked for together with this seed, then remembered."""
+        key = (layer, tuple(channels), seed)
+        with self._lock:
+            known = self._featurevis.get(key)
+        if known is not None:
+            return known
+        record = layer_record(self.index, layer, channels[0] if channels else 0)
+        made = yield from featurevis_job(self.handle, record, list(channels), seed, self.size)
+        with self._lock:
+            _remember(self._featurevis, key, made, self.capacity)
         return made
 
     def image(self, i: int) -> Image.Image:
