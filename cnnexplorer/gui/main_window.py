@@ -174,6 +174,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
 
         self.view(ActivationsView).visualise_requested.connect(visualise)
         self.view(DatasetView).open_image_requested.connect(lambda path: self.open_files([path]))
+        self.view(ActivationsView).atlas_requested.connect(lambda unit: self.show_view(DatasetView).show_atlas(unit))
 
     def open_dataset(self, spec: str) -> None:
         """Show the Dataset tab and index ``spec`` (a folder or a data spec) under the current model."""

@@ -75,18 +75,14 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, RULE, SMALL, TITLE, fit_text, pil_font
+    from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, RULE, SMALL, TITLE, pil_font
 
     small, body, big = pil_font(SMALL), pil_font(BODY), pil_font(TITLE)
-    shown = evaluation.shown_classes()
+    grid = confusion_grid(evaluation)
+    shown, cell, left, top, names = grid.shown, grid.cell, grid.left, grid.top, grid.names
     matrix = evaluation.confusion[np.ix_(shown, shown)]
     n = len(shown)
-    digits = small.getlength(str(max(int(matrix.max()), 10))) + 8
-    cell = int(max(4, min(max(28, digits), MAX_MATRIX // n)))
-    numbers, named = cell >= digits, cell >= SMALL + 4
-    names = [fit_text(_row_name(c, evaluation.class_names[c]), small, NAME_WIDTH) for c in shown]
-    left = MARGIN + (int(max(map(small.getlength, names))) + 12 if named else 0)
-    top = MARGIN + TITLE + 8 + 2 * (BODY + 6) + (SMALL + 6 if named else 0)
+    numbers, named = grid.numbers, bool(names)
     accuracy_width = int(small.getlength("100.0 %")) + 16
     lines = [f"{evaluation.count} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
              f"{evaluation.top5_accuracy * 100:.1f} %" + (f"; {evaluation.left_out} with labels the model does not have "
@@ -123,6 +119,43 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
             draw.text((left + n * cell + 8, y + (cell - SMALL) // 2),
                       f"{matrix[row, row] / totals[row] * 100:.1f} %", font=small, fill=MUTED)
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+@dataclass(frozen=True)
+class ConfusionGrid:
+    """Where the matrix's cells lie in the picture: ``cell`` pixels square from (``left``, ``top``), one row and
+    column per class in ``shown``; ``names`` the rows' names (empty when cells are too small for text)."""
+
+    shown: list[int]
+    cell: int
+    left: int
+    top: int
+    names: list[str]
+    numbers: bool  # cells are wide enough for their counts
+
+    def cell_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(true class, predicted class) of the cell under picture pixel ``(x, y)``, or None."""
+        row, col = int((y - self.top) // self.cell), int((x - self.left) // self.cell)
+        n = len(self.shown)
+        if x < self.left or y < self.top or not (0 <= row < n and 0 <= col < n):
+            return None
+        return self.shown[row], self.shown[col]
+
+
+def confusion_grid(evaluation: Evaluation) -> ConfusionGrid:
+    """The cells' layout for ``evaluation``, as ``render_confusion`` draws them."""
+    from cnnexplorer.core.picture_style import BODY, MARGIN, SMALL, TITLE, fit_text, pil_font
+
+    small = pil_font(SMALL)
+    shown = evaluation.shown_classes()
+    largest = int(evaluation.confusion.max()) if evaluation.confusion.size else 0
+    digits = small.getlength(str(max(largest, 10))) + 8
+    cell = int(max(4, min(max(28, digits), MAX_MATRIX // max(len(shown), 1))))
+    named = cell >= SMALL + 4
+    names = [fit_text(_row_name(c, evaluation.class_names[c]), small, NAME_WIDTH) for c in shown] if named else []
+    left = MARGIN + (int(max(map(small.getlength, names))) + 12 if named else 0)
+    top = MARGIN + TITLE + 8 + 2 * (BODY + 6) + (SMALL + 6 if named else 0)
+    return ConfusionGrid(shown, cell, left, top, names, cell >= digits)
 
 
 def _row_name(number: int, name: str) -> str:

@@ -66,14 +66,16 @@ def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbo
     window.session.set_unit(Unit("features.4", 2))  # chosen elsewhere: the outline follows
     assert view.highlights[0].rect().topLeft() == QPointF(*layout.tile_origin(2))
 
-    wanted = []
+    wanted, atlases = [], []
     view.visualise_requested.connect(wanted.append)
+    view.atlas_requested.connect(atlases.append)
     qtbot.mouseClick(view.canvas.viewport(), Qt.MouseButton.RightButton, pos=centre)
-    copy, visualise = view.context_menu.actions()
+    copy, visualise, atlas = view.context_menu.actions()
     copy.trigger()
     assert QGuiApplication.clipboard().text() == "13"
     visualise.trigger()
-    assert wanted == [Unit("features.4", 13)]
+    atlas.trigger()
+    assert wanted == atlases == [Unit("features.4", 13)]
     view.context_menu.close()
 
 

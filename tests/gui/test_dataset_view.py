@@ -8,9 +8,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import Qt
 
 from cnnexplorer.cli import main
 from cnnexplorer.gui.session import Unit
+from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.dataset_view import PAGES, DatasetView
 from cnnexplorer.gui.window_jobs import sample_images
 from tests.gui.gui_helpers import shapes_window
@@ -110,3 +112,19 @@ def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
     with qtbot.waitSignal(view.open_image_requested) as opened:
         view._open_item(view.selection.item(1))
     assert opened.args == [view.probe.source(5)]
+
+
+def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_atlas(window):
+    view = page(window, "Evaluation")
+    grid, evaluation = view._grid, view._evaluation
+    true = grid.shown[0]
+    x, y = grid.left + grid.cell / 2, grid.top + grid.cell / 2  # the first row's diagonal cell
+    assert grid.cell_at(x, y) == (true, true) and grid.cell_at(grid.left - 1, y) is None
+    view.list_cell(true, true)
+    listed = [view.mistakes.item(k).data(Qt.ItemDataRole.UserRole) for k in range(view.mistakes.count())]
+    assert listed == evaluation.cell(true, true).tolist() and listed
+    layer = next(iter(view.index.layers))
+    window.view(ActivationsView).atlas_requested.emit(Unit(layer, 2))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.tabs.currentWidget() is view and PAGES[view.pages.currentIndex()] == "Atlas"
+    assert window.session.unit == Unit(layer, 2) and [u.channel for u in view._atlas.units] == [2]

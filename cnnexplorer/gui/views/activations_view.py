@@ -46,6 +46,8 @@ class ActivationsView(View):
     waiting_for = "pick a layer in the Model tree"
     visualise_requested = Signal(object)
     """A ``Unit`` the user wants visualised (the context menu offers it once something listens)."""
+    atlas_requested = Signal(object)
+    """A ``Unit`` whose dataset atlas the user wants (offered once something listens)."""
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
@@ -212,6 +214,9 @@ class ActivationsView(View):
         if self.isSignalConnected(QMetaMethod.fromSignal(self.visualise_requested)):
             unit = Unit(self.session.layer, channel)
             menu.addAction(f"Visualise channel {channel}", lambda: self.visualise_requested.emit(unit))
+        if self.isSignalConnected(QMetaMethod.fromSignal(self.atlas_requested)):
+            unit = Unit(self.session.layer, channel)
+            menu.addAction(f"Dataset atlas of channel {channel}", lambda: self.atlas_requested.emit(unit))
         self.context_menu = menu
         menu.popup(screen_pos.toPoint())
 

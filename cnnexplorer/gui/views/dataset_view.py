@@ -144,10 +144,13 @@ class DatasetView(View):
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
         self.confusion_canvas = ImageCanvas(fit="width")
+        self.confusion_canvas.scene().sigMouseClicked.connect(self._confusion_click)
         self.evaluation_caption = QLabel()
         self.evaluation_caption.setWordWrap(True)
         self.mistakes = QListWidget()
         self.mistakes.setMaximumWidth(360)
+        self.mistakes.setToolTip("The most confident mistakes, or the images of the clicked cell of the matrix; "
+                                 "double-click one to open it")
         self.mistakes.itemDoubleClicked.connect(self._open_item)
         self._build_pages()
 
@@ -159,7 +162,7 @@ class DatasetView(View):
         layout.addWidget(self.pages, 1)
         remember(self, "data", "layers", "top_k", "batch")
 
-        self.probe = self.index = self.atlases = None
+        self.probe = self.index = self.atlases = self._evaluation = None
         self._running = None
         self._pictures: dict[str, Picture] = {}
         self._atlas = None
@@ -212,6 +215,13 @@ class DatasetView(View):
     @property
     def view_name(self) -> str:
         return VIEW_NAMES[PAGES[self.pages.currentIndex()]]
+
+    def show_atlas(self, unit: Unit) -> None:
+        """Make ``unit`` current and show its atlas (the Activations tab's context menu asks for it)."""
+        self.pages.setCurrentIndex(PAGES.index("Atlas"))
+        self.session.set_unit(unit)
+        if self.index is None:
+            self.status.setText("Open a dataset and index it to see this unit's strongest images.")
 
     def open_dataset(self, spec: str) -> None:
         """Show ``spec`` (a folder or a data spec) and index it."""
@@ -312,7 +322,7 @@ class DatasetView(View):
     def _forget(self, *_) -> None:
         """A new model (or a new pass) makes the index stale."""
         self.cancel_index()
-        self.probe = self.index = self.atlases = self._atlas = None
+        self.probe = self.index = self.atlases = self._atlas = self._evaluation = None
         self._pictures.clear()
         for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
             canvas.clear()
@@ -421,7 +431,7 @@ class DatasetView(View):
 
     def _draw_evaluation(self) -> None:
         from cnnexplorer.core.dataset.evaluate import evaluate_index
-        from cnnexplorer.pictures.confusion import confusion_picture
+        from cnnexplorer.pictures.confusion import confusion_grid, confusion_picture
 
         try:
             evaluation = evaluate_index(self.index)
@@ -431,6 +441,7 @@ class DatasetView(View):
             return
         picture = confusion_picture(self.session.model, self.probe, evaluation)
         self._pictures["Evaluation"] = picture
+        self._evaluation, self._grid = evaluation, confusion_grid(evaluation)
         self.confusion_canvas.set_pixels(picture.pixels)
         names = evaluation.class_names
         self.mistakes.clear()
@@ -438,10 +449,27 @@ class DatasetView(View):
             self._add_item(self.mistakes, m.image, f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}: "
                                                    f"{Path(self.index.sources[m.image]).name}")
         unmatched = f" Labels naming no class: {', '.join(evaluation.unmatched)}." if evaluation.unmatched else ""
-        listed = ("The list holds the most confident mistakes; double-click one to open it." if self.mistakes.count()
-                  else "No mistakes.")
+        listed = "The list holds the most confident mistakes" if self.mistakes.count() else "No mistakes"
         self.evaluation_caption.setText(f"{evaluation.count:,} labelled images: top-1 {_share(evaluation.top1)}, top-5 "
-                                        f"{_share(evaluation.top5_accuracy)}. {listed}{unmatched}")
+                                        f"{_share(evaluation.top5_accuracy)}. {listed}; click a cell of the matrix to "
+                                        f"list its images, double-click one to open it.{unmatched}")
+
+    def _confusion_click(self, event) -> None:
+        if self._evaluation is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.confusion_canvas.view_box.mapSceneToView(event.scenePos())
+        hit = self._grid.cell_at(point.x(), point.y())
+        if hit is not None:
+            self.list_cell(*hit)
+
+    def list_cell(self, true: int, predicted: int) -> None:
+        """List the images of class ``true`` the model called ``predicted``."""
+        names = self._evaluation.class_names
+        self.mistakes.clear()
+        for i in self._evaluation.cell(true, predicted):
+            self._add_item(self.mistakes, int(i), Path(self.index.sources[i]).name)
+        self.evaluation_caption.setText(f"{self.mistakes.count()} images of {names[true]} called {names[predicted]}; "
+                                        "double-click one to open it.")
 
     def _page_failed(self, caption: QLabel):
         def failed(exc: BaseException) -> bool:
