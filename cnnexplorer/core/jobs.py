@@ -43,6 +43,22 @@ def drive(job: Job[T], on_item: Callable[[Any], None] | None = None) -> T:
             on_item(item)
 
 
+def time_left(elapsed_s: float, fraction: float, since: float = 0.0) -> str:
+    """An estimate of a job's remaining time from its pace so far ("about 40 s left"): ``elapsed_s`` seconds
+    took it from ``since`` to ``fraction`` (a resumed job starts part-way). "" while too early to tell (under
+    2 s, or 2 % of the work) or when the job does not know its fraction."""
+    if not (0.02 <= fraction - since and fraction < 1) or elapsed_s < 2:
+        return ""
+    left = elapsed_s * (1 - fraction) / (fraction - since)
+    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"
+
+
+def pace_start(started: float, now: float, fraction: float) -> tuple[float, float]:
+    """Where a job's pace counts from, given its first known ``fraction`` at ``now``: from its start at 0, or,
+    when it said at once that it is part-way (a resumed job), from there."""
+    return (now, fraction) if now - started < 2 else (started, 0.0)
+
+
 class TextProgressBar:
     """Draws yielded ``Progress`` items as a one-line bar on a terminal stream.
 
@@ -55,6 +71,8 @@ class TextProgressBar:
         self.width = width
         self._last = 0.0
         self._drawn = False
+        self._created = time.monotonic()
+        self._first: tuple[float, float] | None = None  # where the job's pace counts from: (time, fraction)
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def __call__(self, item: Any) -> None:
@@ -68,8 +86,10 @@ class TextProgressBar:
         if frac is None:
             bar = f"{item.done:,.0f} …"
         else:
+            self._first = self._first or pace_start(self._created, now, frac)
             filled = int(round(frac * self.width))
-            bar = "█" * filled + "░" * (self.width - filled) + f" {frac * 100:3.0f} %"
+            left = time_left(now - self._first[0], frac, self._first[1])
+            bar = "█" * filled + "░" * (self.width - filled) + f" {frac * 100:3.0f} %" + (f"  {left}" if left else "")
         self.stream.write(f"\r{item.message[:40]:<40} {bar}")
         self.stream.flush()
         self._drawn = True

@@ -22,7 +22,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, QTimer, Signa
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
-from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.jobs import Job, Progress, pace_start, time_left
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class JobHandle:
         self.done = False
         self.shown: tuple[str, float] = (label, -1.0)  # what the status bar says of it: message, fraction
         self.started = time.monotonic()
+        self.first: tuple[float, float] | None = None  # where its pace counts from: (time, fraction)
 
     @property
     def cancelled(self) -> bool:
@@ -101,15 +102,6 @@ class _Runnable:
             return _Outcome(cancelled=True)
         finally:
             job.close()
-
-
-def time_left(elapsed_s: float, fraction: float) -> str:
-    """An estimate of a job's remaining time from its pace so far ("about 40 s left"); "" while too
-    early to tell (under 2 s or 2 % done) or when the job does not know its fraction."""
-    if not 0.02 <= fraction < 1 or elapsed_s < 2:
-        return ""
-    left = elapsed_s * (1 - fraction) / fraction
-    return f"about {left:.0f} s left" if left < 90 else f"about {left / 60:.0f} min left"
 
 
 class JobRunner(QObject):
@@ -200,7 +192,9 @@ class JobRunner(QObject):
             job.on_item(item)
 
     def _show(self, job: JobHandle, message: str, fraction: float) -> None:
-        left = time_left(time.monotonic() - job.started, fraction)
+        if job.first is None and fraction >= 0:
+            job.first = pace_start(job.started, time.monotonic(), fraction)
+        left = time_left(time.monotonic() - job.first[0], fraction, job.first[1]) if job.first else ""
         job.shown = (f"{message} · {left}" if left else message, fraction)
         self.progress.emit(*job.shown)
 

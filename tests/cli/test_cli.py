@@ -148,3 +148,19 @@ def test_the_package_makes_idle_openmp_threads_sleep_before_torch_loads():
     code = "import cnnexplorer.cli, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.stdout.split() == ["PASSIVE", "False"]
+
+
+def test_the_progress_bar_says_the_time_left_from_the_pace_since_its_first_step(monkeypatch):
+    import io
+
+    from cnnexplorer.core import jobs
+
+    clock = iter([99.0, 100.0, 100.05, 110.0])
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    stream.isatty = lambda: True
+    bar = jobs.TextProgressBar(stream)
+    bar(jobs.Progress(50, 100, "indexing"))  # resumed half-way: the pace counts from here
+    bar(jobs.Progress(60, 100, "indexing"))  # drawn less than 0.1 s after: skipped
+    bar(jobs.Progress(75, 100, "indexing"))
+    assert stream.getvalue().endswith(" 75 %  about 10 s left")

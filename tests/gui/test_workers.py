@@ -361,11 +361,13 @@ def test_the_status_bar_speaks_only_of_running_jobs_and_their_current_step(qtbot
 
 
 def test_time_left_is_estimated_from_the_pace_so_far():
-    from cnnexplorer.gui.workers import time_left
+    from cnnexplorer.core.jobs import time_left
 
     assert time_left(10.0, 0.25) == "about 30 s left"
     assert time_left(60.0, 0.2) == "about 4 min left"
     assert time_left(1.0, 0.5) == "" and time_left(30.0, 0.01) == "" and time_left(30.0, -1.0) == ""
+    assert time_left(10.0, 0.75, since=0.5) == "about 10 s left"  # a resumed job's pace counts from where it began
+    assert time_left(10.0, 0.51, since=0.5) == ""
 
 
 def test_a_long_job_shows_its_time_left_in_the_status_bar(qtbot, runner):
