@@ -132,7 +132,7 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
     vis = yield from atlases.featurevis(layer, channels, seed)
     pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe)} images of {data}", vis.images)
     made = AtlasOptions(data, tuple(channels), k, fingerprint, seed)
-    units = [{"index": unit.channel, "featurevis_value": float(value),
+    units = [{"index": unit.channel, "featurevis_value": None if math.isnan(value) else float(value),
               "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)} for p in unit.patches]}
              for (unit, _), value in zip(rows, vis.values)]
     report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped),
@@ -164,9 +164,9 @@ def make_atlas(inputs: Inputs, options: AtlasOptions) -> Job[Picture]:
 
 def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: str,
                  featurevis: tuple[np.ndarray, ...]) -> tuple[np.ndarray, list[Cell]]:
-    """One row per unit: its label, its feature visualisation (``featurevis[row]``), then three blocks of k
-    cells (patches, DeconvNet, guided backprop), then its histogram; a title line and the columns' headings
-    above. Returns the pixels and the patch cells."""
+    """One row per unit: its label, its feature visualisation (``featurevis[row]``; no column when empty),
+    then three blocks of k cells (patches, DeconvNet, guided backprop), then its histogram; a title line
+    and the columns' headings above. Returns the pixels and the patch cells."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -180,14 +180,15 @@ def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: s
     vis = max((image.shape[1] for image in featurevis), default=0)
     row_height = max(block_height, HIST_HEIGHT + 2 * SMALL, vis) + MARGIN
     left_vis = MARGIN + label
-    left_blocks = left_vis + vis + MARGIN
+    left_blocks = left_vis + (vis + MARGIN if vis else 0)
     width = left_blocks + 3 * (block + MARGIN) + HIST_WIDTH + MARGIN
     top = MARGIN + TITLE + 8 + BODY + 6
     canvas = Image.new("RGB", (width, top + row_height * len(rows) + MARGIN), PAPER)
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, MARGIN), fit_text(title, pil_font(TITLE), width - 2 * MARGIN), fill=INK, font=pil_font(TITLE))
-    draw.text((left_vis, MARGIN + TITLE + 8), fit_text("feature vis", pil_font(BODY), vis + MARGIN), fill=MUTED,
-              font=pil_font(BODY))
+    if featurevis:
+        draw.text((left_vis, MARGIN + TITLE + 8), fit_text("feature vis", pil_font(BODY), vis + MARGIN), fill=MUTED,
+                  font=pil_font(BODY))
     headings = ("patches (receptive field)", "DeconvNet", "guided backprop", "histogram over the set")
     for i, heading in enumerate(headings):
         x = left_blocks + i * (block + MARGIN)
@@ -199,7 +200,8 @@ def render_atlas(rows: list[tuple[UnitAtlas, Reconstructions]], k: int, title: s
         draw.text((MARGIN, y), f"ch {unit.channel}", fill=INK, font=pil_font(BODY))
         best = f"top {unit.patches[0].value:.3g}" if unit.patches else "no images"
         draw.text((MARGIN, y + BODY + 4), best, fill=MUTED, font=pil_font(SMALL))
-        canvas.paste(Image.fromarray(featurevis[r]), (left_vis, y))
+        if featurevis:
+            canvas.paste(Image.fromarray(featurevis[r]), (left_vis, y))
         blocks = {"patch": [p.pixels for p in unit.patches], "deconvnet": made.deconvnet, "guided": made.guided}
         for b, (kind, images) in enumerate(blocks.items()):
             for i, pixels in enumerate(images):

@@ -165,3 +165,31 @@ def test_each_row_shows_its_channels_feature_visualisation(folder, tmp_path):
     assert again.featurevis is shown.featurevis
     other = drive(run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels, seed=4), atlases))
     assert other.picture.settings["seed"] == 4 and not np.array_equal(other.featurevis.images[0], expected[0])
+
+
+def test_feature_visualisation_can_be_cancelled(folder, tmp_path):
+    """The atlas job yields at every optimisation step; closed there, it leaves the model as it was and
+    remembers nothing, so the next request makes the images."""
+    from cnnexplorer.core.dataset.atlas import Atlases
+    from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.probe import open_probe_set
+    from cnnexplorer.core.jobs import Progress
+    from cnnexplorer.pictures.atlas import AtlasOptions, run_atlas
+    from cnnexplorer.pictures.base import Inputs
+
+    handle = drive(open_model("builtin:shapes", "cpu"))
+    probe = open_probe_set(str(folder))
+    index = drive(index_job(handle, probe, layers=["features.2.0"], top_k=2, cache_dir=tmp_path / "cache"))
+    atlases = Atlases(handle, probe, index)
+    handle.module.train()
+    try:
+        job = run_atlas(Inputs(handle, None, "features.2.0"), AtlasOptions(channels=(1,), seed=9), atlases)
+        item = next(job)
+        while not (isinstance(item, Progress) and "feature visualisation" in item.message and item.done >= 3):
+            item = next(job)
+        job.close()
+        assert handle.module.training and all(p.grad is None for p in handle.module.parameters())
+    finally:
+        handle.module.eval()
+    again = atlases.featurevis("features.2.0", [1], 9)
+    assert any(isinstance(item, Progress) for item in again)
