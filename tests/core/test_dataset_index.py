@@ -18,7 +18,7 @@ from cnnexplorer.core.activations.recording import capture
 from cnnexplorer.core.dataset.cache import partial_path
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
 from cnnexplorer.core.dataset.index_types import THUMBNAIL
-from cnnexplorer.core.dataset.layer_stats import BINS, sample_positions
+from cnnexplorer.core.dataset.layer_stats import BINS, BLOCK_BYTES, peaks_and_sums, sample_positions
 from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.jobs import Progress, drive
 from tests.core.test_probe_sets import labelled_folder, tiny_handle, write_image
@@ -102,6 +102,13 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
     assert index.labels.tolist() == [0] * 7 + [1] * 7 and index.label_names == ["cat", "dog"]
     assert index.thumbnails.shape == (14, THUMBNAIL, THUMBNAIL, 3) and index.thumbnails.dtype == np.uint8
     assert index.sources == [probe.source(i) for i in range(14)]
+
+
+def test_peaks_and_sums_over_blocks_equal_whole_batch_reductions():
+    flat = torch.randn(37, 5, BLOCK_BYTES // 4 // 5 // 8 + 3, generator=torch.Generator().manual_seed(0))
+    peaks, sums = peaks_and_sums(flat)  # several blocks of images, the last one short
+    assert torch.equal(peaks, flat.amax(2))
+    torch.testing.assert_close(sums, flat.sum(2), rtol=1e-6, atol=1e-5)
 
 
 def test_default_layers_are_every_conv_and_linear():

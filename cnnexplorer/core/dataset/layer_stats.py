@@ -20,6 +20,7 @@ merges those into arrays of fixed size, so memory never grows with the set.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from cnnexplorer.core.dataset.index_types import LayerIndex
 BINS = 64
 MARGIN = 0.25
 SAMPLE = 4
+BLOCK_BYTES = 2 << 20
 _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
@@ -61,13 +63,16 @@ def sampled_values(maps: torch.Tensor) -> np.ndarray:
     if maps.ndim == 2:
         sample = maps[:, :, None]
     else:
-        rows, cols = (_indexer(sample_positions(side), maps.device) for side in maps.shape[2:])
+        rows, cols = (_indexer(side, maps.device) for side in maps.shape[2:])
         sample = maps[:, :, rows, cols] if isinstance(rows, slice) else maps[:, :, rows[:, None], cols]
     return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().numpy().astype(np.float64)
 
 
-def _indexer(positions: torch.Tensor, device) -> slice | torch.Tensor:
-    """``positions`` as a slice when evenly spaced (a view, far cheaper to gather), else as an index tensor."""
+@functools.lru_cache(maxsize=64)
+def _indexer(size: int, device: torch.device) -> slice | torch.Tensor:
+    """The sampled positions of a side of ``size``: a slice when evenly spaced (a view, far cheaper to
+    gather), else an index tensor on ``device``; made once per size, not per batch."""
+    positions = sample_positions(size)
     steps = positions.diff().unique()
     if len(steps) <= 1:
         step = int(steps[0]) if len(steps) else 1
@@ -90,6 +95,24 @@ def histogram_edges(sample: np.ndarray) -> np.ndarray:
     return np.linspace(low - margin, high + margin, BINS + 1)
 
 
+def peaks_and_sums(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's and channel's maximum and float32 sum of ``flat`` [N,C,L], both [N,C].
+
+    On the CPU a few images at a time (about ``BLOCK_BYTES``), so the second reduction reads the
+    block from cache: over a whole batch both would stream every map from memory.
+    """
+    step = max(1, BLOCK_BYTES // max(1, flat[0].numel() * flat.element_size()))
+    if flat.device.type != "cpu" or step >= flat.shape[0]:
+        return flat.amax(2), flat.sum(2, dtype=torch.float32)
+    peaks = flat.new_empty(flat.shape[:2])
+    sums = flat.new_empty(flat.shape[:2], dtype=torch.float32)
+    for start in range(0, flat.shape[0], step):
+        block = flat[start:start + step]
+        torch.amax(block, 2, out=peaks[start:start + step])
+        torch.sum(block, 2, dtype=torch.float32, out=sums[start:start + step])
+    return peaks, sums
+
+
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
     """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``.
 
@@ -100,8 +123,9 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSumma
     maps = maps.detach()
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
-    peak = flat.amax(2).float().cpu().numpy().T  # [C, N]
-    sums = flat.sum(2, dtype=torch.float32).cpu().numpy().astype(np.float64).sum(0)
+    peaks, image_sums = peaks_and_sums(flat)
+    peak = peaks.float().cpu().numpy().T  # [C, N]
+    sums = image_sums.cpu().numpy().astype(np.float64).sum(0)
     chosen = np.argsort(-peak, axis=1, kind="stable")[:, : min(n, accumulator.top_k)]  # [C, m]
     values = np.take_along_axis(peak, chosen, 1)
     where = np.zeros(chosen.shape, np.int64)
