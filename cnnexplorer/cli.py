@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="make the picture a sidecar describes again (its view, model, image, layer, settings, seed)")
     export.add_argument("--image", metavar="IMG", help="input image")
     export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
-    export.add_argument("--data", metavar="DATASPEC", help="a probe set for the dataset pictures (atlas, neighbours, confusion): "
+    export.add_argument("--data", metavar="DATASPEC", help="a probe set for the dataset pictures (atlas, neighbours, confusion, map): "
                         "a folder of images, folder:PATH, builtin:shapes, builtin:digits, mnist:ROOT …")
     export.add_argument("--out", required=True, metavar="OUT.png")
     add_shared_flags(export)

@@ -10,7 +10,7 @@ a finished index is read back at once). Its pages:
 - **Neighbours** — the current image's nearest images in a layer's feature space and in pixel space
   (``pictures.neighbours``).
 - **Map** — a 2-D PCA of a layer's pooled features, coloured by label, prediction or correctness;
-  hover, click to open, Shift-drag to list a rectangle's images.
+  hover, click to open, Shift-drag to list a rectangle's images (Export writes ``pictures.map``).
 - **Evaluation** — accuracy, the confusion matrix (``pictures.confusion``) and the most confident
   mistakes; a mistake opens on a double click.
 """
@@ -403,6 +403,7 @@ class DatasetView(View):
     def _draw_map(self) -> None:
         from cnnexplorer.core.dataset.evaluate import evaluate_index
         from cnnexplorer.core.dataset.projection import pca_2d, point_groups
+        from cnnexplorer.pictures.map import map_picture
 
         layer = self.feature_layer.currentText()
         if not layer:
@@ -414,6 +415,7 @@ class DatasetView(View):
             truth = evaluate_index(index).labels if by == "correct" else None
             group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names,
                                         truth)
+            self._pictures["Map"] = map_picture(handle, self.probe, index, layer, by)  # what Export writes
         except UserError as exc:
             self.map_caption.setText(str(exc))
             return
