@@ -75,7 +75,7 @@ def run_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[FeatureVis
         units = [find_class(handle.class_names, options.target)]
     if units is None:
         units = default_units(handle, kind, layer, DEFAULT_UNITS)
-    settings = options.settings()
+    settings = _workable(handle, layer, options.settings())
     pixels = handle.pixels(inputs.image) if inputs.image is not None else None
     result = yield from visualise(handle, kind, layer, units, pixels, settings, inputs.seed)
     made = FeatureVisOptions(kind, None if units is None else tuple(units), options.preset, **settings.to_json())
@@ -83,6 +83,24 @@ def run_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[FeatureVis
     picture = Picture(grid, settings={**result.settings, **settings_of(made), "seed": inputs.seed},
                       report={"layer": layer, "objective": kind, "channels": result.channels_json()}, layer=layer)
     return FeatureVis(result, layout, picture)
+
+
+def _workable(handle, layer: str, settings):
+    """``settings`` at a size ``layer`` runs at: a layer a Flatten feeds into a Linear takes the model's own
+    input size only, and then no random transforms (they change the size)."""
+    from dataclasses import replace
+
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.featurevis.units import workable_size
+
+    if not layer:
+        return settings
+    side = workable_size(handle, layer, settings.size)
+    if side is None:
+        size = "×".join(map(str, handle.input_size[1:]))
+        raise UserError(f"{layer} runs only at the model's {size} input, which is not square, so it cannot be "
+                        "visualised; pick a layer before the model flattens its maps")
+    return settings if side == settings.size else replace(settings, size=side, transforms=False)
 
 
 def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:

@@ -84,3 +84,28 @@ def test_export_featurevis_diversity_shows_several_images_of_one_channel(capsys,
     assert code == 0 and [c["index"] for c in report["channels"]] == [2, 2, 2, 2]
     sidecar = json.loads((tmp_path / "div.png.json").read_text())
     assert sidecar["settings"]["diversity"] == 3.0 and sidecar["settings"]["kind"] == "diversity"
+
+
+def test_a_layer_after_a_flatten_is_visualised_at_the_models_own_size(shapes):
+    """A Flatten into a Linear takes the model's input size only: the picture is made at that size without the
+    size-changing transforms (and says so in its settings); an oblong input size cannot be visualised."""
+    from dataclasses import replace
+
+    import torch
+
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.pictures.base import Inputs
+    from cnnexplorer.pictures.featurevis import FeatureVisOptions, run_featurevis
+
+    def flat(height, width):
+        module = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(),
+                                     torch.nn.Linear(2 * height * width, 3)).eval()
+        return replace(shapes, module=module, preprocessing=replace(shapes.preprocessing, size=(height, width),
+                                                                   resize=None))
+
+    options = FeatureVisOptions("channel", (0, 2), "quick", steps=3)
+    made = drive(run_featurevis(Inputs(flat(24, 24), layer="2"), options))
+    assert made.picture.settings["size"] == 24 and made.picture.settings["transforms"] is False
+    assert [c["index"] for c in made.picture.report["channels"]] == [0, 2]
+    with pytest.raises(UserError, match="runs only at the model's 24×30 input, which is not square"):
+        drive(run_featurevis(Inputs(flat(24, 30), layer="2"), options))

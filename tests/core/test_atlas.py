@@ -294,18 +294,19 @@ def test_featurevis_objective_follows_the_layer(shapes, layer, map_size, kind):
 def test_featurevis_runs_at_a_size_the_layer_takes(shapes):
     """A unit is visualised at the patch's size, or at the model's own input size when a Flatten into a Linear
     takes no other, and not at all when that size is not square (the atlas then has no feature-vis column)."""
-    from cnnexplorer.core.dataset.atlas import PATCH, featurevis_job, featurevis_size
+    from cnnexplorer.core.dataset.atlas import PATCH, featurevis_job
+    from cnnexplorer.core.featurevis.units import workable_size
 
-    assert featurevis_size(shapes, "features.2.0") == PATCH and featurevis_size(shapes, "classifier") == PATCH
+    assert workable_size(shapes, "features.2.0", PATCH) == PATCH and workable_size(shapes, "classifier", PATCH) == PATCH
     flat = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 24 * 24, 3))
     square = replace(shapes, module=flat.eval(), preprocessing=replace(shapes.preprocessing, size=(24, 24), resize=None))
-    assert featurevis_size(square, "0") == PATCH and featurevis_size(square, "2") == 24
+    assert workable_size(square, "0", PATCH) == PATCH and workable_size(square, "2", PATCH) == 24
     empty = np.zeros((3, 1))
     record = LayerIndex("2", None, empty, empty, empty, empty, np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(2), empty)
     made = drive(featurevis_job(square, record, [0, 2], seed=1))
     assert made.size == 24 and [image.shape for image in made.images] == [(PATCH, PATCH, 3)] * 2
     wide = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(2 * 24 * 30, 3))
     oblong = replace(shapes, module=wide.eval(), preprocessing=replace(shapes.preprocessing, size=(24, 30), resize=None))
-    assert featurevis_size(oblong, "2") is None
+    assert workable_size(oblong, "2", PATCH) is None
     made = drive(featurevis_job(oblong, record, [0, 2]))
     assert made.images == () and made.size is None and np.isnan(made.values).all()

@@ -34,7 +34,7 @@ from cnnexplorer.core.attribution.relu_rules import DeconvReLU, GuidedReLU, relu
 from cnnexplorer.core.dataset.receptive import WHOLE, Box, Field, image_box, layer_field, receptive_fields
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.optimize import Step, as_uint8, preset, run_to
-from cnnexplorer.core.featurevis.units import layer_units, render_units
+from cnnexplorer.core.featurevis.units import layer_units, render_units, workable_size
 from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import unknown_layout
@@ -245,29 +245,15 @@ def featurevis_kind(handle: ModelHandle, record: LayerIndex) -> str:
     return "logit" if is_model_output(handle, record.name) else "neuron"
 
 
-def featurevis_size(handle: ModelHandle, layer: str, size: int = PATCH) -> int | None:
-    """The square size a unit of ``layer`` is visualised at: ``size`` when the model runs to the layer at
-    that size, else the model's own input size when square (a Flatten into a Linear takes that size only),
-    else None."""
-    height, width = handle.input_size[1:]
-    for side in dict.fromkeys((size, height) if height == width else (size,)):
-        try:
-            layer_units(handle, layer, side)
-        except RuntimeError:  # torch's shape mismatch: the layer cannot run at this size
-            continue
-        return side
-    return None
-
-
 def featurevis_job(handle: ModelHandle, record: LayerIndex, channels: list[int], seed: int = 0,
                    size: int = PATCH) -> Job[FeatureVisImages]:
     """The feature visualisations of ``channels`` of ``record``'s layer, optimised in one batch (so the
     same channels and seed give the same pixels) with the ``FEATUREVIS_PRESET`` preset at ``size`` pixels,
     or at the model's input size without the random transforms (which change the size) when the layer
-    runs at that size only (see ``featurevis_size``), fitted to ``size``. The optimiser's ``Step``s are
+    runs at that size only (see ``units.workable_size``), fitted to ``size``. The optimiser's ``Step``s are
     passed on as ``Progress``."""
     kind = featurevis_kind(handle, record)
-    side = featurevis_size(handle, record.name, size)
+    side = workable_size(handle, record.name, size)
     if side is None:
         return FeatureVisImages(record.name, tuple(channels), (), np.full(len(channels), np.nan), kind,
                                 FEATUREVIS_PRESET, None, seed)

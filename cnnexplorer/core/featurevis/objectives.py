@@ -95,8 +95,14 @@ def _per_element(channels: int | Sequence[int], act: torch.Tensor) -> torch.Tens
 
 @objective("layer")
 def channel(layer: str, n: int | Sequence[int]):
-    """Mean of channel ``n``'s map (a sequence: element ``i`` maximises channel ``n[i]``)."""
-    return lambda a: _per_element(n, a[layer]).flatten(1).mean(1)
+    """Mean of channel ``n``'s map (a sequence: element ``i`` maximises channel ``n[i]``); of a vector output,
+    the unit itself."""
+
+    def inner(a):
+        picked = _per_element(n, a[layer])
+        return picked if picked.dim() == 1 else picked.flatten(1).mean(1)
+
+    return inner
 
 
 @objective("layer")

@@ -61,6 +61,20 @@ def layer_units(handle: ModelHandle, layer: str, size: int) -> int:
     return int(output.shape[1])
 
 
+def workable_size(handle: ModelHandle, layer: str, size: int) -> int | None:
+    """The square size a unit of ``layer`` can be visualised at: ``size`` when the model runs to the layer at
+    that size, else the model's own input size when square (a Flatten into a Linear takes that size only, and
+    then without the random transforms, which change the size), else None."""
+    height, width = handle.input_size[1:]
+    for side in dict.fromkeys((size, height) if height == width else (size,)):
+        try:
+            layer_units(handle, layer, side)
+        except RuntimeError:  # torch's shape mismatch: the layer cannot run at this size
+            continue
+        return side
+    return None
+
+
 def bytes_per_image(handle: ModelHandle, layer: str, size: int) -> int:
     """Rough training-step memory for one image: every module output up to ``layer``, 4 bytes
     each, times 3 (the output, its saved copy for backward, its gradient)."""
