@@ -58,14 +58,14 @@ def sample_positions(size: int) -> torch.Tensor:
     return (torch.arange(strips) * 2 + 1) * size // (2 * strips)
 
 
-def sampled_values(maps: torch.Tensor) -> np.ndarray:
-    """``[N, C, S]`` float64: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
+def sampled_values(maps: torch.Tensor) -> torch.Tensor:
+    """``[N, C, S]`` float64 on the CPU: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
     if maps.ndim == 2:
         sample = maps[:, :, None]
     else:
         rows, cols = (_indexer(side, maps.device) for side in maps.shape[2:])
         sample = maps[:, :, rows, cols] if isinstance(rows, slice) else maps[:, :, rows[:, None], cols]
-    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().numpy().astype(np.float64)
+    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().double()
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,15 +80,15 @@ def _indexer(size: int, device: torch.device) -> slice | torch.Tensor:
     return positions.to(device)
 
 
-def histogram_counts(sample: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``[C, BINS]`` counts of the sampled values [N, C, S] (see the module notes)."""
+def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> np.ndarray:
+    """``[C, BINS]`` counts of the sampled values [N, C, S] float64 (see the module notes), in place on one copy."""
     channels = sample.shape[1]
-    bins = np.clip(np.floor((sample - edges[0]) / ((edges[-1] - edges[0]) / BINS)), 0, BINS - 1).astype(np.int64)
-    bins += np.arange(channels).reshape(1, -1, 1) * BINS
-    return np.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS)
+    bins = sample.sub(float(edges[0])).div_(float((edges[-1] - edges[0]) / BINS)).floor_().clamp_(0, BINS - 1).long()
+    bins += torch.arange(0, channels * BINS, BINS).reshape(1, -1, 1)
+    return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS).numpy()
 
 
-def histogram_edges(sample: np.ndarray) -> np.ndarray:
+def histogram_edges(sample: torch.Tensor) -> np.ndarray:
     """The layer's bin edges from its first batch's sampled values (see the module notes)."""
     low, high = float(sample.min()), float(sample.max())
     margin = MARGIN * (high - low) if high > low else 0.5
@@ -137,7 +137,7 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSumma
     sample = sampled_values(maps)
     counts = histogram_counts(sample, accumulator.edges(sample))
     return BatchSummary(values, chosen, (where // width).astype(np.int32), (where % width).astype(np.int32), sums,
-                        peak.max(1), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)), counts,
+                        peak.max(1), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)).numpy(), counts,
                         sample.shape[0] * sample.shape[2])
 
 
@@ -158,7 +158,7 @@ class LayerAccumulator:
         self.hist_edges: np.ndarray | None = None
         self.hist_counts = np.zeros((channels, BINS), np.int64)
 
-    def edges(self, sample: np.ndarray) -> np.ndarray:
+    def edges(self, sample: torch.Tensor) -> np.ndarray:
         """The histogram edges, fixed by the first batch this is asked for."""
         if self.hist_edges is None:
             self.hist_edges = histogram_edges(sample)
