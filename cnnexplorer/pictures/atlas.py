@@ -68,12 +68,6 @@ def absolute_spec(spec: str) -> str:
     return f"folder:{Path(spec.strip()).expanduser().absolute()}"
 
 
-def image_ref(probe: ProbeSet, i: int) -> str | int:
-    """How the report names image ``i``: the file's path for folder data, else its index."""
-    source = probe.source(i)
-    return i if source == f"{probe.spec}#{i}" else source
-
-
 @dataclass(frozen=True)
 class Cell:
     """Where one patch or reconstruction lies in the picture (x0, y0, x1, y1), and whose it is."""
@@ -109,6 +103,7 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
     not ``options.top_k``); else the set is opened and indexed (or the index read from the cache). The
     feature visualisations use ``options.seed``, else ``inputs.seed``."""
     from cnnexplorer.core.dataset.atlas import layer_record
+    from cnnexplorer.core.dataset.evaluate import image_reference
     from cnnexplorer.core.errors import UserError
 
     layer = inputs.need_layer("atlas")
@@ -132,9 +127,12 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
     vis = yield from atlases.featurevis(layer, channels, seed)
     pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe)} images of {data}", vis.images)
     made = AtlasOptions(data, tuple(channels), k, fingerprint, seed)
+    def top(patch) -> dict:
+        return {"image": image_reference(probe.source(patch.image), probe.spec, patch.image), "value": patch.value,
+                "box": list(patch.box)}
+
     units = [{"index": unit.channel, "featurevis_value": None if math.isnan(value) else float(value),
-              "top": [{"image": image_ref(probe, p.image), "value": p.value, "box": list(p.box)} for p in unit.patches]}
-             for (unit, _), value in zip(rows, vis.values)]
+              "top": [top(p) for p in unit.patches]} for (unit, _), value in zip(rows, vis.values)]
     report = {"layer": layer, "data": data, "count": len(probe), "skipped": len(probe.skipped),
               "featurevis": {"objective": vis.kind, "preset": vis.preset, "size": vis.size, "seed": seed}, "units": units}
     picture = Picture(pixels, settings_of(made), report, layer=layer)

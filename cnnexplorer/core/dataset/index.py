@@ -100,8 +100,8 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
 
 def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[None]:
     """Feed the rest of the set through ``run``, saving its state now and then and when stopped."""
-    total, start, started = len(run.probe), run.done, time.monotonic()
-    saved, consistent = started, True
+    total, start = len(run.probe), run.done
+    saved, consistent = time.monotonic(), True
     try:
         with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done)) as batches:
             for first, pixels, _ in batches:
@@ -111,7 +111,7 @@ def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[
                 if time.monotonic() - saved >= save_every and run.done < total:
                     run.save(folder)
                     saved = time.monotonic()
-                yield Progress(run.done, total, _progress_text(run.done, total, start, time.monotonic() - started))
+                yield Progress(run.done, total, _progress_text(run.done, total))
     except BaseException:
         if consistent and run.done > start:
             with contextlib.suppress(UserError):
@@ -119,12 +119,9 @@ def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[
         raise
 
 
-def _progress_text(done: int, total: int, start: int, elapsed: float) -> str:
-    text = f"{done:,}/{total:,} images"
-    if done > start and done < total and elapsed > 1:
-        left = elapsed * (total - done) / (done - start)
-        text += f", ~{left:.0f} s left" if left < 90 else f", ~{left / 60:.0f} min left"
-    return text
+def _progress_text(done: int, total: int) -> str:
+    """The step's text; the time left is the progress bar's and the status bar's to say (``jobs.time_left``)."""
+    return f"{done:,}/{total:,} images"
 
 
 class _Run:
@@ -162,13 +159,13 @@ class _Run:
                 if module_name in self.layers:
                     self._pending[("layer", module_name)] = summarise(maps, self.layers[module_name])
                 for feature in outputs.get(module_name, ()):
-                    self._pending[("feature", feature)] = _pooled(maps)
+                    self._pending[("feature", feature)] = pooled(maps).cpu().numpy()
             return hook
 
         def on_input(feature: str):
             def hook(module, args):
                 if threading.get_ident() == owner and ("feature", feature) not in self._pending and args:
-                    self._pending[("feature", feature)] = _pooled(args[0])
+                    self._pending[("feature", feature)] = pooled(args[0]).cpu().numpy()
             return hook
 
         watched = list(dict.fromkeys([*self.plan.layers, *outputs]))
@@ -246,11 +243,11 @@ class _Run:
         return True
 
 
-def _pooled(tensor: torch.Tensor) -> np.ndarray:
-    """Each image's global average: ``[N,C,H,W]`` → ``[N,C]``; a vector stays, anything else is flattened."""
+def pooled(tensor: torch.Tensor) -> torch.Tensor:
+    """Each image's global average: ``[N,C,H,W]`` → ``[N,C]``; a vector stays, anything else is flattened.
+    The index's features and a query's (the neighbours) are pooled by this one function."""
     tensor = tensor.detach().float()
-    pooled = tensor.mean((2, 3)) if tensor.ndim == 4 else tensor.reshape(tensor.shape[0], -1)
-    return pooled.cpu().numpy()
+    return tensor.mean((2, 3)) if tensor.ndim == 4 else tensor.reshape(tensor.shape[0], -1)
 
 
 def thumbnails(pixels: torch.Tensor) -> np.ndarray:

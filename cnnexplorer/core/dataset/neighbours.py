@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from cnnexplorer.core.dataset.index import pooled
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
 
@@ -26,17 +27,6 @@ if TYPE_CHECKING:
     from cnnexplorer.core.model_handle import ModelHandle
 
 DISTANCES_PER_CHUNK = 1 << 24  # distances held at once by the k-NN accuracy (64 MB of float32)
-
-
-def pooled(output: torch.Tensor) -> torch.Tensor:
-    """A layer's output ``[N,C,H,W]`` averaged over its positions, ``[N,C]``; a vector output ``[N,D]`` as it is."""
-    if output.ndim == 4:
-        return output.float().mean(dim=(2, 3))
-    if output.ndim == 2:
-        return output.float()
-    from cnnexplorer.core.layouts import unknown_layout
-
-    raise unknown_layout(output)
 
 
 def query_features(handle: ModelHandle, pixels: torch.Tensor, layer: str) -> np.ndarray:
