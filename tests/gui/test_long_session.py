@@ -1,5 +1,9 @@
-"""A long session on the real window: switching layer and image a thousand times leaves no
-finished job, input or result behind, and the process stops growing after the first hundred."""
+"""A long session on the real window: switching layer and image five hundred times leaves no
+finished job, input or result behind, and the process stops growing after the first hundred.
+
+The leak this guards against grew the process by 127 MB over 900 switches (0.14 MB a switch): over the
+400 switches measured here that is 56 MB, well above the 20 MB allowed; the checks of live jobs and
+stale results are exact at any length."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.heatmap_view import TREE_LAYER, HeatmapView
 from cnnexplorer.gui.workers import JobHandle
 
-SWITCHES = 1000
+SWITCHES = 500
 WARM_UP = 100
 MAX_GROWTH_MB = 20
 WAIT_MS = 60_000
@@ -57,7 +61,7 @@ def stale(refs: list[weakref.ref], *current) -> list:
     return [ref() for ref in refs if ref() is not None and not any(ref() is c for c in current)]
 
 
-def test_a_thousand_switches_on_the_heatmaps_tab_release_every_job(make_window):
+def test_five_hundred_switches_on_the_heatmaps_tab_release_every_job(make_window):
     before = live_handles()  # earlier tests' windows may still keep their views' last handles
     window, layers = demo_window(make_window)
     view = window.show_view(HeatmapView)
