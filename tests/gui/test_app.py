@@ -57,8 +57,9 @@ window.close()
 
 def test_event_loop_stays_responsive_during_a_long_job(tmp_path, image_file):
     """In a fresh process configured like the app, a 10 ms timer keeps ticking during real work."""
+    # the timeout only guards against a hang: the work takes about 7 s, but a busy machine can stretch it
     run = subprocess.run([sys.executable, "-c", LATENCY_SCRIPT, str(tmp_path / "s.ini"), str(image_file)],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["finished"] and result["spec"] == "torchvision:resnet50:none" and result["predictions"] == 5
