@@ -368,9 +368,10 @@ class DatasetView(View):
         self.atlas_canvas.set_pixels(atlas.picture.pixels)
         units = ", ".join(str(u.channel) for u in atlas.units)
         self.atlas_caption.setText(f"{atlas.picture.layer}, channel{'s' if len(atlas.units) > 1 else ''} {units}: "
-                                   "each unit's strongest images, cropped to its receptive field, with the DeconvNet "
-                                   "and guided-backprop reconstructions of that one activation. Click a patch to "
-                                   "open its image; click a tile on the Activations tab to choose the unit.")
+                                   "the unit's feature visualisation, its strongest images cropped to its receptive "
+                                   "field, and the DeconvNet and guided-backprop reconstructions of that one "
+                                   "activation. Click a patch to open its image; click a tile on the Activations tab "
+                                   "to choose the unit.")
 
     def _atlas_click(self, event) -> None:
         if self._atlas is None or event.button() != Qt.MouseButton.LeftButton:
