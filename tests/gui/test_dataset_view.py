@@ -88,6 +88,7 @@ def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
     assert sum(len(g.data) for g in view.map.groups) == 12 and "principal components" in view.map_caption.text()
     assert assert_remade(window, tmp_path)["view"] == "map"
     view.colour_by.setCurrentText("right or wrong")
+    assert window.wait_for_jobs(WAIT_MS)  # the map is projected in a worker
     names = {g.name(): len(g.data) for g in view.map.groups}
     assert set(names) <= {"right", "wrong", "no label"} and sum(names.values()) == 12
     view = page(window, "Evaluation")

@@ -62,6 +62,29 @@ def atlases_job(handle, probe, index):
     return Atlases(handle, probe, index)
 
 
+def map_job(handle, probe, index, layer: str, by: str):
+    """The map's projection and groups for the plot, and its picture for Export (a PCA of 50,000 points takes
+    seconds: a worker's job)."""
+    from cnnexplorer.core.dataset.evaluate import evaluate_index
+    from cnnexplorer.core.dataset.projection import pca_2d, point_groups
+    from cnnexplorer.pictures.map import map_picture
+
+    yield Progress(0, None, f"projecting {layer}'s features")
+    truth = evaluate_index(index).labels if by == "correct" else None
+    group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names, truth)
+    return pca_2d(index.features[layer]), group, names, map_picture(handle, probe, index, layer, by)
+
+
+def evaluation_job(handle, probe, index):
+    """The index's evaluation, its confusion picture and the picture's cell layout."""
+    from cnnexplorer.core.dataset.evaluate import evaluate_index
+    from cnnexplorer.pictures.confusion import confusion_grid, confusion_picture
+
+    yield Progress(0, None, "evaluating")
+    evaluation = evaluate_index(index)
+    return evaluation, confusion_grid(evaluation), confusion_picture(handle, probe, evaluation)
+
+
 class DatasetView(View):
     title = "Dataset"
     open_image_requested = Signal(str)
@@ -402,24 +425,20 @@ class DatasetView(View):
                                         f", pixel space {_share(report['pixel_knn_acc'])}")
 
     def _draw_map(self) -> None:
-        from cnnexplorer.core.dataset.evaluate import evaluate_index
-        from cnnexplorer.core.dataset.projection import pca_2d, point_groups
-        from cnnexplorer.pictures.map import map_picture
-
         layer = self.feature_layer.currentText()
         if not layer:
             return
-        index, handle = self.index, self.session.model
-        projection = pca_2d(index.features[layer])
+        handle, probe, index = self.session.model, self.probe, self.index
         by = COLOURINGS[self.colour_by.currentText()]
-        try:
-            truth = evaluate_index(index).labels if by == "correct" else None
-            group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names,
-                                        truth)
-            self._pictures["Map"] = map_picture(handle, self.probe, index, layer, by)  # what Export writes
-        except UserError as exc:
-            self.map_caption.setText(str(exc))
+        self.map_caption.setText("Projecting the features …")
+        self.jobs.start(lambda: map_job(handle, probe, index, layer, by), kind="dataset-page", label="projecting",
+                        on_result=lambda made: self._show_map(index, layer, *made),
+                        on_error=self._page_failed(self.map_caption))
+
+    def _show_map(self, index, layer: str, projection, group, names, picture: Picture) -> None:
+        if index is not self.index:
             return
+        self._pictures["Map"] = picture  # what Export writes
         self.map.show_points(projection.points, group, names, [Path(s).name for s in index.sources], index.thumbnails)
         shares = " and ".join(_share(v) for v in projection.variance)
         self.map_caption.setText(f"{index.count:,} images by the first two principal components of {layer}'s pooled "
@@ -433,24 +452,27 @@ class DatasetView(View):
             self._add_item(self.selection, i, Path(self.index.sources[i]).name)
 
     def _draw_evaluation(self) -> None:
-        from cnnexplorer.core.dataset.evaluate import evaluate_index
-        from cnnexplorer.pictures.confusion import confusion_grid, confusion_picture
+        handle, probe, index = self.session.model, self.probe, self.index
+        self.evaluation_caption.setText("Evaluating …")
+        self.jobs.start(lambda: evaluation_job(handle, probe, index), kind="dataset-page", label="evaluating",
+                        on_result=lambda made: self._show_evaluation(index, *made),
+                        on_error=self._failed_evaluation)
 
-        try:
-            evaluation = evaluate_index(self.index)
-        except UserError as exc:
-            self.evaluation_caption.setText(str(exc))
-            self.confusion_canvas.clear()
+    def _failed_evaluation(self, exc: BaseException) -> bool:
+        self.confusion_canvas.clear()
+        return self._page_failed(self.evaluation_caption)(exc)
+
+    def _show_evaluation(self, index, evaluation, grid, picture: Picture) -> None:
+        if index is not self.index:
             return
-        picture = confusion_picture(self.session.model, self.probe, evaluation)
         self._pictures["Evaluation"] = picture
-        self._evaluation, self._grid = evaluation, confusion_grid(evaluation)
+        self._evaluation, self._grid = evaluation, grid
         self.confusion_canvas.set_pixels(picture.pixels)
         names = evaluation.class_names
         self.mistakes.clear()
         for m in evaluation.mistakes(200):
             self._add_item(self.mistakes, m.image, f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}: "
-                                                   f"{Path(self.index.sources[m.image]).name}")
+                                                   f"{Path(index.sources[m.image]).name}")
         unmatched = f" Labels naming no class: {', '.join(evaluation.unmatched)}." if evaluation.unmatched else ""
         listed = "The list holds the most confident mistakes" if self.mistakes.count() else "No mistakes"
         self.evaluation_caption.setText(f"{evaluation.count:,} labelled images: top-1 {_share(evaluation.top1)}, top-5 "
