@@ -8,13 +8,26 @@ last line of stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
 from cnnexplorer.pictures.flags import bounded_int
 
-COMMANDS = ("gui", "models", "summary", "predict", "export", "train", "index", "evaluate")
+import cnnexplorer
+
+
+def _command_modules() -> dict[str, str]:
+    """Each subcommand that has its own module: ``cli_NAME.py`` defines ``add_parser(sub)`` and ``run(args)``
+    for the command NAME (``cli_shared.py`` holds what they share)."""
+    names = sorted(info.name for info in pkgutil.iter_modules(cnnexplorer.__path__))
+    return {name[len("cli_"):]: f"cnnexplorer.{name}" for name in names if name.startswith("cli_") and name != "cli_shared"}
+
+
+COMMAND_MODULES = _command_modules()
+COMMANDS = ("gui", "models", "summary", "predict", "export", *COMMAND_MODULES)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,9 +39,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from cnnexplorer import __version__
-    from cnnexplorer.cli_evaluate import add_evaluate_parser
-    from cnnexplorer.cli_index import add_index_parser
-    from cnnexplorer.cli_train import add_train_parser
     from cnnexplorer.pictures.registry import RECIPES
     from cnnexplorer.pictures.flags import add_shared_flags
 
@@ -70,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     for recipe in RECIPES.values():
         recipe.add_flags(export)
     add_common(export)
-    add_train_parser(sub)
-    add_index_parser(sub)
-    add_evaluate_parser(sub)
+    for module in COMMAND_MODULES.values():
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
@@ -247,24 +256,6 @@ def _from_sidecar(args):
     return recipe, Inputs(load_model(args), image, recorded.layer, recorded.seed), recipe.options_from_settings(recorded.settings)
 
 
-def _cmd_train(args) -> int:
-    from cnnexplorer.cli_train import cmd_train
-
-    return cmd_train(args)
-
-
-def _cmd_index(args) -> int:
-    from cnnexplorer.cli_index import cmd_index
-
-    return cmd_index(args)
-
-
-def _cmd_evaluate(args) -> int:
-    from cnnexplorer.cli_evaluate import cmd_evaluate
-
-    return cmd_evaluate(args)
-
-
 def cmd_gui(args) -> int:
     from cnnexplorer.gui.app import run_gui
 
@@ -281,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     from cnnexplorer.core.errors import OUT_OF_MEMORY_HINT, UserError, is_out_of_memory
 
-    handler = {"gui": cmd_gui, "models": cmd_models, "summary": cmd_summary,
-               "predict": cmd_predict, "export": cmd_export, "train": _cmd_train, "index": _cmd_index,
-               "evaluate": _cmd_evaluate}[args.command]
+    handlers = {"gui": cmd_gui, "models": cmd_models, "summary": cmd_summary, "predict": cmd_predict,
+                "export": cmd_export}
+    handler = handlers.get(args.command) or importlib.import_module(COMMAND_MODULES[args.command]).run
     try:
         _check_files(args)
         return handler(args)

@@ -9,7 +9,7 @@ TABLE_CLASSES = 12  # a confusion matrix with more classes is left to --json
 MISTAKES_SHOWN = 5
 
 
-def add_evaluate_parser(sub) -> None:
+def add_parser(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="top-1/top-5 accuracy and the confusion matrix on a labelled set")
     add_model_options(evaluate)
     evaluate.add_argument("--data", required=True, metavar="DATASPEC",
@@ -20,7 +20,7 @@ def add_evaluate_parser(sub) -> None:
     add_common(evaluate)
 
 
-def cmd_evaluate(args) -> int:
+def run(args) -> int:
     from cnnexplorer.core.dataset.evaluate import evaluate_job
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.jobs import TextProgressBar, drive

@@ -8,7 +8,7 @@ from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_mod
 from cnnexplorer.pictures.flags import bounded_int
 
 
-def add_index_parser(sub) -> None:
+def add_parser(sub) -> None:
     index = sub.add_parser("index", help="index a dataset: each unit's top images, distributions, features")
     add_model_options(index)
     index.add_argument("--data", required=True, metavar="DATASPEC", help="a folder of images or a data spec")
@@ -22,7 +22,7 @@ def add_index_parser(sub) -> None:
     add_common(index)
 
 
-def cmd_index(args) -> int:
+def run(args) -> int:
     import time
 
     from cnnexplorer.core.dataset.index import CacheHit, IndexNote, all_layers, index_cache_file, index_job

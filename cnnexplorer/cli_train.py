@@ -10,7 +10,7 @@ import sys
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, file_options, load_model
 
 
-def add_train_parser(sub) -> None:
+def add_parser(sub) -> None:
     from cnnexplorer.core.training.data import DATASPEC_HELP
     from cnnexplorer.core.training.config import CHANNELS_LAST, OPTIMIZERS, PRECISIONS, SCHEDULES
     from cnnexplorer.core.training.heads import HEAD_HELP
@@ -119,7 +119,7 @@ class ProgressLines:
                   flush=True)
 
 
-def cmd_train(args) -> int:
+def run(args) -> int:
     import time
 
     from cnnexplorer.core.jobs import TextProgressBar, drive

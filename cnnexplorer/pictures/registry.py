@@ -1,14 +1,28 @@
-"""Every picture recipe by its export name (the GUI view's ``view_name``)."""
+"""Every picture recipe by its export name (the GUI view's ``view_name``).
+
+A recipe is any module of this package that defines ``RECIPE``; adding a picture is adding its module.
+"""
 
 from __future__ import annotations
 
-from cnnexplorer.pictures import (activations, adversarial, atlas, confusion, curves, featurevis, filters, heatmap,
-                                  input, neighbours, predictions, summary)
-from cnnexplorer.pictures import map as feature_map
+import importlib
+import pkgutil
+
+import cnnexplorer.pictures as _package
 from cnnexplorer.pictures.base import Recipe
 
-RECIPES: dict[str, Recipe] = {
-    module.RECIPE.name: module.RECIPE
-    for module in (input, summary, predictions, activations, filters, featurevis, heatmap, adversarial, curves, atlas,
-                   neighbours, confusion, feature_map)
-}
+
+def _recipes() -> dict[str, Recipe]:
+    found: dict[str, Recipe] = {}
+    for info in sorted(pkgutil.iter_modules(_package.__path__), key=lambda info: info.name):
+        if info.name == "registry":
+            continue
+        recipe = getattr(importlib.import_module(f"{_package.__name__}.{info.name}"), "RECIPE", None)
+        if isinstance(recipe, Recipe):
+            if recipe.name in found:
+                raise RuntimeError(f"two picture modules define the recipe {recipe.name!r}")
+            found[recipe.name] = recipe
+    return found
+
+
+RECIPES: dict[str, Recipe] = _recipes()
