@@ -11,6 +11,7 @@ from torchvision.models import AlexNet_Weights
 from cnnexplorer.core.builtin.course_nets import AlexNetOriginal, CatsDogs, KerasMNIST, KerasMNISTDropout, ZFNet
 from cnnexplorer.core.builtin.digits_data import DIGIT_CLASSES
 from cnnexplorer.core.builtin.nets import LeNet5, ShapesNet, TinyVGG
+from cnnexplorer.core.builtin.residual_nets import residual_factory
 from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES
 from cnnexplorer.core.model_handle import Preprocessing
 
@@ -35,6 +36,21 @@ _IMAGE_RGB = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 _KERAS_GREY = dict(mean=(0.0,), std=(1.0,))  # Keras' rescale=1/255: the [0,1] pixels themselves
 _IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), resize=256)
 _IMAGENET_CLASSES = tuple(AlexNet_Weights.DEFAULT.meta["categories"])
+
+
+def _shapes_twin(depth: int, shortcuts: bool) -> BuiltinModel:
+    """An untrained residual net for the shapes data, or its plain twin (same layers, no shortcuts)."""
+    kind = "resnet" if shortcuts else "plain"
+    what = ("with identity shortcuts (zero-padded where the width doubles, so no extra weights)" if shortcuts
+            else "the same layers without shortcuts")
+    return BuiltinModel(f"{kind}-shapes-{depth}",
+                        f"{depth}-layer CIFAR-style ResNet for the shapes (64×64 RGB → 16/8/4 px, 8/16/32 maps), {what}; "
+                        "untrained: the course's degradation experiment (docs/course-lab.md)",
+                        residual_factory(depth, shortcuts), SHAPE_CLASSES, Preprocessing(3, (64, 64), **_IMAGE_RGB),
+                        None)
+
+
+SHAPES_TWINS = ((8, False), (20, False), (20, True), (32, False), (32, True))
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     m.name: m
@@ -110,5 +126,6 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             Preprocessing(3, (227, 227), **_IMAGENET),
             None,
         ),
+        *(_shapes_twin(depth, shortcuts) for depth, shortcuts in SHAPES_TWINS),
     )
 }

@@ -1,0 +1,1 @@
+"""The course's lab: convolution arithmetic, hand-set kernels, design trade-offs, blocks, batch norm."""
