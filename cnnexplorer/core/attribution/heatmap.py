@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ class Heatmap:
     values as the method computed them; ``signed`` says whether negative values carry meaning.
     ``target`` is the explained class (None for a callable target) and ``score`` its softmax
     probability on the unchanged input (the callable's value for a callable target).
-    ``negative`` marks a "why not" map: the evidence against the target.
+    ``negative`` marks a "why not" map: the evidence against the target. ``info`` holds what a
+    method reports besides the map (LRP: its composite, the relevance sum and the logit it conserves).
     """
 
     map: np.ndarray
@@ -30,6 +31,7 @@ class Heatmap:
     method: str
     layer: str | None = None
     negative: bool = False
+    info: dict = field(default_factory=dict)
 
     @property
     def scalar_map(self) -> np.ndarray:

@@ -18,6 +18,7 @@ from cnnexplorer.core.attribution.guided import deconvnet, guided_backprop
 from cnnexplorer.core.attribution.heatmap import Heatmap
 from cnnexplorer.core.attribution.input_x_gradient import input_x_gradient
 from cnnexplorer.core.attribution.integrated_gradients import integrated_gradients
+from cnnexplorer.core.attribution.lrp import lrp
 from cnnexplorer.core.attribution.occlusion import occlusion
 from cnnexplorer.core.attribution.saliency import saliency
 from cnnexplorer.core.attribution.smoothgrad import smoothgrad
@@ -59,6 +60,7 @@ METHODS: dict[str, Method] = {
         Method("ig", "Integrated gradients", integrated_gradients),
         Method("inputxgrad", "Input × gradient", input_x_gradient),
         Method("occlusion", "Occlusion", occlusion),
+        Method("lrp", "LRP", lrp),
     )
 }
 

@@ -1,0 +1,182 @@
+"""Layer-wise relevance propagation (Bach et al. 2015) through zennit's composites and canonizers.
+
+The relevance of the target's logit is passed back layer by layer with a rule per layer type,
+so that (up to the rules' stabilisers and biases) the input's relevances sum to the logit. The
+model itself is never touched: zennit registers hooks and its canonizers rewrite weights, so
+both act on a *shadow* of the model, a copy of its module tree whose parameters and buffers are
+new tensor objects sharing the original's storage (no weights are copied). Another worker using
+the model meanwhile, an error or a cancel can therefore never leave a hook or a merged batch norm
+behind.
+
+Residual sums and gates written in ``forward`` code get their rules from ``lrp_rules``. A model
+LRP cannot explain correctly is refused rather than shown with a wrong map: a batch norm no
+canonizer merges into the convolution before it (DenseNet's pre-activation blocks), another
+normalisation (layer/group norm), or a product of two full layer outputs (attention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from cnnexplorer.core.attribution.heatmap import Heatmap
+from cnnexplorer.core.attribution.lrp_rules import mixing_rules
+from cnnexplorer.core.attribution.targets import TargetSpec, Targets, resolve_targets
+from cnnexplorer.core.checks import check_choice
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.layouts import require_gradients
+from cnnexplorer.core.model_handle import ModelHandle
+
+COMPOSITES = ("epsilon-plus-flat", "epsilon-gamma-box", "alpha2-beta1", "epsilon")
+"""zennit's EpsilonPlusFlat, EpsilonGammaBox and EpsilonAlpha2Beta1, and the plain ε rule everywhere."""
+
+_OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.instancenorm._InstanceNorm)
+
+
+def canonizers_for(module: nn.Module) -> list:
+    """zennit's canonizers for the model's family: ResNet's (batch norms merged, the residual sum a
+    module), VGG's, else the sequential batch-norm merge (MobileNet, EfficientNet, the built-ins:
+    their residual sums and gates get their rules from ``lrp_rules``)."""
+    from torchvision.models import VGG, ResNet
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+
+    if isinstance(module, ResNet):
+        return [ResNetCanonizer()]
+    if isinstance(module, VGG):
+        return [VGGCanonizer()]
+    return [SequentialMergeBatchNorm()]
+
+
+def input_bounds(handle: ModelHandle, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Pixels 0 and 1 in the model's normalised input space (EpsilonGammaBox's ZBox bounds)."""
+    mean, std = _normalisation(handle)
+    return ((0 - mean) / std).expand(shape), ((1 - mean) / std).expand(shape)
+
+
+def make_composite(name: str, canonizers: list, bounds: tuple[Tensor, Tensor]):
+    """The zennit composite ``name`` (one of ``COMPOSITES``) with ``canonizers``."""
+    from zennit import composites as zc
+    from zennit.rules import Epsilon
+    from zennit.types import Convolution
+
+    check_choice("the LRP composite (--composite)", name, COMPOSITES)
+    if name == "epsilon-plus-flat":
+        return zc.EpsilonPlusFlat(canonizers=canonizers)
+    if name == "epsilon-gamma-box":
+        return zc.EpsilonGammaBox(low=bounds[0], high=bounds[1], canonizers=canonizers)
+    if name == "alpha2-beta1":
+        return zc.EpsilonAlpha2Beta1(canonizers=canonizers)
+    return zc.LayerMapComposite(zc.layer_map_base() + [((Convolution, nn.Linear), Epsilon())], canonizers=canonizers)
+
+
+def shadow(module: nn.Module) -> nn.Module:
+    """A copy of ``module``'s tree in eval mode whose parameters (not requiring gradients) and buffers
+    share the original's storage: rewriting their ``.data`` (as canonizers do) leaves the original alone."""
+    memo: dict[int, Tensor] = {}
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        twin = tensor.detach()
+        memo[id(tensor)] = nn.Parameter(twin, requires_grad=False) if isinstance(tensor, nn.Parameter) else twin
+    try:
+        twin_module = copy.deepcopy(module, memo)
+    except Exception as exc:  # a module holding something that cannot be copied (a lock, a C handle)
+        raise UserError(f"LRP works on a copy of the model's layers and this model cannot be copied ({exc}); "
+                        "use another heatmap method such as gradcam") from None
+    return twin_module.eval()
+
+
+def _refuse_unmerged(model: nn.Module, composite) -> None:
+    from zennit.canonizers import MergeBatchNorm
+    from zennit.types import BatchNorm
+
+    merged = {id(h.batch_norm) for h in composite.handles if isinstance(h, MergeBatchNorm)}
+    for name, child in model.named_modules():
+        if isinstance(child, BatchNorm) and id(child) not in merged:
+            raise UserError(f"LRP cannot explain this model: batch norm {name} does not follow a convolution or "
+                            "linear layer, so no canonizer merges it and its relevance would be wrong; use "
+                            "another heatmap method such as gradcam")
+        if isinstance(child, _OTHER_NORMS):
+            raise UserError(f"LRP cannot explain this model: {name} is a {type(child).__name__}, which has no "
+                            "relevance rule; use another heatmap method such as gradcam")
+
+
+@dataclass
+class LRPModel:
+    """A canonized, hooked shadow of the model taking normalised input, and the normalisation."""
+
+    module: nn.Module
+    mean: Tensor
+    std: Tensor
+
+    def normalise(self, pixels: Tensor) -> Tensor:
+        return ((pixels - self.mean) / self.std).detach().requires_grad_(True)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """Logits of the normalised ``inputs``, sums and gates in the ``forward`` code given their rules."""
+        with mixing_rules():
+            return self.module(inputs)
+
+
+@contextlib.contextmanager
+def lrp_model(handle: ModelHandle, composite: str, shape: tuple[int, ...]) -> Iterator[LRPModel]:
+    """The model's shadow with ``composite``'s rules and the family's canonizers, for the block."""
+    require_gradients(handle.module, "LRP")
+    twin = shadow(handle.module)
+    rules = make_composite(composite, canonizers_for(twin), input_bounds(handle, shape))
+    with rules.context(twin), torch.enable_grad():
+        _refuse_unmerged(twin, rules)
+        yield LRPModel(twin, *_normalisation(handle))
+
+
+def _normalisation(handle: ModelHandle) -> tuple[Tensor, Tensor]:
+    pre = handle.preprocessing
+    return tuple(torch.tensor(v, dtype=torch.float32, device=handle.device).view(1, -1, 1, 1) for v in (pre.mean, pre.std))
+
+
+def output_relevance(logits: Tensor, targets: Targets) -> Tensor:
+    """The relevance put on the logits: the target's logit (for a score of several logits, each
+    logit times its derivative), negated for "why not"."""
+    with torch.enable_grad():
+        live = logits.detach().requires_grad_(True)
+        (slope,) = torch.autograd.grad(targets.scores(live).sum(), live)
+    return slope * logits.detach()
+
+
+def relevance(model: LRPModel, pixels: Tensor, target: TargetSpec | Targets,
+              negative: bool = False) -> tuple[Tensor, Tensor, Targets]:
+    """Input relevance ``[N,C,H,W]`` of each image's target (in the normalised input, where the first
+    layer's rule puts it), the logits and the resolved targets."""
+    inputs = model.normalise(pixels)
+    logits = model.forward(inputs)
+    targets = resolve_targets(target, logits.detach(), negative)
+    (found,) = torch.autograd.grad(logits, inputs, output_relevance(logits, targets))
+    return found, logits.detach(), targets
+
+
+def lrp(handle: ModelHandle, pixels: Tensor, target: TargetSpec = None, negative: bool = False,
+        composite: str = "epsilon-plus-flat") -> Job[list[Heatmap]]:
+    """LRP maps (relevance summed over colour channels, signed) for a batch ``[N,C,H,W]`` in [0,1];
+    each ``Heatmap.info`` holds the relevance sum and the target's logit it should match."""
+    yield Progress(0, 1, f"LRP ({composite})")
+    pixels = pixels.to(handle.device)
+    with lrp_model(handle, composite, tuple(pixels.shape)) as model:
+        found, logits, targets = relevance(model, pixels, target, negative)
+    return relevance_heatmaps(found, logits, targets, "lrp", composite)
+
+
+def relevance_heatmaps(found: Tensor, logits: Tensor, targets: Targets, method: str, composite: str,
+                       layer: str | None = None) -> list[Heatmap]:
+    """One signed heatmap per image with the relevance sum and the explained logit in its ``info``."""
+    maps = found.detach().sum(dim=1).float().cpu().numpy()
+    scores = targets.scores(logits).float().cpu()
+    return [Heatmap(maps[i], True, targets.index(i), targets.reported_score(i, logits), method, layer, targets.negative,
+                    info={"composite": composite, "relevance_sum": float(maps[i].sum(dtype="float64")),
+                          "logit": float(scores[i])})
+            for i in range(maps.shape[0])]

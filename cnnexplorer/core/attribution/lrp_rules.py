@@ -1,0 +1,92 @@
+"""Relevance rules for the sums and gates a model computes in its ``forward`` code, not in modules.
+
+zennit gives rules to modules only; a residual ``out + x`` written in ``forward`` would pass
+relevance back as a plain gradient (both branches get all of it: the sum's relevance doubles).
+zennit's torchvision ResNet canonizer rewrites those blocks to use a ``Sum`` module; for any other
+model (the built-ins, MobileNet, EfficientNet, timm's nets) a torch function mode applies the same
+rule to the call itself, on the current thread, for the block only: the sum's relevance is shared
+in proportion to each term (zennit's ``Norm`` rule on its ``Sum``). A product of a map with a
+broadcast gate (squeeze-and-excitation: ``scale * x``) passes all relevance to the map, the gate
+treated as a constant weight (Arras et al. 2017's "signal-take-all"); a product of two full maps
+has no rule, and the model is refused.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+from torch.autograd import Function
+from torch.overrides import TorchFunctionMode
+
+from cnnexplorer.core.errors import UserError
+
+_ADD = {"add", "__add__", "__radd__"}
+_ADD_IN_PLACE = {"add_", "__iadd__"}
+_MUL = {"mul", "__mul__", "__rmul__"}
+_MUL_IN_PLACE = {"mul_", "__imul__"}
+
+
+class SumRule(Function):
+    """``a + b``; relevance ``R`` goes back as ``a·R/(a+b)`` and ``b·R/(a+b)`` (stabilised as zennit does)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a + b
+
+    @staticmethod
+    def backward(ctx, relevance):
+        from zennit.core import stabilize
+
+        a, b = ctx.saved_tensors
+        share = relevance / stabilize(a + b)
+        return _unbroadcast(a * share, a), _unbroadcast(b * share, b)
+
+
+class GateRule(Function):
+    """``x * gate``; all relevance goes to ``x``, none to the gate."""
+
+    @staticmethod
+    def forward(ctx, x, gate):
+        return x * gate
+
+    @staticmethod
+    def backward(ctx, relevance):
+        return relevance, None
+
+
+def _unbroadcast(values: Tensor, like: Tensor) -> Tensor:
+    while values.ndim > like.ndim:
+        values = values.sum(0)
+    dims = tuple(i for i, size in enumerate(like.shape) if size == 1 and values.shape[i] != 1)
+    return values.sum(dims, keepdim=True) if dims else values
+
+
+def _computed(value) -> bool:
+    return isinstance(value, Tensor) and value.grad_fn is not None and value.ndim > 1
+
+
+class mixing_rules(TorchFunctionMode):  # noqa: N801 - used like a function: ``with mixing_rules():``
+    """Within the block, sums and gated products of two computed tensors on this thread get LRP rules."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if len(args) < 2 or not (_computed(args[0]) and _computed(args[1])) or kwargs.get("alpha", 1) != 1:
+            return func(*args, **kwargs)
+        a, b = args[0], args[1]
+        if name in _ADD or name in _ADD_IN_PLACE:
+            out = SumRule.apply(a.clone() if name in _ADD_IN_PLACE else a, b)
+        elif name in _MUL or name in _MUL_IN_PLACE:
+            out = self._gated(a, b)
+        else:
+            return func(*args, **kwargs)
+        return a.copy_(out) if name in _ADD_IN_PLACE or name in _MUL_IN_PLACE else out
+
+    @staticmethod
+    def _gated(a: Tensor, b: Tensor) -> Tensor:
+        if a.shape == b.shape:
+            raise UserError("LRP cannot explain this model: its forward pass multiplies two layer outputs of the same "
+                            "shape (attention or a gated unit), which has no relevance rule; use another heatmap "
+                            "method such as gradcam")
+        x, gate = (a, b) if a.numel() >= b.numel() else (b, a)
+        return GateRule.apply(x, gate)

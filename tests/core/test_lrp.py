@@ -1,0 +1,145 @@
+"""LRP through zennit: parity with zennit's own attributor, conservation, refusals, the model untouched."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from zennit.attribution import Gradient
+from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat
+from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+
+from cnnexplorer.core.attribution import compute_heatmap, compute_heatmaps
+from cnnexplorer.core.attribution.lrp import input_bounds
+from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
+
+IMAGENET = Preprocessing(3, (64, 64), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def handle_of(module: nn.Module, preprocessing: Preprocessing = IMAGENET, classes: int = 1000) -> ModelHandle:
+    return ModelHandle("test", module.eval(), torch.device("cpu"), preprocessing, [f"c{i}" for i in range(classes)],
+                       "none", False)
+
+
+def zennit_map(handle: ModelHandle, pixels: torch.Tensor, composite, target: int) -> torch.Tensor:
+    """zennit's own LRP: its Gradient attributor on the normalised input, output relevance one-hot × logit."""
+    mean = torch.tensor(handle.preprocessing.mean).view(1, -1, 1, 1)
+    std = torch.tensor(handle.preprocessing.std).view(1, -1, 1, 1)
+    inputs = ((pixels - mean) / std).requires_grad_(True)
+    one_hot = torch.eye(handle.num_classes)[[target]]
+    with Gradient(handle.module, composite) as attributor:
+        _, relevance = attributor(inputs, lambda out: out * one_hot)
+    return relevance.sum(1)[0]
+
+
+def assert_close_maps(ours, theirs, rtol=1e-4):
+    """Equal up to float32 summation order: every pixel within ``rtol`` of the map's largest magnitude."""
+    theirs = theirs.detach().numpy()
+    assert abs(ours - theirs).max() <= rtol * abs(theirs).max()
+
+
+def test_vgg16_equals_zennit_epsilon_gamma_box():
+    torch.manual_seed(0)
+    handle = handle_of(torchvision.models.vgg16())
+    pixels = torch.rand(1, 3, 64, 64)
+    ours = compute_heatmap(handle, pixels, "lrp", target=3, composite="epsilon-gamma-box")
+    low, high = input_bounds(handle, (1, 3, 64, 64))
+    theirs = zennit_map(handle, pixels, EpsilonGammaBox(low=low, high=high, canonizers=[VGGCanonizer()]), 3)
+    assert_close_maps(ours.map, theirs)
+    assert ours.info["relevance_sum"] == pytest.approx(float(theirs.sum()), rel=1e-4, abs=1e-6)
+
+
+def test_resnet50_equals_zennit_epsilon_plus_flat_and_leaves_the_model_untouched():
+    torch.manual_seed(0)
+    module = torchvision.models.resnet50()
+    for m in module.modules():  # non-trivial batch-norm statistics, so merging them matters
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    module.train()
+    handle = handle_of(module)
+    pixels = torch.rand(1, 3, 64, 64)
+    state = {k: v.clone() for k, v in module.state_dict().items()}
+    with torch.no_grad():
+        before = module.eval()(pixels)
+    module.train()
+    ours = compute_heatmap(handle, pixels, "lrp", target=7, composite="epsilon-plus-flat")
+    assert module.training and all(m.training for m in module.modules())
+    assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in module.modules())
+    assert all(torch.equal(state[k], v) for k, v in module.state_dict().items()) and state.keys() == module.state_dict().keys()
+    assert all(p.requires_grad and p.grad is None for p in module.parameters())
+    with torch.no_grad():
+        assert torch.equal(module.eval()(pixels), before)
+    theirs = zennit_map(handle, pixels, EpsilonPlusFlat(canonizers=[ResNetCanonizer()]), 7)
+    assert_close_maps(ours.map, theirs)
+
+
+def bias_free_net() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(16, 4, bias=False))
+
+
+def test_epsilon_conserves_the_logit_on_a_bias_free_relu_net_and_why_not_negates_it():
+    handle = handle_of(bias_free_net(), Preprocessing(3, (32, 32), (0.5,) * 3, (0.25,) * 3), classes=4)
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    maps = compute_heatmaps(handle, pixels, "lrp", composite="epsilon")
+    with torch.no_grad():
+        logits = handle.pixel_model()(pixels)
+    for i, heatmap in enumerate(maps):
+        assert heatmap.info["logit"] == pytest.approx(float(logits[i].max()), rel=1e-6)
+        assert heatmap.info["relevance_sum"] == pytest.approx(heatmap.info["logit"], rel=0.01)
+        assert heatmap.signed and heatmap.map.shape == (32, 32)
+    against = compute_heatmap(handle, pixels[:1], "lrp", target=maps[0].target, negative=True, composite="epsilon")
+    assert against.info["relevance_sum"] == pytest.approx(-maps[0].info["relevance_sum"], rel=1e-5)
+
+
+class Residual(nn.Module):
+    """A residual block written in forward code, as the built-ins and timm write them."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        out = self.conv(x)
+        out += x
+        return torch.relu(out) * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+
+def test_a_residual_sum_and_a_gate_in_forward_code_keep_the_relevance():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU(), Residual(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 3, bias=False))
+    handle = handle_of(net, Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), classes=3)
+    heatmap = compute_heatmap(handle, torch.rand(1, 3, 16, 16), "lrp", composite="epsilon")
+    assert heatmap.info["relevance_sum"] == pytest.approx(heatmap.info["logit"], rel=0.01)
+
+
+def test_models_without_a_rule_are_refused_with_the_reason():
+    pre = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3)
+    pre_activation = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
+                                   nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(UserError, match="batch norm 2 does not follow a convolution"):
+        compute_heatmap(handle_of(pre_activation, pre, 2), torch.rand(1, 3, 16, 16), "lrp")
+    layer_norm = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                               nn.Linear(4, 2))
+    with pytest.raises(UserError, match="1 is a GroupNorm"):
+        compute_heatmap(handle_of(layer_norm, pre, 2), torch.rand(1, 3, 16, 16), "lrp")
+    with pytest.raises(UserError, match="composite"):
+        compute_heatmap(handle_of(bias_free_net(), pre, 4), torch.rand(1, 3, 16, 16), "lrp", composite="z-plus")
+
+
+@pytest.mark.parametrize("spec", ["builtin:shapes", "builtin:lenet5"])
+def test_builtins_explain_their_top_class(spec):
+    from cnnexplorer.core.jobs import drive
+    from cnnexplorer.core.models import open_model
+
+    handle = drive(open_model(spec, "cpu"))
+    pixels = torch.rand(1, *handle.input_size, generator=torch.Generator().manual_seed(0))
+    heatmap = compute_heatmap(handle, pixels, "lrp", composite="epsilon-gamma-box")
+    assert heatmap.map.shape == handle.input_size[1:] and abs(heatmap.map).max() > 0
+    assert heatmap.info["composite"] == "epsilon-gamma-box"
