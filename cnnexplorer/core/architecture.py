@@ -44,6 +44,8 @@ class LayerInfo:
     rf_jump: int | None
     calls: int
     param_formula: str | None
+    floored: bool | None = None  # a sliding window whose (W − F + 2P)/S + 1 is not whole; None: not such a layer
+    floor_note: str = ""  # the course's arithmetic of that size and what PyTorch did with it
 
     @property
     def frozen_params(self) -> int:
@@ -64,6 +66,8 @@ class LayerInfo:
             "rf_size": self.rf_size,
             "rf_jump": self.rf_jump,
             "calls": self.calls,
+            "floored": self.floored,
+            "floor_note": self.floor_note,
         }
 
 
@@ -75,6 +79,10 @@ class Summary:
     total_params: int
     trainable_params: int
     macs: int
+    conv_params: int = 0  # the course's split: convolution weights and biases …
+    fc_params: int = 0  # … and fully connected ones (Linear layers)
+    conv_macs: int = 0
+    fc_macs: int = 0
 
     def layer(self, name: str) -> LayerInfo:
         for layer in self.layers:
@@ -91,6 +99,10 @@ class Summary:
             "total_params": self.total_params,
             "trainable_params": self.trainable_params,
             "macs": self.macs,
+            "conv_params": self.conv_params,
+            "fc_params": self.fc_params,
+            "conv_macs": self.conv_macs,
+            "fc_macs": self.fc_macs,
             "layers": [layer.to_json() for layer in self.layers],
         }
 
@@ -163,6 +175,7 @@ class _Probe(TorchDispatchMode):
         self.calls: dict[nn.Module, int] = defaultdict(int)
         self.macs: dict[nn.Module, int] = defaultdict(int)
         self.first_output: dict[nn.Module, tuple[tuple[int, ...] | None, _Field | None]] = {}
+        self.first_input: dict[nn.Module, tuple[int, ...]] = {}
         self.spatial = False  # a convolution or pooling ran: receptive fields mean something
 
     def track(self, tensor: torch.Tensor, field: _Field) -> None:
@@ -175,6 +188,9 @@ class _Probe(TorchDispatchMode):
     def enter(self, module: nn.Module, args: Any) -> None:
         self.stack.append(module)
         self.calls[module] += 1
+        tensor = _first_tensor(args)
+        if tensor is not None and module not in self.first_input:
+            self.first_input[module] = tuple(tensor.shape[2:])
 
     def leave(self, module: nn.Module, args: Any, output: Any) -> None:
         self.stack.pop()
@@ -322,9 +338,54 @@ def summarize(module: nn.Module, input_size: tuple[int, int, int], device: torch
         for ancestor in _ancestors(name):
             macs[ancestor] += probe.macs.get(mod, 0)
     layers = [_layer(name, mod, macs[name], probe.calls[mod], *probe.first_output.get(mod, (None, None)),
-                     probe.spatial) for name, mod in named.items()]
+                     probe.spatial, probe.first_input.get(mod)) for name, mod in named.items()]
     root = layers[0]
-    return Summary(model_name, input_size, layers, root.params, root.trainable_params, root.macs)
+    split = _weight_split(named, layers)
+    return Summary(model_name, input_size, layers, root.params, root.trainable_params, root.macs, *split)
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_WINDOWS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+            nn.AvgPool3d)
+
+
+def _weight_split(named: dict[str, nn.Module], layers: list[LayerInfo]) -> tuple[int, int, int, int]:
+    """(conv params, fully connected params, conv MACs, fully connected MACs), as the course tabulates them."""
+    conv_params = fc_params = conv_macs = fc_macs = 0
+    for layer in layers:
+        module = named[layer.name]
+        if isinstance(module, _CONVS):
+            conv_params, conv_macs = conv_params + layer.params, conv_macs + layer.macs
+        elif isinstance(module, nn.Linear):
+            fc_params, fc_macs = fc_params + layer.params, fc_macs + layer.macs
+    return conv_params, fc_params, conv_macs, fc_macs
+
+
+def _floor(module: nn.Module, spatial: tuple[int, ...] | None) -> tuple[bool | None, str]:
+    """Whether a convolution's or pooling's output size was rounded from its input size, and the
+    course's arithmetic of the axis where it was (per axis: (W − F_eff + 2P)/S + 1)."""
+    from cnnexplorer.core.lab.arithmetic import conv_arithmetic, pool_arithmetic
+
+    if not isinstance(module, _WINDOWS) or not spatial or isinstance(getattr(module, "padding", 0), str):
+        return None, ""
+    n = len(spatial)
+    kernel, stride, padding = _geometry(module)
+    dilation = _fit(getattr(module, "dilation", 1), n)
+    ceil = bool(getattr(module, "ceil_mode", False))
+    for axis, (size, k, s, p, d) in enumerate(zip(spatial, kernel, stride, _fit(padding, n), dilation)):
+        if isinstance(module, _CONVS):
+            sizes = conv_arithmetic(size, k, s, p, d)
+        else:
+            sizes = pool_arithmetic(size, k, s, p, d)
+        if not sizes.valid and sizes.output >= 1:
+            axes = ("depth", "height", "width")[-n:] if n > 1 else ("length",)
+            where = f" (along the {axes[axis]})" if len(set(spatial)) > 1 else ""
+            rounded = (f"ceil_mode rounds it up to {sizes.ceil_output}" if ceil
+                       else f"PyTorch floors it to {sizes.output}")
+            unused = (f"; the last {sizes.unused} input row(s)/column(s) are never used"
+                      if sizes.unused and not ceil else "")
+            return True, f"output size {sizes.formula()}{where} is not whole: {rounded}{unused}"
+    return False, ""
 
 
 def parameter_counts(module: nn.Module) -> tuple[int, int]:
@@ -334,7 +395,7 @@ def parameter_counts(module: nn.Module) -> tuple[int, int]:
 
 
 def _layer(name: str, module: nn.Module, macs: int, calls: int, shape: tuple[int, ...] | None,
-           field: _Field | None, spatial: bool) -> LayerInfo:
+           field: _Field | None, spatial: bool, input_spatial: tuple[int, ...] | None = None) -> LayerInfo:
     trainable, frozen = parameter_counts(module)
     params = trainable + frozen
     has_rf = spatial and field is not None
@@ -352,6 +413,7 @@ def _layer(name: str, module: nn.Module, macs: int, calls: int, shape: tuple[int
         rf_jump=max(field.jump) if has_rf else None,
         calls=calls,
         param_formula=_param_formula(module, params),
+        **dict(zip(("floored", "floor_note"), _floor(module, input_spatial))),
     )
 
 

@@ -101,10 +101,38 @@ def totals_text(trainable: int, frozen: int, macs: int, input_size, times: str =
             f"{count_text(macs)} MACs at {times.join(map(str, input_size))}")
 
 
+def split_text(summary) -> str:
+    """The course's split of the weights and MACs: ``conv 14.7 M params, 15.3 G MACs; fully connected
+    124 M params, 124 M MACs``; "" for a model with neither."""
+    parts = [f"{what} {count_text(params)} params, {count_text(macs)} MACs"
+             for what, params, macs in (("conv", summary.conv_params, summary.conv_macs),
+                                        ("fully connected", summary.fc_params, summary.fc_macs)) if params or macs]
+    return "; ".join(parts)
+
+
 def summary_totals(summary, times: str = "×") -> str:
-    """``totals_text`` of a measured summary."""
-    return totals_text(summary.trainable_params, summary.total_params - summary.trainable_params, summary.macs,
+    """``totals_text`` of a measured summary, then the conv / fully connected split."""
+    text = totals_text(summary.trainable_params, summary.total_params - summary.trainable_params, summary.macs,
                        summary.input_size, times)
+    split = split_text(summary)
+    return f"{text} · {split}" if split else text
+
+
+FLOORED_MARK = "⌊⌋"
+"""Shown beside a layer whose output size the course's formula gives as a fraction (PyTorch rounded it)."""
+
+
+def floored_mark(layer) -> str:
+    """``FLOORED_MARK`` for a layer whose output size was rounded, else ""."""
+    return FLOORED_MARK if getattr(layer, "floored", None) else ""
+
+
+def floored_tip(layer) -> str:
+    """The tooltip of the mark: the course's arithmetic and what PyTorch did ("" when not rounded)."""
+    if not getattr(layer, "floored", None):
+        return ""
+    return (f"{layer.floor_note}. The course calls such a size \"not possible\"; choose the padding or stride so "
+            "that (W − F + 2P)/S + 1 is whole.")
 
 
 RF_TIP = ("RF / jump: the receptive field, how many input pixels one unit of this output sees, and the "

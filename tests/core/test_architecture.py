@@ -242,3 +242,36 @@ def test_json_follows_the_cli_contract():
     assert conv["output_shape"] == [10, 62, 62] and conv["macs"] == 10 * 62 * 62 * 27
     assert (conv["rf_size"], conv["rf_jump"]) == (3, 1)
     assert data["layers"][0]["name"] == "" and data["macs"] == data["layers"][0]["macs"]
+
+
+def test_vgg16_conv_and_fully_connected_split_as_the_course_tabulates(vgg16):
+    _, summary = vgg16
+    assert summary.conv_params == 14_714_688 and round(summary.conv_params / 1e5) / 10 == 14.7
+    assert summary.fc_params == 123_642_856 and round(summary.fc_params / 1e5) / 10 == 123.6
+    assert summary.conv_params + summary.fc_params == summary.total_params
+    assert summary.fc_macs == 25088 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert summary.conv_macs + summary.fc_macs == summary.macs
+    assert summary.to_json()["conv_params"] == summary.conv_params
+
+
+def test_lenet5_split():
+    from cnnexplorer.core.builtin.nets import LeNet5
+
+    summary = summarize(LeNet5(), (1, 32, 32))
+    assert (summary.conv_params, summary.fc_params) == (156 + 2416 + 48_120, 10_164 + 850)
+    assert summary.conv_macs == 6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 120 * 400
+
+
+def test_floored_output_sizes_are_marked_from_the_layers_own_arithmetic():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.MaxPool2d(2), nn.MaxPool2d(2, ceil_mode=True),
+                          nn.Conv2d(4, 4, 3, padding=1))
+    summary = summarize(model, (3, 10, 14))
+    first = summary.layer("0")  # 10×14 input: (10 − 3)/2 + 1 = 4.5 along the height, 6.5 along the width
+    assert first.floored and "(10 − 3 + 2·0)/2 + 1 = 4.5 (along the height)" in first.floor_note
+    assert "floors it to 4" in first.floor_note and first.output_shape == (4, 4, 6)
+    assert summary.layer("1").floored is False  # 4×6 → 2×3
+    assert summary.layer("2").floored and "ceil_mode rounds it up to 2" in summary.layer("2").floor_note
+    assert summary.layer("3").floored is False and summary.layer("").floored is None
+    alexnet = summarize(torchvision.models.alexnet(weights=None), (3, 224, 224))
+    assert alexnet.layer("features.0").floored and "55.25" in alexnet.layer("features.0").floor_note
+    assert [layer.name for layer in alexnet.layers if layer.floored] == ["features.0"]

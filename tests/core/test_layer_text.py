@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cnnexplorer.core.architecture import summarize_handle
@@ -35,3 +37,13 @@ def test_markdown_is_a_table_with_right_aligned_numbers(summary):
     assert all(line.count(" | ") == len(TABLE_COLUMNS) - 1 for line in body)
     with pytest.raises(ValueError):
         summary_table_text(summary, "csv")
+
+
+def test_totals_split_conv_and_fully_connected_and_the_floored_mark(summary):
+    from cnnexplorer.core.layer_text import FLOORED_MARK, floored_mark, floored_tip, summary_totals
+
+    assert summary_totals(summary).endswith("· conv 50.7 k params, 406 k MACs; fully connected 11 k params, 10.9 k MACs")
+    conv = summary.layer("features.0")
+    assert floored_mark(conv) == "" and floored_tip(conv) == ""
+    floored = dataclasses.replace(conv, floored=True, floor_note="output size (10 − 3 + 2·0)/2 + 1 = 4.5 is not whole")
+    assert floored_mark(floored) == FLOORED_MARK and "4.5" in floored_tip(floored) and "not possible" in floored_tip(floored)

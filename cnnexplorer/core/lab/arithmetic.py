@@ -43,7 +43,7 @@ class ConvArithmetic:
     ``exact`` is (W − F_eff + 2P)/S + 1 unfloored; ``valid`` says it is a whole number ≥ 1 (the
     course's "possible"); ``output`` is PyTorch's size (floor; 0 when no window fits);
     ``ceil_output`` is MaxPool2d's size with ``ceil_mode=True`` (pooling only, else None);
-    ``unused`` counts the input rows (columns) no window reaches. ``params`` C×(F·F·D + 1) and
+    ``unused`` counts the input rows (columns) no window reaches, the padding aside. ``params`` C×(F·F·D + 1) and
     ``macs`` output²×C×F·F·D need ``filters`` C and ``depth`` D (None without them).
     """
 
@@ -99,7 +99,7 @@ def _sizes(size: int, kernel: int, stride: int, padding: int, dilation: int) -> 
     exact = Fraction(size - span + 2 * padding, stride) + 1
     output = max(0, math.floor(exact))
     last = (output - 1) * stride + span  # padded rows the last window reaches
-    unused = max(0, size + 2 * padding - last) if output else 0
+    unused = max(0, size + padding - last) if output else 0  # input rows after it (the padding aside)
     return span, exact, output, min(unused, size)
 
 
