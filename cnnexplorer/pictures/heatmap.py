@@ -27,7 +27,8 @@ class HeatmapOptions:
     """The method, the target class (an index or typed text; None: the top class), "why not"
     (evidence against the target), the overlay's opacity and colour map (None: the method's own),
     the percentage of largest magnitudes that saturate the colours (the core's ``DEFAULT_CLIP``),
-    and whether the map is drawn over the image or alone."""
+    whether the map is drawn over the image or alone, and two method options: the reduction over
+    colour channels of the gradient methods that take one (``REDUCTIONS``) and LRP's composite."""
 
     method: str = "gradcam"
     target: int | str | None = None
@@ -36,6 +37,24 @@ class HeatmapOptions:
     cmap: str | None = None
     clip: float = 1.0
     overlay: bool = True
+    reduce: str = "max"
+    composite: str = "epsilon-plus-flat"
+
+
+REDUCTIONS = {"max": "max-abs", "mean": "mean", "rgb": "rgb"}
+"""``--reduce``'s choices and the core's names: the largest magnitude over the colour channels
+(Simonyan et al.'s saliency), their signed average, or all three as an RGB picture."""
+
+
+def method_options(method: str, options: HeatmapOptions) -> dict:
+    """The options ``method`` takes among those the heatmap options hold."""
+    from cnnexplorer.core.attribution import METHODS
+    from cnnexplorer.core.checks import check_choice
+
+    check_choice("--reduce", options.reduce, tuple(REDUCTIONS))
+    takes = METHODS[method].options if method in METHODS else ()
+    given = {"reduce": REDUCTIONS[options.reduce], "composite": options.composite}
+    return {name: value for name, value in given.items() if name in takes}
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,7 @@ def explain_job(inputs: Inputs, options: HeatmapOptions) -> Job[Explained]:
     yield Progress(0, None, f"{options.method} heatmap")
     pixels = handle.pixels(image)
     heatmap = yield from heatmap_job(handle, pixels, options.method, target_class(handle, options), inputs.layer,
-                                     negative=options.why_not)
+                                     negative=options.why_not, **method_options(options.method, options))
     label = handle.label(heatmap.target) if heatmap.target is not None else "custom score"
     return Explained(pixels, heatmap, np.asarray(image.image.convert("RGB")),
                      model_box(handle.preprocessing, image.image.size), str(label))
@@ -93,6 +112,8 @@ def title(heatmap: Heatmap, label: str) -> str:
     where = f" at {heatmap.layer}" if heatmap.layer else ""
     against = "against" if heatmap.negative else "for"
     text = f"{METHODS[heatmap.method].title}{where}: evidence {against} '{label}' (p = {heatmap.score:.3f})"
+    if "relevance_sum" in heatmap.info:
+        text += f", relevance {heatmap.info['relevance_sum']:.3g} of logit {heatmap.info['logit']:.3g}"
     return text.replace("×", "x")
 
 
@@ -127,17 +148,30 @@ def make_heatmap(inputs: Inputs, options: HeatmapOptions) -> Job[Picture]:
         report={"method": options.method, "target": {"index": heatmap.target, "label": handle.label(heatmap.target)},
                 "score": heatmap.score, "peak": [x, y], "saturates_at": heatmap.scale(options.clip),
                 "peak_image": image_point(handle.preprocessing, inputs.image.image.size, x, y),
-                "layer": heatmap.layer, "why_not": options.why_not},
+                "layer": heatmap.layer, "why_not": options.why_not,
+                **{name: getattr(options, name) for name in method_options(options.method, options)}, **_info(heatmap)},
         side={"map": npy_bytes(heatmap.map)},
     )
 
 
+def _info(heatmap: Heatmap) -> dict:
+    """What the method reports besides the map (LRP: the relevance sum and the logit it conserves)."""
+    return {key: heatmap.info[key] for key in ("relevance_sum", "logit") if key in heatmap.info}
+
+
 def _add_flags(parser) -> None:
     from cnnexplorer.core.attribution import METHODS
+    from cnnexplorer.core.attribution.lrp import COMPOSITES
     from cnnexplorer.pictures.flags import suffix
 
     parser.add_argument("--method", choices=METHODS, default="gradcam", help="heatmap: method (default gradcam)")
-    parser.add_argument("--why-not", action="store_true", help="heatmap: show the evidence against --target")
+    parser.add_argument("--why-not", action="store_true", help="heatmap, concepts: show the evidence against --target")
+    parser.add_argument("--reduce", choices=list(REDUCTIONS), default="max",
+                        help="heatmap: saliency, smoothgrad, guided, deconvnet: the colour channels' largest magnitude "
+                             "(max, the default), signed average (mean), or all three as colours (rgb)")
+    parser.add_argument("--composite", choices=COMPOSITES, default="epsilon-plus-flat",
+                        help="heatmap --method lrp, concepts: LRP's rules (default epsilon-plus-flat; epsilon-gamma-box, "
+                             "alpha2-beta1, or epsilon everywhere)")
     parser.add_argument("--alpha", type=float, default=0.7, metavar="A",
                         help="heatmap: opacity of the overlay, 0 to 1 (default 0.7)")
     parser.add_argument("--clip", type=float, default=1.0, metavar="P",
@@ -148,7 +182,8 @@ def _add_flags(parser) -> None:
 
 
 def _from_flags(args) -> HeatmapOptions:
-    return HeatmapOptions(args.method, args.target, args.why_not, args.alpha, args.cmap, args.clip, not args.map_only)
+    return HeatmapOptions(args.method, args.target, args.why_not, args.alpha, args.cmap, args.clip, not args.map_only,
+                          args.reduce, args.composite)
 
 
 RECIPE = Recipe("heatmap", HeatmapOptions, make_heatmap, _add_flags, _from_flags, side_flags={"map": "save_map"})

@@ -61,3 +61,35 @@ def test_export_heatmap_user_errors_exit_2(capsys, tmp_path):
     code, _, err = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
                            "--clip", "100", "--out", str(tmp_path / "d.png"))
     assert code == 2 and "saturate" in err
+
+
+def test_export_heatmap_lrp_reports_the_relevance_sum_beside_the_logit(capsys, tmp_path):
+    from tests.cli.cli_helpers import last_json
+
+    image = str(sample_images()[0])
+    out = tmp_path / "lrp.png"
+    code, stdout, _ = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image,
+                              "--method", "lrp", "--composite", "epsilon", "--out", str(out), "--json")
+    report = last_json(stdout)
+    handle = load_model("builtin:shapes", "cpu")
+    heatmap = compute_heatmap(handle, handle.pixels(load_image(image)), "lrp", composite="epsilon")
+    assert code == 0 and report["composite"] == "epsilon"
+    assert report["relevance_sum"] == pytest.approx(heatmap.info["relevance_sum"], rel=1e-4)
+    assert report["logit"] == pytest.approx(heatmap.info["logit"], rel=1e-5)
+    code, stdout, _ = run_cli(capsys, "export", "--from-sidecar", f"{out}.json", "--out", str(tmp_path / "again.png"),
+                              "--json")
+    assert code == 0 and last_json(stdout)["composite"] == "epsilon"
+
+
+def test_export_heatmap_reduce_rgb_keeps_the_three_colour_channels(capsys, tmp_path):
+    image = str(sample_images()[0])
+    raw = tmp_path / "rgb.npy"
+    code, _, _ = run_cli(capsys, "export", "heatmap", "--model", "builtin:shapes", "--image", image, "--method",
+                         "saliency", "--reduce", "rgb", "--out", str(tmp_path / "rgb.png"), "--save-map", str(raw))
+    handle = load_model("builtin:shapes", "cpu")
+    pixels = handle.pixels(load_image(image))
+    assert code == 0 and np.load(raw).shape == (64, 64, 3)
+    np.testing.assert_allclose(np.load(raw), compute_heatmap(handle, pixels, "saliency", reduce="rgb").map, rtol=1e-5,
+                               atol=1e-8)
+    mean = compute_heatmap(handle, pixels, "saliency", reduce="mean").map
+    np.testing.assert_allclose(np.load(raw).mean(axis=2), mean, rtol=1e-4, atol=1e-7)
