@@ -31,6 +31,7 @@ from cnnexplorer.gui.views.dataset_view import DatasetView
 from cnnexplorer.gui.views.featurevis_view import FeatureVisView
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
 from cnnexplorer.gui.views.input_view import InputView
+from cnnexplorer.gui.views.lab_view import LabView
 from cnnexplorer.gui.views.summary_view import SummaryView
 from cnnexplorer.gui.views.training_view import TrainingView
 from cnnexplorer.gui.views.weights_view import WeightsView
@@ -49,14 +50,16 @@ TRUST_WARNING = (
     "is trustworthy). Otherwise save the model's state_dict and open that instead."
 )
 VIEWS = (InputView, SummaryView, ActivationsView, WeightsView, FeatureVisView, HeatmapView, AdversarialView,
-         TrainingView, DatasetView)  # the central tabs, in order
+         TrainingView, DatasetView, LabView)  # the central tabs, in order
 ViewT = TypeVar("ViewT", bound=View)
-# Narrower tabs than the style's, so that nine titles fit a 1280-px screen beside both docks; the current
+# Narrower tabs than the style's, so that ten titles fit a 1280-px screen beside both docks; the current
 # tab stands out (white and raised), the others sit back (grey).
-TAB_STYLE = ("QTabBar::tab { padding: 4px 7px; border: 1px solid palette(mid); border-bottom: none; "
-             "border-top-left-radius: 3px; border-top-right-radius: 3px; margin-right: 1px; }"
+TAB_STYLE = ("QTabBar::tab { padding: 4px 5px; border: 1px solid palette(mid); border-bottom: none; "
+             "border-top-left-radius: 3px; border-top-right-radius: 3px; margin-right: 0px; }"
              "QTabBar::tab:selected { background: palette(base); }"
              "QTabBar::tab:!selected { background: palette(button); margin-top: 3px; }")
+TAB_BAR_FRAME = 4
+"""Pixels of the tab widget's frame beside its tab bar."""
 UNTRAINED = "untrained model: random weights"
 PREFERRED_SIZE = QSize(1500, 900)
 FRAME_ROOM = QSize(24, 60)
@@ -137,11 +140,12 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         return screen is not None and screen.availableGeometry().contains(self.geometry())
 
     def _fit_docks(self) -> None:
-        """The Model dock shows the tree's main columns whole; where the screen is too small for
-        both docks beside the views, the Images dock gives way first."""
+        """The Model dock shows the tree's main columns whole and the views every tab's title; where the
+        screen is too small for both docks beside the views, the Images dock gives way first."""
         tree = self.model_dock.main_columns_width() + self.docks[0].width() - self.model_dock.width()  # and the frame
         separators = 2 * self.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, self)
-        room = self.width() - self.tabs.minimumSizeHint().width() - separators
+        views = max(self.tabs.minimumSizeHint().width(), self.tabs.tabBar().sizeHint().width() + TAB_BAR_FRAME)
+        room = self.width() - views - separators
         images = max(IMAGES_DOCK_WIDTH[0], self.docks[1].minimumSizeHint().width(),
                      min(IMAGES_DOCK_WIDTH[1], room - tree))
         self.resizeDocks(self.docks, [min(tree, room - images), images], Qt.Orientation.Horizontal)

@@ -52,9 +52,9 @@ class WindowMenus:
         for dock in self.docks:
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
-        for number, view in enumerate(self.views, start=1):
+        for number, view in enumerate(self.views, start=1):  # the tenth tab on Ctrl+0, as on the keyboard's row
             self._action(view_menu, f"{view.title} tab", lambda view=view: self.tabs.setCurrentWidget(view),
-                         f"Ctrl+{number}", f"Show the {view.title} tab")
+                         f"Ctrl+{number % 10}", f"Show the {view.title} tab")
         view_menu.addSeparator()
         self._action(view_menu, "Previous image", lambda: self.step_image(-1), "Alt+Left",
                      "Make the previous open image current")

@@ -65,6 +65,7 @@ def test_on_a_small_screen_the_trees_main_columns_show_whole(make_window, qtbot)
     last = MAIN_COLUMNS - 1
     assert header.sectionViewportPosition(last) + header.sectionSize(last) <= tree.viewport().width()
     assert window.tabs.width() >= window.tabs.minimumSizeHint().width()
+    assert window.tabs.tabBar().sizeHint().width() <= window.tabs.width(), "every tab's title shows, no scroll arrows"
 
 
 def dock_on_a_deep_model(qtbot) -> tuple[Session, ModelDock]:

@@ -259,7 +259,7 @@ def test_tabs_and_images_have_keys(make_window, tmp_path):
     window = ready(make_window(), "builtin:lenet5", [write_image(tmp_path / f"{i}.png", i) for i in range(3)])
     actions = {a.text(): a for menu in window.menuBar().findChildren(QMenu) for a in menu.actions()}
     assert [actions[f"{v.title} tab"].shortcut().toString() for v in window.views] == \
-        [f"Ctrl+{n}" for n in range(1, len(window.views) + 1)]
+        [f"Ctrl+{n % 10}" for n in range(1, len(window.views) + 1)]  # the tenth, Lab, on Ctrl+0
     actions["Activations tab"].trigger()
     assert window.tabs.currentWidget() is window.view(ActivationsView)
     assert (actions["Next image"].shortcut().toString(), actions["Previous image"].shortcut().toString()) == \

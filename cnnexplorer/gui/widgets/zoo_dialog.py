@@ -1,7 +1,9 @@
 """The model-zoo browser: every torchvision classifier and timm's listed CNNs with size, cost and accuracy.
 
 Picking a model by accuracy per GMAC, or by what is already downloaded, needs a sortable
-table; numbers sort as numbers (by a raw-value sort role) and missing values sort last.
+table; numbers sort as numbers (by a raw-value sort role) and missing values sort last. The
+Chart page draws the same (filtered) models as accuracy against GMACs (``lab_zoo_chart``); a
+model chosen on either page is current on both.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from cnnexplorer.core.zoo import ZooEntry, zoo_entries
+from cnnexplorer.gui.widgets.lab_zoo_chart import ZooChart
 
 COLUMNS = ("Model", "Library", "Weights", "Params (M)", "GMACs", "Acc@1", "Acc@5", "Size (MB)", "Cached")
 MODEL, LIBRARY, WEIGHTS, PARAMS, GMACS, ACC1, ACC5, SIZE, CACHED = range(len(COLUMNS))
@@ -149,6 +153,10 @@ class ZooDialog(QDialog):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(MODEL, QHeaderView.ResizeMode.Stretch)
 
+        self.chart = ZooChart()
+        self.pages = QTabWidget()
+        self.pages.addTab(self.table, "Table")
+        self.pages.addTab(self.chart, "Chart: accuracy against GMACs")
         self.count = QLabel()
         self.note = QLabel(NOTE)
         self.note.setWordWrap(True)
@@ -159,7 +167,7 @@ class ZooDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.filter)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.pages, 1)
         layout.addWidget(self.count)
         layout.addWidget(self.note)
         layout.addWidget(self.buttons)
@@ -167,6 +175,8 @@ class ZooDialog(QDialog):
         self.filter.textChanged.connect(self._filter)
         self.table.doubleClicked.connect(self._choose)
         self.table.selectionModel().currentRowChanged.connect(self._update_buttons)
+        self.chart.chosen.connect(self.select_spec)
+        self.chart.opened.connect(self._open_spec)
         self.buttons.accepted.connect(lambda: self._choose(self.table.currentIndex()))
         self.buttons.rejected.connect(self.reject)
         self.resize(900, 600)
@@ -177,6 +187,22 @@ class ZooDialog(QDialog):
         index = self.table.currentIndex()
         return index.data(SPEC_ROLE) if index.isValid() else None
 
+    def select_spec(self, spec: str) -> None:
+        """Make ``spec``'s row current (clearing a filter that hides it)."""
+        rows = [row for row in range(self.model.rowCount()) if self.model.entries[row].spec == spec]
+        if not rows:
+            return
+        index = self.proxy.mapFromSource(self.model.index(rows[0], MODEL))
+        if not index.isValid():
+            self.filter.clear()
+            index = self.proxy.mapFromSource(self.model.index(rows[0], MODEL))
+        self.table.selectRow(index.row())
+        self.table.scrollTo(index)
+
+    def _open_spec(self, spec: str) -> None:
+        self.select_spec(spec)
+        self._choose(self.table.currentIndex())
+
     def _filter(self, text: str) -> None:
         """Filter by name and keep a row current, so Enter opens the best match."""
         self.proxy.setFilterFixedString(text.strip())
@@ -185,10 +211,13 @@ class ZooDialog(QDialog):
         self.count.setText(f"{shown} of {total} models shown · {cached} with cached weights (✓, bold)")
         if shown and not self.table.currentIndex().isValid():
             self.table.selectRow(0)
+        self.chart.set_entries([self.model.entries[self.proxy.mapToSource(self.proxy.index(row, MODEL)).row()]
+                                for row in range(shown)])
         self._update_buttons()
 
     def _update_buttons(self, *_) -> None:
         self.open_button.setEnabled(self.table.currentIndex().isValid())
+        self.chart.choose(self.selected_spec())
 
     def _choose(self, index: QModelIndex) -> None:
         if not index.isValid():

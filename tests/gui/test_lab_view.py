@@ -1,0 +1,162 @@
+"""The Lab tab: the course's numbers come out on each page, and the pages follow the session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cnnexplorer.core.architecture import summarize_handle
+from cnnexplorer.core.hooks import find_layer
+from cnnexplorer.core.images import load_image
+from cnnexplorer.core.models import load_model
+from cnnexplorer.gui.session import Session, Unit
+from cnnexplorer.gui.views.lab_view import LabView
+from cnnexplorer.gui.window_jobs import sample_images
+from cnnexplorer.gui.workers import JobRunner
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    handle = load_model("builtin:shapes", "cpu")
+    return handle, summarize_handle(handle), load_image(sample_images()[0])
+
+
+@pytest.fixture
+def lab(qtbot, shapes):
+    session = Session()
+    jobs = JobRunner()
+    view = LabView(session, jobs)
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    handle, summary, image = shapes
+    session.set_model(handle, summary)
+    session.add_images([image])
+    yield view
+    jobs.shutdown()
+
+
+def test_arithmetic_flags_the_courses_impossible_size_and_gives_same_padding(lab):
+    page = lab.arithmetic
+    lab.show_page(page)
+    for box, value in ((page.size, 10), (page.kernel, 3), (page.stride, 2), (page.padding, 0), (page.filters, 4),
+                       (page.depth, 3)):
+        box.setValue(value)
+    text = page.result.text()
+    assert "(10 − 3 + 2·0)/2 + 1 = 4.5: not possible" in text and "PyTorch's output: <b>4×4×4</b>" in text
+    assert "<b>112</b>" in text  # 4 × (3·3·3 + 1) parameters
+    page.stride.setValue(1)
+    page.same.click()
+    assert page.padding.value() == 1 and "= 10: a whole number" in page.result.text()
+    page.kernel.setValue(4)
+    page.same.click()
+    assert page.padding.value() == 1 and "no \"same\" padding" in page.result.text()
+    page.mode.setCurrentText("Pooling")
+    for box, value in ((page.size, 5), (page.kernel, 2), (page.stride, 2), (page.padding, 0)):
+        box.setValue(value)
+    assert "PyTorch's output: <b>2×2</b>" in page.result.text()
+    page.ceil_mode.setChecked(True)
+    assert "PyTorch's output: <b>3×3</b> (ceil_mode)" in page.result.text()
+
+
+@pytest.mark.parametrize("size, padding, course", [(5, 0, 3), (5, 1, 5), (3, 2, 5)])
+def test_transposed_convolution_as_the_course_draws_it(lab, size, padding, course):
+    page = lab.arithmetic
+    page.mode.setCurrentText("Transposed convolution")
+    for box, value in ((page.size, size), (page.kernel, 3), (page.stride, 1), (page.padding, padding)):
+        box.setValue(value)
+    assert f"convolved at stride 1: <b>{course}×{course}</b>" in page.result.text()
+
+
+def test_the_stepper_takes_the_fields(lab):
+    page = lab.arithmetic
+    for box, value in ((page.size, 4), (page.kernel, 3), (page.stride, 1), (page.padding, 0)):
+        box.setValue(value)
+    page.from_fields.click()
+    assert page.stepper.output.shape == (2, 2)
+    page.stepper.advance()
+    assert page.stepper.formula.text().endswith("= 54")  # 1+2+3+5+6+7+9+10+11
+    page.size.setValue(20)
+    page.from_fields.click()
+    assert "up to 9×9" in page.stepper.formula.text()
+
+
+@pytest.mark.parametrize("example, value", [("sharpen", "= 320"), ("curve", "= 6600")])
+def test_the_courses_worked_kernel_examples_come_out(lab, example, value):
+    lab.show_page(lab.kernels)
+    lab.kernels.show_mode(1)
+    matrix = lab.kernels.on_matrix
+    matrix.load_example(example)
+    assert value in matrix.explanation.text()
+    assert matrix.response.item(0, 0).text() == value.removeprefix("= ")
+
+
+def test_a_typed_kernel_on_the_image_and_a_clicked_pixel_explained(lab):
+    lab.show_page(lab.kernels)
+    page = lab.kernels.on_image
+    page.chooser.typed.setText("0 0 0; 0 1 0; 0 0 0")  # the identity: the response is the grey image
+    np.testing.assert_allclose(page.response, page.grey, atol=1e-3)
+    explained = page.explain(5, 7)
+    assert explained.total == pytest.approx(page.response[5, 7], abs=1e-3)
+    page.chooser.typed.setText("1 2; 3")
+    assert "different lengths" in page.caption.text()
+
+
+def test_a_conv_units_pixel_traced_to_its_receptive_field_and_input_channels(lab, shapes):
+    handle = shapes[0]
+    lab.show_page(lab.kernels)
+    lab.kernels.show_mode(2)
+    page = lab.kernels.on_layer
+    assert "Select a convolution layer" in page.message.text()
+    lab.session.set_unit(Unit("features.2.0", 3))
+    assert lab.jobs.wait(WAIT_MS)
+    assert "features.2.0, channel 3" in page.message.text()
+    page.show_pixel(4, 5)
+    assert page.box.isVisible() and "the input channels that raised it most" in page.details.text()
+    rect = page.box.rect()
+    assert 1 < rect.width() <= 64 and 1 < rect.height() <= 64
+    conv = find_layer(handle.module, "features.2.0")
+    assert isinstance(conv, torch.nn.Conv2d)
+
+
+def test_tradeoffs_show_the_courses_numbers_and_follow_c(lab):
+    page = lab.tradeoffs
+    lab.show_page(page)
+    assert "45 % fewer" in page.result.text() and "200,768" in page.result.text()
+    page.boxes["channels"].setValue(128)
+    assert f"{128 * (49 * 128 + 1):,}" in page.result.text()
+    page.list.setCurrentRow(3)  # depthwise-separable
+    assert "19,200" in page.result.text() and "843" in page.result.text()
+    page.list.setCurrentRow(1)
+    page.boxes["channels"].setValue(7)  # the bottleneck halves C
+    assert "must be even" in page.result.text()
+
+
+def test_batch_norm_plots_gamma_beta_and_running_statistics(lab, shapes):
+    page = lab.batchnorm
+    lab.show_page(page)
+    assert "7 BatchNorm layers" in page.message.text() and 'href="features.0.1"' in page.message.text()
+    page.message.linkActivated.emit("features.0.1")
+    assert lab.session.layer == "features.0.1"
+    module = find_layer(shapes[0].module, "features.0.1")
+    for key, plot in page.plots.items():
+        (bars,) = plot.getPlotItem().items
+        tensor = getattr(module, {"gamma": "weight", "beta": "bias"}.get(key, key))
+        np.testing.assert_allclose(bars.opts["height"], tensor.detach().numpy(), atol=1e-6)
+    assert "24 channels" in page.message.text()
+    lab.session.set_layer("features.0.0")
+    assert page.plot_area.isHidden() and "features.0.0 is no BatchNorm layer" in page.message.text()
+
+
+def test_tradeoffs_link_to_the_models_blocks(lab):
+    page = lab.tradeoffs
+    lab.show_page(page)
+    assert lab.jobs.wait(WAIT_MS)
+    assert 'href="features.4.conv1"' in page.blocks.text()  # the shapes net's residual block: two 3×3 in a row
+    page.blocks.linkActivated.emit("features.4.conv1")
+    assert lab.session.layer == "features.4.conv1"
+    page.list.setCurrentRow(3)
+    assert "has no such block" in page.blocks.text()
