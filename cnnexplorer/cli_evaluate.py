@@ -1,8 +1,12 @@
-"""The ``cnnexplorer evaluate`` command: accuracy, per-class accuracy and the confusion matrix on a labelled set."""
+"""The ``cnnexplorer evaluate`` command: accuracy, per-class accuracy and the confusion matrix on a labelled set.
+
+``--nproc-per-node N`` shares the pass among N processes under torchrun; the figures are a single process's.
+"""
 
 from __future__ import annotations
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
 from cnnexplorer.pictures.flags import bounded_int
 
 TABLE_CLASSES = 12  # a confusion matrix with more classes is left to --json
@@ -17,10 +21,25 @@ def add_parser(sub) -> None:
                                "or a data spec: builtin:shapes, builtin:digits, mnist:ROOT, cifar10:ROOT …")
     evaluate.add_argument("--batch-size", type=bounded_int(1, 65536), default=64, metavar="N",
                           help="images per forward pass (default: 64)")
+    add_launcher_flags(evaluate)
     add_common(evaluate)
 
 
 def run(args) -> int:
+    """Evaluate here, or with ``--nproc-per-node N`` under torchrun (each rank its part; rank 0 reports)."""
+    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
+
+    if not launched():
+        settings = launch_settings(args)
+        if settings is not None:
+            return launch(worker_argv(args, "evaluate", add_parser), settings)
+        return _evaluate(args)
+    args.device = local_device(args.device)
+    with process_group(args.backend, args.device) as here:
+        return _evaluate(args, here.main)
+
+
+def _evaluate(args, main: bool = True) -> int:
     from cnnexplorer.core.dataset.evaluate import evaluate_job
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.jobs import TextProgressBar, drive
@@ -32,7 +51,8 @@ def run(args) -> int:
         evaluation = drive(evaluate_job(handle, probe, args.batch_size), bar)
     finally:
         bar.close()
-    emit(args, evaluation.to_json(), evaluation_text(evaluation, probe.spec))
+    if main:
+        emit(args, evaluation.to_json(), evaluation_text(evaluation, probe.spec))
     return 0
 
 

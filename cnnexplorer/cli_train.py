@@ -1,10 +1,15 @@
 """The ``cnnexplorer train`` command: its flags, the ``TrainRequest`` they make, and the run's report.
 
 The Training tab makes the same request from its form and runs the same ``training_job``.
+With ``--nproc-per-node N`` (and ``--nnodes``/``--node-rank``/``--master-*`` for several machines) the command
+starts itself under torchrun (``python -m torch.distributed.run … -m cnnexplorer train …``) without the
+launcher's flags; run under torchrun (its environment names a world) it joins the process group and
+trains its rank's share. Only rank 0 prints, writes the checkpoints and the CSV files.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, file_options, load_model
@@ -57,7 +62,74 @@ def add_parser(sub) -> None:
     group.add_argument("--resume", metavar="CKPT", help="continue a run from its checkpoint (only --epochs may change)")
     group.add_argument("--plot", metavar="CURVES.png", help="write the curves as PNG")
     group.add_argument("--csv", metavar="METRICS.csv", help="write the per-batch metrics as CSV")
+    group.add_argument("--gradient-csv", metavar="GRADIENTS.csv",
+                       help="record per-layer gradient norms and update/weight ratios and write them as CSV "
+                            "(step, layer, grad_norm, update_ratio)")
+    group.add_argument("--gradient-every", type=int, default=1, metavar="K",
+                       help="with --gradient-csv or --progress-jsonl: record the gradient flow every K steps "
+                            "(default: 1)")
+    group.add_argument("--progress-jsonl", metavar="FILE",
+                       help="append the run's progress as JSON lines (batches, epochs, gradient flow) for another "
+                            "program to follow")
+    spread = add_launcher_flags(train)
+    spread.add_argument("--sync-bn", action="store_true",
+                        help="synchronise batch-norm statistics across the processes (CUDA only)")
     add_common(train)
+
+
+def add_launcher_flags(parser):
+    """torchrun's flags and the process-group backend (train and evaluate share them); the group, to add more."""
+    spread = parser.add_argument_group("distributed (torchrun; see docs/distributed.md)")
+    for flag, kind, text in LAUNCHER_FLAGS:
+        spread.add_argument(flag, type=kind, metavar=flag.strip("-").split("-")[-1].upper(), help=text)
+    spread.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
+                        help="process-group backend: auto (default) is nccl on CUDA, gloo on the CPU")
+    return spread
+
+
+LAUNCHER_FLAGS = (
+    ("--nproc-per-node", int, "run in N processes on this machine (one per GPU, or N CPU processes); train's "
+                              "--batch-size is per process, so the global batch is N × it"),
+    ("--nnodes", int, "machines taking part (default: 1)"),
+    ("--node-rank", int, "this machine's number, 0 … nnodes-1 (default: 0)"),
+    ("--master-addr", str, "the address of machine 0 (default: 127.0.0.1)"),
+    ("--master-port", int, "a free port on machine 0, the same on every machine (default: a free local one)"),
+)
+
+
+def launch_settings(args):
+    """torchrun's settings when the flags ask for more than one process, else None (train here)."""
+    from cnnexplorer.core.distributed import Launch
+
+    given = {name: getattr(args, name) for name in _launcher_names()}
+    settings = Launch(**{k: v for k, v in given.items() if v is not None})
+    return settings if settings.processes > 1 else None
+
+
+def _launcher_names() -> list[str]:
+    return [flag.strip("-").replace("-", "_") for flag, _, _ in LAUNCHER_FLAGS]
+
+
+def worker_argv(args, command: str, add) -> list[str]:
+    """The ``COMMAND …`` arguments of ``args`` (parsed by ``add``'s parser) without the launcher's flags: what
+    every rank runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add(sub)
+    skipped = set(_launcher_names()) | {"help"}
+    argv = [command]
+    for action in sub.choices[command]._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest in skipped or value is None or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            argv.append(flag)
+        else:
+            argv += [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return argv
 
 
 def train_request(args, load=load_model):
@@ -67,13 +139,17 @@ def train_request(args, load=load_model):
     from dataclasses import replace
     from pathlib import Path
 
+    from cnnexplorer.core.checks import check_number
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.model_files import with_options
     from cnnexplorer.core.training.augment import parse_augmentation
     from cnnexplorer.core.training.config import TrainConfig
     from cnnexplorer.core.training.run import TrainRequest
 
-    common = {"out": Path(args.out), "data": args.data, "val_split": args.val_split, "download": args.download}
+    check_number("gradient-every", args.gradient_every, 1, whole=True)
+    common = {"out": Path(args.out), "data": args.data, "val_split": args.val_split, "download": args.download,
+              "gradient_every": args.gradient_every if args.gradient_csv or args.progress_jsonl else 0,
+              "sync_bn": args.sync_bn}
     if args.resume:
         return TrainRequest(**common, resume=Path(args.resume), epochs=args.epochs, device=args.device,
                             file_options=file_options(args))
@@ -120,21 +196,58 @@ class ProgressLines:
 
 
 def run(args) -> int:
+    from cnnexplorer.core.distributed import launch, launched
+
+    if launched():
+        return _run_rank(args)
+    settings = launch_settings(args)
+    if settings is None:
+        return _train(args)
+    print(f"cnnexplorer: starting {settings.nproc_per_node} training processes with torchrun"
+          + (f" on machine {settings.node_rank} of {settings.nnodes}" if settings.nnodes > 1 else ""),
+          file=sys.stderr, flush=True)
+    return launch(worker_argv(args, "train", add_parser), settings)
+
+
+def _run_rank(args) -> int:
+    """One rank of a torchrun run: join the process group on this rank's device and train its share; ranks
+    other than 0 stay quiet (rank 0 says an error that stopped them all)."""
+    from cnnexplorer.core.distributed import local_device, process_group
+    from cnnexplorer.core.errors import UserError
+
+    args.device = local_device(args.device)
+    with process_group(args.backend, args.device) as here:
+        if here.main:
+            return _train(args, here)
+        try:
+            return _train(args, here)
+        except UserError:
+            return 2
+
+
+def _train(args, here=None) -> int:
     import time
 
+    from cnnexplorer.core.distributed import World
+    from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.training.curves import write_curves_png
+    from cnnexplorer.core.training.gradient_flow import GradientFlow, GradientLog
     from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics
+    from cnnexplorer.core.training.progress_log import ProgressWriter, record_of
     from cnnexplorer.core.training.run import RunReady, training_job
 
+    here = here or World()
     request = train_request(args)
     bar = TextProgressBar()
     batches = ProgressLines(bar)
     ready: RunReady | None = None
     reported: set[str] = set()
+    flows = GradientLog()
+    progress = ProgressWriter(args.progress_jsonl) if args.progress_jsonl and here.main else None
 
     def report_skipped() -> None:
-        for path, reason in list(ready.data.skipped.items()) if ready else ():
+        for path, reason in list(ready.data.skipped.items()) if ready and here.main else ():
             if path not in reported:
                 reported.add(path)
                 print(f"cnnexplorer: skipped unreadable image {path} ({reason})", file=sys.stderr)
@@ -143,9 +256,17 @@ def run(args) -> int:
         nonlocal ready
         if isinstance(item, RunReady):
             ready = item
+        if progress is not None:
+            progress.write(record_of(item) or _ready_record(item, here))
+        if isinstance(item, GradientFlow):
+            flows.add(item)
+        if not here.main:
+            return
+        if isinstance(item, RunReady):
             bar.close()
             start = "" if item.baseline is None else f" The model starts at val acc {item.baseline.val_acc:.4f}."
-            print(f"cnnexplorer: {item.plan}{start}", file=sys.stderr, flush=True)
+            print(f"cnnexplorer: {item.plan}{start}{_world_text(item.config.batch_size, here)}",
+                  file=sys.stderr, flush=True)
         elif isinstance(item, BatchMetrics):
             batches(item)
         elif isinstance(item, EpochMetrics):
@@ -154,27 +275,40 @@ def run(args) -> int:
             print(f"epoch {item.epoch}/{ready.config.epochs}  val loss {item.val_loss:.4f}  val acc "
                   f"{item.val_acc:.4f}  train loss {item.train_loss:.4f}  lr {item.lr:.2e}  {item.elapsed_s:.0f} s",
                   file=sys.stderr, flush=True)
-        else:
+        elif not isinstance(item, GradientFlow):
             bar(item)  # opening the model and the data
 
     start = time.monotonic()
     try:
         result = drive(training_job(request), show)
+    except UserError as exc:
+        if progress is not None:
+            progress.write({"kind": "error", "message": str(exc)})
+        raise
     finally:
         bar.close()
         report_skipped()
+        if progress is not None:
+            progress.close()
+    if not here.main:
+        return 2 if result.stopped else 0
     if args.plot:
         write_curves_png(args.plot, result.history)
     if args.csv:
         result.history.write_csv(args.csv)
+    if args.gradient_csv:
+        flows.write_csv(args.gradient_csv)
     spec = ready.data.spec
     payload = {"out": str(args.out), "checkpoint": str(result.checkpoint or ""), "epochs": result.epochs_done,
                "best_val_acc": result.best_val_acc, "final_val_acc": result.final_val_acc,
                "final_val_loss": result.final_val_loss, "best_val_loss": result.best_val_loss,
                "best_checkpoint": str(result.best_checkpoint or ""), "data": spec,
                "start_val_acc": ready.baseline.val_acc if ready.baseline else None,
-               "skipped": sorted(result.skipped), "stopped": result.stopped,
-               "seconds": round(time.monotonic() - start, 2)}
+               "skipped": sorted(result.skipped), "stopped": result.stopped, "processes": here.size,
+               "global_batch": ready.config.batch_size * here.size, "seconds": round(time.monotonic() - start, 2)}
+    if args.progress_jsonl:
+        with open(args.progress_jsonl, "a", encoding="utf-8") as file:
+            file.write(json.dumps({"kind": "done", **payload}) + "\n")
     acc = "—" if result.final_val_acc is None else f"{result.final_val_acc:.4f}"
     wrote = f"wrote {result.checkpoint}" if result.checkpoint else f"wrote nothing to {args.out}"
     emit(args, payload, f"trained {result.epochs_done} epoch{'' if result.epochs_done == 1 else 's'} on {spec}: val acc {acc}; {wrote}")
@@ -185,3 +319,24 @@ def run(args) -> int:
         print(f"cnnexplorer: error: {result.stopped}", file=sys.stderr)
         return 2
     return 0
+
+
+def _world_text(batch_size: int, here) -> str:
+    """The log's sentence on a distributed run's processes and global batch."""
+    if not here.distributed:
+        return ""
+    import torch.distributed as dist
+
+    return (f" {here.size} processes ({dist.get_backend()}): a global batch of {batch_size * here.size} = "
+            f"{batch_size} per process × {here.size}.")
+
+
+def _ready_record(item, here) -> dict | None:
+    """The progress file's first line: the run's plan, length and processes."""
+    from cnnexplorer.core.training.run import RunReady
+
+    if not isinstance(item, RunReady):
+        return None
+    return {"kind": "ready", "plan": item.plan, "epochs": item.config.epochs, "processes": here.size,
+            "global_batch": item.config.batch_size * here.size,
+            "start_val_acc": item.baseline.val_acc if item.baseline else None}

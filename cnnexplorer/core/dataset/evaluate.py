@@ -5,7 +5,10 @@ The set's label names are matched to the model's class names by name (exactly, t
 never by position: a folder ``dogs/`` is the model's ``dogs`` class wherever either sorts it. Images
 whose label names no class are left out and named; a set none of whose labels is a class is refused.
 The figures come from each image's label and top-5 predictions, read from a ``DatasetIndex`` or from
-one plain pass (``evaluate_job``) that needs no index.
+one plain pass (``evaluate_job``) that needs no index. Under torchrun that pass is shared: each rank
+predicts its contiguous part of the set (``shard_range``), the per-image labels and predictions are
+gathered in rank order, which is dataset order, and every rank builds the same ``Evaluation`` from them
+as a single process would (counts and the confusion matrix come from the gathered per-image records).
 """
 
 from __future__ import annotations
@@ -176,36 +179,58 @@ def evaluate_index(index: DatasetIndex) -> Evaluation:
 
 
 def evaluate_job(handle: ModelHandle, probe, batch_size: int = 64) -> Job[Evaluation]:
-    """One batched pass of the model over ``probe`` (a ``ProbeSet``), then its evaluation; no index needed."""
+    """One batched pass of the model over ``probe`` (a ``ProbeSet``), then its evaluation; no index needed.
+
+    In a distributed run each rank passes over its part and all get the whole set's evaluation.
+    """
     import torch
 
+    from cnnexplorer.core import distributed
     from cnnexplorer.core.checks import check_number
     from cnnexplorer.core.model_handle import eval_mode
 
     check_number("--batch-size", batch_size, 1, 1 << 16, whole=True)
     match_labels(probe.label_names, handle.class_names)  # refuse unmatched labels before any work
     total = len(probe)
+    part = distributed.shard_range(total)
     labels, tops, probs = [], [], []
     outputs = handle.num_classes
     model = handle.pixel_model()
-    yield Progress(0, total, "evaluating")
+    finite = True
+    yield Progress(0, len(part), "evaluating")
     with torch.no_grad(), eval_mode(handle.module):
-        for first, pixels, batch_labels in probe.batches(handle.preprocessing, batch_size):
+        for first, pixels, batch_labels in _part_batches(probe, handle.preprocessing, batch_size, part):
             logits = model(pixels.to(handle.device)).float()
-            if not torch.isfinite(logits).all():
-                raise UserError(f"{handle.spec} gives non-finite scores (NaN or infinity): its weights hold NaN or "
-                                "infinite values (a diverged training run?); load other weights")
+            finite = bool(torch.isfinite(logits).all())
+            if not finite:
+                break
             outputs = logits.shape[1]
             values, indices = torch.softmax(logits, dim=1).topk(min(TOP, outputs), dim=1)
             labels.append(batch_labels.cpu().numpy())
             tops.append(indices.cpu().numpy())
             probs.append(values.cpu().numpy())
-            yield Progress(first + len(pixels), total, "evaluating")
+            yield Progress(first + len(pixels) - part.start, len(part), "evaluating")
+    if distributed.any_rank(not finite):
+        raise UserError(f"{handle.spec} gives non-finite scores (NaN or infinity): its weights hold NaN or "
+                        "infinite values (a diverged training run?); load other weights")
+    kept = min(TOP, outputs)
+    labels = distributed.gather_in_order(_joined(labels, (0,), np.int64))
+    tops = distributed.gather_in_order(_joined(tops, (0, kept), np.int64))
+    probs = distributed.gather_in_order(_joined(probs, (0, kept), np.float32))
+    skipped = {k: v for part_skipped in distributed.gather_objects(dict(probe.skipped)) for k, v in part_skipped.items()}
     classes = [handle.label(c) for c in range(outputs)]
-    return evaluation_of(_joined(labels), probe.label_names, classes, _joined(tops), _joined(probs),
-                         data_spec=probe.spec, sources=[probe.source(i) for i in range(total)],
-                         skipped=dict(probe.skipped))
+    return evaluation_of(labels, probe.label_names, classes, tops, probs, data_spec=probe.spec,
+                         sources=[probe.source(i) for i in range(total)], skipped=skipped)
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0)
+def _part_batches(probe, preprocessing, batch_size: int, part: range):
+    """``probe.batches`` over the images of ``part`` only (the last batch cut at its end)."""
+    for first, pixels, labels in probe.batches(preprocessing, batch_size, part.start):
+        if first >= part.stop:
+            return
+        keep = min(len(labels), part.stop - first)
+        yield first, pixels[:keep], labels[:keep]
+
+
+def _joined(parts: list[np.ndarray], empty: tuple[int, ...], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(empty, dtype=dtype)

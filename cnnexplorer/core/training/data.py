@@ -5,7 +5,10 @@ DATASPEC: ``builtin:shapes`` | ``builtin:digits`` | ``folder:PATH`` | ``mnist:RO
 images as float [0,1] pixels already at the model's input size and channel count, so the model's
 own normalisation (``PixelModel``) applies and the loop never needs to know where the data came from. Shuffling
 uses a generator seeded from (seed, epoch), so epoch ``k`` sees the same batches whether the
-run was resumed or not. An image file that cannot be decoded (empty, truncated, not an image) is
+run was resumed or not. A distributed run asks for its rank's part: with ``rank``/``size`` each of
+``size`` processes gets a disjoint part of every global batch of ``batch_size × size`` images (image
+folders and torchvision sets through a ``DistributedSampler`` over the epoch's single-process order;
+generated data by slicing the global batch), so the ranks together see exactly the single-process batches. An image file that cannot be decoded (empty, truncated, not an image) is
 left out of its batch and listed in ``DataSource.skipped``; a part with no readable file is a ``UserError``.
 """
 
@@ -19,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.data.distributed import DistributedSampler
 
-from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.checks import check_number
+from cnnexplorer.core.distributed import shard_range
+from cnnexplorer.core.errors import UserError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 DATASPEC_HELP = "builtin:shapes | builtin:digits | folder:PATH | mnist:ROOT | fashion-mnist:ROOT | cifar10:ROOT"
@@ -40,16 +45,57 @@ class DataSource:
     _train: Callable[[int, int, int], Iterator[Batch]] = field(repr=False)
     _val: Callable[[int], Iterator[Batch]] = field(repr=False)
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable files met so far: path → reason
+    # a source that can read only its rank's part: (batch, seed, epoch, rank, size) and (batch, rank, size)
+    _train_shard: Callable[[int, int, int, int, int], Iterator[Batch]] | None = field(default=None, repr=False)
+    _val_shard: Callable[[int, int, int], Iterator[Batch]] | None = field(default=None, repr=False)
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return -(-self.train_size // batch_size)
+    def steps_per_epoch(self, batch_size: int, size: int = 1) -> int:
+        """Steps of an epoch with ``batch_size`` images per process on ``size`` processes."""
+        return -(-self.train_size // (batch_size * size))
 
-    def train_batches(self, batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
-        """The batches of training epoch ``epoch`` (0-based), the same for the same arguments."""
-        return self._train(batch_size, seed, epoch)
+    def train_batches(self, batch_size: int, seed: int, epoch: int, rank: int = 0, size: int = 1) -> Iterator[Batch]:
+        """The batches of training epoch ``epoch`` (0-based), the same for the same arguments; with ``size`` > 1,
+        rank ``rank``'s part of each global batch of ``batch_size × size`` (a global batch smaller than ``size``,
+        which would leave a rank nothing, is left out on every rank)."""
+        if size == 1:
+            return self._train(batch_size, seed, epoch)
+        if self._train_shard is not None:
+            return self._train_shard(batch_size, seed, epoch, rank, size)
+        return _sliced(self._train(batch_size * size, seed, epoch), rank, size)
 
-    def val_batches(self, batch_size: int) -> Iterator[Batch]:
-        return self._val(batch_size)
+    def val_batches(self, batch_size: int, rank: int = 0, size: int = 1) -> Iterator[Batch]:
+        """The validation batches in order; with ``size`` > 1 rank ``rank``'s share of them (disjoint, all covered)."""
+        if size == 1:
+            return self._val(batch_size)
+        if self._val_shard is not None:
+            return self._val_shard(batch_size, rank, size)
+        return (batch for k, batch in enumerate(self._val(batch_size)) if k % size == rank)
+
+
+def _sliced(batches: Iterator[Batch], rank: int, size: int) -> Iterator[Batch]:
+    for images, labels in batches:
+        if len(labels) >= size:
+            yield images[rank::size], labels[rank::size]
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The order in which a single process's shuffled ``DataLoader`` visits ``size`` items in ``epoch``: drawn the
+    same way (a loader over the indices with the epoch's generator), so it stays equal in any torch version."""
+    gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    return next(iter(DataLoader(range(size), batch_size=max(size, 1), shuffle=True, generator=gen))).tolist()
+
+
+def epoch_part(dataset: Dataset, seed: int, epoch: int, rank: int, size: int) -> tuple[Dataset, DistributedSampler]:
+    """Rank ``rank``'s ``DistributedSampler`` over ``dataset`` in the single process's order of ``epoch``.
+
+    Ranks take every ``size``-th image of that order, so consecutive per-rank batches of B make the
+    single-process batches of B × size (when ``size`` divides the set; otherwise the sampler repeats a
+    few images to even the ranks out).
+    """
+    ordered = Subset(dataset, epoch_order(len(dataset), seed, epoch))
+    sampler = DistributedSampler(ordered, num_replicas=size, rank=rank, shuffle=False)
+    sampler.set_epoch(epoch)
+    return ordered, sampler
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -260,4 +306,13 @@ def _from_datasets(spec: str, classes: list[str], train_set: Dataset, val_set: D
     def validate(batch_size: int) -> Iterator[Batch]:
         yield from batches(val_set, "validation", batch_size=batch_size, shuffle=False)
 
-    return DataSource(spec, classes, len(train_set), len(val_set), train, validate, skipped)
+    def train_shard(batch_size: int, seed: int, epoch: int, rank: int, size: int) -> Iterator[Batch]:
+        ordered, sampler = epoch_part(train_set, seed, epoch, rank, size)
+        yield from batches(ordered, "training", batch_size=batch_size, sampler=sampler)
+
+    def validate_shard(batch_size: int, rank: int, size: int) -> Iterator[Batch]:
+        part = Subset(val_set, shard_range(len(val_set), rank, size))
+        yield from batches(part, "validation", batch_size=batch_size, shuffle=False)
+
+    return DataSource(spec, classes, len(train_set), len(val_set), train, validate, skipped, train_shard,
+                      validate_shard)

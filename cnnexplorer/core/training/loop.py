@@ -10,6 +10,14 @@ by validation accuracy is kept beside it as ``NAME.best.EXT``. ``RunControl`` pa
 stops a run from another thread; a stop ends the run cleanly with the model it has. A step that
 makes the loss or any weight non-finite, or an epoch whose validation loss is, stops the run with
 the last good weights: nothing non-finite is ever validated as good or written.
+
+Under torchrun (a process group is initialised) the same loop trains a DistributedDataParallel copy:
+each rank reads its part of every global batch (``batch_size`` per process × world size), the loss is
+scaled so that DDP's averaged gradient is the global batch's mean (exact even for an uneven last
+batch), one all-reduce per step sums the image counts, loss sums and correct counts (so the metrics
+are the single-process ones) together with a problem flag per rank: a non-finite loss or an
+out-of-memory on one rank stops every rank at the same step. Validation is sharded and summed; only
+rank 0 takes snapshots, records gradient flow and writes checkpoints, which hold the unwrapped module.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from cnnexplorer.core.distributed import World, all_reduce_sum, world
 from cnnexplorer.core.errors import UserError, is_out_of_memory
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
@@ -33,6 +43,7 @@ from cnnexplorer.core.training.aux_outputs import training_loss
 from cnnexplorer.core.training.config import TrainConfig, make_optimizer, make_schedule
 from cnnexplorer.core.training.curves import History
 from cnnexplorer.core.training.data import DataSource, epoch_seed
+from cnnexplorer.core.training.gradient_flow import FlowRecorder
 from cnnexplorer.core.training.snapshots import Snapshot, take_snapshot
 from cnnexplorer.core.training.state import (ResumeState, best_path, check_resumable, plain, restore_run,
                                              resume_state, save_state, snapshot_json)
@@ -112,24 +123,33 @@ class RunControl:
 
 def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: str,
           out: str | Path | None = None, resume: dict | None = None,
-          control: RunControl | None = None) -> Job[TrainResult]:
+          control: RunControl | None = None, gradient_every: int = 0, sync_bn: bool = False) -> Job[TrainResult]:
     """Train a copy of ``handle``'s model on ``data``; the caller's model is left as it was.
 
     ``arch`` is the architecture spec written into the checkpoints (``builtin:…``/``torchvision:…``);
     ``resume`` is the ``training`` entry ``read_resume`` returned, whose weights ``handle`` holds.
+    ``gradient_every`` > 0 yields a ``GradientFlow`` every that many steps; ``sync_bn`` synchronises
+    batch-norm statistics across the ranks of a distributed run (CUDA only, as PyTorch's SyncBatchNorm).
     """
     control = control or RunControl()
     state = resume_state(resume) if resume is not None else None
     if state is not None:
         check_resumable(state, config, handle.class_names, data)
     module = copy.deepcopy(handle.module)
+    here = world()
+    if sync_bn and here.distributed:
+        if handle.device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm runs on GPUs only); leave it out "
+                            "for CPU processes")
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     set_trainable(module, config.freeze_base, config.unfreeze_top, config.unfreeze_from)
     trained_as = str(out) if out else f"{handle.spec} (trained)"
     model = replace(handle, module=module, class_names=list(data.class_names), trained=True, spec=trained_as,
                     weights=trained_as)
     try:
         with torch.random.fork_rng(devices=[handle.device] if handle.device.type == "cuda" else []):
-            return (yield from _run(model, data, config, arch, Path(out) if out else None, state, control))
+            return (yield from _run(model, data, config, arch, Path(out) if out else None, state, control,
+                                    gradient_every, here))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -143,9 +163,11 @@ def train(handle: ModelHandle, data: DataSource, config: TrainConfig, *, arch: s
 
 
 def _run(model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
-         resume: ResumeState | None, control: RunControl) -> Job[TrainResult]:
+         resume: ResumeState | None, control: RunControl, gradient_every: int, here: World) -> Job[TrainResult]:
     """Epoch after epoch until the last one, a stop request or a non-finite step or validation loss."""
-    run = _Run(model, data, config, arch, out, resume, control)
+    run = _Run(model, data, config, arch, out, resume, control, here)
+    if gradient_every and here.main:
+        run.flow = FlowRecorder(run.module, gradient_every)
     for epoch in range(run.epochs_done, config.epochs):
         tally = yield from run.train_epoch(epoch)
         if run.stopped:
@@ -184,15 +206,19 @@ class _Run:
     """
 
     def __init__(self, model: ModelHandle, data: DataSource, config: TrainConfig, arch: str, out: Path | None,
-                 resume: ResumeState | None, control: RunControl):
+                 resume: ResumeState | None, control: RunControl, here: World = World()):
         self.model, self.data, self.config, self.arch, self.out, self.control = model, data, config, arch, out, control
-        self.device, self.module = model.device, model.module
+        self.device, self.module, self.world = model.device, model.module, here
+        self.global_batch = config.batch_size * here.size
+        self.flow: FlowRecorder | None = None
         self.amp = config.autocast_dtype(self.device)
         self.channels_last = config.uses_channels_last(self.device)
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
         self.pixels = model.pixel_model()
-        self.steps_per_epoch = data.steps_per_epoch(config.batch_size)
+        self.net = self.pixels if not here.distributed else torch.nn.parallel.DistributedDataParallel(
+            self.pixels, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.steps_per_epoch = data.steps_per_epoch(config.batch_size, here.size)
         self.total_steps = config.epochs * self.steps_per_epoch
         self.optimizer, self.schedule, self.scaler = self._optimisation(resume)
         self.resumed = resume is not None
@@ -233,14 +259,15 @@ class _Run:
 
         The data order, augmentation and dropout are drawn from (seed, epoch), so a resume repeats them.
         """
-        torch.manual_seed(epoch_seed(self.config.seed, epoch))
-        augment_gen = torch.Generator().manual_seed(epoch_seed(self.config.seed, epoch) + 1)
+        seed = epoch_seed(self.config.seed, epoch) + 2 * self.world.rank  # each rank its own dropout and augmentation
+        torch.manual_seed(seed)
+        augment_gen = torch.Generator().manual_seed(seed + 1)
         self.module.train()
         for norm in frozen_norms(self.module):
             norm.eval()
         tally = _EpochTally()
         for index, (images, labels) in enumerate(self.data.train_batches(self.config.batch_size, self.config.seed,
-                                                                          epoch)):
+                                                                          epoch, self.world.rank, self.world.size)):
             yield from self._wait_while_paused(tally)
             if self.control.stop_requested:
                 self.stopped = "stopped by request"
@@ -249,6 +276,8 @@ class _Run:
             if metrics is None:
                 break
             yield metrics
+            if self.flow is not None and self.flow.last is not None and self.flow.last.step == self.step:
+                yield self.flow.last
         return tally
 
     def _wait_while_paused(self, tally: _EpochTally) -> Job[None]:
@@ -270,33 +299,74 @@ class _Run:
         labels = labels.to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.amp):
-            # autocast computes the cross-entropy in fp32
-            loss, logits = training_loss(self.pixels(images), labels, self.config.aux_weight)
-        loss_value = float(loss.detach())
-        problem = self._descend(loss, loss_value)
+        loss, logits, failure = self._forward(images, labels)
+        loss_value = math.nan if loss is None else float(loss.detach())
+        correct = 0.0 if logits is None else float((logits.argmax(1) == labels).sum())
+        count, mean_loss, correct, scale = self._reduce(len(labels), loss_value, correct, failure, epoch)
+        problem = self._descend(loss, mean_loss, scale)
         if problem:
             self._diverge(f"{problem} at step {self.step + 1} (epoch {epoch + 1})")
             return None
         if not self._plateau:
             self.schedule.step()
         self.step += 1
-        correct = float((logits.argmax(1) == labels).sum())
-        tally.add(len(labels), loss_value, correct)
-        metrics = BatchMetrics(self.step, epoch + (index + 1) / self.steps_per_epoch, loss_value, correct / len(labels),
+        tally.add(count, mean_loss, correct)
+        metrics = BatchMetrics(self.step, epoch + (index + 1) / self.steps_per_epoch, mean_loss, correct / count,
                                self.optimizer.param_groups[0]["lr"], tally.rate, tally.last - self.started,
-                               (self.total_steps - self.step) * self.config.batch_size / tally.rate, self.total_steps)
+                               (self.total_steps - self.step) * self.global_batch / tally.rate, self.total_steps)
         self.history.add_batch(metrics)
         return metrics
 
-    def _descend(self, loss: torch.Tensor, loss_value: float) -> str | None:
-        """Backpropagate ``loss`` and step the optimiser; what went wrong when the loss or the new weights
-        are not finite."""
+    def _forward(self, images: torch.Tensor, labels: torch.Tensor):
+        """(loss, main logits, False), or in a distributed run that ran out of memory (None, None, True), so that
+        the other ranks can be told before any of them waits for this one's gradients."""
+        try:
+            with autocast(self.device, self.amp):
+                # autocast computes the cross-entropy in fp32
+                loss, logits = training_loss(self.net(images), labels, self.config.aux_weight)
+            return loss, logits, False
+        except Exception as exc:
+            if not (self.world.distributed and is_out_of_memory(exc)):
+                raise
+        return None, None, True  # the failed step's frames (its batch and activations) are freed by now
+
+    def _reduce(self, count: int, loss_value: float, correct: float, failure, epoch: int):
+        """The global batch's (images, mean loss, correct count) and this rank's loss scale; in a distributed run
+        one all-reduce also tells every rank whether one ran out of memory (``UserError`` on all)."""
+        if not self.world.distributed:
+            return count, loss_value, correct, 1.0
+        code = 2 if failure else 0 if math.isfinite(loss_value) else 1
+        flags = np.zeros(self.world.size)
+        flags[self.world.rank] = code
+        local = [count, loss_value * count if code == 0 else 0.0, correct]
+        total = all_reduce_sum(np.concatenate([local, flags]))
+        flags = total[3:]
+        if (flags == 2).any():
+            rank = int(np.flatnonzero(flags == 2)[0])
+            raise UserError(f"rank {rank} ran out of memory at step {self.step + 1} (epoch {epoch + 1}) with "
+                            f"{self.config.batch_size} images per process, so every process was stopped; try "
+                            f"--batch-size {max(1, self.config.batch_size // 2)}")
+        if flags.any():
+            rank = int(np.flatnonzero(flags)[0])
+            return int(total[0]), math.nan, float(total[2]), f"rank {rank}"
+        return int(total[0]), float(total[1] / total[0]), float(total[2]), count * self.world.size / float(total[0])
+
+    def _descend(self, loss: torch.Tensor, loss_value: float, scale) -> str | None:
+        """Backpropagate ``loss`` × ``scale`` (a rank's share of the global batch's mean) and step the optimiser;
+        what went wrong when the loss (of any rank: ``scale`` then names it) or the new weights are not finite."""
+        if isinstance(scale, str):
+            return f"the loss became non-finite on {scale}"
         if not math.isfinite(loss_value):
             return f"the loss became {loss_value}"
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
+        self.scaler.scale(loss if scale == 1.0 else loss * scale).backward()
+        if self.flow is not None and self.flow.due(self.step + 1):
+            self.scaler.unscale_(self.optimizer)  # the true gradients; the scaler's step then does not unscale again
+            self.flow.before_step()
+            self.scaler.step(self.optimizer)
+            self.flow.after_step(self.step + 1)
+        else:
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         return None if finite_weights(self.module) else "the weights became non-finite"
 
@@ -316,7 +386,7 @@ class _Run:
     def end_epoch(self, epoch: int, tally: _EpochTally) -> Job[None]:
         """Validate, yield the epoch's metrics and snapshot, and write its checkpoints; a non-finite validation
         loss stops the run with the last good weights instead, so it is never validated as good or written."""
-        val_loss, val_acc = evaluate(self.pixels, self.data, self.config.batch_size, self.device, self.amp)
+        val_loss, val_acc = evaluate(self.pixels, self.data, self.config.batch_size, self.device, self.amp, self.world)
         if not math.isfinite(val_loss):
             self._diverge(f"the validation loss became {val_loss} after epoch {epoch + 1}")
             return
@@ -332,12 +402,12 @@ class _Run:
                                time.monotonic() - self.started, is_best)
         self.history.add_epoch(metrics)
         yield metrics
-        if self.config.snapshots:
+        if self.config.snapshots and self.world.main:
             snapshot = take_snapshot(self.model, self.epochs_done, self.probe[0], int(self.probe_label[0]))
             self.snapshots.append(snapshot)
             yield snapshot
         self.good_state = self._weights()
-        if self.out is not None:
+        if self.out is not None and self.world.main:
             self._save(metrics)
 
     def _save(self, metrics: EpochMetrics) -> None:
@@ -387,18 +457,22 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def evaluate(pixels: nn.Module, data: DataSource, batch_size: int, device: torch.device,
-             amp: torch.dtype | None = None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on the validation part, in eval mode.
+             amp: torch.dtype | None = None, here: World | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on the validation part, in eval mode; in a distributed run each rank
+    evaluates its share and the sums are reduced, so every rank gets the whole part's figures.
 
     Batches are the training batch size: a larger one could run out of memory where training
     fits, and the out-of-memory hint (a smaller training batch) would then not help.
     """
+    here = here or world()
     total_loss = correct = seen = 0.0
     with torch.no_grad(), eval_mode(pixels), autocast(device, amp):
-        for images, labels in data.val_batches(batch_size):
+        for images, labels in data.val_batches(batch_size, here.rank, here.size):
             images, labels = images.to(device), labels.to(device)
             logits = pixels(images)
             total_loss += float(nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
             correct += float((logits.argmax(1) == labels).sum())
             seen += len(labels)
+    if here.distributed:
+        total_loss, correct, seen = map(float, all_reduce_sum([total_loss, correct, seen]))
     return total_loss / max(seen, 1), correct / max(seen, 1)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cnnexplorer.core.architecture import Summary, summarize_handle
+from cnnexplorer.core.checks import check_number
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.models import FileOptions, open_model
@@ -45,9 +46,12 @@ class TrainRequest:
     epochs: int | None = None  # a resume's new length; None keeps the checkpoint's
     device: str | torch.device = "auto"  # where a resumed model runs
     file_options: FileOptions = field(default_factory=FileOptions)  # what a resumed checkpoint's file does not say
+    gradient_every: int = 0  # > 0: the loop yields a GradientFlow every this many steps
+    sync_bn: bool = False  # a distributed run synchronises batch-norm statistics across its processes
 
     def __post_init__(self):
         check_val_fraction(self.val_split)
+        check_number("gradient-every", self.gradient_every, 0, whole=True)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,8 @@ def training_job(request: TrainRequest, control: RunControl | None = None) -> Jo
         start_acc = resume.get("val_acc")
     baseline = None if start_acc is None else Baseline(start_acc, len(data.class_names), data.val_size)
     yield RunReady(config, data, plan, baseline)
-    return (yield from train(handle, data, config, arch=arch, out=request.out, resume=resume, control=control))
+    return (yield from train(handle, data, config, arch=arch, out=request.out, resume=resume, control=control,
+                             gradient_every=request.gradient_every, sync_bn=request.sync_bn))
 
 
 def summarised_training_job(request: TrainRequest,
