@@ -246,3 +246,16 @@ def test_a_map_is_drawn_over_the_part_of_the_original_the_model_saw():
     alone = render_heatmap(torch.zeros(3, 4, 4), heatmap, 1.0, "jet", 0.0, background=background, box=box,
                            overlay=False)
     assert (alone[:, :9] == 255).all() and alone[20, 20].tolist() == [0, 0, 128]  # on paper; zero is dark blue
+
+
+def test_the_default_cam_layer_is_the_last_block_with_a_map_not_a_fixed_grid_pool():
+    """VGG's ``avgpool`` (adaptive, always 7×7) only resamples ``features``' maps: CAM uses ``features``."""
+    import torchvision
+
+    from cnnexplorer.core.attribution import last_conv_layer
+
+    with torch.device("meta"):
+        vgg, resnet = torchvision.models.vgg16(), torchvision.models.resnet18()
+    assert last_conv_layer(vgg, (3, 224, 224), "meta") == "features"
+    assert last_conv_layer(vgg, (3, 64, 64), "meta") == "features"
+    assert last_conv_layer(resnet, (3, 224, 224), "meta") == "layer4"

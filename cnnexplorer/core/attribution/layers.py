@@ -13,6 +13,9 @@ from cnnexplorer.core.layouts import cam_layer, layout_of
 from cnnexplorer.core.model_handle import eval_mode
 
 
+_RESAMPLING = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+"""Pooling to a fixed output grid: never a CAM layer (see ``last_conv_layer``)."""
+
 _FOUND: weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], str]] = weakref.WeakKeyDictionary()
 """Per model and input size, the layer found: the probe is a whole forward pass, which would
 otherwise double the cost of every CAM map."""
@@ -25,9 +28,11 @@ def last_conv_layer(module: nn.Module, input_size: tuple[int, int, int], device:
 
     Finishing order prefers the enclosing block over its last convolution: ``layer4`` in a
     torchvision ResNet (not ``layer4.2.conv3``, which is before batch norm and the shortcut),
-    ``features`` in VGG, MobileNet and the built-in models, ``permute`` (the final norm's
-    maps) in Swin. Global pooling (1×1) is excluded. The answer is remembered per model and
-    input size.
+    ``features`` (the last conv block) in VGG, AlexNet, MobileNet and the built-in models,
+    ``permute`` (the final norm's maps) in Swin. Global pooling (1×1) is excluded, and so is
+    adaptive pooling to a fixed grid (VGG's and AlexNet's ``avgpool``, 7×7 and 6×6 whatever the
+    input): it only resamples the last block's maps, and at a small input it would enlarge
+    them. The answer is remembered per model and input size.
     """
     known = _FOUND.setdefault(module, {})
     if tuple(input_size) not in known:
@@ -49,7 +54,7 @@ def _probe(module: nn.Module, input_size: tuple[int, ...], device: torch.device 
 
         return hook
 
-    named = [(name, mod) for name, mod in module.named_modules() if name]
+    named = [(name, mod) for name, mod in module.named_modules() if name and not isinstance(mod, _RESAMPLING)]
     with torch.no_grad(), eval_mode(module), forward_hooks([(mod, recorder(name)) for name, mod in named]):
         module(torch.zeros(1, *input_size, device=device))
     if not finished:
