@@ -100,3 +100,35 @@ def test_filtering_on_timm_leaves_its_models_and_opens_one(qtbot, dialog):
     with qtbot.waitSignal(dialog.model_chosen) as chosen:
         qtbot.keyClick(dialog.filter, Qt.Key.Key_Return)
     assert chosen.args == [specs[0]]
+
+
+def test_the_chart_places_models_by_gmacs_and_accuracy_and_a_click_chooses_one(qtbot):
+    from PySide6.QtCore import QPoint
+
+    big = ZooEntry("big", "IMAGENET1K_V1", 100_000_000, 10.0, 80.0, None, None, False, "torchvision:big")
+    small = ZooEntry("small", "IMAGENET1K_V1", 4_000_000, 0.5, 65.0, None, None, True, "torchvision:small")
+    dialog = ZooDialog(entries=[big, small, entry("unknown", 5, None)])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.pages.setCurrentWidget(dialog.chart)
+    qtbot.waitExposed(dialog)
+    chart = dialog.chart
+    assert [e.arch for e in chart.entries] == ["big", "small"]  # no accuracy: not drawn
+    assert "1 without accuracy or GMACs not drawn" in chart.caption.text()
+    sizes = {p.data(): p.size() for p in chart.scatter.points()}
+    assert sizes["torchvision:big"] == pytest.approx(5 * sizes["torchvision:small"], rel=0.01)  # area ∝ parameters
+    chart.plot.getPlotItem().vb.autoRange()
+    qtbot.wait(50)
+
+    def at(spec: str) -> QPoint:
+        spot = next(p for p in chart.scatter.points() if p.data() == spec)
+        scene = chart.plot.getPlotItem().vb.mapViewToScene(spot.pos())
+        return chart.plot.mapFromScene(scene)
+
+    opened: list[str] = []
+    dialog.model_chosen.connect(opened.append)
+    qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=at("torchvision:small"))
+    assert dialog.selected_spec() == "torchvision:small" and "small: 65.0 %" in chart.label.toPlainText()
+    for _ in range(2):  # a double click, as two clicks in quick succession
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=at("torchvision:big"))
+    assert opened == ["torchvision:big"]

@@ -8,12 +8,13 @@ Only models with both figures appear (timm's record neither). A click on a bubbl
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QVBoxLayout, QWidget
 
 from cnnexplorer.core.zoo import ZooEntry
 
@@ -64,6 +65,7 @@ class ZooChart(QWidget):
         self.given: list[ZooEntry] = []
         self.entries: list[ZooEntry] = []
         self.spec: str | None = None
+        self._last_click: tuple[str, float] | None = None
 
     def set_entries(self, entries: list[ZooEntry]) -> None:
         """Show ``entries`` that have both figures; the chosen one stays marked if it is among them."""
@@ -99,10 +101,15 @@ class ZooChart(QWidget):
         self.label.setPos(math.log10(entry.gmacs), entry.acc1)
 
     def _on_click(self, _item, points, event) -> None:
+        """A second click on the same bubble within the double-click interval opens it (pyqtgraph reports
+        a double click as a plain click or as a double one, depending on who grabbed the first press)."""
         if not len(points):
             return
-        spec = points[0].data()
-        if event.double():
+        spec, now = points[0].data(), time.monotonic()
+        last, self._last_click = self._last_click, (spec, now)
+        if event.double() or (last is not None and last[0] == spec
+                              and now - last[1] < QApplication.doubleClickInterval() / 1000):
+            self._last_click = None
             self.opened.emit(spec)
         else:
             self.chosen.emit(spec)
