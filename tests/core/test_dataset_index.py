@@ -18,7 +18,8 @@ from cnnexplorer.core.activations.recording import capture
 from cnnexplorer.core.dataset.cache import partial_path
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
 from cnnexplorer.core.dataset.index_types import THUMBNAIL
-from cnnexplorer.core.dataset.layer_stats import BINS, BLOCK_BYTES, peaks_and_sums, sample_positions
+from cnnexplorer.core.dataset import layer_stats
+from cnnexplorer.core.dataset.layer_stats import BINS, sample_positions
 from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.jobs import Progress, drive
 from tests.core.test_probe_sets import labelled_folder, tiny_handle, write_image
@@ -68,8 +69,10 @@ def sampled(stack: torch.Tensor) -> np.ndarray:
     return part.permute(1, 0, 2, 3).reshape(stack.shape[1], -1).numpy()
 
 
-@pytest.mark.parametrize("batch_size", [1, 4, 64])
-def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
+@pytest.mark.parametrize("batch_size, flush_bytes", [(1, 1 << 30), (4, 1), (3, layer_stats.FLUSH_BYTES)])
+def test_index_equals_a_brute_force_pass(probe, tmp_path, monkeypatch, batch_size, flush_bytes):
+    """Batches merged one by one, or all at the end (the top-k positions looked up against a stale k-th value)."""
+    monkeypatch.setattr(layer_stats, "FLUSH_BYTES", flush_bytes)
     handle, k = tiny_handle(), 5
     index, _ = run(index_job(handle, probe, LAYERS, top_k=k, batch_size=batch_size, cache_dir=tmp_path))
     expected, logits = brute_force(handle, probe, k)
@@ -102,13 +105,6 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
     assert index.labels.tolist() == [0] * 7 + [1] * 7 and index.label_names == ["cat", "dog"]
     assert index.thumbnails.shape == (14, THUMBNAIL, THUMBNAIL, 3) and index.thumbnails.dtype == np.uint8
     assert index.sources == [probe.source(i) for i in range(14)]
-
-
-def test_peaks_and_sums_over_blocks_equal_whole_batch_reductions():
-    flat = torch.randn(37, 5, BLOCK_BYTES // 4 // 5 // 8 + 3, generator=torch.Generator().manual_seed(0))
-    peaks, sums = peaks_and_sums(flat)  # several blocks of images, the last one short
-    assert torch.equal(peaks, flat.amax(2))
-    torch.testing.assert_close(sums, flat.sum(2), rtol=1e-6, atol=1e-5)
 
 
 def test_default_layers_are_every_conv_and_linear():

@@ -1,8 +1,9 @@
 """One layer's running record over a probe set: each channel's top-k images and its distribution.
 
 A batch's maps are summarised where they are (on the model's device, inside the forward hook,
-before an in-place ReLU can change them) into small per-channel tensors; ``LayerAccumulator.add``
-merges those into arrays of fixed size, so memory never grows with the set.
+before an in-place ReLU can change them) into small per-image, per-channel tensors;
+``LayerAccumulator`` merges a few batches of those at a time (``FLUSH_BYTES``) into arrays of fixed
+size, so memory never grows with the set.
 
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
@@ -31,25 +32,24 @@ from cnnexplorer.core.dataset.index_types import LayerIndex
 BINS = 64
 MARGIN = 0.25
 SAMPLE = 4
-BLOCK_BYTES = 2 << 20
+FLUSH_BYTES = 4 << 20
 _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record, on the CPU."""
+    """What one batch adds to a layer's record, on the CPU, before it is merged (``LayerAccumulator.add``)."""
 
-    values: np.ndarray  # float32 [C, m]: per channel the batch's m = min(N, k) strongest images' peaks
-    images: np.ndarray  # int64 [C, m]: their positions in the batch
-    y: np.ndarray  # int32 [C, m]
-    x: np.ndarray  # int32 [C, m]
-    sums: np.ndarray  # float64 [C]
-    maximum: np.ndarray  # float32 [C]
+    peaks: torch.Tensor  # float32 [N, C]: each image's and channel's spatial maximum
+    where: torch.Tensor  # int64 [N, C]: its flat position, where looked up (a candidate for the top-k), else -1
+    sums: torch.Tensor  # float64 [C]
     elements: int  # values per channel in the batch
-    zeros: np.ndarray  # int64 [C], among the sampled values
-    counts: np.ndarray  # int64 [C, BINS], of the sampled values
-    sampled: int  # sampled values per channel in the batch
+    sample: torch.Tensor  # float32 [N, C, S]: the sampled values
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.peaks, self.where, self.sums, self.sample))
 
 
 def sample_positions(size: int) -> torch.Tensor:
@@ -59,13 +59,13 @@ def sample_positions(size: int) -> torch.Tensor:
 
 
 def sampled_values(maps: torch.Tensor) -> torch.Tensor:
-    """``[N, C, S]`` float64 on the CPU: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
+    """``[N, C, S]`` float32 on the CPU: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
     if maps.ndim == 2:
         sample = maps[:, :, None]
     else:
         rows, cols = (_indexer(side, maps.device) for side in maps.shape[2:])
         sample = maps[:, :, rows, cols] if isinstance(rows, slice) else maps[:, :, rows[:, None], cols]
-    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().double()
+    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().contiguous()
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,9 +81,9 @@ def _indexer(size: int, device: torch.device) -> slice | torch.Tensor:
 
 
 def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    """``[C, BINS]`` counts of the sampled values [N, C, S] float64 (see the module notes), in place on one copy."""
+    """``[C, BINS]`` counts of the sampled values [N, C, S] (see the module notes), in place on one float64 copy."""
     channels = sample.shape[1]
-    bins = sample.sub(float(edges[0])).div_(float((edges[-1] - edges[0]) / BINS)).floor_().clamp_(0, BINS - 1).long()
+    bins = sample.double().sub_(float(edges[0])).div_(float((edges[-1] - edges[0]) / BINS)).floor_().clamp_(0, BINS - 1).long()
     bins += torch.arange(0, channels * BINS, BINS).reshape(1, -1, 1)
     return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS).numpy()
 
@@ -95,54 +95,36 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
     return np.linspace(low - margin, high + margin, BINS + 1)
 
 
-def peaks_and_sums(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's and channel's maximum and float32 sum of ``flat`` [N,C,L], both [N,C].
-
-    On the CPU a few images at a time (about ``BLOCK_BYTES``), so the second reduction reads the
-    block from cache: over a whole batch both would stream every map from memory.
-    """
-    step = max(1, BLOCK_BYTES // max(1, flat[0].numel() * flat.element_size()))
-    if flat.device.type != "cpu" or step >= flat.shape[0]:
-        return flat.amax(2), flat.sum(2, dtype=torch.float32)
-    peaks = flat.new_empty(flat.shape[:2])
-    sums = flat.new_empty(flat.shape[:2], dtype=torch.float32)
-    for start in range(0, flat.shape[0], step):
-        block = flat[start:start + step]
-        torch.amax(block, 2, out=peaks[start:start + step])
-        torch.sum(block, 2, dtype=torch.float32, out=sums[start:start + step])
-    return peaks, sums
-
-
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
     """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``.
 
-    Only the full-size reductions (peak, sum) run where the maps are; the small sample is counted
-    on the CPU. Peak positions are looked up only for the batch's images that enter a channel's
-    running top-k (a value above its k-th); the others keep (0, 0) and are dropped by the merge.
+    Only the full-size reductions (peak, sum) run where the maps are. A peak's position is looked up
+    only where it may enter the channel's top-k: above the k-th value as the record last stood (it
+    only rises, so nothing that can enter is missed) and among the batch's k strongest.
     """
     maps = maps.detach()
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
-    peaks, image_sums = peaks_and_sums(flat)
-    peak = peaks.float().cpu().numpy().T  # [C, N]
-    sums = image_sums.cpu().numpy().astype(np.float64).sum(0)
-    chosen = np.argsort(-peak, axis=1, kind="stable")[:, : min(n, accumulator.top_k)]  # [C, m]
-    values = np.take_along_axis(peak, chosen, 1)
-    where = np.zeros(chosen.shape, np.int64)
-    entering = np.nonzero(values > accumulator.top_values[:, -1:])
-    if len(entering[0]):
-        rows = flat[torch.from_numpy(chosen[entering]).to(maps.device), torch.from_numpy(entering[0]).to(maps.device)]
-        where[entering] = rows.argmax(1).cpu().numpy()
-    width = maps.shape[3] if maps.ndim == 4 else 1
-    sample = sampled_values(maps)
-    counts = histogram_counts(sample, accumulator.edges(sample))
-    return BatchSummary(values, chosen, (where // width).astype(np.int32), (where % width).astype(np.int32), sums,
-                        peak.max(1), flat.shape[0] * flat.shape[2], (sample == 0).sum((0, 2)).numpy(), counts,
-                        sample.shape[0] * sample.shape[2])
+    peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)
+    peaks = peaks.float()
+    candidates = peaks > accumulator.threshold.to(peaks.device)
+    if n > accumulator.top_k:
+        kth = peaks.topk(accumulator.top_k, 0).values[-1]  # ties at the k-th value all stay candidates
+        candidates &= peaks >= kth
+    where = torch.full((n, channels), -1, dtype=torch.int64)
+    images, units = candidates.nonzero(as_tuple=True)
+    if len(images):
+        where[images.cpu(), units.cpu()] = flat[images, units].argmax(1).cpu()
+    return BatchSummary(peaks.cpu(), where, image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2],
+                        sampled_values(maps))
 
 
 class LayerAccumulator:
-    """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it."""
+    """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it.
+
+    Batches wait in ``pending`` until they hold ``FLUSH_BYTES`` (or the record is read): merging
+    many at once costs a few large array operations instead of many small ones per batch.
+    """
 
     def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
         self.name, self.map_size, self.top_k = name, map_size, top_k
@@ -157,30 +139,48 @@ class LayerAccumulator:
         self.sampled = np.zeros((), np.int64)
         self.hist_edges: np.ndarray | None = None
         self.hist_counts = np.zeros((channels, BINS), np.int64)
-
-    def edges(self, sample: torch.Tensor) -> np.ndarray:
-        """The histogram edges, fixed by the first batch this is asked for."""
-        if self.hist_edges is None:
-            self.hist_edges = histogram_edges(sample)
-        return self.hist_edges
+        self.threshold = torch.full((channels,), -torch.inf)  # the k-th value as of the last merge
+        self.pending: list[tuple[int, BatchSummary]] = []
+        self._pending_bytes = 0
 
     def add(self, first: int, batch: BatchSummary) -> None:
-        """Merge the summary of the batch of images ``first …`` into the record."""
-        values = np.concatenate([self.top_values, batch.values], axis=1)
+        """Take the summary of the batch of images ``first …``; merged now or with the next ones."""
+        self.pending.append((first, batch))
+        self._pending_bytes += batch.nbytes
+        if self.hist_edges is None or self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Merge the pending batches into the record."""
+        if not self.pending:
+            return
+        batches, self.pending, self._pending_bytes = self.pending, [], 0
+        if self.hist_edges is None:
+            self.hist_edges = histogram_edges(batches[0][1].sample)
+        peaks = torch.cat([b.peaks for _, b in batches]).numpy().T  # [C, M]
+        where = torch.cat([b.where for _, b in batches]).numpy().T
+        images = np.concatenate([np.arange(first, first + len(b.peaks)) for first, b in batches])
+        width = self.map_size[1] if self.map_size else 1
+        values = np.concatenate([self.top_values, peaks], axis=1)
         order = np.argsort(-values, axis=1, kind="stable")[:, : self.top_k]
-        merged = {"top_values": values, "top_images": np.concatenate([self.top_images, batch.images + first], axis=1),
-                  "top_y": np.concatenate([self.top_y, batch.y], axis=1),
-                  "top_x": np.concatenate([self.top_x, batch.x], axis=1)}
+        merged = {"top_values": values,
+                  "top_images": np.concatenate([self.top_images, np.broadcast_to(images, peaks.shape)], axis=1),
+                  "top_y": np.concatenate([self.top_y, (where // width).astype(np.int32)], axis=1),
+                  "top_x": np.concatenate([self.top_x, (where % width).astype(np.int32)], axis=1)}
         for key, value in merged.items():
             setattr(self, key, np.take_along_axis(value, order, 1))
-        self.sums += batch.sums
-        self.maximum = np.maximum(self.maximum, batch.maximum)
-        self.elements += batch.elements
-        self.zeros += batch.zeros
-        self.hist_counts += batch.counts
-        self.sampled += batch.sampled
+        assert ((self.top_images < 0) | (self.top_y >= 0)).all(), "a top-k entry was merged without its position"
+        self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
+        sample = torch.cat([b.sample for _, b in batches])
+        self.sums += sum(b.sums for _, b in batches).numpy()
+        self.maximum = np.maximum(self.maximum, peaks.max(1))
+        self.elements += sum(b.elements for _, b in batches)
+        self.zeros += (sample == 0).sum((0, 2)).numpy()
+        self.hist_counts += histogram_counts(sample, self.hist_edges)
+        self.sampled += sample.shape[0] * sample.shape[2]
 
     def result(self) -> LayerIndex:
+        self.flush()
         elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)
         edges = self.hist_edges if self.hist_edges is not None else np.linspace(-0.5, 0.5, BINS + 1)
         return LayerIndex(self.name, self.map_size, self.top_values.copy(), self.top_images.copy(), self.top_y.copy(),
@@ -188,6 +188,7 @@ class LayerAccumulator:
                           edges.copy(), self.hist_counts.copy())
 
     def state(self) -> dict[str, np.ndarray]:
+        self.flush()
         return {key: getattr(self, key) for key in _STATE if getattr(self, key) is not None}
 
     @classmethod
@@ -197,4 +198,5 @@ class LayerAccumulator:
         for key in _STATE:
             if key in state:
                 setattr(accumulator, key, np.array(state[key]))
+        accumulator.threshold = torch.from_numpy(accumulator.top_values[:, -1].copy())
         return accumulator
