@@ -43,6 +43,22 @@ def drive(job: Job[T], on_item: Callable[[Any], None] | None = None) -> T:
             on_item(item)
 
 
+def map_items(job: Job[T], convert: Callable[[Any], Any]) -> Job[T]:
+    """``job`` with each item it yields passed through ``convert`` (an item converted to None is
+    dropped): a part of a larger job reports in the larger job's terms. ``job`` is closed with this."""
+    try:
+        while True:
+            try:
+                item = next(job)
+            except StopIteration as stop:
+                return stop.value
+            converted = convert(item)
+            if converted is not None:
+                yield converted
+    finally:
+        job.close()
+
+
 def time_left(elapsed_s: float, fraction: float, since: float = 0.0) -> str:
     """An estimate of a job's remaining time from its pace so far ("about 40 s left"): ``elapsed_s`` seconds
     took it from ``since`` to ``fraction`` (a resumed job starts part-way). "" while too early to tell (under

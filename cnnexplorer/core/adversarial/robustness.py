@@ -18,7 +18,7 @@ from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep, 
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages, curve_images
 from cnnexplorer.core.adversarial.fgsm import FGSM
 from cnnexplorer.core.adversarial.pgd import PGD
-from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.jobs import Job, Progress, map_items
 from cnnexplorer.core.model_handle import ModelHandle
 
 DEFAULT_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
@@ -88,27 +88,14 @@ def robustness_curve(model: nn.Module, images: Tensor, labels: Tensor, eps: tupl
             for (x, y), probs in zip(chunks, before):
                 message = f"{name} eps {e * 255:.3g}/255"
                 job = curve_attack(name, e, steps).run(model, x, y, seed=seed, before=probs)
-                result = yield from _with_progress(job, done, total, message)
+                result = yield from map_items(job, lambda item, done=done, message=message: Progress(
+                    done, total, f"{message}, step {item.iteration}") if isinstance(item, AttackStep) else None)
                 done += 1
                 _accumulate(sums[name, e], result.after, y)
     yield Progress(total, total, "done")
     n = max(len(images), 1)
     means = [{a: tuple(s[k] / n for s in [clean, *(sums[a, e] for e in budgets)]) for a in attacks} for k in range(3)]
     return RobustnessCurve((0.0, *budgets), *means)
-
-
-def _with_progress(job: Job[AttackResult], done: int, total: int, message: str) -> Job[AttackResult]:
-    """Run an attack job, turning its ``AttackStep`` items into overall ``Progress``."""
-    try:
-        while True:
-            try:
-                item = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(item, AttackStep):
-                yield Progress(done, total, f"{message}, step {item.iteration}")
-    finally:
-        job.close()
 
 
 def _accumulate(sums: list, probs: Tensor, labels: Tensor) -> None:

@@ -36,7 +36,7 @@ from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.optimize import Step, as_uint8, preset, run_to
 from cnnexplorer.core.featurevis.units import layer_units, render_units, workable_size
 from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
-from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.jobs import Job, Progress, map_items
 from cnnexplorer.core.layouts import unknown_layout
 from cnnexplorer.core.model_handle import eval_mode
 from cnnexplorer.core.picture_style import PAPER
@@ -258,28 +258,17 @@ def featurevis_job(handle: ModelHandle, record: LayerIndex, channels: list[int],
         return FeatureVisImages(record.name, tuple(channels), (), np.full(len(channels), np.nan), kind,
                                 FEATUREVIS_PRESET, None, seed)
     settings = preset(FEATUREVIS_PRESET, size=side, transforms=None if side == size else False)
-    result = yield from _as_progress(render_units(handle, record.name, list(channels), kind, settings, seed,
-                                                  batch_size=len(channels)), f"feature visualisation of {record.name}")
+    message = f"feature visualisation of {record.name}"
+    result = yield from map_items(render_units(handle, record.name, list(channels), kind, settings, seed,
+                                               batch_size=len(channels)),
+                                  lambda item: Progress(item.step, item.total, f"{message}: step {item.step} of {item.total}")
+                                  if isinstance(item, Step) else item)
     images = as_uint8(result.images)
     images = np.repeat(images, 3, axis=3) if images.shape[3] == 1 else images
     if side != size:
         images = np.stack([fit_patch(Image.fromarray(image), size) for image in images])
     return FeatureVisImages(record.name, tuple(channels), tuple(images), result.values, kind, FEATUREVIS_PRESET,
                             side, seed)
-
-
-def _as_progress(job: Job, message: str) -> Job:
-    """``job``'s items, its ``Step``s (which carry preview images) turned into ``Progress``."""
-    try:
-        while True:
-            try:
-                item = next(job)
-            except StopIteration as stop:
-                return stop.value
-            yield Progress(item.step, item.total, f"{message}: step {item.step} of {item.total}") \
-                if isinstance(item, Step) else item
-    finally:
-        job.close()
 
 
 class Atlases:
