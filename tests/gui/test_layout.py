@@ -132,6 +132,7 @@ def test_the_summary_tab_copies_its_table_as_text_and_explains_rf(make_window, q
     qtbot.mouseClick(view.copy_buttons["markdown"], Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == summary_table_text(window.session.summary, "markdown")
     assert "Markdown" in view.caption.text() and "parameters" in view.caption.text()
+    assert "conv 50.7 k params, 406 k MACs; fully connected 11 k params" in view.caption.text()  # the course's split
 
     def hover(y: float) -> str:
         view.canvas.scene().sigMouseMoved.emit(view.canvas.view_box.mapViewToScene(QPointF(40, y)))

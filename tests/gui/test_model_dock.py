@@ -84,7 +84,11 @@ def test_tree_nests_layers_with_formatted_columns(dock):
     assert body.child(0, 0).toolTip() == "body.0\n8 × (3·3·8 + 1) = 584"
     assert body.child(1, 0).toolTip() == "body.1"
     stem = row_cells(dock, "stem")
-    assert stem["Type"] == "Conv2d" and stem["Output"] == "8×16×16"
+    assert stem["Type"] == "Conv2d" and stem["Output"] == "⌊⌋ 8×16×16"  # (32 − 3 + 2·1)/2 + 1 = 16.5, floored
+    output = dock.model.item(dock.item("stem").row(), COLUMNS.index("Output"))
+    assert "16.5" in output.toolTip() and "not possible" in output.toolTip()
+    assert "16.5" in dock.item("stem").toolTip()
+    assert row_cells(dock, "head")["Output"] == "4"  # not a sliding window: no mark
     assert stem["Params"] == "224 (224 frozen)"
     assert stem["Kernel/stride/pad"] == "3×3 /2 /1"
     assert stem["RF"] == "3 / 2"

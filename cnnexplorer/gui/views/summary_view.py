@@ -15,7 +15,7 @@ from PySide6.QtGui import QBrush, QColor, QGuiApplication, QKeySequence, QPen, Q
 from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from cnnexplorer.core.charts import ROW_HEIGHT, TABLE_TOP
-from cnnexplorer.core.layer_text import RF_TIP, summary_table_text
+from cnnexplorer.core.layer_text import RF_TIP, split_text, summary_table_text
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
@@ -88,8 +88,10 @@ class SummaryView(View):
         self._highlight_layer()
         for button in self.copy_buttons.values():
             button.setEnabled(True)
+        split = split_text(summary)
         self._totals = (f"{summary.total_params:,} parameters, {summary.macs / 1e6:,.1f} M MACs at "
-                        f"{'×'.join(map(str, summary.input_size))} — scroll to zoom, drag to pan")
+                        f"{'×'.join(map(str, summary.input_size))}" + (f" · {split}" if split else "")
+                        + " — scroll to zoom, drag to pan")
         self.caption.setText(self._totals)
 
     def _highlight_layer(self, *_) -> None:

@@ -205,9 +205,11 @@ class MatrixKernel(QWidget):
         self.stride.setRange(1, 8)
         self.stride.setToolTip("How far the kernel moves per step")
         examples = QHBoxLayout()
-        examples.addWidget(QLabel("The course's examples:"))
-        for name, label in (("sharpen", "sharpen on a 5×5 patch (320)"), ("curve", "curve detector (6,600)")):
+        examples.addWidget(QLabel("The course:"))
+        for name, label, tip in (("sharpen", "sharpen (320)", "Its sharpen kernel on a zero-padded 5×5 grey patch"),
+                                 ("curve", "curve detector (6,600)", "Its 7×7 curve detector on a patch with a curve")):
             button = QPushButton(label)
+            button.setToolTip(tip)
             button.clicked.connect(lambda _=False, name=name: self.load_example(name))
             examples.addWidget(button)
         examples.addStretch(1)
@@ -395,12 +397,14 @@ class KernelsPage(QWidget):
         self.stack = QStackedWidget()
         self.choice = QButtonGroup(self)
         choices = QHBoxLayout()
-        choices.addWidget(QLabel("Apply a kernel to"))
-        for index, (widget, text) in enumerate(((self.on_image, "the current image"),
-                                                (self.on_matrix, "a typed matrix"),
-                                                (self.on_layer, "a layer of the model: receptive field"))):
+        choices.addWidget(QLabel("Kernel on"))
+        for index, (widget, text, tip) in enumerate((
+                (self.on_image, "the image", "The kernel slides over the current image's grey levels"),
+                (self.on_matrix, "a typed matrix", "Numbers small enough to check by hand; the course's examples"),
+                (self.on_layer, "a model layer", "A conv layer's unit: its receptive field and top input channels"))):
             self.stack.addWidget(widget)
             button = QRadioButton(text)
+            button.setToolTip(tip)
             self.choice.addButton(button, index)
             choices.addWidget(button)
         choices.addStretch(1)

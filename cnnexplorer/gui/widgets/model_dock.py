@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from cnnexplorer.core.architecture import parameter_counts
 from cnnexplorer.core.devices import available_devices
-from cnnexplorer.core.layer_text import RF_TIP, layer_text, totals_text
+from cnnexplorer.core.layer_text import RF_TIP, floored_mark, floored_tip, layer_text, totals_text
 from cnnexplorer.core.models import known_specs
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.widgets.layer_stats import Sparsity, sparsity_job
@@ -47,6 +47,8 @@ STAT_TIPS = ("Fraction of this layer's activations that are exactly 0 for the cu
              "Channels that are 0 everywhere for the current image (after a ReLU; – for outputs with "
              "negative values, where a channel is not dead)")
 FROZEN_COLOUR = QColor(150, 150, 150)
+FLOORED_COLOUR = QColor(179, 89, 0)
+"""The output size of a layer whose size PyTorch rounded (the course's "not possible")."""
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
 FROZEN_ROLE = Qt.ItemDataRole.UserRole + 3
@@ -56,7 +58,9 @@ HAS_PARAMS_ROLE = Qt.ItemDataRole.UserRole + 4
 def row_texts(layer) -> list[str]:
     """The eight cells of one layer's row that do not depend on the image."""
     text = layer_text(layer)
-    return [text.name, text.type, text.shape, text.params, text.macs, text.geometry, text.rf, text.calls]
+    mark = floored_mark(layer)
+    shape = f"{mark} {text.shape}" if mark else text.shape
+    return [text.name, text.type, shape, text.params, text.macs, text.geometry, text.rf, text.calls]
 
 
 class _LayerFilter(QSortFilterProxyModel):
@@ -239,7 +243,12 @@ class ModelDock(QWidget):
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             cell.setToolTip(layer.param_formula or layer.name)
         note = self.session.model.layer_notes.get(layer.name) if self.session.model else None
-        cells[0].setToolTip("\n".join(t for t in (layer.name, layer.param_formula, note) if t))
+        rounded = floored_tip(layer)
+        cells[0].setToolTip("\n".join(t for t in (layer.name, layer.param_formula, note, rounded) if t))
+        if rounded:
+            output = cells[COLUMNS.index("Output")]
+            output.setToolTip(rounded)
+            output.setForeground(FLOORED_COLOUR)
         cells[COLUMNS.index("RF")].setToolTip(RF_TIP)
         for cell, tip in zip(cells[STATS], STAT_TIPS):
             cell.setToolTip(tip)
