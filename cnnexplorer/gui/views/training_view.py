@@ -7,12 +7,22 @@ follows), unless it ended worse than the model it started from or at chance leve
 stays current until the user picks "Use the trained model". "Back to the previous model" undoes a
 switch. What a run will do to the model (fine-tune or scratch, head kept or replaced, frozen parts)
 is shown before Start. The run buttons keep their places in every state: only their enabled state
-changes. Each Start adds a run to the overlaid curves.
+changes. Each Start adds a run to the overlaid curves; the Gradient flow page shows each step's
+per-layer gradient norms as a heat strip.
+
+With more than one process in the form, Start launches ``cnnexplorer train … --progress-jsonl FILE``
+under torchrun (``ProcessRun``) in a session of its own; the tab reads rank 0's progress lines on the
+curves' timer and shows them as a run of its own, Stop ends the process group (the last epoch's
+checkpoint stays), and the finished checkpoint is opened as the trained model.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +31,13 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
+from cnnexplorer.core.distributed import Launch, launch_command
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.models import open_model
+from cnnexplorer.core.architecture import summarize_handle
+from cnnexplorer.core.training.progress_log import ProgressTail, item_of
 from cnnexplorer.core.training.curves import curves_picture, write_curves_png
+from cnnexplorer.core.training.gradient_flow import GradientFlow, GradientLog
 from cnnexplorer.core.training.loop import BatchMetrics, EpochMetrics, RunControl, TrainResult
 from cnnexplorer.core.training.plan import describe_plan
 from cnnexplorer.core.training.run import RunReady, TrainRequest, preview_job, summarised_training_job
@@ -32,10 +47,49 @@ from cnnexplorer.gui.dialogs import save_as
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.gradient_strip import GradientStrip
 from cnnexplorer.gui.widgets.training_curves import CurvesPanel, Run
 from cnnexplorer.gui.widgets.training_settings import TrainingSettings
 from cnnexplorer.gui.widgets.training_snapshots import SnapshotScrubber
 from cnnexplorer.gui.workers import JobRunner
+
+class ProcessRun:
+    """``cnnexplorer train ARGV`` in ``processes`` processes under torchrun, in a process group of its own, with
+    rank 0's progress lines read as they come and its output kept in a log beside the checkpoint."""
+
+    def __init__(self, argv: list[str], out: Path, processes: int):
+        self.out, self.final, self.cancelled = out, None, False
+        self.progress = out.with_name(out.name + ".progress.jsonl")
+        self.log = out.with_name(out.name + ".log")
+        self.progress.unlink(missing_ok=True)
+        self.tail = ProgressTail(self.progress)
+        with open(self.log, "w", encoding="utf-8") as log:
+            self.popen = subprocess.Popen(
+                launch_command([*argv, "--progress-jsonl", str(self.progress)], Launch(nproc_per_node=processes)),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def records(self) -> list[dict]:
+        return self.tail.read()
+
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def cancel(self) -> None:
+        """End torchrun and every rank (SIGTERM to the process group; torchrun stops its workers)."""
+        self.cancelled = True
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+
+    def log_tail(self) -> str:
+        lines = [line for line in self.log.read_text(errors="replace").splitlines() if "error" in line.lower()]
+        return lines[0] if lines else f"exit status {self.popen.returncode}; see {self.log}"
+
+
+def _opened(path: str, device):
+    """The checkpoint a multi-process run wrote, opened with its summary (to become the current model)."""
+    handle = yield from open_model(path, device)
+    return handle, summarize_handle(handle)
+
 
 def skipped_note(skipped: dict[str, str]) -> str:
     """A sentence naming the unreadable files a run left out (the tooltip lists them all)."""
@@ -48,6 +102,7 @@ def skipped_note(skipped: dict[str, str]) -> str:
 
 RUN_BUTTONS = ("Preview", "Resume file…", "Start", "Stop", "Pause", "Continue", "Use the trained model",
                "Back to the previous model")
+GRADIENT_EVERY = 1  # the Gradient flow page records every step (a cheap norm per layer after backward)
 PREVIEW_COLUMN_PX = 100  # a preview tile (96 px) and the gap beside it
 
 
@@ -69,6 +124,8 @@ class TrainingView(View):
         self.started_at = 0.0
         self.curves = CurvesPanel()
         self.scrubber = SnapshotScrubber()
+        self.gradients = GradientStrip()
+        self.gradient_log = GradientLog()
         self.preview = ImageCanvas(fit="width")  # at most 1:1, so the class names under the tiles stay readable
         self.preview_label = QLabel("Preview shows a labelled batch as it comes (top) and augmented (bottom).")
         self.preview_label.setWordWrap(True)
@@ -78,8 +135,9 @@ class TrainingView(View):
         self.plan.setWordWrap(True)
         self.plan.setToolTip("What Start will do to the current model")
 
-        self.buttons = {name: QPushButton(name) for name in RUN_BUTTONS + ("Export PNG…", "Export CSV…")}
-        actions = {"Preview": self.show_preview, "Start": self.start, "Pause": self.pause, "Continue": self.resume,
+        self.buttons = {name: QPushButton(name) for name in RUN_BUTTONS + ("Export PNG…", "Export CSV…",
+                                                                           "Export gradients CSV…")}
+        actions = {"Export gradients CSV…": self._choose_gradient_csv, "Preview": self.show_preview, "Start": self.start, "Pause": self.pause, "Continue": self.resume,
                    "Stop": self.stop, "Resume file…": self._choose_resume, "Export PNG…": self._choose_png,
                    "Export CSV…": self._choose_csv, "Use the trained model": self.use_trained,
                    "Back to the previous model": self.use_previous}
@@ -126,9 +184,19 @@ class TrainingView(View):
         self.pages = QTabWidget()
         self.pages.addTab(curves_page, "Curves")
         self.pages.addTab(self.scrubber, "Snapshots")
+        gradient_page = QWidget()
+        gradient_layout = QVBoxLayout(gradient_page)
+        gradient_layout.addWidget(self.gradients, 1)
+        gradient_row = QHBoxLayout()
+        gradient_row.addStretch(1)
+        gradient_row.addWidget(self.buttons["Export gradients CSV…"])
+        gradient_layout.addLayout(gradient_row)
+        self.pages.addTab(gradient_page, "Gradient flow")
         self.pages.addTab(preview_page, "Data preview")
 
+        self.process: ProcessRun | None = None
         self.curves.timer.timeout.connect(self._check_cancelled)
+        self.curves.timer.timeout.connect(self._poll_process)
 
         splitter = QSplitter()
         splitter.addWidget(left)
@@ -157,7 +225,7 @@ class TrainingView(View):
 
     @property
     def running(self) -> bool:
-        return self.job is not None and not self.job.done
+        return (self.job is not None and not self.job.done) or self.process is not None
 
     def _out_path(self) -> Path:
         text = self.settings.out.text().strip()
@@ -189,10 +257,35 @@ class TrainingView(View):
                                              "every epoch. Overwrite it?\n\nTo continue that run instead, use "
                                              "Resume file…"):
             return
+        name = f"{request.model.spec.rsplit('/', 1)[-1]} on {request.data.rsplit('/', 1)[-1]}"
+        if self.settings.processes.value() > 1:
+            self._start_processes(request, name)
+            return
         control = RunControl()
-        self._begin(f"{request.model.spec.rsplit('/', 1)[-1]} on {request.data.rsplit('/', 1)[-1]}", control,
-                    lambda: summarised_training_job(request, control))
+        request = replace(request, gradient_every=GRADIENT_EVERY)
+        self._begin(name, control, lambda: summarised_training_job(request, control))
 
+    def _start_processes(self, request: TrainRequest, name: str) -> None:
+        """The run in ``processes`` processes under torchrun, followed through its progress file."""
+        processes = self.settings.processes.value()
+        try:
+            argv = self.settings.command_args(request.model, request.out)
+            request.out.parent.mkdir(parents=True, exist_ok=True)
+            self.process = ProcessRun(argv, request.out, processes)
+        except (UserError, OSError) as exc:
+            self.status.setText(f"Cannot start: {exc}")
+            return
+        self.control = self.job = None
+        self.run = self.curves.add_run(f"{len(self.curves.runs) + 1}: {name} ×{processes}")
+        self.scrubber.set_snapshots([])
+        self.gradients.clear()
+        self.gradient_log = GradientLog()
+        self.result = self.ready = self.trained = None
+        self.previous = (self.session.model, self.session.summary)
+        self.started_at = time.monotonic()
+        self.status.setText(f"Starting {processes} training processes with torchrun…")
+        self._set_running(True)
+        self.buttons["Pause"].setEnabled(False)  # the processes run on their own: Stop ends them
     def resume_from(self, path: str | Path) -> None:
         """Continue the run saved in ``path``; its curves and snapshots are shown first."""
         if self.running:
@@ -205,7 +298,7 @@ class TrainingView(View):
         history, snapshots = saved_progress(training)
         device = self.session.model.device if self.session.model is not None else torch.device("cpu")
         request = TrainRequest(out=Path(path), resume=Path(path), download=self.settings.download.isChecked(),
-                               device=device)
+                               device=device, gradient_every=GRADIENT_EVERY)
         control = RunControl()
         self._begin(f"{Path(path).name} (resumed)", control, lambda: summarised_training_job(request, control),
                     history, snapshots)
@@ -214,6 +307,8 @@ class TrainingView(View):
         self.control = control
         self.run = self.curves.add_run(f"{len(self.curves.runs) + 1}: {name}", history)
         self.scrubber.set_snapshots(list(snapshots))
+        self.gradients.clear()
+        self.gradient_log = GradientLog()
         self.result = self.ready = self.trained = None
         self.previous = (self.session.model, self.session.summary) if self.session.model is not None else None
         self.started_at = time.monotonic()
@@ -234,7 +329,12 @@ class TrainingView(View):
             self._set_running(True)
 
     def stop(self) -> None:
-        """End the run after the current batch; its model becomes the current model."""
+        """End the run after the current batch; its model becomes the current model. Processes are ended at once
+        (their last epoch's checkpoint stays)."""
+        if self.process is not None:
+            self.process.cancel()
+            self.status.setText("Stopping the training processes…")
+            return
         if self.control is not None and self.running:
             self.control.stop()
             self.status.setText("Stopping after this batch…")
@@ -244,6 +344,46 @@ class TrainingView(View):
         if self.job is not None and self.job.done and self.job.cancelled and self.buttons["Stop"].isEnabled():
             self._set_running(False)
             self.status.setText("Training was cancelled; the current model is unchanged.")
+
+    def _poll_process(self) -> None:
+        """Show what a multi-process run's rank 0 wrote since the last look; at its end, open its checkpoint."""
+        run = self.process
+        if run is None:
+            return
+        ended = run.returncode() is not None
+        for record in run.records():
+            item = item_of(record)
+            if not isinstance(item, dict):
+                self._on_item(item)
+            elif item["kind"] == "ready":
+                self.plan.setText(f"{item['plan']} {item['processes']} processes, a global batch of "
+                                  f"{item['global_batch']}.")
+            elif item["kind"] in ("done", "error"):
+                run.final = item
+        if not ended:
+            return
+        self.process = None
+        final = run.final or {}
+        if final.get("kind") == "done" and final.get("checkpoint"):
+            self.status.setText(f"The processes finished: validation accuracy {final['final_val_acc']:.2%}; opening "
+                                f"{final['checkpoint']}…")
+            checkpoint = final["checkpoint"]
+            device = self.session.model.device if self.session.model is not None else "cpu"
+            self.jobs.start(lambda: _opened(checkpoint, device), label="opening the trained model",
+                            on_result=self._on_process_model, on_error=self._on_error)
+            return
+        self._set_running(False)
+        why = final.get("message") or ("stopped" if run.cancelled else run.log_tail())
+        kept = f"; the last checkpoint is {run.out}" if run.out.exists() else ""
+        self.status.setText(f"The training processes ended without finishing: {why}{kept}")
+
+    def _on_process_model(self, value) -> None:
+        handle, summary = value
+        self.trained = (handle, summary)
+        self.session.set_model(handle, summary)
+        self._set_running(False)
+        self.status.setText(f"Trained in several processes; {handle.spec} is now the current model (Back to the "
+                            "previous model undoes this).")
 
     def _on_item(self, item) -> None:
         if self.run is None:
@@ -263,6 +403,9 @@ class TrainingView(View):
             self.curves.mark_dirty(self.run)
         elif isinstance(item, Snapshot):
             self.scrubber.append(item)
+        elif isinstance(item, GradientFlow):
+            self.gradients.add(item)
+            self.gradient_log.add(item)
 
     def _on_result(self, value) -> None:
         result, summary = value
@@ -374,6 +517,13 @@ class TrainingView(View):
 
     def _choose_csv(self) -> None:
         save_as(self, "Export metrics", "metrics.csv", "CSV (*.csv)", self.export_csv)
+
+    def export_gradient_csv(self, path: str | Path) -> Path | None:
+        """The last run's gradient flow, one row per step and layer."""
+        return self.gradient_log.write_csv(path) if self.gradient_log.records else None
+
+    def _choose_gradient_csv(self) -> None:
+        save_as(self, "Export gradient flow", "gradients.csv", "CSV (*.csv)", self.export_gradient_csv)
 
     def _choose_resume(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", "", "Checkpoints (*.pt *.pth *.ckpt)")

@@ -123,6 +123,11 @@ class TrainingSettings(QWidget):
         self.fill = QComboBox()
         self.fill.addItems(FILL_MODES)
         self.fill.setCurrentText("nearest")
+        self.processes = _spin(1, 64, 1)
+        self.processes.setToolTip("1: train in this app. N > 1: N processes launched with torchrun (one per GPU on "
+                                  "CUDA, else N CPU processes with gloo); the batch size is per process, so the global "
+                                  "batch is N × it. The curves are rank 0's merged figures; Stop ends the processes "
+                                  "and keeps the last epoch's checkpoint")
 
         groups = (
             ("Data", [("data", data_row), ("", self.download), ("save to", self.out)]),
@@ -136,6 +141,7 @@ class TrainingSettings(QWidget):
             ("Augmentation", [("rotation °", self.rotation), ("width shift", self.width_shift),
                               ("height shift", self.height_shift), ("shear °", self.shear), ("zoom ±", self.zoom),
                               ("", self.hflip), ("fill mode", self.fill)]),
+            ("Processes", [("processes", self.processes)]),
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -202,6 +208,36 @@ class TrainingSettings(QWidget):
         """A new run of ``model`` with the form's settings; ``UserError`` for an impossible combination."""
         return TrainRequest(out=out, model=model, data=self.data.text().strip(), config=self.config(),
                             scratch=self.scratch.isChecked(), download=self.download.isChecked())
+
+    def command_args(self, model: ModelHandle, out: Path) -> list[str]:
+        """The ``cnnexplorer train`` arguments of a new run of ``model`` with the form's settings (for a run in other
+        processes); ``UserError`` when the model exists only in this app (it must be opened from a spec or a file)."""
+        spec = str(model.spec)
+        if not (spec.startswith(("builtin:", "torchvision:", "timm:")) or Path(spec).is_file()):
+            raise UserError(f"the current model ({spec}) is not in a file, so other processes cannot open it; save "
+                            "it as a checkpoint and open that, or train with 1 process")
+        config = self.config()  # checks the settings
+        aug = config.augment
+        augment = ",".join([f"{name}={value:g}" for name, value in (
+            ("rotation", aug.rotation), ("width_shift", aug.width_shift), ("height_shift", aug.height_shift),
+            ("shear", aug.shear), ("zoom", aug.zoom)) if value] + (["hflip"] if aug.hflip else []))
+        argv = ["train", "--model", spec, "--data", self.data.text().strip(), "--out", str(out),
+                "--epochs", str(config.epochs), "--batch-size", str(config.batch_size), "--lr", repr(config.lr),
+                "--optimizer", config.optimizer, "--momentum", repr(config.momentum),
+                "--weight-decay", repr(config.weight_decay), "--schedule", config.schedule,
+                "--precision", config.precision, "--channels-last", config.channels_last,
+                "--aux-weight", repr(config.aux_weight), "--seed", str(config.seed), "--head", config.head,
+                "--device", "cuda" if model.device.type == "cuda" else "cpu"]
+        if augment:
+            argv += ["--augment", f"{augment},fill={aug.fill}"]
+        if config.base_lr is not None:
+            argv += ["--base-lr", repr(config.base_lr)]
+        if config.freeze_base:
+            argv += ["--freeze-base", "--unfreeze-top", str(config.unfreeze_top), "--unfreeze-from",
+                     config.unfreeze_from]
+        flags = {"--scratch": self.scratch.isChecked(), "--binary": config.binary,
+                 "--download": self.download.isChecked()}
+        return argv + [flag for flag, on in flags.items() if on]
 
     def augmentation(self) -> Augmentation:
         return Augmentation(rotation=self.rotation.value(), width_shift=self.width_shift.value(),
