@@ -38,6 +38,11 @@ class FeatureVisOptions:
     diversity: float | None = None
     preview_every: int | None = None
     target: int | str | None = None
+    step: str | None = None
+    logit_l2: float | None = None
+    alpha: float | None = None
+    alpha_weight: float | None = None
+    inversion_tv: float | None = None
 
     def settings(self) -> Settings:
         from cnnexplorer.core.featurevis import preset
@@ -109,6 +114,7 @@ def make_featurevis(inputs: Inputs, options: FeatureVisOptions) -> Job[Picture]:
 
 def _add_flags(parser) -> None:
     from cnnexplorer.core.featurevis import OBJECTIVES, PARAMETERISATIONS, PRESETS
+    from cnnexplorer.core.featurevis.optimize import STEP_RULES
     from cnnexplorer.pictures.flags import units
 
     parser.add_argument("--channels", type=units, metavar="0-15",
@@ -120,7 +126,19 @@ def _add_flags(parser) -> None:
     parser.add_argument("--param", choices=list(PARAMETERISATIONS),
                         help="featurevis: parameterisation (default: fft; pixel for deepdream and inversion)")
     parser.add_argument("--preset", choices=list(PRESETS), default="default",
-                        help="featurevis: quick (64 steps), default (256) or quality (512)")
+                        help="featurevis: quick (64 steps), default (256), quality (512), or course: the course's plain "
+                             "recipe, normalised gradient steps from grey without transforms (128)")
+    parser.add_argument("--step", choices=STEP_RULES,
+                        help="featurevis: adam, or normalised (the course's fixed-length gradient steps); default: the preset's")
+    parser.add_argument("--class-l2", type=float, metavar="W",
+                        help="featurevis --objective logit: the class model's L2 weight λ in S_c(I) − λ‖I‖² (default 1; "
+                             "0 shows the course's white-noise result)")
+    parser.add_argument("--inversion-alpha", type=float, metavar="A",
+                        help="featurevis --objective inversion: the α-norm's exponent (default 6)")
+    parser.add_argument("--inversion-alpha-weight", type=float, metavar="W",
+                        help="featurevis --objective inversion: the α-norm's weight (default 1)")
+    parser.add_argument("--inversion-tv", type=float, metavar="W",
+                        help="featurevis --objective inversion: the total variation's weight (default 0.05)")
     parser.add_argument("--diversity", type=float, metavar="W",
                         help="featurevis --objective diversity: weight of the diversity term (default: 3; larger "
                              "values buy variety by switching the channel off in some images)")
@@ -129,7 +147,9 @@ def _add_flags(parser) -> None:
 def _from_flags(args) -> FeatureVisOptions:
     return FeatureVisOptions(objective=args.objective, units=None if args.channels is None else tuple(args.channels),
                              preset=args.preset, size=args.size, steps=args.steps, param=args.param,
-                             diversity=args.diversity if args.objective == "diversity" else None, target=args.target)
+                             diversity=args.diversity if args.objective == "diversity" else None, target=args.target,
+                             step=args.step, logit_l2=args.class_l2, alpha=args.inversion_alpha,
+                             alpha_weight=args.inversion_alpha_weight, inversion_tv=args.inversion_tv)
 
 
 RECIPE = Recipe("featurevis", FeatureVisOptions, make_featurevis, _add_flags, _from_flags)

@@ -109,3 +109,18 @@ def test_a_layer_after_a_flatten_is_visualised_at_the_models_own_size(shapes):
     assert [c["index"] for c in made.picture.report["channels"]] == [0, 2]
     with pytest.raises(UserError, match="runs only at the model's 24×30 input, which is not square"):
         drive(run_featurevis(Inputs(flat(24, 30), layer="2"), options))
+
+
+def test_export_featurevis_course_recipe_without_l2_round_trips(capsys, tmp_path):
+    out = tmp_path / "course.png"
+    code, stdout, _ = run_cli(capsys, "export", "featurevis", "--model", MODEL, "--objective", "logit", "--target",
+                              "circle", "--preset", "course", "--class-l2", "0", "--steps", "3", "--size", "32",
+                              "--out", str(out), "--json")
+    assert code == 0
+    settings = json.loads((tmp_path / "course.png.json").read_text())["settings"]
+    assert (settings["param"], settings["step"], settings["logit_l2"], settings["transforms"]) == ("grey", "normalised",
+                                                                                                  0.0, False)
+    again = tmp_path / "again.png"
+    code, _, _ = run_cli(capsys, "export", "--from-sidecar", str(out) + ".json", "--out", str(again))
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))

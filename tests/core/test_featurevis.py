@@ -199,3 +199,32 @@ def test_default_units(shapes):
     assert default_units(shapes, "diversity", LAYER) == [0]
     assert default_units(shapes, "inversion", LAYER) is None
     assert noise_values(shapes, obj.channel(LAYER, [0, 1]), 2, 32).shape == (2,)
+
+
+def test_the_course_recipe_takes_fixed_length_steps_from_grey(shapes):
+    """``course``: plain pixels from exactly grey, each step lr long (root mean square), whatever the gradient."""
+    settings = preset("course", steps=1, size=32)
+    assert (settings.param, settings.step, settings.transforms) == ("grey", "normalised", False)
+    one = drive(optimize(shapes, obj.class_logit("", [2]), 1, settings))
+    moved = one.images - 0.5
+    assert float(moved.pow(2).mean().sqrt()) == pytest.approx(settings.lr, rel=1e-4)
+    two = drive(optimize(shapes, obj.class_logit("", [2]), 1, replace(settings, steps=2)))
+    assert float((two.images - one.images).pow(2).mean().sqrt()) == pytest.approx(settings.lr, rel=0.05)
+    with pytest.raises(UserError, match="--step"):
+        Settings(step="sgd")
+
+
+def test_the_class_model_l2_weight_may_be_zero_and_the_inversion_weights_are_used(shapes):
+    """λ = 0: the reported value is the bare class logit; the inversion reports the weights it was given."""
+    bare = drive(visualise(shapes, "logit", "", [1], settings=preset("course", steps=3, size=32, logit_l2=0.0)))
+    logits = evaluate(shapes, obj.class_logit("", [1]), bare.images)
+    assert bare.values == pytest.approx(logits, rel=1e-5)
+    penalised = evaluate(shapes, obj.class_logit("", [1]) - 2.0 * obj.l2(), bare.images)
+    assert drive(visualise(shapes, "logit", "", [1], settings=preset("course", steps=3, size=32, logit_l2=2.0))
+                 ).settings["logit_l2"] == 2.0 and penalised[0] < logits[0]
+    image = generate_shapes(1, seed=5).images[0]
+    weights = dict(alpha=2.0, alpha_weight=0.5, inversion_tv=0.2)
+    inverted = drive(visualise(shapes, "inversion", "features.0", image=image, settings=Settings(steps=2, **weights)))
+    assert (inverted.settings["alpha"], inverted.settings["alpha_weight"], inverted.settings["tv_weight"]) == (2.0, 0.5, 0.2)
+    with pytest.raises(UserError, match="--class-l2"):
+        Settings(logit_l2=-1.0)

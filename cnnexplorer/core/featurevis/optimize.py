@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnexplorer.core.checks import check_number
+from cnnexplorer.core.checks import check_choice, check_number
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.objectives import INPUT, Objective, l2, total_variation
 from cnnexplorer.core.featurevis.param import PARAMETERISATIONS, gaussian_blur_, pixel_image
@@ -42,6 +42,12 @@ class Settings:
     means) in the loss; ``blur_every`` > 0 blurs pixel-parameterised images every that many
     steps (``blur_sigma`` pixels). ``diversity`` weighs the diversity term of the "diversity"
     objective. ``preview_every`` is how often a ``Step`` with images is yielded.
+
+    ``step``: ``adam``, or ``normalised``, the course's plain gradient ascent: each image moves by
+    ``lr`` (root mean square over its values) along its gradient, whatever the gradient's size.
+    ``logit_l2`` is the class model's λ in S_c(I) − λ‖I − ½‖² (the logit objective; 0 leaves the
+    class score alone, and from grey the course's "white noise" result appears). Inversion's
+    regularisers: −``alpha_weight``·mean|I − ½|^``alpha`` and −``inversion_tv``·total variation.
     """
 
     size: int = 128
@@ -55,10 +61,22 @@ class Settings:
     blur_sigma: float = 0.5
     diversity: float = 3.0
     preview_every: int = 16
+    step: str = "adam"
+    logit_l2: float = 1.0
+    alpha: float = 6.0
+    alpha_weight: float = 1.0
+    inversion_tv: float = 0.05
 
     def __post_init__(self):
         if self.param not in PARAMETERISATIONS:
             raise UserError(f"unknown parameterisation '{self.param}': use one of {', '.join(PARAMETERISATIONS)}")
+        check_choice("the step rule (--step)", self.step, STEP_RULES)
+        for name, value in (("the class model's L2 weight (--class-l2)", self.logit_l2),
+                            ("the inversion's α-norm weight (--inversion-alpha-weight)", self.alpha_weight),
+                            ("the inversion's total-variation weight (--inversion-tv)", self.inversion_tv)):
+            check_number(name, value, 0)
+        check_number("the inversion's α-norm exponent (--inversion-alpha)", self.alpha, 1, 100,
+                     why="α = 6 penalises only extreme pixels; α = 2 is the plain L2 norm")
         check_number("the number of steps (--steps)", self.steps, 1, whole=True)
         check_number("the image size (--size)", self.size, 8, MAX_SIZE, whole=True,
                      why=f"a batch of {MAX_SIZE} px images already takes gigabytes of activations")
@@ -69,7 +87,12 @@ class Settings:
         return asdict(self)
 
 
-PRESETS = {"quick": dict(steps=64, preview_every=8), "default": {}, "quality": dict(steps=512, preview_every=32)}
+STEP_RULES = ("adam", "normalised")
+
+PRESETS = {"quick": dict(steps=64, preview_every=8), "default": {}, "quality": dict(steps=512, preview_every=32),
+           "course": dict(param="grey", transforms=False, step="normalised", lr=0.01, steps=128, preview_every=8)}
+"""``course``: the course's plain recipe, normalised gradient steps from grey without transforms or
+decorrelation (Simonyan et al. 2014), beside Lucid's (``default``)."""
 
 
 def preset(name: str, **overrides) -> Settings:
@@ -159,6 +182,21 @@ def as_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+class NormalisedAscent:
+    """The course's step: ``p ← p − lr · g / rms(g)`` per image (``g`` the loss's gradient in
+    ``p.grad``), so every step has the same length whatever the gradient's magnitude."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float):
+        self.params, self.lr = params, lr
+
+    def step(self) -> None:
+        with torch.no_grad():
+            for param in self.params:
+                grad = param.grad
+                rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
+                param.sub_(self.lr * grad / rms.view(-1, *([1] * (grad.ndim - 1))))
+
+
 def regularised(objective: Objective, settings: Settings, extra: Objective | None = None) -> Objective:
     """``objective`` plus ``extra``, minus the L2 and total-variation penalties ``settings`` asks for."""
     if extra is not None:
@@ -198,7 +236,7 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
         params, image_fn = PARAMETERISATIONS[settings.param](shape, generator, device)
     size = init.shape[-1] if init is not None else settings.size
     transform = standard_transforms(size) if settings.transforms else (lambda image, gen: image)
-    optimizer = torch.optim.Adam(params, lr=settings.lr)
+    optimizer = torch.optim.Adam(params, lr=settings.lr) if settings.step == "adam" else NormalisedAscent(params, settings.lr)
     model = handle.pixel_model()
     loss = regularised(objective, settings, extra)
     history = np.zeros((settings.steps, count), np.float32)

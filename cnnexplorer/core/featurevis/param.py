@@ -58,7 +58,15 @@ def fft_image(shape: tuple[int, int, int, int], generator: torch.Generator, devi
     return [spectrum], image_fn
 
 
-PARAMETERISATIONS = {"pixel": pixel_image, "fft": fft_image}
+def grey_image(shape: tuple[int, int, int, int], generator: torch.Generator,
+               device: torch.device) -> tuple[list[torch.Tensor], ImageFn]:
+    """Plain pixels starting at exactly grey (0.5), clipped to [0,1]: the course's class-model
+    recipe (Simonyan et al. 2014 start from the mean image; ours is grey), no sigmoid, no noise."""
+    pixels = torch.full(shape, 0.5, device=device, requires_grad=True)
+    return [pixels], lambda: pixels.clamp(0, 1)
+
+
+PARAMETERISATIONS = {"pixel": pixel_image, "fft": fft_image, "grey": grey_image}
 
 
 def gaussian_blur_(logits: torch.Tensor, sigma: float) -> None:

@@ -41,14 +41,15 @@ def parse_units(text: str) -> list[int]:
     return units
 
 
-def unit_objective(kind: str, layer: str, units: list[int]) -> obj.Objective:
-    """Element ``i`` maximises unit ``units[i]``; ``logit``: class logit − λ‖I − ½‖² at ``layer``."""
+def unit_objective(kind: str, layer: str, units: list[int], logit_l2: float = LOGIT_L2) -> obj.Objective:
+    """Element ``i`` maximises unit ``units[i]``; ``logit``: class logit − λ‖I − ½‖² at ``layer``
+    (λ = ``logit_l2``; 0: the class score alone)."""
     if kind == "channel":
         return obj.channel(layer, units)
     if kind == "neuron":
         return obj.neuron(layer, units)
     if kind == "logit":
-        return obj.class_logit(layer, units) - LOGIT_L2 * obj.l2()
+        return obj.class_logit(layer, units) - logit_l2 * obj.l2() if logit_l2 else obj.class_logit(layer, units)
     raise UserError(f"unknown objective '{kind}': use one of {', '.join(KINDS)}")
 
 
@@ -120,7 +121,7 @@ def render_units(handle: ModelHandle, layer: str, units: list[int], kind: str = 
     parts = []
     for first in range(0, len(units), batch):
         chunk = units[first: first + batch]
-        parts.append((yield from optimize(handle, unit_objective(kind, layer, chunk), len(chunk), settings,
+        parts.append((yield from optimize(handle, unit_objective(kind, layer, chunk, settings.logit_l2), len(chunk), settings,
                                           generator, first=first)))
     return Result(torch.cat([p.images for p in parts]), np.concatenate([p.values for p in parts]),
                   {**settings.to_json(), "kind": kind, "batch_size": batch}, seed,

@@ -65,7 +65,7 @@ def visualise(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
         image_for_values = None if image is None else image[None].expand(len(shown), -1, -1, -1)
     elif kind in UNIT_KINDS:
         result = yield from render_units(handle, layer, units or [], kind, settings, seed)
-        objective = unit_objective(kind, layer, units)
+        objective = unit_objective(kind, layer, units, settings.logit_l2)
         image_for_values = None if image is None else image[None].expand(len(units), -1, -1, -1)
     elif kind in IMAGE_KINDS:
         if image is None:
@@ -74,8 +74,10 @@ def visualise(handle: ModelHandle, kind: str, layer: str, units: list[int] | Non
             result = yield from deepdream(handle, image, layer, settings, seed)
             objective = obj.deepdream(layer)
         else:
-            result = yield from invert(handle, image, layer, replace(settings, param="pixel", transforms=False), seed)
-            objective = inversion_objective(handle, image, layer)
+            regularisers = dict(alpha=settings.alpha, alpha_weight=settings.alpha_weight, tv_weight=settings.inversion_tv)
+            result = yield from invert(handle, image, layer, replace(settings, param="pixel", transforms=False), seed,
+                                       **regularisers)
+            objective = inversion_objective(handle, image, layer, **regularisers)
         image_for_values = image[None]
     else:
         raise UserError(f"unknown objective '{kind}': use one of {', '.join(OBJECTIVES)}")
