@@ -223,3 +223,34 @@ def test_extras_made_for_other_choices_are_not_left_up(tab):
     assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is not None
     view.method.setCurrentIndex(view.method.findData("saliency"))  # another method: the grid goes
     assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is None
+
+
+def test_lrp_composite_reduce_and_the_concept_list_make_the_current_unit(tab):
+    from cnnexplorer.core.attribution.concepts import concepts_job
+    from cnnexplorer.core.jobs import drive
+
+    window, view = tab
+    view.method.setCurrentIndex(view.method.findData("saliency"))
+    assert view.reduce.isEnabled() and not view.composite.isEnabled()
+    view.reduce.setCurrentText("rgb")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.shown.heatmap.map.shape == (64, 64, 3)
+    view.method.setCurrentIndex(view.method.findData("lrp"))
+    view.composite.setCurrentText("alpha2-beta1")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.composite.isEnabled() and not view.reduce.isEnabled()
+    pixels, heatmap = expected(window, "lrp", composite="alpha2-beta1")
+    np.testing.assert_allclose(view.shown.heatmap.map, heatmap.map, rtol=1e-4, atol=1e-7)
+    assert f"relevance {heatmap.info['relevance_sum']:.3g} of logit {heatmap.info['logit']:.3g}" in view.message.text()
+
+    window.session.set_layer("features.7")
+    view.show_concepts()
+    assert window.wait_for_jobs(WAIT_MS)
+    found = drive(concepts_job(window.session.model, pixels, "features.7", top=8, composite="alpha2-beta1"))
+    assert view.concept_list.isVisible() and view.concept_list.channels() == [c.channel for c in found.concepts]
+    second = view.concept_list.item(1)
+    view.concept_list.itemClicked.emit(second)
+    assert window.session.unit.layer == "features.7" and window.session.unit.channel == found.concepts[1].channel
+    assert view.concept_list.currentRow() == 1
+    window.session.set_layer("features.5")
+    assert not view.concept_list.isVisible()

@@ -4,8 +4,11 @@ The main picture is the ``heatmap`` recipe's (``pictures.heatmap``: the same job
 ``export heatmap``, title and colour bar included) for the options the widgets show; below it,
 the result of the last extra job (``pictures.heatmap_panels``): a grid of labelled tiles (the
 methods compared, the top-3 classes, the sanity check; a click on a tile shows its method or
-class above), or the deletion/insertion curves. Changing the opacity, clipping, colour map or
-"map only" only redraws the stored maps.
+class above), the deletion/insertion curves, or the concepts at the tree's layer (a
+``ConceptList``: a click makes a channel the current unit). LRP's composite and the gradient
+methods' reduction over colour channels are chosen beside the method; LRP's relevance sum is
+shown beside the logit it conserves. Changing the opacity, clipping, colour map or "map only"
+only redraws the stored maps.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu,
                                QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.attribution import METHODS, curves_job
+from cnnexplorer.core.attribution.lrp import COMPOSITES
 from cnnexplorer.core.colormaps import COLORMAPS
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
-from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.concept_list import ConceptList, concept_tiles
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
-from cnnexplorer.pictures.heatmap import Explained, HeatmapOptions, draw, explain_job, title
+from cnnexplorer.pictures.concepts import ConceptOptions, concepts_panels
+from cnnexplorer.pictures.heatmap import REDUCTIONS, Explained, HeatmapOptions, draw, explain_job, title
 from cnnexplorer.pictures.heatmap_panels import Panels, TileGrid, compare_job, draw_panels, sanity_job, top_classes_job
 
 AUTO_CMAP = "auto"
@@ -45,6 +51,7 @@ class HeatmapView(View):
         self.tiles: TileGrid | None = None
         self.curves = None
         self.sanity = None
+        self.concepts = None  # (Concepts, Panels) shown in the concept list
         self.extra_made_for: dict = {}  # the choices the extra picture below was made for
         self.method = QComboBox()
         for name, method in METHODS.items():
@@ -53,6 +60,13 @@ class HeatmapView(View):
         self.why_not.setToolTip("show the evidence against the target class")
         self.layer_choice = QComboBox()
         self.layer_choice.addItems([AUTO_LAYER, TREE_LAYER])
+        self.composite = QComboBox()
+        self.composite.addItems(list(COMPOSITES))
+        self.composite.setToolTip("LRP's rules: ε-plus-flat (the usual choice), ε-γ-box, α2β1, or ε everywhere")
+        self.reduce = QComboBox()
+        self.reduce.addItems(list(REDUCTIONS))
+        self.reduce.setToolTip("how a gradient map joins the colour channels: the largest magnitude (max), the signed "
+                               "average (mean), or all three as colours (rgb)")
         self.cmap = QComboBox()
         self.cmap.addItems([AUTO_CMAP, *COLORMAPS])
         self.opacity = QSlider(Qt.Orientation.Horizontal)
@@ -69,7 +83,8 @@ class HeatmapView(View):
         self.map_only = QCheckBox("map only")
         self.map_only.setToolTip("draw the map alone, not over the image")
         row = QHBoxLayout()
-        for text, widget in (("method", self.method), (None, self.why_not), ("CAM layer", self.layer_choice)):
+        for text, widget in (("method", self.method), (None, self.why_not), ("CAM layer", self.layer_choice),
+                             ("rules", self.composite), ("colour channels", self.reduce)):
             if text:
                 row.addWidget(QLabel(text))
             row.addWidget(widget)
@@ -95,8 +110,12 @@ class HeatmapView(View):
         self.top_button = QPushButton("Top-3 classes")
         self.sanity_button = QPushButton("Sanity check")
         self.curves_button = QPushButton("Deletion/insertion")
+        self.concepts_button = QPushButton("Concepts")
+        self.concepts_button.setToolTip("the channels of the tree's layer this prediction rests on (LRP relevance, "
+                                        "with the rules chosen above), each with where it found its evidence")
         buttons = QHBoxLayout()
-        for button in (self.compare_button, self.top_button, self.sanity_button, self.curves_button):
+        for button in (self.compare_button, self.top_button, self.sanity_button, self.curves_button,
+                       self.concepts_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         self.message = QLabel()
@@ -117,6 +136,10 @@ class HeatmapView(View):
         lower_layout.setContentsMargins(0, 0, 0, 0)
         lower_layout.addWidget(self.panel_canvas, 1)
         lower_layout.addWidget(self.plot, 1)
+        self.concept_list = ConceptList()
+        self.concept_list.hide()
+        self.concept_list.channel_clicked.connect(self._on_concept)
+        lower_layout.addWidget(self.concept_list, 1)
         lower_layout.addWidget(self.panel_caption)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.canvas)
@@ -128,7 +151,8 @@ class HeatmapView(View):
         layout.addWidget(self.message)
         layout.addWidget(splitter, 1)
         self.method.currentIndexChanged.connect(self._on_method)
-        for signal in (self.why_not.toggled, self.layer_choice.currentIndexChanged):
+        for signal in (self.why_not.toggled, self.layer_choice.currentIndexChanged,
+                       self.composite.currentIndexChanged, self.reduce.currentIndexChanged):
             signal.connect(self.refresh)
         for signal in (self.cmap.currentIndexChanged, self.opacity.valueChanged, self.clip.valueChanged,
                        self.map_only.toggled):
@@ -137,16 +161,19 @@ class HeatmapView(View):
         self.top_button.clicked.connect(self.top_classes)
         self.sanity_button.clicked.connect(self.sanity_check)
         self.curves_button.clicked.connect(self.deletion_insertion)
+        self.concepts_button.clicked.connect(self.show_concepts)
+        session.unit_changed.connect(self._mark_unit)
         for signal in (session.model_changed, session.image_changed):
             signal.connect(self._clear_extras)
             signal.connect(self.refresh)
         session.target_changed.connect(self.refresh)
         for signal in (session.target_changed, session.layer_changed, self.method.currentIndexChanged,
-                       self.why_not.toggled, self.layer_choice.currentIndexChanged):
+                       self.why_not.toggled, self.layer_choice.currentIndexChanged, self.composite.currentIndexChanged):
             signal.connect(self._drop_stale_extras)
         session.layer_changed.connect(self._on_layer)
         self.message.setText(NO_INPUT)
-        remember(self, "method", "layer_choice", "cmap", "opacity", "clip", "map_only")
+        remember(self, "method", "layer_choice", "composite", "reduce", "cmap", "opacity", "clip", "map_only")
+        self._enable_options()
 
     # --- what to compute -----------------------------------------------------------------------
 
@@ -160,11 +187,19 @@ class HeatmapView(View):
         cmap = self.cmap.currentText()
         return HeatmapOptions(self.method_name, self.session.target, self.why_not.isChecked(),
                               self.opacity.value() / 100, None if cmap == AUTO_CMAP else cmap,
-                              round(self.clip.value(), 1), not self.map_only.isChecked())
+                              round(self.clip.value(), 1), not self.map_only.isChecked(),
+                              self.reduce.currentText(), self.composite.currentText())
 
     def _on_method(self, *_) -> None:
-        self.layer_choice.setEnabled(METHODS[self.method_name].uses_layer)
+        self._enable_options()
         self.refresh()
+
+    def _enable_options(self) -> None:
+        """Only the choices the method uses are enabled."""
+        method = METHODS[self.method_name]
+        self.layer_choice.setEnabled(method.uses_layer)
+        self.composite.setEnabled("composite" in method.options)
+        self.reduce.setEnabled("reduce" in method.options)
 
     def cam_layer(self) -> str | None:
         if not METHODS[self.method_name].uses_layer or self.layer_choice.currentText() == AUTO_LAYER:
@@ -211,6 +246,8 @@ class HeatmapView(View):
             self.canvas.set_pixels(self.picture()[0])
         if self.lower_panels is not None:
             self._show_panels(self.lower_panels)
+        if self.concepts is not None:
+            self._show_concepts(self.concepts)
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
         if self.shown is None:
@@ -236,8 +273,10 @@ class HeatmapView(View):
 
     def _clear_extras(self, *_) -> None:
         """Panels and curves belong to one model and image: drop them when either changes."""
-        self.lower_panels, self.tiles, self.curves, self.sanity = None, None, None, None
+        self.lower_panels, self.tiles, self.curves, self.sanity, self.concepts = None, None, None, None, None
         self.extra_made_for = {}
+        self.concept_list.clear()
+        self.concept_list.hide()
         self.panel_canvas.clear()
         self.plot.clear()
         self.plot.hide()
@@ -246,8 +285,9 @@ class HeatmapView(View):
         self.lower.hide()
 
     def _show_panels(self, panels: Panels) -> None:
-        self.lower_panels = panels
+        self.lower_panels, self.concepts = panels, None
         self.plot.hide()
+        self.concept_list.hide()
         self.panel_canvas.show()
         self.lower.show()
         self.tiles = draw_panels(panels, self.options())
@@ -284,7 +324,7 @@ class HeatmapView(View):
 
     def _choices(self) -> dict:
         return {"method": self.method_name, "target": self.session.target, "why_not": self.why_not.isChecked(),
-                "layer": self.cam_layer()}
+                "layer": self.cam_layer(), "tree_layer": self.session.layer, "composite": self.composite.currentText()}
 
     def _drop_stale_extras(self, *_) -> None:
         """An extra picture made for other choices (an earlier class, method or layer) is not left up."""
@@ -335,8 +375,9 @@ class HeatmapView(View):
 
         def shown(curves) -> None:
             self.curves = curves
-            self.lower_panels, self.tiles = None, None
+            self.lower_panels, self.tiles, self.concepts = None, None, None
             self.panel_canvas.hide()
+            self.concept_list.hide()
             self.plot.show()
             self.lower.show()
             self.plot.clear()
@@ -348,3 +389,39 @@ class HeatmapView(View):
 
         self._run_extra(lambda: curves_job(handle, explained.pixels, explained.heatmap),
                         "deletion and insertion curves", shown, ("method", "target", "why_not", "layer"))
+
+    # --- concepts ------------------------------------------------------------------------------
+
+    def show_concepts(self) -> None:
+        """The channels of the tree's layer the current target rests on, in the concept list."""
+        layer = self.session.layer
+        if layer is None:
+            return self.panel_caption.setText("Pick a layer in the tree to see its concepts.")
+        inputs = self._inputs(layer)
+        if inputs is None:
+            return
+        options = ConceptOptions(target=self.session.target, composite=self.composite.currentText(),
+                                 why_not=self.why_not.isChecked())
+        self._run_extra(lambda: concepts_panels(inputs, options), f"concepts at {layer}", self._show_concepts,
+                        ("target", "why_not", "tree_layer", "composite"))
+
+    def _show_concepts(self, result) -> None:
+        self.concepts, (found, panels) = result, result
+        self.lower_panels, self.tiles = None, None
+        self.panel_canvas.hide()
+        self.plot.hide()
+        options = self.options()
+        self.concept_list.set_concepts(found, concept_tiles(panels, options.alpha, options.cmap, options.clip))
+        self.concept_list.show()
+        self.lower.show()
+        self.panel_caption.setText(panels.caption + " — click a concept to make it the current unit")
+        self._mark_unit(self.session.unit)
+
+    def _on_concept(self, channel: int) -> None:
+        if self.concepts is not None:
+            self.session.set_unit(Unit(self.concepts[0].layer, channel))
+
+    def _mark_unit(self, unit) -> None:
+        if self.concepts is not None:
+            layer = self.concepts[0].layer
+            self.concept_list.select_channel(unit.channel if unit is not None and unit.layer == layer else None)

@@ -1,0 +1,74 @@
+"""The concepts of the current image at a layer, most relevant first: each row a small conditional
+heatmap (the image with where that channel found its evidence) and the channel's share of the
+layer's relevance. A click on a row asks for that channel as the current unit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
+
+if TYPE_CHECKING:
+    from cnnexplorer.core.attribution.concepts import Concepts
+    from cnnexplorer.pictures.heatmap_panels import Panels
+
+THUMBNAIL = 96
+"""Pixels on a row's heatmap side."""
+
+
+def _icon(pixels: np.ndarray) -> QIcon:
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
+    image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888).copy()
+    return QIcon(QPixmap.fromImage(image).scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.SmoothTransformation))
+
+
+class ConceptList(QListWidget):
+    """Ranked concepts as rows of icon and text; ``channel_clicked`` carries the channel clicked."""
+
+    channel_clicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        self.setGridSize(QSize(THUMBNAIL + 56, THUMBNAIL + 44))
+        self.setWordWrap(True)
+        self.setToolTip("the channels this prediction rests on at the layer, most relevant first: click one to make it "
+                        "the current unit")
+        self.itemClicked.connect(lambda item: self.channel_clicked.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+
+    def set_concepts(self, concepts: Concepts, tiles: list[np.ndarray]) -> None:
+        """Show ``concepts`` with ``tiles[i]`` (``H×W×3`` uint8) as concept ``i``'s heatmap."""
+        self.clear()
+        for concept, pixels in zip(concepts.concepts, tiles):
+            item = QListWidgetItem(_icon(pixels), f"ch {concept.channel}\n{100 * concept.share:.1f} %")
+            item.setData(Qt.ItemDataRole.UserRole, concept.channel)
+            item.setToolTip(f"channel {concept.channel} of {concepts.layer}: relevance {concept.relevance:.4g}, "
+                            f"{100 * concept.share:.1f} % of the layer's {concepts.total:.4g}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            self.addItem(item)
+
+    def channels(self) -> list[int]:
+        return [int(self.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.count())]
+
+    def select_channel(self, channel: int | None) -> None:
+        """Mark ``channel``'s row (the current unit), or none."""
+        rows = [i for i, c in enumerate(self.channels()) if c == channel]
+        self.setCurrentRow(rows[0] if rows else -1)
+
+
+def concept_tiles(panels: Panels, alpha: float, cmap: str | None, clip: float) -> list[np.ndarray]:
+    """Each concept's conditional heatmap over the model input, as the rows show it."""
+    from cnnexplorer.core.attribution import default_cmap, render_heatmap
+
+    return [render_heatmap(panels.pixels, heatmap, alpha, cmap or default_cmap(heatmap), clip)
+            for _, heatmap in panels.maps]
