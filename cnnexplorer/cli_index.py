@@ -1,10 +1,14 @@
-"""The ``cnnexplorer index`` command: one pass over a probe set that the dataset pictures read."""
+"""The ``cnnexplorer index`` command: one pass over a probe set that the dataset pictures read.
+
+``--nproc-per-node N`` shares the pass among N processes under torchrun; the index is a single process's.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
 from cnnexplorer.pictures.flags import bounded_int
 
 
@@ -19,10 +23,25 @@ def add_parser(sub) -> None:
     index.add_argument("--cache", metavar="DIR", help="where indexes are kept (default: the user's cache folder, "
                        "or $CNNEXPLORER_CACHE)")
     index.add_argument("--download", action="store_true", help="download a torchvision dataset if it is missing")
+    add_launcher_flags(index)
     add_common(index)
 
 
 def run(args) -> int:
+    """Index here, or with ``--nproc-per-node N`` under torchrun (each rank its part; rank 0 writes and reports)."""
+    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
+
+    if not launched():
+        settings = launch_settings(args)
+        if settings is not None:
+            return launch(worker_argv(args, "index", add_parser), settings)
+        return _index(args)
+    args.device = local_device(args.device)
+    with process_group(args.backend, args.device) as here:
+        return _index(args, here.main)
+
+
+def _index(args, main: bool = True) -> int:
     import time
 
     from cnnexplorer.core.dataset.index import CacheHit, IndexNote, all_layers, index_cache_file, index_job
@@ -36,6 +55,8 @@ def run(args) -> int:
 
     def on_item(item) -> None:
         nonlocal reused
+        if not main:  # rank 0 speaks for the run
+            return
         if isinstance(item, (IndexNote, CacheHit)):
             bar.close()
             reused = reused or isinstance(item, CacheHit)
@@ -50,6 +71,8 @@ def run(args) -> int:
         index = drive(index_job(handle, probe, layers, args.top_k, args.batch_size, cache_dir=args.cache), on_item)
     finally:
         bar.close()
+    if not main:
+        return 0
     for path, why in index.skipped.items():
         print(f"cnnexplorer: skipped {path}: {why}", file=sys.stderr)
     path = index_cache_file(index, args.cache)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnexplorer.core.checks import check_number
+from cnnexplorer.core import distributed
 from cnnexplorer.core.dataset import cache
 from cnnexplorer.core.dataset.index_types import THUMBNAIL, DatasetIndex
 from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
@@ -66,7 +67,12 @@ def index_cache_file(index: DatasetIndex, cache_dir: Path | None = None) -> Path
 def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = None, top_k: int = 9,
               batch_size: int = 64, feature_layers: list[str] | None = None, cache_dir: Path | None = None,
               save_every: float = SAVE_EVERY_S) -> Job[DatasetIndex]:
-    """The index of ``probe`` under ``handle`` (see the module notes); yields ``Progress``, ``IndexNote``, ``CacheHit``."""
+    """The index of ``probe`` under ``handle`` (see the module notes); yields ``Progress``, ``IndexNote``, ``CacheHit``.
+
+    Under torch.distributed each rank passes its contiguous part of the set (``distributed.shard_range``),
+    saving and resuming its own state, and the parts are merged in order on every rank (rank 0 writes
+    the finished index): the result equals a single-process pass.
+    """
     check_number("top-k", top_k, 1, MAX_TOP_K, whole=True)
     check_number("batch-size", batch_size, 1, whole=True)
     check_number("save interval", save_every, 0)
@@ -83,39 +89,70 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
         for note in finished[0]["notes"]:
             yield IndexNote(note)
         return _index_from_state(*finished)
-    with contextlib.closing(probe.batches(handle.preprocessing, 1)) as first:
-        plan = plan_index(handle, next(first)[1], names, feature_layers)
+    here, part = distributed.world(), distributed.shard_range(len(probe))
+    with contextlib.closing(probe.batches(handle.preprocessing, batch_size if part.start else 1)) as first:
+        first_batch = next(first)[1]  # the set's first batch, whose values fix the histograms' bins
+    plan = plan_index(handle, first_batch[:1], names, feature_layers)
     for note in plan.notes:
         yield IndexNote(note)
-    run = _Run(handle, probe, plan, key, top_k)
-    stored = cache.read_state(cache.partial_path(folder, key), key)
+    run = _Run(handle, probe, plan, key, top_k, part)
+    partial = cache.partial_path(folder, key + (f"-rank{here.rank}of{here.size}" if here.distributed else ""))
+    stored = cache.read_state(partial, key)
     if stored is not None and run.resume(*stored):
         yield IndexNote(f"resumed at image {run.done:,} of {len(probe):,}")
-    yield from _pass(run, batch_size, folder, save_every)
-    meta, arrays = run.state()
-    cache.write_state(cache.finished_path(folder, key), meta, arrays)
-    cache.partial_path(folder, key).unlink(missing_ok=True)
+    if part.start:
+        run.take_edges(first_batch)
+    yield from _pass(run, batch_size, partial, save_every)
+    meta, arrays = _merged(run) if here.distributed else run.state()
+    if here.main:
+        cache.write_state(cache.finished_path(folder, key), meta, arrays)
+    partial.unlink(missing_ok=True)
     return _index_from_state(meta, arrays)
 
 
-def _pass(run: "_Run", batch_size: int, folder: Path, save_every: float) -> Job[None]:
-    """Feed the rest of the set through ``run``, saving its state now and then and when stopped."""
-    total, start = len(run.probe), run.done
+def _merged(run: "_Run") -> tuple[dict, dict[str, np.ndarray]]:
+    """Every rank's part joined in dataset order, on every rank."""
+    parts = distributed.gather_objects(run.state())
+    meta, arrays = parts[0]
+    meta = {**meta, "done": parts[-1][0]["done"], "part": [0, parts[-1][0]["part"][1]],
+            "parts": [part_meta["part"] for part_meta, _ in parts],  # who passed which images
+            "skipped": {k: v for part_meta, _ in parts for k, v in part_meta["skipped"].items()}}
+    merged = {key: np.concatenate([part[key] for _, part in parts]) for key in _PER_IMAGE}
+    merged["labels"] = arrays["labels"]
+    for k, (name, size) in enumerate(meta["layers"]):
+        accumulators = [LayerAccumulator.from_state(name, tuple(size) if size else None, meta["top_k"], _layer_fields(part, k))
+                        for _, part in parts]
+        for later in accumulators[1:]:
+            accumulators[0].merge(later)
+        merged.update({f"layer{k}.{field}": value for field, value in accumulators[0].state().items()})
+    for k in range(len(meta["features"])):
+        merged[f"feature{k}"] = np.concatenate([part[f"feature{k}"] for _, part in parts])
+    return meta, merged
+
+
+def _layer_fields(arrays: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    return {key.split(".", 1)[1]: value for key, value in arrays.items() if key.startswith(f"layer{k}.")}
+
+
+def _pass(run: "_Run", batch_size: int, partial: Path, save_every: float) -> Job[None]:
+    """Feed the rest of the run's part of the set through it, saving its state now and then and when stopped."""
+    part, start = run.part, run.done
     saved, consistent = time.monotonic(), True
     try:
-        with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done)) as batches:
+        with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done,
+                                                               part.stop)) as batches:
             for first, pixels, _ in batches:
                 consistent = False
                 run.add(first, pixels)
                 consistent = True
-                if time.monotonic() - saved >= save_every and run.done < total:
-                    run.save(folder)
+                if time.monotonic() - saved >= save_every and run.done < part.stop:
+                    run.save(partial)
                     saved = time.monotonic()
-                yield Progress(run.done, total, _progress_text(run.done, total))
+                yield Progress(run.done - part.start, len(part), _progress_text(run.done - part.start, len(part)))
     except BaseException:
         if consistent and run.done > start:
             with contextlib.suppress(UserError):
-                run.save(folder)
+                run.save(partial)
         raise
 
 
@@ -124,13 +161,16 @@ def _progress_text(done: int, total: int) -> str:
     return f"{done:,}/{total:,} images"
 
 
-class _Run:
-    """The state of one pass: the layers' accumulators and the per-image records so far."""
+_PER_IMAGE = ("top5", "top5_probs", "thumbnails")
 
-    def __init__(self, handle: ModelHandle, probe: ProbeSet, plan: Plan, key: str, top_k: int):
-        self.handle, self.probe, self.plan, self.key, self.top_k = handle, probe, plan, key, top_k
-        n, predictions = len(probe), min(TOP_PREDICTIONS, plan.classes)
-        self.done = 0
+
+class _Run:
+    """The state of one pass over ``part`` of the set: the layers' accumulators and the per-image records so far."""
+
+    def __init__(self, handle: ModelHandle, probe: ProbeSet, plan: Plan, key: str, top_k: int, part: range):
+        self.handle, self.probe, self.plan, self.key, self.top_k, self.part = handle, probe, plan, key, top_k, part
+        n, predictions = len(part), min(TOP_PREDICTIONS, plan.classes)
+        self.done = part.start  # the next image to pass
         self.layers = {name: LayerAccumulator(name, channels, size, top_k)
                        for name, (channels, size) in plan.layers.items()}
         self.features: dict[str, np.ndarray | None] = {name: None for name in plan.features}
@@ -180,6 +220,18 @@ class _Run:
             for handle in handles:
                 handle.remove()
 
+    def take_edges(self, pixels: torch.Tensor) -> None:
+        """Histogram edges as a pass from the first image would fix them (from the set's first batch,
+        ``pixels``), so that a part that starts later counts in the same bins."""
+        if all(accumulator.hist_edges is not None for accumulator in self.layers.values()):
+            return
+        scratch = _Run(self.handle, self.probe, self.plan, self.key, self.top_k, range(len(pixels)))
+        with scratch.hooks():
+            scratch.add(0, pixels)
+        for name, accumulator in self.layers.items():
+            if accumulator.hist_edges is None:
+                accumulator.hist_edges = scratch.layers[name].hist_edges
+
     def add(self, first: int, pixels: torch.Tensor) -> None:
         """One batch of images ``first …``: run the model and merge what the hooks saw."""
         self._pending, self._called = {}, set()
@@ -187,29 +239,30 @@ class _Run:
             output = self.handle.pixel_model()(pixels.to(self.handle.device))
             logits = output_tensors(output)[0].reshape(len(pixels), -1).float()
             probs, classes = torch.softmax(logits, 1).topk(self.top5.shape[1], 1)
-        end = first + len(pixels)
         for name, accumulator in self.layers.items():
             summary = self._pending.get(("layer", name))
             if summary is not None:
                 accumulator.add(first, summary)
+        rows = slice(first - self.part.start, first - self.part.start + len(pixels))
         for name in self.features:
             pooled = self._pending.get(("feature", name))
             if pooled is not None:
                 if self.features[name] is None:
-                    self.features[name] = np.zeros((len(self.probe), pooled.shape[1]), np.float32)
-                self.features[name][first:end] = pooled
-        self.top5[first:end], self.top5_probs[first:end] = classes.cpu().numpy(), probs.cpu().numpy()
-        self.thumbnails[first:end] = thumbnails(pixels)
-        self.done = end
+                    self.features[name] = np.zeros((len(self.part), pooled.shape[1]), np.float32)
+                self.features[name][rows] = pooled
+        self.top5[rows], self.top5_probs[rows] = classes.cpu().numpy(), probs.cpu().numpy()
+        self.thumbnails[rows] = thumbnails(pixels)
+        self.done = first + len(pixels)
         self._pending, self._called = {}, set()
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """What ``cache.write_state`` keeps of the run so far (a finished index when ``done`` is the whole set)."""
-        n, probe = self.done, self.probe
+        """What ``cache.write_state`` keeps of the run so far (a finished index when it has passed the whole set)."""
+        n, probe = self.done - self.part.start, self.probe
         meta = {"key": self.key, "model_spec": self.handle.spec, "data_spec": probe.spec, "count": len(probe),
-                "done": n, "top_k": self.top_k, "class_names": list(self.handle.class_names),
-                "label_names": probe.label_names, "sources": [probe.source(i) for i in range(len(probe))],
-                "skipped": dict(probe.skipped), "notes": list(self.plan.notes),
+                "done": self.done, "part": [self.part.start, self.part.stop], "top_k": self.top_k,
+                "class_names": list(self.handle.class_names), "label_names": probe.label_names,
+                "sources": [probe.source(i) for i in range(len(probe))], "skipped": dict(probe.skipped),
+                "notes": list(self.plan.notes),
                 "layers": [[name, list(acc.map_size) if acc.map_size else None] for name, acc in self.layers.items()],
                 "features": [name for name, values in self.features.items() if values is not None]}
         arrays = {"labels": probe.labels.copy(), "top5": self.top5[:n], "top5_probs": self.top5_probs[:n],
@@ -220,26 +273,26 @@ class _Run:
             arrays[f"feature{k}"] = self.features[name][:n]
         return meta, arrays
 
-    def save(self, folder: Path) -> None:
-        cache.write_state(cache.partial_path(folder, self.key), *self.state())
+    def save(self, partial: Path) -> None:
+        cache.write_state(partial, *self.state())
 
     def resume(self, meta: dict, arrays: dict[str, np.ndarray]) -> bool:
-        """Continue from a saved state; False (and nothing changed) if it belongs to another plan or set."""
+        """Continue from a saved state; False (and nothing changed) if it belongs to another plan, set or part."""
         layers = [[name, list(acc.map_size) if acc.map_size else None] for name, acc in self.layers.items()]
-        if meta["count"] != len(self.probe) or meta["layers"] != layers or not set(meta["features"]) <= set(self.features):
+        if (meta["count"] != len(self.probe) or meta["layers"] != layers or not set(meta["features"]) <= set(self.features)
+                or meta.get("part", [0, meta["count"]]) != [self.part.start, self.part.stop]):
             return False
-        n = meta["done"]
+        n = meta["done"] - self.part.start
         for k, accumulator in enumerate(self.layers.values()):
-            fields = {key.split(".", 1)[1]: value for key, value in arrays.items() if key.startswith(f"layer{k}.")}
             self.layers[accumulator.name] = LayerAccumulator.from_state(accumulator.name, accumulator.map_size,
-                                                                        self.top_k, fields)
+                                                                        self.top_k, _layer_fields(arrays, k))
         for k, name in enumerate(meta["features"]):
             values = arrays[f"feature{k}"]
-            self.features[name] = np.zeros((len(self.probe), values.shape[1]), np.float32)
+            self.features[name] = np.zeros((len(self.part), values.shape[1]), np.float32)
             self.features[name][:n] = values
         self.top5[:n], self.top5_probs[:n], self.thumbnails[:n] = arrays["top5"], arrays["top5_probs"], arrays["thumbnails"]
         self.probe.skipped.update(meta["skipped"])
-        self.done = n
+        self.done = meta["done"]
         return True
 
 
@@ -261,8 +314,7 @@ def thumbnails(pixels: torch.Tensor) -> np.ndarray:
 def _index_from_state(meta: dict, arrays: dict[str, np.ndarray]) -> DatasetIndex:
     layers = {}
     for k, (name, size) in enumerate(meta["layers"]):
-        fields = {key.split(".", 1)[1]: value for key, value in arrays.items() if key.startswith(f"layer{k}.")}
-        accumulator = LayerAccumulator.from_state(name, tuple(size) if size else None, meta["top_k"], fields)
+        accumulator = LayerAccumulator.from_state(name, tuple(size) if size else None, meta["top_k"], _layer_fields(arrays, k))
         layers[name] = accumulator.result()
     features = {name: arrays[f"feature{k}"] for k, name in enumerate(meta["features"])}
     return DatasetIndex(meta["key"], meta["model_spec"], meta["data_spec"], meta["done"], meta["top_k"], layers,

@@ -179,6 +179,26 @@ class LayerAccumulator:
         self.hist_counts += histogram_counts(sample, self.hist_edges)
         self.sampled += sample.shape[0] * sample.shape[2]
 
+    def merge(self, later: "LayerAccumulator") -> None:
+        """Fold in the record of images that all come after this record's (the next rank's contiguous part):
+        the merged record equals one pass over both parts in order."""
+        self.flush()
+        later.flush()
+        if self.hist_edges is None:
+            self.hist_edges = later.hist_edges
+        elif later.hist_edges is not None and not np.array_equal(self.hist_edges, later.hist_edges):
+            raise RuntimeError(f"{self.name}: parts with different histogram edges cannot be merged")
+        values = np.concatenate([self.top_values, later.top_values], axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")[:, : self.top_k]
+        for key in ("top_values", "top_images", "top_y", "top_x"):
+            joined = values if key == "top_values" else np.concatenate([getattr(self, key), getattr(later, key)], axis=1)
+            setattr(self, key, np.take_along_axis(joined, order, 1))
+        self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
+        self.sums = self.sums + later.sums
+        self.maximum = np.maximum(self.maximum, later.maximum)
+        for key in ("zeros", "elements", "sampled", "hist_counts"):
+            setattr(self, key, getattr(self, key) + getattr(later, key))
+
     def result(self) -> LayerIndex:
         self.flush()
         elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)

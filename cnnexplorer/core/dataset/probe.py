@@ -76,16 +76,18 @@ class ProbeSet:
         opened (for the generated and packaged sets: the spec and the length)."""
         return hashlib.sha256(f"{_FORMAT}\n{self.spec}\n{len(self)}\n{self.stamp}".encode()).hexdigest()
 
-    def batches(self, preprocessing: Preprocessing, batch_size: int, start: int = 0
+    def batches(self, preprocessing: Preprocessing, batch_size: int, start: int = 0, stop: int | None = None
                 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """``(first index, [n,C,H,W] pixels in [0,1], labels [n])`` from image ``start`` on, in order.
+        """``(first index, [n,C,H,W] pixels in [0,1], labels [n])`` of images ``start`` to ``stop`` (default: the
+        end), in order.
 
         A file that can no longer be read (changed since the set was opened) is added to ``skipped``
         and stands as a black image, so every later image keeps its position.
         """
         with ThreadPoolExecutor(_READERS) as pool:
-            for first in range(start, len(self), batch_size):
-                indices = range(first, min(first + batch_size, len(self)))
+            end = len(self) if stop is None else min(stop, len(self))
+            for first in range(start, end, batch_size):
+                indices = range(first, min(first + batch_size, end))
                 pixels = list(pool.map(lambda i: self._pixels(preprocessing, i), indices))
                 yield first, torch.stack(pixels), torch.from_numpy(self.labels[indices.start:indices.stop])
 
