@@ -42,6 +42,18 @@ def test_all_classifiers_listed_fast(hub_dir):
     timm = [e for e in entries if e.library == "timm"]
     assert {"timm:resnet18", "timm:efficientnet_b0", "timm:convnext_atto", "timm:regnetx_002"} <= {e.spec for e in timm}
     assert all(e.params > 0 and e.gmacs is None and e.acc1 is None for e in timm)
+    assert all(isinstance(e.depth, int) and e.depth > 0 for e in entries)
+
+
+@pytest.mark.parametrize("arch, depth", [("alexnet", 8), ("vgg16", 16), ("googlenet", 22), ("resnet50", 50)])
+def test_depth_counts_weight_layers_on_the_main_path_as_the_course_does(arch, depth):
+    from cnnexplorer.core.lab.depth import weight_depth
+    from cnnexplorer.core.zoo import DEPTHS
+
+    kwargs = {"init_weights": False} if arch == "googlenet" else {}
+    with torch.device("meta"):
+        model = getattr(torchvision.models, arch)(**kwargs)
+    assert weight_depth(model, (3, 64, 64)) == DEPTHS[arch] == depth
 
 
 def test_timm_weights_in_the_hugging_face_cache_are_marked(tmp_path, monkeypatch):
