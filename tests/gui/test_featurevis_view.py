@@ -183,3 +183,26 @@ def test_captions_name_the_units_they_visualise():
     assert units_text("neuron", [2]) == "neuron 2"
     assert units_text("diversity", [4, 4, 4, 4]) == "channel 4"
     assert units_text("deepdream", None) == "deepdream"
+
+
+def test_the_course_recipe_and_the_regulariser_weights_reach_the_options(qtbot):
+    from cnnexplorer.gui.widgets.featurevis_controls import FeatureVisControls
+
+    controls = FeatureVisControls()
+    qtbot.addWidget(controls)
+    controls.set_kind("logit")
+    controls.preset.setCurrentText("course")
+    controls.class_l2.setValue(0.0)
+    assert controls.class_l2.isEnabled() and not controls.inversion_tv.isEnabled()
+    options = controls.options()
+    assert (options.param, options.step, options.transforms, options.logit_l2) == ("grey", "normalised", False, 0.0)
+    assert options.settings().lr == 0.01
+    controls.set_kind("inversion")
+    controls.inversion_alpha.setValue(2.0)
+    controls.inversion_alpha_weight.setValue(0.5)
+    controls.inversion_tv.setValue(0.2)
+    assert not controls.class_l2.isEnabled() and controls.inversion_tv.isEnabled()
+    settings = controls.options().settings()
+    assert (settings.alpha, settings.alpha_weight, settings.inversion_tv) == (2.0, 0.5, 0.2)
+    controls.preset.setCurrentText("default")
+    assert (controls.param.currentText(), controls.step.currentText(), controls.transforms.isChecked()) == ("fft", "adam", True)

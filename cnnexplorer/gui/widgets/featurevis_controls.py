@@ -1,8 +1,11 @@
 """The feature-visualisation chooser: objective, channels, preset, parameterisation, transforms
 and regularisers, with Start/Restart, Cancel and a progress bar.
 
-Steps and size start at the preset's values; changing the preset resets them. Options an
-objective does not use are disabled (channels for the image-based ones, blur for FFT images).
+Steps, size, parameterisation, transforms, step rule and lr start at the preset's values (the
+``course`` preset: the course's plain recipe, normalised steps from grey); changing the preset
+resets them. Options an objective does not use are disabled (channels for the image-based ones,
+blur for FFT images, the class model's λ for all but the logit, the α-norm and TV weights for all
+but the inversion).
 The controls give the picture's ``FeatureVisOptions``; which units to show depends on the
 session too (the current unit, a layer's channel count), so the view fills those in.
 """
@@ -14,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QWidget)
 
 from cnnexplorer.core.featurevis import IMAGE_KINDS, OBJECTIVES, PARAMETERISATIONS, PRESETS, Settings, preset
+from cnnexplorer.core.featurevis.optimize import STEP_RULES
 from cnnexplorer.core.featurevis.units import parse_units
 from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
@@ -52,13 +56,23 @@ class FeatureVisControls(QWidget):
         self.param = QComboBox()
         self.param.addItems(list(PARAMETERISATIONS))
         self.param.setCurrentText(Settings().param)
-        self.param.setToolTip("fft: Fourier-space image with decorrelated colour (Lucid's); pixel: plain pixels")
+        self.param.setToolTip("fft: Fourier-space image with decorrelated colour (Lucid's); pixel: pixels through a "
+                              "sigmoid; grey: plain pixels from grey (the course's)")
+        self.step = QComboBox()
+        self.step.addItems(list(STEP_RULES))
+        self.step.setToolTip("adam, or normalised: each step moves the image by lr (root mean square), the course's rule")
         self.transforms = QCheckBox("transforms")
         self.transforms.setToolTip("pad, jitter, random scale and rotation every step (Lucid's standard set)")
         self.transforms.setChecked(True)
-        self.lr = self._weight(0.05, "Adam learning rate", 0.001, 1.0)
+        self.lr = self._weight(0.05, "learning rate (adam), or each step's length (normalised)", 0.001, 1.0)
         self.l2 = self._weight(0.0, "weight of −‖I − ½‖² (L2 regulariser)")
         self.tv = self._weight(0.0, "weight of −total variation (smoothness)")
+        defaults = Settings()
+        self.class_l2 = self._weight(defaults.logit_l2, "class model: λ in S_c(I) − λ‖I − ½‖² (0: the course's "
+                                     "white-noise result)")
+        self.inversion_alpha = self._weight(defaults.alpha, "inversion: the α-norm's exponent", 1.0, 100.0)
+        self.inversion_alpha_weight = self._weight(defaults.alpha_weight, "inversion: the α-norm's weight")
+        self.inversion_tv = self._weight(defaults.inversion_tv, "inversion: the total variation's weight")
         self.diversity = self._weight(Settings().diversity, "weight of the diversity term (Diversity objective)", 0.0, 10_000.0)
         self.blur_every = SpinBox()
         self.blur_every.setRange(0, 1000)
@@ -77,8 +91,11 @@ class FeatureVisControls(QWidget):
         controls = [("Objective", self.objective), ("Channels", self.channels, self.channel_text),
                     ("Preset", self.preset), ("Steps", self.steps), ("Size", self.size),
                     (None, self.start_button, self.cancel_button, self.bar),
-                    ("Parameterisation", self.param), (None, self.transforms), ("lr", self.lr), ("L2", self.l2),
-                    ("TV", self.tv), ("Blur every", self.blur_every), ("Diversity", self.diversity), ("Seed", self.seed)]
+                    ("Parameterisation", self.param), (None, self.transforms), ("Step", self.step), ("lr", self.lr),
+                    ("L2", self.l2), ("TV", self.tv), ("Blur every", self.blur_every), ("Class λ", self.class_l2),
+                    ("Inversion α", self.inversion_alpha, QLabel("weight"), self.inversion_alpha_weight,
+                     QLabel("TV"), self.inversion_tv),
+                    ("Diversity", self.diversity), ("Seed", self.seed)]
         for label, *widgets in controls:
             layout.addWidget(control_group(*([QLabel(label)] if label else []), *widgets))
 
@@ -90,7 +107,8 @@ class FeatureVisControls(QWidget):
         self._apply_preset(self.preset.currentText())
         self._enable()
         remember(self, "objective", "channels", "channel_text", "preset", "steps", "size", "param", "transforms",
-                 "lr", "l2", "tv", "blur_every", "diversity", "seed")
+                 "step", "lr", "l2", "tv", "blur_every", "class_l2", "inversion_alpha", "inversion_alpha_weight",
+                 "inversion_tv", "diversity", "seed")
 
     @staticmethod
     def _weight(value: float, tip: str, low: float = 0.0, high: float = 100.0) -> DoubleSpinBox:
@@ -106,6 +124,10 @@ class FeatureVisControls(QWidget):
         settings = preset(name)
         self.steps.setValue(settings.steps)
         self.size.setValue(settings.size)
+        self.param.setCurrentText(settings.param)
+        self.transforms.setChecked(settings.transforms)
+        self.step.setCurrentText(settings.step)
+        self.lr.setValue(settings.lr)
 
     def _enable(self, *_) -> None:
         kind = self.objective.currentData()
@@ -115,6 +137,9 @@ class FeatureVisControls(QWidget):
         self.param.setEnabled(not by_image)
         self.size.setEnabled(not by_image)
         self.diversity.setEnabled(kind == "diversity")
+        self.class_l2.setEnabled(kind == "logit")
+        for box in (self.inversion_alpha, self.inversion_alpha_weight, self.inversion_tv):
+            box.setEnabled(kind == "inversion")
         self.blur_every.setEnabled(by_image or self.param.currentText() == "pixel")
 
     def set_kind(self, kind: str) -> None:
@@ -129,7 +154,9 @@ class FeatureVisControls(QWidget):
             param="pixel" if kind in IMAGE_KINDS else self.param.currentText(),
             transforms=self.transforms.isChecked(), l2=self.l2.value(), tv=self.tv.value(),
             blur_every=self.blur_every.value() if self.blur_every.isEnabled() else 0,
-            diversity=self.diversity.value(),
+            diversity=self.diversity.value(), step=self.step.currentText(), logit_l2=self.class_l2.value(),
+            alpha=self.inversion_alpha.value(), alpha_weight=self.inversion_alpha_weight.value(),
+            inversion_tv=self.inversion_tv.value(),
             preview_every=max(1, min(preset(self.preset.currentText()).preview_every, steps // 4 or 1)))
 
     def channel_mode(self) -> str:
