@@ -9,6 +9,7 @@ import torch
 from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.hooks import find_layer
 from cnnexplorer.core.images import load_image
+from cnnexplorer.core.jobs import drive as drive_job
 from cnnexplorer.core.models import load_model
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views.lab_view import LabView
@@ -62,13 +63,13 @@ def test_arithmetic_flags_the_courses_impossible_size_and_gives_same_padding(lab
     assert "PyTorch's output: <b>3×3</b> (ceil_mode)" in page.result.text()
 
 
-@pytest.mark.parametrize("size, padding, course", [(5, 0, 3), (5, 1, 5), (3, 2, 5)])
-def test_transposed_convolution_as_the_course_draws_it(lab, size, padding, course):
+def test_transposed_convolution_as_the_course_draws_it(lab):
     page = lab.arithmetic
     page.mode.setCurrentText("Transposed convolution")
-    for box, value in ((page.size, size), (page.kernel, 3), (page.stride, 1), (page.padding, padding)):
-        box.setValue(value)
-    assert f"convolved at stride 1: <b>{course}×{course}</b>" in page.result.text()
+    for size, padding, course in ((5, 0, 3), (5, 1, 5), (3, 2, 5)):  # a 3×3 kernel; the last is the upsampling case
+        for box, value in ((page.size, size), (page.kernel, 3), (page.stride, 1), (page.padding, padding)):
+            box.setValue(value)
+        assert f"convolved at stride 1: <b>{course}×{course}</b>" in page.result.text()
 
 
 def test_the_stepper_takes_the_fields(lab):
@@ -84,14 +85,14 @@ def test_the_stepper_takes_the_fields(lab):
     assert "up to 9×9" in page.stepper.formula.text()
 
 
-@pytest.mark.parametrize("example, value", [("sharpen", "= 320"), ("curve", "= 6600")])
-def test_the_courses_worked_kernel_examples_come_out(lab, example, value):
+def test_the_courses_worked_kernel_examples_come_out(lab):
     lab.show_page(lab.kernels)
     lab.kernels.show_mode(1)
     matrix = lab.kernels.on_matrix
-    matrix.load_example(example)
-    assert value in matrix.explanation.text()
-    assert matrix.response.item(0, 0).text() == value.removeprefix("= ")
+    for example, value in (("sharpen", "320"), ("curve", "6600")):
+        matrix.load_example(example)
+        assert matrix.explanation.text().endswith(f"= {value}</p>")
+        assert matrix.response.item(0, 0).text() == value
 
 
 def test_a_typed_kernel_on_the_image_and_a_clicked_pixel_explained(lab):
@@ -160,3 +161,25 @@ def test_tradeoffs_link_to_the_models_blocks(lab):
     assert lab.session.layer == "features.4.conv1"
     page.list.setCurrentRow(3)
     assert "has no such block" in page.blocks.text()
+
+
+def test_all_layers_on_one_page_and_a_click_selects_a_layer(lab, shapes):
+    from cnnexplorer.pictures.layers import HEADER, LayersOptions, layers_picture
+    from cnnexplorer.pictures.base import Inputs
+
+    page = lab.layers
+    lab.show_page(page)
+    assert lab.jobs.wait(WAIT_MS)
+    expected, rows = drive_job(layers_picture(Inputs(shapes[0], lab.session.image), LayersOptions()))
+    assert np.array_equal(page.pixels, expected) and lab.view_name == "layers"  # what Export writes
+    pixels, settings = lab.picture()
+    assert pixels is page.pixels and settings["scale"] == "sigma2" and settings["per_row"] == 16
+    assert page.export_button.isEnabled() and f"{len(rows)} layers" in page.caption.text()
+    page._on_click(rows[2].top + 1.0)  # a tile of the third layer
+    assert lab.session.layer == rows[2].layer.split("#")[0]
+    assert page.row_at(rows[0].top - HEADER) == rows[0] and page.row_at(0) is None
+    job = page._job
+    lab.session.set_layer(rows[4].layer)
+    assert page._job is job  # another layer: the same picture, nothing recomputed
+    page.scale.setCurrentIndex(page.scale.findData("layer"))
+    assert lab.jobs.wait(WAIT_MS) and lab.picture()[1]["scale"] == "layer"

@@ -17,6 +17,7 @@ from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.lab_arithmetic import ArithmeticPage
 from cnnexplorer.gui.widgets.lab_batchnorm import BatchNormPage
 from cnnexplorer.gui.widgets.lab_kernels import KernelsPage
+from cnnexplorer.gui.widgets.lab_layers import LayersPage
 from cnnexplorer.gui.widgets.lab_tradeoffs import TradeoffsPage
 from cnnexplorer.gui.workers import JobRunner
 
@@ -30,6 +31,7 @@ class LabView(View):
         self.arithmetic = ArithmeticPage(session)
         self.kernels = KernelsPage(session, jobs)
         self.tradeoffs = TradeoffsPage(session, jobs)
+        self.layers = LayersPage(session, jobs)
         self.batchnorm = BatchNormPage(session)
         self.pages = QTabWidget()
         self.pages.setDocumentMode(True)
@@ -39,6 +41,7 @@ class LabView(View):
                 (self.kernels, "Kernels", "Hand-set kernels on the current image, and a real layer's receptive field"),
                 (self.tradeoffs, "Trade-offs", "The course's design calculators: stacked 3×3, bottleneck, "
                                                "factorised, depthwise-separable, inception's 1×1 reductions"),
+                (self.layers, "All layers", "Every layer's activations for the current image, on one page"),
                 (self.batchnorm, "Batch norm", "A BatchNorm layer's γ, β and running statistics per channel")):
             self.pages.setTabToolTip(self.pages.addTab(page, title), tip)
         self.pages.currentChanged.connect(self.refresh)
