@@ -18,3 +18,13 @@ def test_import_linter_contracts_are_kept():
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "4 kept, 0 broken" in done.stdout
+
+
+def test_every_command_module_is_in_the_top_layer():
+    """A new ``cli_NAME.py`` (found by cli.py on its own) must join the top layer, or nothing checks its imports."""
+    import tomllib
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    top = {name.strip() for name in layers[0].split(":")}
+    modules = {f"cnnexplorer.{path.stem}" for path in (ROOT / "cnnexplorer").glob("cli*.py")}
+    assert modules <= top, sorted(modules - top)
