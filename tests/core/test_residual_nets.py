@@ -14,11 +14,11 @@ def weight_layers(module: torch.nn.Module) -> int:
 
 
 def test_twins_have_the_same_layers_and_differ_only_in_shortcuts():
-    residual, plain = BUILTIN_MODELS["resnet-shapes-20"].build(), BUILTIN_MODELS["plain-shapes-20"].build()
+    residual, plain = BUILTIN_MODELS["resnet-shapes-20"].build(), BUILTIN_MODELS["plainnet-shapes-20"].build()
     assert residual.shortcuts and not plain.shortcuts
     assert weight_layers(residual) == weight_layers(plain) == residual.depth == 20
     assert [(n, p.shape) for n, p in residual.named_parameters()] == [(n, p.shape) for n, p in plain.named_parameters()]
-    assert weight_layers(BUILTIN_MODELS["plain-shapes-8"].build()) == 8
+    assert weight_layers(BUILTIN_MODELS["plainnet-shapes-8"].build()) == 8
     plain.load_state_dict(residual.state_dict())
     x = torch.rand(2, 3, 64, 64)
     residual.eval(), plain.eval()

@@ -40,7 +40,7 @@ _IMAGENET_CLASSES = tuple(AlexNet_Weights.DEFAULT.meta["categories"])
 
 def _shapes_twin(depth: int, shortcuts: bool) -> BuiltinModel:
     """An untrained residual net for the shapes data, or its plain twin (same layers, no shortcuts)."""
-    kind = "resnet" if shortcuts else "plain"
+    kind = "resnet" if shortcuts else "plainnet"
     what = ("with identity shortcuts (zero-padded where the width doubles, so no extra weights)" if shortcuts
             else "the same layers without shortcuts")
     return BuiltinModel(f"{kind}-shapes-{depth}",
