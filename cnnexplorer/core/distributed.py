@@ -77,9 +77,10 @@ def _active() -> bool:
 
 
 def local_device(requested: str) -> str:
-    """The device of this rank: ``cuda:LOCAL_RANK`` when CUDA is asked for (or ``auto`` finds it), else as asked."""
+    """The device of this rank: its own GPU, ``cuda:LOCAL_RANK``, when CUDA is asked for (or ``auto`` finds it),
+    else as asked. More ranks than GPUs share them round-robin (gloo only: nccl needs one GPU per rank)."""
     if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{world().local_rank}"
+        return f"cuda:{world().local_rank % torch.cuda.device_count()}"
     return requested
 
 

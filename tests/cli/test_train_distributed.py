@@ -5,12 +5,15 @@ rate, so the only randomness is the data order, which the DistributedSampler dra
 process does: two ranks of 8 images see exactly the single process's batches of 16. What differs is
 the order of float sums (two half-batch gradients all-reduced instead of one sum over 16, a loss as a
 count-weighted mean), about 1e-7 relative per step; after a few dozen steps the weights agree to 1e-5.
-Each launch costs a torchrun and two worker processes (a torch import each), so there are two.
+A torchrun launch costs three Python processes importing torch, so there is one (training, killed part-way);
+the evaluation's two ranks are forked from the test process instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,10 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnexplorer.cli import build_parser
+from cnnexplorer.cli import build_parser, main
 from cnnexplorer.cli_train import add_parser, worker_argv
 from cnnexplorer.core.checkpoints import read_model_file
-from cnnexplorer.core.distributed import Launch, launch_command
+from cnnexplorer.core.distributed import Launch, free_port, launch_command
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.training.state import read_resume
 from tests.cli.cli_helpers import last_json, run_cli
@@ -105,24 +108,45 @@ def test_two_processes_train_as_one_and_a_killed_rank_stops_the_run(tmp_path, ca
     assert code == 0 and last_json(stdout)["epochs"] == epochs + 1 and last_json(stdout)["processes"] == 1
 
 
-def test_evaluate_in_two_processes_reports_what_one_process_does(tmp_path, capfd):
-    """A random-init-like task (noise images labelled 0-2 for LeNet-5's digit classes) gives many mistakes of
-    many confidences, so the merged mistakes, confusion and per-class figures are all exercised; 31 images
-    split 16/15 between the ranks, across batch boundaries (batch 4)."""
+def _rank(rank: int, port: int, argv: list[str], out: str) -> None:
+    """A forked rank: torchrun's environment, then ``cnnexplorer ARGV`` with stdout to ``out``; exits at once."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    code = 1
+    try:
+        torch.set_num_threads(1)
+        with open(out, "w") as file, contextlib.redirect_stdout(file):
+            code = main(argv)
+    finally:
+        os._exit(code)
+
+
+def test_evaluate_in_two_processes_reports_what_one_process_does(tmp_path, capsys):
+    """Noise images labelled 0-2 for LeNet-5's digit classes give many mistakes of many confidences, so the merged
+    mistakes, confusion and per-class figures are all exercised; 31 images split 16/15 between the ranks, across
+    batch boundaries (batch 4). The ranks are forked from this process (no torch import to pay), with the
+    environment torchrun gives, so they run the same code path as under torchrun."""
     rng = np.random.default_rng(0)
     for i in range(31):
         folder = tmp_path / "noise" / str(i % 3)
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(folder / f"{i:02d}.png")
     command = ["evaluate", "--model", "builtin:lenet5", "--data", str(tmp_path / "noise"), "--batch-size", "4",
-               "--json"]
-    from cnnexplorer.cli import main
-
-    assert main(command) == 0
-    single = last_json(capfd.readouterr().out)
-    assert main([*command, "--nproc-per-node", "2"]) == 0
-    merged = last_json(capfd.readouterr().out)
-    assert single["count"] == 31 and len(single["mistakes"]) > 5
+               "--device", "cpu", "--json"]
+    code, stdout, _ = run_cli(capsys, *command)
+    single = last_json(stdout)
+    fork = multiprocessing.get_context("fork")
+    port = free_port()
+    ranks = [fork.Process(target=_rank, args=(rank, port, command, str(tmp_path / f"out{rank}.txt")))
+             for rank in (0, 1)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(60)
+    assert [p.exitcode for p in ranks] == [0, 0]
+    merged = last_json((tmp_path / "out0.txt").read_text())
+    assert (tmp_path / "out1.txt").read_text() == ""  # only rank 0 reports
+    assert code == 0 and single["count"] == 31 and len(single["mistakes"]) > 5
     for entry in (single, merged):
         for mistake in entry["mistakes"]:
             mistake["prob"] = round(mistake["prob"], 5)  # float32 softmax of the same image: equal to ~1e-7
