@@ -70,3 +70,22 @@ def test_receptive_box_of_a_real_unit():
     handle = load_model("builtin:tinyvgg", "cpu")
     assert unit_input_box(handle, "features.0", 0, 0) == (0, 0, 3, 3)
     assert unit_input_box(handle, "features.4", 1, 2) == (4, 2, 10, 8)
+
+
+def test_top_channels_of_a_loaded_models_unit():
+    from cnnexplorer.core.lab.kernels import unit_top_channels
+    from cnnexplorer.core.models import load_model
+
+    torch.manual_seed(0)
+    handle = load_model("builtin:tinyvgg", "cpu")
+    pixels = torch.rand(3, 64, 64)
+    top = unit_top_channels(handle, pixels, "features.2", channel=3, row=5, col=7, count=10)
+    mean = torch.tensor(handle.preprocessing.mean).view(3, 1, 1)
+    std = torch.tensor(handle.preprocessing.std).view(3, 1, 1)
+    with torch.no_grad():
+        value = handle.module.features[:3](((pixels - mean) / std)[None])[0, 3, 5, 7].item()
+    bias = handle.module.features[2].bias[3].item()
+    assert sum(s for _, s in top) + bias == pytest.approx(value, abs=1e-4)
+    assert len(top) == 10 and sorted(c for c, _ in top) == list(range(10))
+    with pytest.raises(UserError, match="Conv2d"):
+        unit_top_channels(handle, pixels, "features.1", 0, 0, 0)

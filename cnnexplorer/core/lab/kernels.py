@@ -189,3 +189,24 @@ def unit_input_box(handle, layer: str, row: int, col: int, image_size: tuple[int
 
     box = layer_field(handle, layer).input_box(row, col, tuple(handle.preprocessing.size))
     return box if image_size is None else image_box(box, handle.preprocessing, image_size)
+
+
+def unit_top_channels(handle, pixels: torch.Tensor, layer: str, channel: int, row: int, col: int,
+                      count: int = 5) -> list[tuple[int, float]]:
+    """``top_input_channels`` of convolution ``layer`` of a loaded model for ``pixels`` (the model's
+    input, [C, H, W] or [1, C, H, W] in [0, 1]): one forward pass records the layer's input."""
+    from cnnexplorer.core.hooks import find_layer
+    from cnnexplorer.core.model_handle import eval_mode
+
+    conv = find_layer(handle.module, layer)
+    if not isinstance(conv, nn.Conv2d):
+        raise UserError(f"{layer} is a {type(conv).__name__}; top input channels are for a Conv2d layer")
+    seen: list[torch.Tensor] = []
+    hook = conv.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()) if not seen else None)
+    try:
+        with torch.no_grad(), eval_mode(handle.module):
+            handle.pixel_model()((pixels[None] if pixels.ndim == 3 else pixels).to(handle.device))
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        return top_input_channels(conv, seen[0], channel, row, col, count)
