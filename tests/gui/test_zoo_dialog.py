@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from cnnexplorer.core.zoo import ZooEntry, zoo_entries
-from cnnexplorer.gui.widgets.zoo_dialog import ACC1, CACHED, LIBRARY, MODEL, PARAMS, SORT_ROLE, SPEC_ROLE, ZooDialog
+from cnnexplorer.gui.widgets.zoo_dialog import (ACC1, CACHED, DEPTH, LIBRARY, MODEL, PARAMS, SORT_ROLE, SPEC_ROLE,
+                                                ZooDialog)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +133,12 @@ def test_the_chart_places_models_by_gmacs_and_accuracy_and_a_click_chooses_one(q
     for _ in range(2):  # a double click, as two clicks in quick succession
         qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=at("torchvision:big"))
     assert opened == ["torchvision:big"]
+
+
+def test_the_depth_column_counts_weight_layers_as_the_course_does(dialog):
+    depths = dict(zip(column(dialog, MODEL), column(dialog, DEPTH)))
+    assert (depths["vgg16"], depths["resnet50"], depths["googlenet"]) == ("16", "50", "22")
+    assert "VGG-16 16" in dialog.model.headerData(DEPTH, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    dialog.table.sortByColumn(DEPTH, Qt.SortOrder.DescendingOrder)
+    known = [d for d in column(dialog, DEPTH, SORT_ROLE) if d is not None]
+    assert known == sorted(known, reverse=True) and column(dialog, DEPTH)[0] == str(max(known))

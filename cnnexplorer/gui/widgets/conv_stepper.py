@@ -20,6 +20,8 @@ DONE = QColor(70, 120, 180, 60)
 CURRENT = QColor(70, 120, 180, 150)
 PADDING = QColor(235, 235, 235)
 STEP_MS = 700
+MAX_CELL = 44.0
+"""The largest cell side in pixels."""
 COURSE_INPUT = np.arange(1, 13, dtype=float).reshape(3, 4)
 COURSE_KERNEL = np.array([[1.0, 0.0], [0.0, -1.0]])
 
@@ -46,13 +48,15 @@ class ConvGrids(QWidget):
                   step: int) -> None:
         self.padded, self.kernel, self.output = padded, kernel, output
         self.padding, self.stride, self.step = padding, stride, step
+        rows = max(padded.shape[0], output.shape[0]) + 1
+        self.setMaximumHeight(int(rows * MAX_CELL + MAX_CELL))  # the formula stays right under the grids
         self.update()
 
     def _cell(self) -> float:
         """The side of a cell that fits the three grids and two gaps side by side."""
         columns = self.padded.shape[1] + self.kernel.shape[1] + self.output.shape[1] + 3
         rows = max(self.padded.shape[0], self.output.shape[0]) + 1
-        return max(12.0, min(44.0, self.width() / columns, self.height() / rows))
+        return max(12.0, min(MAX_CELL, self.width() / columns, self.height() / rows))
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
@@ -131,6 +135,7 @@ class ConvStepper(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.grids, 1)
         layout.addWidget(self.formula)
+        layout.addStretch(0)
         self.step = -1
         self.set_problem(COURSE_INPUT, COURSE_KERNEL)
 

@@ -168,7 +168,7 @@ class ImageKernel(QWidget):
         self.input_canvas.set_pixels(self.grey.astype(np.uint8))
         self.response_canvas.set_pixels(signed_pixels(self.response))
         self.caption.setText(f"{image.name} in grey levels 0–255 ({self.grey.shape[1]}×{self.grey.shape[0]}), a "
-                             f"{kernel.shape[0]}×{kernel.shape[1]} kernel, zero padding that keeps the size · "
+                             f"{kernel.shape[0]}×{kernel.shape[1]} kernel, zero padding that keeps the size (so edges answer at the border) · "
                              f"response from {self.response.min():.4g} to {self.response.max():.4g}")
 
     def explain(self, row: int, col: int) -> kernels.Explanation:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs, settings_of
@@ -75,12 +76,11 @@ class LayersPage(QWidget):
         self.export_button.setToolTip("Save this page as one PNG with its sidecar (as `cnnexplorer export layers`)")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self.export_requested)
-        controls = QHBoxLayout()
-        for widget in (QLabel("Layers"), self.kinds, QLabel("Colours"), self.scale, QLabel("at most"),
-                       self.max_channels, QLabel("channels")):
-            controls.addWidget(widget)
-        controls.addStretch(1)
-        controls.addWidget(self.export_button)
+        controls = QWidget()
+        flow = FlowLayout(controls)
+        for group in ((QLabel("Layers"), self.kinds), (QLabel("Colours"), self.scale),
+                      (QLabel("at most"), self.max_channels, QLabel("channels")), (self.export_button,)):
+            flow.addWidget(control_group(*group))
         self.caption = QLabel(" ")
         self.caption.setWordWrap(True)
         self.label = PictureLabel()
@@ -90,7 +90,7 @@ class LayersPage(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.label)
         layout = QVBoxLayout(self)
-        layout.addLayout(controls)
+        layout.addWidget(controls)
         layout.addWidget(self.caption)
         layout.addWidget(self.scroll, 1)
         for signal in (self.scale.currentIndexChanged, self.kinds.currentIndexChanged,

@@ -119,4 +119,5 @@ class ZooChart(QWidget):
         entry = self._entry(points[0].data()) if len(points) else None
         self.plot.setToolTip("" if entry is None else
                              f"{entry.arch} ({entry.library})\ntop-1 {entry.acc1:.2f} % · {entry.gmacs:.2f} GMACs · "
-                             f"{entry.params / 1e6:.1f} M parameters")
+                             f"{entry.params / 1e6:.1f} M parameters"
+                             + ("" if entry.depth is None else f" · {entry.depth} weight layers deep"))

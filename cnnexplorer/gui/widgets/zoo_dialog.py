@@ -35,8 +35,10 @@ from PySide6.QtWidgets import (
 from cnnexplorer.core.zoo import ZooEntry, zoo_entries
 from cnnexplorer.gui.widgets.lab_zoo_chart import ZooChart
 
-COLUMNS = ("Model", "Library", "Weights", "Params (M)", "GMACs", "Acc@1", "Acc@5", "Size (MB)", "Cached")
-MODEL, LIBRARY, WEIGHTS, PARAMS, GMACS, ACC1, ACC5, SIZE, CACHED = range(len(COLUMNS))
+COLUMNS = ("Model", "Library", "Weights", "Depth", "Params (M)", "GMACs", "Acc@1", "Acc@5", "Size (MB)", "Cached")
+MODEL, LIBRARY, WEIGHTS, DEPTH, PARAMS, GMACS, ACC1, ACC5, SIZE, CACHED = range(len(COLUMNS))
+DEPTH_TIP = ("Weight layers (convolutions and fully connected) on the longest path, as the course counts them: "
+             "VGG-16 16, ResNet-50 50, GoogLeNet 22")
 DISPLAY = Qt.ItemDataRole.DisplayRole
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 SPEC_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -70,6 +72,8 @@ class ZooModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == DISPLAY:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == DEPTH:
+            return DEPTH_TIP
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = DISPLAY):
@@ -80,7 +84,7 @@ class ZooModel(QAbstractTableModel):
             return self._raw(entry, column)
         if role == SPEC_ROLE:
             return entry.spec
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= PARAMS:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column >= DEPTH:
             horizontal = Qt.AlignmentFlag.AlignHCenter if column == CACHED else Qt.AlignmentFlag.AlignRight
             return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.FontRole and entry.cached:
@@ -95,12 +99,13 @@ class ZooModel(QAbstractTableModel):
     @staticmethod
     def _raw(entry: ZooEntry, column: int):
         """Raw values; a name ties break torchvision first."""
-        return ((natural_key(entry.arch), entry.library != "torchvision"), entry.library, entry.weights, entry.params,
-                entry.gmacs, entry.acc1, entry.acc5, entry.file_size_mb, entry.cached)[column]
+        return ((natural_key(entry.arch), entry.library != "torchvision"), entry.library, entry.weights, entry.depth,
+                entry.params, entry.gmacs, entry.acc1, entry.acc5, entry.file_size_mb, entry.cached)[column]
 
     @staticmethod
     def _text(entry: ZooEntry, column: int) -> str:
-        return (entry.arch, entry.library, entry.weights, _number(entry.params / 1e6, 1), _number(entry.gmacs, 2),
+        return (entry.arch, entry.library, entry.weights, MISSING if entry.depth is None else str(entry.depth),
+                _number(entry.params / 1e6, 1), _number(entry.gmacs, 2),
                 _number(entry.acc1, 2), _number(entry.acc5, 2), _number(entry.file_size_mb, 1),
                 "✓" if entry.cached else "")[column]
 
