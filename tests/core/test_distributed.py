@@ -1,15 +1,27 @@
-"""core/distributed.py in one process (the two-process runs are in tests/cli/test_train_distributed.py) and the
-training data's rank shares, which must together be exactly the single process's batches."""
+"""core/distributed.py in one process, the training data's rank shares (together exactly the single process's
+batches), and a NaN or an out-of-memory on one of two forked gloo ranks stopping both (the torchrun launches are
+in tests/cli/test_train_distributed.py)."""
 
 from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from cnnexplorer.core import distributed
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.training.data import open_data
+from cnnexplorer.core.jobs import drive
+from cnnexplorer.core.models import load_model
+from cnnexplorer.core.training.config import TrainConfig
+from cnnexplorer.core.training.data import DataSource, open_data
+from cnnexplorer.core.training.loop import train
+from cnnexplorer.core.training.transfer import prepare_model
 from tests.cli.test_train import make_folder
 
 
@@ -68,3 +80,71 @@ def test_two_ranks_of_b_images_see_exactly_the_single_batches_of_2b(tmp_path, ki
     val = torch.cat([images for images, _ in data.val_batches(4)])
     shared = torch.cat([images for rank in (0, 1) for images, _ in data.val_batches(4, rank, 2)])
     assert torch.equal(torch.sort(val.flatten(1).sum(1))[0], torch.sort(shared.flatten(1).sum(1))[0])
+
+
+class _FailsOnRank1(nn.Module):
+    """LeNet-5 whose forward pass on rank 1 runs out of memory (torch's own error) at its third training step."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module, self.calls = module, 0
+
+    def forward(self, x):
+        self.calls += self.training
+        if self.training and self.calls == 3 and distributed.world().rank == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.module(x)
+
+
+def _train_rank(rank: int, port: int, problem: str, out: str) -> None:
+    """A forked rank (torchrun's environment, gloo) training LeNet-5 on noise where rank 1 meets ``problem`` at
+    step 3; writes how its run ended and exits at once."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    ended = "finished"
+    try:
+        with distributed.process_group("gloo", "cpu"):
+            handle = load_model("builtin:lenet5", "cpu")
+            gen = torch.Generator().manual_seed(0)
+            images, labels = torch.rand(40, 1, 32, 32, generator=gen), torch.arange(40) % 2
+
+            def shard(batch, seed, epoch, rank_, size):
+                for step, start in enumerate(range(0, 32, batch * size)):
+                    part = images[start + rank_ * batch: start + (rank_ + 1) * batch].clone()
+                    if problem == "nan" and rank_ == 1 and step == 2:
+                        part[0, 0, 0, 0] = float("nan")
+                    yield part, labels[start + rank_ * batch: start + (rank_ + 1) * batch]
+
+            data = DataSource("noise", ["a", "b"], 32, 8, lambda *a: iter(()),
+                              lambda batch: iter([(images[32:], labels[32:])]), _train_shard=shard)
+            handle = prepare_model(handle, data.class_names)
+            if problem == "oom":
+                handle = replace(handle, module=_FailsOnRank1(handle.module))
+            result = drive(train(handle, data, TrainConfig(epochs=1, batch_size=4, snapshots=False), arch="x"))
+            ended = result.stopped or "finished"
+    except UserError as exc:
+        ended = f"error: {exc}"
+    finally:
+        Path(out).write_text(ended)
+        os._exit(0)
+
+
+@pytest.mark.parametrize("problem", ["nan", "oom"])
+def test_a_nan_or_out_of_memory_on_one_rank_stops_both_at_the_same_step(tmp_path, problem):
+    """Two ranks forked from this process (no torch import to pay) with torchrun's environment."""
+    fork = multiprocessing.get_context("fork")
+    port = distributed.free_port()
+    ranks = [fork.Process(target=_train_rank, args=(rank, port, problem, str(tmp_path / f"{rank}.txt")))
+             for rank in (0, 1)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(60)
+    ended = [(tmp_path / f"{rank}.txt").read_text() for rank in (0, 1)]
+    assert ended[0] == ended[1], ended
+    if problem == "nan":
+        assert ended[0].startswith("the loss became non-finite on rank 1 at step 3 (epoch 1)"), ended
+    else:
+        assert ended[0].startswith("error: rank 1 ran out of memory at step 3 (epoch 1) with 4 images per process"), ended
+        assert "--batch-size 2" in ended[0]

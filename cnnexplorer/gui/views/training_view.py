@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.distributed import Launch, launch_command
 from cnnexplorer.core.errors import UserError
@@ -195,6 +195,7 @@ class TrainingView(View):
         self.pages.addTab(preview_page, "Data preview")
 
         self.process: ProcessRun | None = None
+        QApplication.instance().aboutToQuit.connect(self._end_processes)  # no training processes outlive the app
         self.curves.timer.timeout.connect(self._check_cancelled)
         self.curves.timer.timeout.connect(self._poll_process)
 
@@ -344,6 +345,10 @@ class TrainingView(View):
         if self.job is not None and self.job.done and self.job.cancelled and self.buttons["Stop"].isEnabled():
             self._set_running(False)
             self.status.setText("Training was cancelled; the current model is unchanged.")
+
+    def _end_processes(self) -> None:
+        if self.process is not None:
+            self.process.cancel()
 
     def _poll_process(self) -> None:
         """Show what a multi-process run's rank 0 wrote since the last look; at its end, open its checkpoint."""
