@@ -111,11 +111,17 @@ def split_text(summary) -> str:
 
 
 def summary_totals(summary, times: str = "×") -> str:
-    """``totals_text`` of a measured summary, then the conv / fully connected split."""
-    text = totals_text(summary.trainable_params, summary.total_params - summary.trainable_params, summary.macs,
-                       summary.input_size, times)
-    split = split_text(summary)
-    return f"{text} · {split}" if split else text
+    """``totals_text`` of a measured summary, with the course's conv / fully connected split:
+    ``138,357,544 parameters (conv 14.7 M, fully connected 124 M; … trainable, 0 frozen) · 15.5 G MACs
+    (conv 15.4 G, fully connected 124 M) at 3×224×224``; without the split for a model that lacks
+    either kind of layer (it would only repeat the total)."""
+    frozen = summary.total_params - summary.trainable_params
+    if not (summary.conv_params and summary.fc_params):
+        return totals_text(summary.trainable_params, frozen, summary.macs, summary.input_size, times)
+    params = f"conv {count_text(summary.conv_params)}, fully connected {count_text(summary.fc_params)}"
+    macs = f"conv {count_text(summary.conv_macs)}, fully connected {count_text(summary.fc_macs)}"
+    return (f"{summary.total_params:,} parameters ({params}; {summary.trainable_params:,} trainable, {frozen:,} frozen)"
+            f" · {count_text(summary.macs)} MACs ({macs}) at {times.join(map(str, summary.input_size))}")
 
 
 FLOORED_MARK = "⌊⌋"

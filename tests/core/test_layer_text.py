@@ -40,9 +40,11 @@ def test_markdown_is_a_table_with_right_aligned_numbers(summary):
 
 
 def test_totals_split_conv_and_fully_connected_and_the_floored_mark(summary):
-    from cnnexplorer.core.layer_text import FLOORED_MARK, floored_mark, floored_tip, summary_totals
+    from cnnexplorer.core.layer_text import FLOORED_MARK, floored_mark, floored_tip, split_text, summary_totals
 
-    assert summary_totals(summary).endswith("· conv 50.7 k params, 406 k MACs; fully connected 11 k params, 10.9 k MACs")
+    assert summary_totals(summary) == ("61,706 parameters (conv 50.7 k, fully connected 11 k; 61,706 trainable, "
+                                       "0 frozen) · 417 k MACs (conv 406 k, fully connected 10.9 k) at 1×32×32")
+    assert split_text(summary) == "conv 50.7 k params, 406 k MACs; fully connected 11 k params, 10.9 k MACs"
     conv = summary.layer("features.0")
     assert floored_mark(conv) == "" and floored_tip(conv) == ""
     floored = dataclasses.replace(conv, floored=True, floor_note="output size (10 − 3 + 2·0)/2 + 1 = 4.5 is not whole")
