@@ -119,6 +119,19 @@ def test_a_residual_sum_and_a_gate_in_forward_code_keep_the_relevance():
     assert heatmap.info["relevance_sum"] == pytest.approx(heatmap.info["logit"], rel=0.01)
 
 
+class Misordered(nn.Module):
+    """A batch norm registered right after a convolution but fed its ReLU: module order is not data flow."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.norm = nn.BatchNorm2d(4)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    def forward(self, x):
+        return self.head(self.norm(torch.relu(self.conv(x))))
+
+
 def test_models_without_a_rule_are_refused_with_the_reason():
     pre = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3)
     pre_activation = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
@@ -129,6 +142,12 @@ def test_models_without_a_rule_are_refused_with_the_reason():
                                nn.Linear(4, 2))
     with pytest.raises(UserError, match="1 is a GroupNorm"):
         compute_heatmap(handle_of(layer_norm, pre, 2), torch.rand(1, 3, 16, 16), "lrp")
+    with pytest.raises(UserError, match="batch norm norm is not fed by conv"):
+        compute_heatmap(handle_of(Misordered(), pre, 2), torch.rand(1, 3, 16, 16), "lrp")
+    dense = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 6, 1), nn.Identity(), nn.ReLU(),
+                          nn.Conv2d(6, 8, 1), nn.BatchNorm2d(6))
+    with pytest.raises(UserError, match="batch norm 6 does not follow 5"):
+        compute_heatmap(handle_of(dense, pre, 2), torch.rand(1, 3, 16, 16), "lrp")
     with pytest.raises(UserError, match="composite"):
         compute_heatmap(handle_of(bias_free_net(), pre, 4), torch.rand(1, 3, 16, 16), "lrp", composite="z-plus")
 

@@ -92,6 +92,24 @@ def shadow(module: nn.Module) -> nn.Module:
     return twin_module.eval()
 
 
+def _refuse_mismatched_pairs(model: nn.Module) -> None:
+    """zennit merges a batch norm into the layer before it *in module order*; where that layer is not
+    what feeds it (DenseNet: a layer's norm1 follows the previous layer's conv2), refuse before merging."""
+    from zennit.core import collect_leaves
+    from zennit.types import BatchNorm
+    from zennit.types import Linear as LinearTypes
+
+    names = {id(m): n for n, m in model.named_modules()}
+    leaves = list(collect_leaves(model))
+    for before, norm in zip(leaves, leaves[1:]):
+        if isinstance(before, LinearTypes) and isinstance(norm, BatchNorm):
+            width = getattr(before, "out_channels", getattr(before, "out_features", None))
+            if width != norm.num_features:
+                raise UserError(f"LRP cannot explain this model: batch norm {names[id(norm)]} does not follow "
+                                f"{names[id(before)]}, the layer before it, so no canonizer can merge it; use another "
+                                "heatmap method such as gradcam")
+
+
 def _refuse_unmerged(model: nn.Module, composite) -> None:
     from zennit.canonizers import MergeBatchNorm
     from zennit.types import BatchNorm
@@ -129,10 +147,43 @@ def lrp_model(handle: ModelHandle, composite: str, shape: tuple[int, ...]) -> It
     """The model's shadow with ``composite``'s rules and the family's canonizers, for the block."""
     require_gradients(handle.module, "LRP")
     twin = shadow(handle.module)
+    _refuse_mismatched_pairs(twin)
     rules = make_composite(composite, canonizers_for(twin), input_bounds(handle, shape))
     with rules.context(twin), torch.enable_grad():
         _refuse_unmerged(twin, rules)
-        yield LRPModel(twin, *_normalisation(handle))
+        with _merges_checked(twin, rules):
+            yield LRPModel(twin, *_normalisation(handle))
+
+
+@contextlib.contextmanager
+def _merges_checked(model: nn.Module, composite) -> Iterator[None]:
+    """Hooks on the shadow that stop the forward pass when a merged batch norm is not fed by the layer
+    merged into it (module order and data flow disagree), for the block."""
+    from zennit.canonizers import MergeBatchNorm
+
+    names = {id(m): n for n, m in model.named_modules()}
+    latest: dict[int, int] = {}
+    handles = []
+
+    def remember(module, args, output):
+        latest[id(module)] = id(output)
+
+    def check(linears):
+        def hook(module, args):
+            if not any(latest.get(id(linear)) == id(args[0]) for linear in linears):
+                raise UserError(f"LRP cannot explain this model: batch norm {names[id(module)]} is not fed by "
+                                f"{names[id(linears[0])]}, the layer merged into it, so its relevance would be wrong; "
+                                "use another heatmap method such as gradcam")
+        return hook
+
+    try:
+        for merge in (h for h in composite.handles if isinstance(h, MergeBatchNorm)):
+            handles += [linear.register_forward_hook(remember) for linear in merge.linears]
+            handles.append(merge.batch_norm.register_forward_pre_hook(check(merge.linears), prepend=True))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _normalisation(handle: ModelHandle) -> tuple[Tensor, Tensor]:

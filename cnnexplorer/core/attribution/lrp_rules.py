@@ -13,6 +13,7 @@ has no rule, and the model is refused.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torch.autograd import Function
 from torch.overrides import TorchFunctionMode
@@ -43,15 +44,18 @@ class SumRule(Function):
 
 
 class GateRule(Function):
-    """``x * gate``; all relevance goes to ``x``, none to the gate."""
+    """``x * gate``; all relevance goes to ``x``, zero to the gate (zero, not None: zennit's rules in
+    the gate branch divide what arrives)."""
 
     @staticmethod
     def forward(ctx, x, gate):
+        ctx.gate = (gate.shape, gate.dtype, gate.device)
         return x * gate
 
     @staticmethod
     def backward(ctx, relevance):
-        return relevance, None
+        shape, dtype, device = ctx.gate
+        return relevance, torch.zeros(shape, dtype=dtype, device=device)
 
 
 def _unbroadcast(values: Tensor, like: Tensor) -> Tensor:
