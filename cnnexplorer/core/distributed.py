@@ -5,8 +5,8 @@ of 1, the reductions return their input, ``gather_in_order`` returns the array, 
 them has ONE code path. A job sharded with ``shard_range`` (contiguous, deterministic) and merged with
 ``gather_in_order`` sees the items in dataset order, so its result equals a single-process run's.
 
-- ``world()``: this process's ``World`` (rank, size, local rank) from the process group, or from
-  torchrun's environment before it is initialised; ``launched()`` says whether torchrun started us.
+- ``world()``: this process's ``World`` (rank, size, local rank) in the joined process group (one
+  process before or without one); ``launched()`` says whether torchrun started us.
 - ``process_group(backend, device)``: init_process_group from torchrun's environment (gloo on the
   CPU, nccl on CUDA), destroy_process_group in ``finally``.
 - ``all_reduce_sum(values)``: a float64 vector summed over ranks (counts, loss sums, confusion cells).
@@ -59,11 +59,10 @@ def launched() -> bool:
 
 
 def world() -> World:
-    """This process's world: the initialised process group's, else torchrun's environment's, else 1 process."""
+    """This process's world: the initialised process group's (``process_group``), else one process, even under
+    torchrun before the group is joined, so nothing waits for ranks it is not connected to."""
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
-    if launched():
-        return World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
     return World()
 
 
@@ -80,7 +79,7 @@ def local_device(requested: str) -> str:
     """The device of this rank: its own GPU, ``cuda:LOCAL_RANK``, when CUDA is asked for (or ``auto`` finds it),
     else as asked. More ranks than GPUs share them round-robin (gloo only: nccl needs one GPU per rank)."""
     if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{world().local_rank % torch.cuda.device_count()}"
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
     return requested
 
 

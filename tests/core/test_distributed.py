@@ -48,7 +48,7 @@ def test_one_process_is_rank_0_of_1_and_every_reduction_is_the_identity(monkeypa
         assert here.size == 1
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")
-    assert distributed.launched() and distributed.world().rank == 3
+    assert distributed.launched() and distributed.world().size == 1  # not joined yet: no rank to wait for
 
 
 def test_launch_settings_and_command():
