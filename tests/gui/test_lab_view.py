@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from cnnexplorer.core.architecture import summarize_handle
 from cnnexplorer.core.hooks import find_layer
@@ -117,10 +116,16 @@ def test_a_conv_units_pixel_traced_to_its_receptive_field_and_input_channels(lab
     assert "features.2.0, channel 3" in page.message.text()
     page.show_pixel(4, 5)
     assert page.box.isVisible() and "the input channels that raised it most" in page.details.text()
+    assert page.marker.isVisible() and page.marker.rect().topLeft().toTuple() == (5, 4)
     rect = page.box.rect()
     assert 1 < rect.width() <= 64 and 1 < rect.height() <= 64
+    from cnnexplorer.core.lab.kernels import top_input_channels
+
     conv = find_layer(handle.module, "features.2.0")
-    assert isinstance(conv, torch.nn.Conv2d)
+    _, _, channel, layer_input, values = page.recorded
+    every = top_input_channels(conv, layer_input, channel, 4, 5, count=conv.in_channels)
+    total = sum(value for _, value in every) + (0.0 if conv.bias is None else float(conv.bias[channel]))
+    assert total == pytest.approx(float(values[4, 5]), abs=1e-4)  # the recorded input made the recorded map
 
 
 def test_tradeoffs_show_the_courses_numbers_and_follow_c(lab):

@@ -51,7 +51,8 @@ def matrix_text(matrix: np.ndarray) -> str:
 def explanation_html(explanation: kernels.Explanation) -> str:
     """The patch, the kernel and their products side by side as tables, and the sum."""
     def table(values: np.ndarray, title: str) -> str:
-        rows = "".join("<tr>" + "".join(f"<td align=right>{v:g}</td>" for v in row) + "</tr>" for row in values)
+        rows = "".join("<tr>" + "".join(f"<td align=right>{v + 0.0:g}</td>" for v in row) + "</tr>"  # no "-0"
+                       for row in values)
         return f"<td valign=top><b>{title}</b><table border=1 cellspacing=0 cellpadding=3>{rows}</table></td>"
 
     return (f"<p>Output ({explanation.row}, {explanation.col}): the patch under the kernel times the kernel, "
@@ -230,7 +231,7 @@ class MatrixKernel(QWidget):
         grid = QGridLayout()
         grid.addWidget(QLabel("Input matrix"), 0, 0)
         grid.addWidget(QLabel("Response (click a value)"), 0, 1)
-        grid.addWidget(self.matrix, 1, 0)
+        grid.addWidget(self.matrix, 1, 0, Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.response, 1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(examples)
@@ -302,18 +303,25 @@ class LayerKernel(QWidget):
         self.input_canvas, self.map_canvas = ImageCanvas(), ImageCanvas()
         self.map_canvas.scene().sigMouseClicked.connect(self._on_click)
         self.map_canvas.setToolTip("Click a pixel: its receptive field is boxed on the input")
-        self.box = QGraphicsRectItem()
         pen = QPen(BOX_PEN, 2)
         pen.setCosmetic(True)
-        self.box.setPen(pen)
-        self.box.hide()
-        self.input_canvas.view_box.addItem(self.box)
+        self.box, self.marker = QGraphicsRectItem(), QGraphicsRectItem()  # the field on the input, the pixel on the map
+        for item, canvas in ((self.box, self.input_canvas), (self.marker, self.map_canvas)):
+            item.setPen(pen)
+            item.hide()
+            canvas.view_box.addItem(item)
         self.details = QLabel("Click a pixel of the map.")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         pictures = QSplitter(Qt.Orientation.Horizontal)
-        pictures.addWidget(self.input_canvas)
-        pictures.addWidget(self.map_canvas)
+        for title, canvas in (("the model's input (the receptive field boxed)", self.input_canvas),
+                              ("the unit's map (click a pixel)", self.map_canvas)):
+            box = QWidget()
+            box_layout = QVBoxLayout(box)
+            box_layout.setContentsMargins(0, 0, 0, 0)
+            box_layout.addWidget(QLabel(title))
+            box_layout.addWidget(canvas, 1)
+            pictures.addWidget(box)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addWidget(pictures, 3)
@@ -329,6 +337,7 @@ class LayerKernel(QWidget):
         handle, image, layer = self.session.model, self.session.image, self.session.layer
         self.recorded = None
         self.box.hide()
+        self.marker.hide()
         if handle is None or image is None:
             return self.message.setText("Load a model and open an image.")
         if layer is None or not isinstance(find_layer(handle.module, layer), nn.Conv2d):
@@ -373,6 +382,8 @@ class LayerKernel(QWidget):
         x0, y0, x1, y1 = kernels.unit_input_box(handle, layer, row, col)
         self.box.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.box.show()
+        self.marker.setRect(QRectF(col, row, 1, 1))
+        self.marker.show()
         conv = find_layer(handle.module, layer)
         try:
             top = kernels.top_input_channels(conv, layer_input.to(conv.weight.device), channel, row, col, TOP_CHANNELS)
