@@ -198,6 +198,17 @@ class _EpochTally:
         self.last = now
 
 
+@dataclass(frozen=True)
+class _Totals:
+    """A step's figures over the global batch (this process's batch when it runs alone)."""
+
+    count: int
+    loss: float  # the mean loss; nan when a rank's loss was not finite
+    correct: float
+    scale: float = 1.0  # this rank's loss × scale, averaged by DDP over the ranks, is the global batch's mean
+    bad_rank: int | None = None  # the first rank whose loss was not finite
+
+
 class _Run:
     """One run's model, optimiser, schedule and progress (a resumed run's progress goes on from its checkpoint).
 
@@ -302,16 +313,17 @@ class _Run:
         loss, logits, failure = self._forward(images, labels)
         loss_value = math.nan if loss is None else float(loss.detach())
         correct = 0.0 if logits is None else float((logits.argmax(1) == labels).sum())
-        count, mean_loss, correct, scale = self._reduce(len(labels), loss_value, correct, failure, epoch)
-        problem = self._descend(loss, mean_loss, scale)
+        totals = self._reduce(len(labels), loss_value, correct, failure, epoch)
+        problem = self._descend(loss, totals)
         if problem:
             self._diverge(f"{problem} at step {self.step + 1} (epoch {epoch + 1})")
             return None
         if not self._plateau:
             self.schedule.step()
         self.step += 1
-        tally.add(count, mean_loss, correct)
-        metrics = BatchMetrics(self.step, epoch + (index + 1) / self.steps_per_epoch, mean_loss, correct / count,
+        tally.add(totals.count, totals.loss, totals.correct)
+        metrics = BatchMetrics(self.step, epoch + (index + 1) / self.steps_per_epoch, totals.loss,
+                               totals.correct / totals.count,
                                self.optimizer.param_groups[0]["lr"], tally.rate, tally.last - self.started,
                                (self.total_steps - self.step) * self.global_batch / tally.rate, self.total_steps)
         self.history.add_batch(metrics)
@@ -330,11 +342,11 @@ class _Run:
                 raise
         return None, None, True  # the failed step's frames (its batch and activations) are freed by now
 
-    def _reduce(self, count: int, loss_value: float, correct: float, failure, epoch: int):
-        """The global batch's (images, mean loss, correct count) and this rank's loss scale; in a distributed run
-        one all-reduce also tells every rank whether one ran out of memory (``UserError`` on all)."""
+    def _reduce(self, count: int, loss_value: float, correct: float, failure: bool, epoch: int) -> _Totals:
+        """The step's figures over the global batch; in a distributed run one all-reduce also tells every rank
+        whether one ran out of memory (``UserError`` on all) or had a non-finite loss."""
         if not self.world.distributed:
-            return count, loss_value, correct, 1.0
+            return _Totals(count, loss_value, correct)
         code = 2 if failure else 0 if math.isfinite(loss_value) else 1
         flags = np.zeros(self.world.size)
         flags[self.world.rank] = code
@@ -347,19 +359,19 @@ class _Run:
                             f"{self.config.batch_size} images per process, so every process was stopped; try "
                             f"--batch-size {max(1, self.config.batch_size // 2)}")
         if flags.any():
-            rank = int(np.flatnonzero(flags)[0])
-            return int(total[0]), math.nan, float(total[2]), f"rank {rank}"
-        return int(total[0]), float(total[1] / total[0]), float(total[2]), count * self.world.size / float(total[0])
+            return _Totals(int(total[0]), math.nan, float(total[2]), bad_rank=int(np.flatnonzero(flags)[0]))
+        return _Totals(int(total[0]), float(total[1] / total[0]), float(total[2]),
+                       count * self.world.size / float(total[0]))
 
-    def _descend(self, loss: torch.Tensor, loss_value: float, scale) -> str | None:
-        """Backpropagate ``loss`` × ``scale`` (a rank's share of the global batch's mean) and step the optimiser;
-        what went wrong when the loss (of any rank: ``scale`` then names it) or the new weights are not finite."""
-        if isinstance(scale, str):
-            return f"the loss became non-finite on {scale}"
-        if not math.isfinite(loss_value):
-            return f"the loss became {loss_value}"
+    def _descend(self, loss: torch.Tensor, totals: _Totals) -> str | None:
+        """Backpropagate ``loss`` × this rank's share of the global batch's mean and step the optimiser; what went
+        wrong when the loss (of any rank) or the new weights are not finite."""
+        if totals.bad_rank is not None:
+            return f"the loss became non-finite on rank {totals.bad_rank}"
+        if not math.isfinite(totals.loss):
+            return f"the loss became {totals.loss}"
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss if scale == 1.0 else loss * scale).backward()
+        self.scaler.scale(loss if totals.scale == 1.0 else loss * totals.scale).backward()
         if self.flow is not None and self.flow.due(self.step + 1):
             self.scaler.unscale_(self.optimizer)  # the true gradients; the scaler's step then does not unscale again
             self.flow.before_step()
