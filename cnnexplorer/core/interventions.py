@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.hooks import find_layers
+from cnnexplorer.core.hooks import find_layers, forward_hooks
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import layout_of
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
@@ -310,3 +310,32 @@ def sweep_job(handle: ModelHandle, pixels: Tensor, layer: str, target: int | Non
     base = float(base_probs[target])
     order = sorted(range(len(probs)), key=lambda c: (-(base - probs[c]), c))
     return SweepResult(layer, target, base, tuple(order), tuple(probs[c] for c in order))
+
+
+def channel_means_job(handle: ModelHandle, probe, layers: Sequence[str], limit: int = 512,
+                      batch: int = 64) -> Job[dict[str, tuple[float, ...]]]:
+    """Each layer's per-channel mean over every position of the first ``limit`` images of a probe set
+    (what ``=mean`` sets a channel to when no dataset index gives the means)."""
+    layers = list(dict.fromkeys(layers))
+    modules = find_layers(handle.module, layers)
+    sums: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}
+
+    def recorder(name: str):
+        axis = _channel_axis(handle.module, name)
+
+        def hook(_, args, output):
+            values = output.detach().float().movedim(axis, -1).reshape(-1, output.shape[axis])
+            sums[name] = sums.get(name, 0) + values.sum(0).cpu()
+            counts[name] = counts.get(name, 0) + values.shape[0]
+        return hook
+
+    total = min(limit, len(probe))
+    model = handle.pixel_model()
+    with torch.no_grad(), eval_mode(handle.module), forward_hooks([(m, recorder(n)) for n, m in zip(layers, modules)]):
+        for first, pixels, _ in probe.batches(handle.preprocessing, batch):
+            if first >= total:
+                break
+            yield Progress(first, total, "dataset means of the edited layers")
+            model(pixels[:total - first].to(handle.device))
+    return {name: tuple(float(v) for v in sums[name] / counts[name]) for name in layers}

@@ -44,7 +44,7 @@ def read_boxes(path: str | Path) -> dict[str, list[Box]]:
             for number, row in enumerate(csv.reader(io.StringIO(text))):
                 if not row or (number == 0 and row[0].strip().lower() == "file"):
                     continue
-                found.setdefault(row[0].strip(), []).append(_box(row[1:5]) if len(row) == 5 else _box(row))
+                found.setdefault(row[0].strip(), []).append(_box(row[1:]))
     except (ValueError, TypeError, AttributeError, IndexError) as exc:
         raise UserError(f"{path} is not a box file ({exc}); give JSON {{\"file.jpg\": [x0, y0, x1, y1]}} or CSV "
                         "lines file,x0,y0,x1,y1") from None

@@ -1,0 +1,37 @@
+"""``cnnexplorer faithfulness``: the methods × metrics table with its random row, in JSON and text,
+and one-line refusals of unknown methods and damaged box files."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from cnnexplorer.core.builtin.shapes_data import validation_set
+from tests.cli.cli_helpers import assert_one_line_error, last_json, run_cli
+
+
+def test_the_table_has_every_metric_and_the_random_row(capsys, tmp_path):
+    """An unlabelled folder of two shapes (each image's top prediction explained), one image measured."""
+    for i, image in enumerate(validation_set(2).images):
+        Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / f"{i}.png")
+    code, out, _ = run_cli(capsys, "faithfulness", "--model", "builtin:shapes", "--data", tmp_path,
+                           "--methods", "gradcam", "--steps", "4", "--limit", "1", "--json")
+    report = last_json(out)
+    assert code == 0 and report["count"] == 1 and list(report["methods"]) == ["gradcam", "random"]
+    for row in report["methods"].values():
+        assert set(row) == {"deletion_auc", "insertion_auc", "road_morf", "road_lerf"}
+        assert all(0 <= v <= 1 for v in row.values())
+    gradcam = report["methods"]["gradcam"]
+    assert gradcam["road_morf"] < gradcam["road_lerf"]  # removing the relevant pixels first hurts more
+    assert gradcam["deletion_auc"] < report["methods"]["random"]["deletion_auc"]
+
+
+def test_unknown_methods_and_damaged_boxes_are_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "faithfulness", "--model", "builtin:shapes", "--data", "builtin:shapes",
+                           "--methods", "gradcam,nope")
+    assert_one_line_error(code, err, "unknown heatmap method 'nope'")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("0,1,2,3\n")  # a file name and three numbers: not a box
+    code, _, err = run_cli(capsys, "faithfulness", "--model", "builtin:shapes", "--data", "builtin:shapes",
+                           "--boxes", boxes)
+    assert_one_line_error(code, err, "not a box file")
