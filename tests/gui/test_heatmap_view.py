@@ -225,6 +225,32 @@ def test_extras_made_for_other_choices_are_not_left_up(tab):
     assert window.wait_for_jobs(WAIT_MS) and view.lower_panels is None
 
 
+class ImageSet:
+    """The part of a probe set the reference images read: image ``i`` as a PIL image."""
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    def image(self, i: int):
+        return Image.open(self.paths[i]).convert("RGB")
+
+
+def small_index(channel: int):
+    """A dataset index of three sample images on the demo model whose top images of ``channel`` at
+    features.7 are 2, 0, 1 (by activation)."""
+    from cnnexplorer.core.dataset.index_types import DatasetIndex, LayerIndex
+
+    top = np.full((96, 3), -1)
+    top[channel] = [2, 0, 1]
+    zeros = np.zeros((96, 3), np.float32)
+    record = LayerIndex("features.7", (8, 8), zeros, top, zeros.astype(np.int32), zeros.astype(np.int32), np.zeros(96),
+                        np.zeros(96, np.float32), np.zeros(96), np.linspace(0, 1, 3), np.zeros((96, 2), np.int64))
+    thumbnails = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    index = DatasetIndex("k", "builtin:shapes", "samples", 3, 3, {"features.7": record}, {}, np.zeros(3, np.int64),
+                         np.zeros((3, 5), np.int64), np.zeros((3, 5), np.float32), thumbnails)
+    return index, ImageSet(sample_images()[:3])
+
+
 def test_lrp_composite_reduce_and_the_concept_list_make_the_current_unit(tab):
     from cnnexplorer.core.attribution.concepts import concepts_job
     from cnnexplorer.core.jobs import drive
@@ -248,9 +274,16 @@ def test_lrp_composite_reduce_and_the_concept_list_make_the_current_unit(tab):
     assert window.wait_for_jobs(WAIT_MS)
     found = drive(concepts_job(window.session.model, pixels, "features.7", top=8, composite="alpha2-beta1"))
     assert view.concept_list.isVisible() and view.concept_list.channels() == [c.channel for c in found.concepts]
+    index, probe = small_index(found.concepts[1].channel)
+    view.reference_source = lambda: (index, probe)
     second = view.concept_list.item(1)
     view.concept_list.itemClicked.emit(second)
     assert window.session.unit.layer == "features.7" and window.session.unit.channel == found.concepts[1].channel
     assert view.concept_list.currentRow() == 1
+    assert window.wait_for_jobs(WAIT_MS)
+    shown = view.references.shown
+    assert view.references.isVisible() and shown.by_activation == (2, 0, 1)
+    assert sorted(i for i, _ in shown.by_relevance) == [0, 1, 2]
+    assert [v for _, v in shown.by_relevance] == sorted((v for _, v in shown.by_relevance), reverse=True)
     window.session.set_layer("features.5")
     assert not view.concept_list.isVisible()

@@ -27,7 +27,7 @@ from cnnexplorer.gui.remembered import remember
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
-from cnnexplorer.gui.widgets.concept_list import ConceptList, concept_tiles
+from cnnexplorer.gui.widgets.concept_list import ConceptList, ReferenceStrip, concept_tiles
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
@@ -36,6 +36,7 @@ from cnnexplorer.pictures.heatmap import REDUCTIONS, Explained, HeatmapOptions, 
 from cnnexplorer.pictures.heatmap_panels import Panels, TileGrid, compare_job, draw_panels, sanity_job, top_classes_job
 
 AUTO_CMAP = "auto"
+REFERENCES = 6  # reference images shown per ranking
 AUTO_LAYER, TREE_LAYER = "auto: last conv", "tree selection"
 NO_INPUT = "Load a model and open an image to see why the model says what it says."
 
@@ -52,6 +53,9 @@ class HeatmapView(View):
         self.curves = None
         self.sanity = None
         self.concepts = None  # (Concepts, Panels) shown in the concept list
+        self.reference_source = None
+        """Set by the window: ``() -> (DatasetIndex, ProbeSet) | None``, the Dataset tab's index and
+        its set, for the concepts' reference images."""
         self.extra_made_for: dict = {}  # the choices the extra picture below was made for
         self.method = QComboBox()
         for name, method in METHODS.items():
@@ -139,7 +143,12 @@ class HeatmapView(View):
         self.concept_list = ConceptList()
         self.concept_list.hide()
         self.concept_list.channel_clicked.connect(self._on_concept)
-        lower_layout.addWidget(self.concept_list, 1)
+        self.references = ReferenceStrip()
+        self.references.hide()
+        concepts_row = QHBoxLayout()
+        concepts_row.addWidget(self.concept_list, 1)
+        concepts_row.addWidget(self.references)
+        lower_layout.addLayout(concepts_row, 1)
         lower_layout.addWidget(self.panel_caption)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.canvas)
@@ -277,6 +286,7 @@ class HeatmapView(View):
         self.extra_made_for = {}
         self.concept_list.clear()
         self.concept_list.hide()
+        self.references.hide()
         self.panel_canvas.clear()
         self.plot.clear()
         self.plot.hide()
@@ -288,6 +298,7 @@ class HeatmapView(View):
         self.lower_panels, self.concepts = panels, None
         self.plot.hide()
         self.concept_list.hide()
+        self.references.hide()
         self.panel_canvas.show()
         self.lower.show()
         self.tiles = draw_panels(panels, self.options())
@@ -378,6 +389,7 @@ class HeatmapView(View):
             self.lower_panels, self.tiles, self.concepts = None, None, None
             self.panel_canvas.hide()
             self.concept_list.hide()
+            self.references.hide()
             self.plot.show()
             self.lower.show()
             self.plot.clear()
@@ -413,6 +425,7 @@ class HeatmapView(View):
         options = self.options()
         self.concept_list.set_concepts(found, concept_tiles(panels, options.alpha, options.cmap, options.clip))
         self.concept_list.show()
+        self.references.hide()
         self.lower.show()
         self.panel_caption.setText(panels.caption + " — click a concept to make it the current unit")
         self._mark_unit(self.session.unit)
@@ -420,6 +433,33 @@ class HeatmapView(View):
     def _on_concept(self, channel: int) -> None:
         if self.concepts is not None:
             self.session.set_unit(Unit(self.concepts[0].layer, channel))
+            self.show_references(channel)
+
+    def show_references(self, channel: int) -> None:
+        """The channel's reference images, when the Dataset tab has an index of this model with the layer."""
+        from cnnexplorer.core.attribution.concepts import references_job
+
+        source = self.reference_source() if self.reference_source is not None else None
+        handle, layer = self.session.model, self.concepts[0].layer
+        if source is None or source[0].model_spec != handle.spec:
+            return
+        index, probe = source
+        if layer not in index.layers:
+            return self.panel_caption.setText(f"The dataset index has no record of {layer}; index it with that layer "
+                                              "to see reference images.")
+        target, composite = self.session.target, self.concepts[0].composite
+
+        def job():
+            return references_job(handle, index, lambda i: handle.preprocessing.to_tensor(probe.image(i)), layer,
+                                  channel, target, REFERENCES, composite)
+
+        def shown(references) -> None:
+            if self.concepts is not None and self.concepts[0].layer == layer:
+                self.references.set_references(layer, references, index.thumbnails)
+                self.references.show()
+
+        self.jobs.start(job, kind="heatmap-references", label=f"reference images of {layer} channel {channel}",
+                        on_result=shown, on_error=self._failed)
 
     def _mark_unit(self, unit) -> None:
         if self.concepts is not None:

@@ -1,6 +1,7 @@
 """The concepts of the current image at a layer, most relevant first: each row a small conditional
 heatmap (the image with where that channel found its evidence) and the channel's share of the
-layer's relevance. A click on a row asks for that channel as the current unit."""
+layer's relevance. A click on a row asks for that channel as the current unit. ``ReferenceStrip``
+shows a channel's reference images from a dataset index (thumbnails by activation and by relevance)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
 
 if TYPE_CHECKING:
-    from cnnexplorer.core.attribution.concepts import Concepts
+    from cnnexplorer.core.attribution.concepts import Concepts, References
     from cnnexplorer.pictures.heatmap_panels import Panels
 
 THUMBNAIL = 96
 """Pixels on a row's heatmap side."""
 
 
-def _icon(pixels: np.ndarray) -> QIcon:
+REFERENCE = 48
+"""Pixels on a reference thumbnail's side (the index keeps 32)."""
+
+
+def _pixmap(pixels: np.ndarray, side: int) -> QPixmap:
     pixels = np.ascontiguousarray(pixels)
     height, width = pixels.shape[:2]
     image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888).copy()
-    return QIcon(QPixmap.fromImage(image).scaled(THUMBNAIL, THUMBNAIL, Qt.AspectRatioMode.KeepAspectRatio,
-                                                 Qt.TransformationMode.SmoothTransformation))
+    return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation)
+
+
+def _icon(pixels: np.ndarray) -> QIcon:
+    return QIcon(_pixmap(pixels, THUMBNAIL))
 
 
 class ConceptList(QListWidget):
@@ -64,6 +73,35 @@ class ConceptList(QListWidget):
         """Mark ``channel``'s row (the current unit), or none."""
         rows = [i for i, c in enumerate(self.channels()) if c == channel]
         self.setCurrentRow(rows[0] if rows else -1)
+
+
+class ReferenceStrip(QWidget):
+    """A channel's reference images: the index's top images by activation, and the same by relevance."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel()
+        self.rows = {kind: QLabel() for kind in ("activation", "relevance")}
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title, 0, 0, 1, 2)
+        for row, (kind, label) in enumerate(self.rows.items(), start=1):
+            layout.addWidget(QLabel(f"by {kind}"), 2 * row - 1, 0)
+            layout.addWidget(label, 2 * row, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.setRowStretch(5, 1)
+        self.shown: References | None = None
+
+    def set_references(self, layer: str, references: References, thumbnails: np.ndarray) -> None:
+        """Show ``references`` with the index's ``thumbnails`` (``[count, h, w, 3]`` uint8)."""
+        self.shown = references
+        self.title.setText(f"<b>channel {references.channel}</b> in the index")
+        self.title.setToolTip(f"the dataset images channel {references.channel} of {layer} responds to most")
+        for kind, images in (("activation", references.by_activation),
+                             ("relevance", tuple(i for i, _ in references.by_relevance))):
+            strip = [np.pad(thumbnails[i], ((0, 0), (0, 2), (0, 0)), constant_values=255) for i in images]
+            label = self.rows[kind]
+            label.setPixmap(_pixmap(np.concatenate(strip, axis=1), REFERENCE * len(strip)) if strip else QPixmap())
+            label.setToolTip("images " + ", ".join(map(str, images)))
 
 
 def concept_tiles(panels: Panels, alpha: float, cmap: str | None, clip: float) -> list[np.ndarray]:
