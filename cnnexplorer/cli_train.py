@@ -80,20 +80,20 @@ def add_parser(sub) -> None:
 def add_launcher_flags(parser):
     """torchrun's flags and the process-group backend (train and evaluate share them); the group, to add more."""
     spread = parser.add_argument_group("distributed (torchrun; see docs/distributed.md)")
-    for flag, kind, text in LAUNCHER_FLAGS:
-        spread.add_argument(flag, type=kind, metavar=flag.strip("-").split("-")[-1].upper(), help=text)
+    for flag, kind, metavar, text in LAUNCHER_FLAGS:
+        spread.add_argument(flag, type=kind, metavar=metavar, help=text)
     spread.add_argument("--backend", choices=("auto", "gloo", "nccl"), default="auto",
                         help="process-group backend: auto (default) is nccl on CUDA, gloo on the CPU")
     return spread
 
 
 LAUNCHER_FLAGS = (
-    ("--nproc-per-node", int, "run in N processes on this machine (one per GPU, or N CPU processes); train's "
+    ("--nproc-per-node", int, "N", "run in N processes on this machine (one per GPU, or N CPU processes); train's "
                               "--batch-size is per process, so the global batch is N × it"),
-    ("--nnodes", int, "machines taking part (default: 1)"),
-    ("--node-rank", int, "this machine's number, 0 … nnodes-1 (default: 0)"),
-    ("--master-addr", str, "the address of machine 0 (default: 127.0.0.1)"),
-    ("--master-port", int, "a free port on machine 0, the same on every machine (default: a free local one)"),
+    ("--nnodes", int, "M", "machines taking part (default: 1)"),
+    ("--node-rank", int, "R", "this machine's number, 0 … nnodes-1 (default: 0)"),
+    ("--master-addr", str, "HOST", "the address of machine 0 (default: 127.0.0.1)"),
+    ("--master-port", int, "PORT", "a free port on machine 0, the same on every machine (default: a free local one)"),
 )
 
 
@@ -107,7 +107,7 @@ def launch_settings(args):
 
 
 def _launcher_names() -> list[str]:
-    return [flag.strip("-").replace("-", "_") for flag, _, _ in LAUNCHER_FLAGS]
+    return [flag.strip("-").replace("-", "_") for flag, *_ in LAUNCHER_FLAGS]
 
 
 def worker_argv(args, command: str, add) -> list[str]:
