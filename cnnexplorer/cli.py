@@ -13,7 +13,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.cli_shared import add_ablate, add_common, add_model_options, emit, interventions, load_model
 from cnnexplorer.pictures.flags import bounded_int
 
 import cnnexplorer
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(predict)
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--top", type=bounded_int(1), default=5, help="number of classes (default: 5)")
+    add_ablate(predict)
     add_common(predict)
 
     export = sub.add_parser("export", help="write a view's picture as PNG with a sidecar JSON")
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_shared_flags(export)
     for recipe in RECIPES.values():
         recipe.add_flags(export)
+    add_ablate(export)
     add_common(export)
     for module in COMMAND_MODULES.values():
         importlib.import_module(module).add_parser(sub)
@@ -177,16 +179,20 @@ def summary_text(summary) -> str:
 
 def cmd_predict(args) -> int:
     from cnnexplorer.core.images import load_image
+    from cnnexplorer.core.interventions import applied
     from cnnexplorer.core.predict import predict_images
 
     images = [load_image(p) for p in args.images]
     handle = load_model(args)
-    results = predict_images(handle, [im.image for im in images], top=args.top)
+    edits = interventions(args, handle)
+    with applied(handle.module, edits):
+        results = predict_images(handle, [im.image for im in images], top=args.top)
     payload = {
         "model": handle.spec,
+        "interventions": [e.to_json() for e in edits],
         "results": [{"image": str(im.path), "top": [s.to_json() for s in top]} for im, top in zip(images, results)],
     }
-    lines = []
+    lines = [f"edited: {'; '.join(e.words() for e in edits)}"] if edits else []
     for im, top in zip(images, results):
         lines.append(str(im.path))
         lines += [f"  {s.prob * 100:6.2f} %  {s.label} ({s.index})" for s in top]
@@ -195,30 +201,32 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from cnnexplorer.core.interventions import applied
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.outputs import atomic_write_bytes
-    from cnnexplorer.pictures.base import save_picture
+    from cnnexplorer.pictures.sidecars import save_edited_picture
 
-    recipe, inputs, options = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
+    recipe, inputs, options, edits = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
     bar = TextProgressBar()
     try:
-        picture = drive(recipe.make(inputs, options), bar)
+        with applied(inputs.handle.module, edits):
+            picture = drive(recipe.make(inputs, options), bar)
     finally:
         bar.close()
-    png, side = save_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed)
+    png, side = save_edited_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed, edits)
     report = dict(picture.report)
     for key, dest in recipe.side_flags.items():
         path = getattr(args, dest, None)
         if path:
             atomic_write_bytes(path, picture.side[key])
         report[key] = str(path) if path else None
-    payload = {"out": str(png), "sidecar": str(side), **report}
+    payload = {"out": str(png), "sidecar": str(side), **report, "interventions": [e.to_json() for e in edits]}
     emit(args, payload, f"wrote {png} ({picture.pixels.shape[1]}×{picture.pixels.shape[0]}) and {side.name}")
     return 0
 
 
 def _export_inputs(args):
-    """The recipe, inputs and options ``export VIEW`` flags ask for."""
+    """The recipe, inputs, options and edits ``export VIEW`` flags ask for."""
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.images import load_image
     from cnnexplorer.pictures.base import Inputs
@@ -231,11 +239,12 @@ def _export_inputs(args):
     recipe = RECIPES[args.view]
     options = recipe.options_from_flags(args)
     image = load_image(args.image) if args.image else None
-    return recipe, Inputs(load_model(args), image, args.layer, args.seed), options
+    handle = load_model(args)
+    return recipe, Inputs(handle, image, args.layer, args.seed), options, interventions(args, handle)
 
 
 def _from_sidecar(args):
-    """The recipe, inputs and options a sidecar written by the GUI or the CLI records."""
+    """The recipe, inputs, options and edits a sidecar written by the GUI or the CLI records."""
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.core.images import load_image
     from cnnexplorer.pictures.base import Inputs
@@ -244,6 +253,8 @@ def _from_sidecar(args):
 
     if args.view:
         raise UserError("give either a VIEW or --from-sidecar, not both: the sidecar names its view")
+    if args.ablate:
+        raise UserError("--ablate does not go with --from-sidecar: the sidecar records the edits its picture was made with")
     recorded = read_sidecar(args.from_sidecar, RECIPES)
     args.model, args.seed = recorded.model_spec, recorded.seed
     if recorded.file_options is not None:
@@ -253,7 +264,8 @@ def _from_sidecar(args):
         raise UserError(f"{recorded.image_path} has changed since the picture was made (its SHA-256 differs); "
                         "restore the original image to reproduce it")
     recipe = RECIPES[recorded.view]
-    return recipe, Inputs(load_model(args), image, recorded.layer, recorded.seed), recipe.options_from_settings(recorded.settings)
+    return (recipe, Inputs(load_model(args), image, recorded.layer, recorded.seed),
+            recipe.options_from_settings(recorded.settings), recorded.interventions)
 
 
 def cmd_gui(args) -> int:

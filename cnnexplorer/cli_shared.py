@@ -54,3 +54,47 @@ def load_model(args):
 
 def emit(args, payload: dict, text: str) -> None:
     print(json.dumps(payload) if args.json else text)
+
+
+def add_ablate(parser: argparse.ArgumentParser) -> None:
+    """``--ablate LAYER:SPEC`` (repeatable) and ``--ablate-data`` for the ``=mean`` edits."""
+    from cnnexplorer.core.interventions import SPEC_HELP
+
+    group = parser.add_argument_group("interventions (the model itself is not changed)")
+    group.add_argument("--ablate", action="append", default=[], type=_edit, metavar="LAYER:SPEC",
+                       help=f"edit a layer's channels, repeatable: {SPEC_HELP}; channels count from 0, ranges like "
+                            "9-12 include both ends")
+    group.add_argument("--ablate-data", metavar="DATASPEC", help="the data whose per-channel means =mean edits use "
+                       "(its first 512 images), e.g. builtin:shapes or a folder")
+
+
+def _edit(text: str):
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.interventions import parse_edit
+
+    try:
+        return parse_edit(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def interventions(args, handle) -> tuple:
+    """The ``--ablate`` edits, ``=mean`` ones filled from ``--ablate-data``'s means."""
+    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.core.interventions import channel_means_job, with_means
+
+    edits = tuple(getattr(args, "ablate", None) or ())
+    wanted = [e.layer for e in edits if e.mode == "mean" and e.values is None]
+    if not wanted:
+        return edits
+    if not args.ablate_data:
+        raise UserError(f"--ablate {wanted[0]}:…=mean needs the data whose means it uses: add --ablate-data DATASPEC")
+    from cnnexplorer.core.dataset.probe import open_probe_job
+    from cnnexplorer.core.jobs import TextProgressBar, drive
+
+    bar = TextProgressBar()
+    try:
+        probe = drive(open_probe_job(args.ablate_data), bar)
+        return with_means(edits, drive(channel_means_job(handle, probe, wanted), bar))
+    finally:
+        bar.close()

@@ -1,4 +1,9 @@
-"""Reading a picture's sidecar back: what makes the picture again (``export --from-sidecar``)."""
+"""Reading a picture's sidecar back: what makes the picture again (``export --from-sidecar``).
+
+A picture of an edited model (``--ablate``, the GUI's interventions) records the edits in the
+sidecar's ``interventions`` list (``Edit.to_json``, mean values included), so the same edits are
+applied when it is made again; sidecars without the key are of the unedited model.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.input_files import require_regular_file
+from cnnexplorer.core.interventions import Edit
 
 MAX_SIDECAR_BYTES = 16_000_000
 
@@ -25,6 +31,7 @@ class Recorded:
     layer: str | None
     settings: dict
     seed: int
+    interventions: tuple[Edit, ...] = ()
 
 
 def read_sidecar(path: str | Path, views) -> Recorded:
@@ -42,7 +49,8 @@ def read_sidecar(path: str | Path, views) -> Recorded:
         image_path = None if image is None else _image_path(path, str(image["path"]))
         return Recorded(view, spec, _file_options(spec, model.get("preprocessing")), image_path,
                         None if image is None else str(image["sha256"]), data.get("layer"),
-                        dict(data.get("settings") or {}), int(data.get("seed") or 0))
+                        dict(data.get("settings") or {}), int(data.get("seed") or 0),
+                        tuple(Edit.from_json(e) for e in data.get("interventions") or ()))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{path} is not a cnnexplorer sidecar ({type(exc).__name__}: {exc}); pass the "
                         "NAME.png.json written beside an exported picture") from None
@@ -62,3 +70,14 @@ def _file_options(spec: str, preprocessing: dict | None) -> tuple | None:
         return None
     return (tuple(int(v) for v in preprocessing["input_size"]), tuple(float(v) for v in preprocessing["mean"]),
             tuple(float(v) for v in preprocessing["std"]))
+
+
+def save_edited_picture(path, name: str, picture, handle, image=None, seed: int | None = None,
+                        edits: tuple[Edit, ...] = ()):
+    """``pictures.base.save_picture`` with the edits the picture was made under in its sidecar."""
+    from cnnexplorer.core.render import make_sidecar, write_png
+
+    sidecar = make_sidecar(name, model=handle, image=image, layer=picture.layer, settings=picture.settings, seed=seed)
+    if edits:
+        sidecar["interventions"] = [edit.to_json() for edit in edits]
+    return write_png(path, picture.pixels, sidecar)
