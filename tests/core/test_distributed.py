@@ -148,3 +148,24 @@ def test_a_nan_or_out_of_memory_on_one_rank_stops_both_at_the_same_step(tmp_path
     else:
         assert ended[0].startswith("error: rank 1 ran out of memory at step 3 (epoch 1) with 4 images per process"), ended
         assert "--batch-size 2" in ended[0]
+
+
+def test_rank_0s_progress_lines_come_back_as_the_loops_items_and_a_half_line_waits(tmp_path):
+    from cnnexplorer.core.training.gradient_flow import GradientFlow
+    from cnnexplorer.core.training.loop import BatchMetrics
+    from cnnexplorer.core.training.progress_log import ProgressTail, ProgressWriter, item_of, record_of
+
+    path = tmp_path / "p.jsonl"
+    tail, writer = ProgressTail(path), ProgressWriter(path)
+    assert tail.read() == []
+    batch = BatchMetrics(1, 0.5, 0.7, 0.5, 1e-3, 100.0, 0.2, None, 2)
+    flow = GradientFlow(1, ("a", "b"), np.array([0.5, 0.0]), np.array([1e-3, np.nan]))
+    writer.write(record_of(batch))
+    writer.write(record_of(flow))
+    writer.file.write('{"kind": "done", "epo')  # rank 0 is still writing this line
+    writer.file.flush()
+    items = [item_of(r) for r in tail.read()]
+    assert items[0] == batch and items[1].layers == flow.layers and np.isnan(items[1].update_ratios[1])
+    writer.file.write('chs": 1}\n')
+    writer.close()
+    assert tail.read() == [{"kind": "done", "epochs": 1}]

@@ -250,6 +250,23 @@ def test_the_cli_and_the_tab_make_the_same_request_and_the_same_run(qtbot, tmp_p
         assert torch.allclose(weights, gui.state_dict[name], atol=1e-6), name
 
 
+def test_a_run_in_several_processes_gets_the_command_of_the_forms_request(qtbot, tmp_path):
+    """The arguments the tab passes to ``cnnexplorer train`` under torchrun make the form's own request."""
+    from cnnexplorer.cli import build_parser
+    from cnnexplorer.cli_train import train_request
+
+    view = TrainingView(Session(), JobRunner())
+    qtbot.addWidget(view)
+    handle = load_model("builtin:lenet5", "cpu")
+    fill_form(view.settings, tmp_path, tmp_path / "run.pt")
+    view.settings.freeze_base.setChecked(True)
+    view.settings.unfreeze_top.setValue(1)
+    view.settings.base_lr.setValue(0.001)
+    argv = view.settings.command_args(handle, tmp_path / "run.pt")
+    assert train_request(build_parser().parse_args(argv), lambda args: handle) == view.settings.request(
+        handle, tmp_path / "run.pt")
+
+
 def test_the_tabs_picture_is_the_curves_picture_with_the_chosen_smoothing(make_window, tmp_path):
     import json
 
