@@ -473,9 +473,17 @@ class TrainingView(View):
         model = self.session.model
         try:
             self.plan.setText("Open a model to train it." if model is None else
-                              describe_plan(self.settings.request(model)))
+                              describe_plan(self.settings.request(model)) + self._processes_note())
         except UserError as exc:
             self.plan.setText(f"The settings cannot start a run: {exc}")
+
+    def _processes_note(self) -> str:
+        count = self.settings.processes.value()
+        if count == 1:
+            return ""
+        batch = self.settings.batch_size.value()
+        return (f" It runs in {count} processes (torchrun): a global batch of {count} × {batch} = "
+                f"{count * batch}.")
 
     def _on_error(self, exc: BaseException) -> bool:
         self._set_running(False)

@@ -159,7 +159,8 @@ class TrainingSettings(QWidget):
         for signal in (self.data.textChanged, self.scratch.toggled, self.freeze_base.toggled,
                        self.unfreeze_top.valueChanged, self.epochs.valueChanged, self.head.textChanged,
                        self.binary.toggled, self.unfreeze_from.currentTextChanged, self.base_lr.valueChanged,
-                       self.lr.valueChanged, self.aux.toggled):
+                       self.lr.valueChanged, self.aux.toggled, self.processes.valueChanged,
+                       self.batch_size.valueChanged):
             signal.connect(lambda *_: self.changed.emit())
         # not the checkpoint path: a remembered one would overwrite the last run's file unasked; not the layer
         # to unfreeze from, which names a layer of one model
