@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QPushButton, QVBoxLayout, QWidget)
@@ -231,6 +232,8 @@ class TrainingSettings(QWidget):
                 "--device", "cuda" if model.device.type == "cuda" else "cpu"]
         if augment:
             argv += ["--augment", f"{augment},fill={aug.fill}"]
+        if model.device.type == "cuda" and self.processes.value() > torch.cuda.device_count():
+            argv += ["--backend", "gloo"]  # processes sharing a GPU: nccl needs one GPU each
         if config.base_lr is not None:
             argv += ["--base-lr", repr(config.base_lr)]
         if config.freeze_base:
