@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torchvision
@@ -95,6 +97,27 @@ def test_epsilon_conserves_the_logit_on_a_bias_free_relu_net_and_why_not_negates
         assert heatmap.signed and heatmap.map.shape == (32, 32)
     against = compute_heatmap(handle, pixels[:1], "lrp", target=maps[0].target, negative=True, composite="epsilon")
     assert against.info["relevance_sum"] == pytest.approx(-maps[0].info["relevance_sum"], rel=1e-5)
+
+
+class Recorder:
+    """A hook's owner that cannot be deep-copied (it holds a lock), as a GUI view's hooks are."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def hook(self, module, args, output):
+        self.calls += 1
+
+
+def test_the_models_own_hooks_run_on_the_copy_and_stay_on_the_model_alone():
+    net = bias_free_net()
+    recorder = Recorder()
+    handle = net[0].register_forward_hook(recorder.hook)
+    pre = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3)
+    compute_heatmap(handle_of(net, pre, 4), torch.rand(1, 3, 16, 16), "lrp")
+    assert recorder.calls == 1 and list(net[0]._forward_hooks.values()) == [recorder.hook]
+    handle.remove()
 
 
 class Residual(nn.Module):

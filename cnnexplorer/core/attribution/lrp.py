@@ -79,11 +79,17 @@ def make_composite(name: str, canonizers: list, bounds: tuple[Tensor, Tensor]):
 
 def shadow(module: nn.Module) -> nn.Module:
     """A copy of ``module``'s tree in eval mode whose parameters (not requiring gradients) and buffers
-    share the original's storage: rewriting their ``.data`` (as canonizers do) leaves the original alone."""
-    memo: dict[int, Tensor] = {}
+    share the original's storage: rewriting their ``.data`` (as canonizers do) leaves the original alone.
+    The hooks the model has are the same callables in the copy's own registries (a hook bound to an
+    object that cannot be copied, a view holding a lock, stays usable)."""
+    memo: dict[int, object] = {}
     for tensor in itertools.chain(module.parameters(), module.buffers()):
         twin = tensor.detach()
         memo[id(tensor)] = nn.Parameter(twin, requires_grad=False) if isinstance(tensor, nn.Parameter) else twin
+    for child in module.modules():  # hooks are kept (an intervention applies here too) but not copied
+        for key, value in vars(child).items():
+            if "hooks" in key and isinstance(value, dict):
+                memo[id(value)] = type(value)(value)
     try:
         twin_module = copy.deepcopy(module, memo)
     except Exception as exc:  # a module holding something that cannot be copied (a lock, a C handle)
