@@ -188,3 +188,29 @@ def test_all_layers_on_one_page_and_a_click_selects_a_layer(lab, shapes):
     assert page._job is job  # another layer: the same picture, nothing recomputed
     page.scale.setCurrentIndex(page.scale.findData("layer"))
     assert lab.jobs.wait(WAIT_MS) and lab.picture()[1]["scale"] == "layer"
+
+
+def test_a_conv_map_is_recorded_before_an_in_place_relu_changes_it(qtbot):
+    import torch
+    from torch import nn
+
+    from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
+
+    torch.manual_seed(0)
+    torch_module = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(4, 2)).eval()
+    handle = ModelHandle("inplace", torch_module, torch_module[0].weight.device,
+                         Preprocessing(3, (16, 16), (0.5,) * 3, (0.5,) * 3), ["a", "b"], "none", False)
+    session, jobs = Session(), JobRunner()
+    view = LabView(session, jobs)
+    qtbot.addWidget(view)
+    view.show()
+    session.set_model(handle, summarize_handle(handle))
+    session.add_images([load_image(sample_images()[0])])
+    view.show_page(view.kernels)
+    view.kernels.show_mode(2)
+    session.set_layer("0")
+    assert jobs.wait(WAIT_MS)
+    values = view.kernels.on_layer.recorded[4]
+    assert values.min() < 0  # the conv's own output, not the ReLU's
+    jobs.shutdown()

@@ -14,6 +14,8 @@ The numbers are ``core.lab.kernels``'s, the same as the CLI's.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 from PIL import Image
@@ -26,7 +28,7 @@ from torch import nn
 
 from cnnexplorer.core.colormaps import apply_colormap
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.hooks import find_layer, forward_hooks
+from cnnexplorer.core.hooks import cpu_copy, find_layer, record_outputs
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.lab import kernels
 from cnnexplorer.core.model_handle import eval_mode
@@ -76,18 +78,26 @@ def grey_image(image: Image.Image) -> np.ndarray:
 
 
 def conv_recording_job(handle, image, layer: str) -> Job[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The model's input pixels for ``image`` and ``layer``'s input and output (one forward pass)."""
+    """The model's input pixels for ``image`` and ``layer``'s input and output (one forward pass).
+
+    Copies are taken when the layer runs (a ReLU(inplace=True) after it would change its output
+    later), and only of this thread's pass: another worker may run the same model meanwhile."""
     yield Progress(0, None, f"recording {layer}")
     pixels = handle.pixels(image)
     module = find_layer(handle.module, layer)
-    seen: dict[str, torch.Tensor] = {}
+    owner, inputs = threading.get_ident(), []
 
-    def hook(_module, args, output) -> None:
-        seen["input"], seen["output"] = args[0].detach().cpu(), output.detach().cpu()
+    def keep_input(_module, args) -> None:
+        if threading.get_ident() == owner and not inputs:
+            inputs.append(cpu_copy(args[0]))
 
-    with torch.no_grad(), eval_mode(handle.module), forward_hooks([(module, hook)]):
-        handle.pixel_model()(pixels[None].to(handle.device))
-    return pixels, seen["input"], seen["output"]
+    hook = module.register_forward_pre_hook(keep_input)
+    try:
+        with torch.no_grad(), eval_mode(handle.module), record_outputs(handle.module, [layer]) as records:
+            handle.pixel_model()(pixels[None].to(handle.device))
+    finally:
+        hook.remove()
+    return pixels, inputs[0], records[layer][0][0]
 
 
 class KernelChooser(QWidget):
