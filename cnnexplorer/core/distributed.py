@@ -6,7 +6,8 @@ them has ONE code path. A job sharded with ``shard_range`` (contiguous, determin
 ``gather_in_order`` sees the items in dataset order, so its result equals a single-process run's.
 
 - ``world()``: this process's ``World`` (rank, size, local rank) in the joined process group (one
-  process before or without one); ``launched()`` says whether torchrun started us.
+  process before or without one); ``is_main()``: rank 0, the one that writes and prints;
+  ``launched()`` says whether torchrun started us; ``local_device(requested)``: this rank's GPU.
 - ``process_group(backend, device)``: init_process_group from torchrun's environment (gloo on the
   CPU, nccl on CUDA), destroy_process_group in ``finally``.
 - ``all_reduce_sum(values)``: a float64 vector summed over ranks (counts, loss sums, confusion cells).
@@ -14,7 +15,9 @@ them has ONE code path. A job sharded with ``shard_range`` (contiguous, determin
 - ``shard_range(n, rank, size)``: this rank's contiguous part of ``n`` items.
 - ``gather_in_order(array)``: every rank's array (same trailing shape, any length) joined in rank order;
   ``gather_objects(value)``: every rank's picklable value, in rank order.
-- ``launch_command(argv, …)``/``launch(argv, …)``: ``python -m torch.distributed.run … -m cnnexplorer ARGV``.
+- ``barrier()``: wait for every rank (e.g. before reading a file rank 0 wrote).
+- ``Launch`` (torchrun's settings, checked), ``launch_command(argv, settings)``/``launch(argv, settings)``:
+  ``python -m torch.distributed.run … -m cnnexplorer ARGV``.
 - ``free_port()``: a TCP port free on 127.0.0.1 now (for a local run's rendezvous).
 """
 
@@ -89,6 +92,9 @@ def process_group(backend: str = "auto", device: str = "cpu"):
 
     ``auto`` is nccl for CUDA and gloo otherwise. Outside torchrun it does nothing (one process).
     """
+    from cnnexplorer.core.checks import check_choice
+
+    check_choice("backend", backend, BACKENDS)
     if not launched():
         yield world()
         return
