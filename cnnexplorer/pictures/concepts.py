@@ -2,7 +2,8 @@
 
 Tiles of the image with each concept's conditional heatmap (its LRP relevance, every other
 channel of the layer masked), most relevant first, labelled with the channel and its share of
-the layer's relevance; ``export concepts`` reports the ranking as JSON.
+the layer's relevance, with a title (the layer, the class, the relevance at the layer and at the
+input beside the logit) and colour bar below; ``export concepts`` reports the ranking as JSON.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def concepts_panels(inputs: Inputs, options: ConceptOptions) -> Job[tuple[Concep
 
 
 def make_concepts(inputs: Inputs, options: ConceptOptions) -> Job[Picture]:
+    from cnnexplorer.core.attribution import default_cmap
     from cnnexplorer.core.checks import check_number
+    from cnnexplorer.core.colour_bar import Scale, with_colour_bar
     from cnnexplorer.pictures.heatmap import HeatmapOptions
     from cnnexplorer.pictures.heatmap_panels import draw_panels
 
@@ -68,8 +71,12 @@ def make_concepts(inputs: Inputs, options: ConceptOptions) -> Job[Picture]:
     found, panels = yield from concepts_panels(inputs, options)
     drawn = draw_panels(panels, HeatmapOptions(alpha=options.alpha, cmap=options.cmap, clip=options.clip,
                                                overlay=options.overlay))
+    cmap = options.cmap or default_cmap(found.heatmap)
+    scale = Scale(cmap, None, None, f"relevance, each concept scaled on its own (top {options.clip:g} % saturate)",
+                  ("against", "for"))
     target = found.heatmap.target
-    return Picture(drawn.pixels, settings=settings_of(options), layer=found.layer,
+    return Picture(with_colour_bar(drawn.pixels, panels.caption.replace("×", "x"), scale), settings=settings_of(options),
+                   layer=found.layer,
                    report={"layer": found.layer, "composite": found.composite,
                            "target": {"index": target, "label": None if target is None else inputs.handle.label(target)},
                            "relevance_at_layer": found.total, "relevance_sum": found.heatmap.info["relevance_sum"],
