@@ -7,8 +7,9 @@ own normalisation (``PixelModel``) applies and the loop never needs to know wher
 uses a generator seeded from (seed, epoch), so epoch ``k`` sees the same batches whether the
 run was resumed or not. A distributed run asks for its rank's part: with ``rank``/``size`` each of
 ``size`` processes gets a disjoint part of every global batch of ``batch_size × size`` images (image
-folders and torchvision sets through a ``DistributedSampler`` over the epoch's single-process order;
-generated data by slicing the global batch), so the ranks together see exactly the single-process batches. An image file that cannot be decoded (empty, truncated, not an image) is
+folders and torchvision sets through a ``DistributedSampler`` over the epoch's single-process order,
+the digits by taking every ``size``-th image of the global batch, the generated shapes by slicing the
+global batch each rank makes), so the ranks together see exactly the single-process batches. An image file that cannot be decoded (empty, truncated, not an image) is
 left out of its batch and listed in ``DataSource.skipped``; a part with no readable file is a ``UserError``.
 """
 
@@ -173,15 +174,23 @@ def _digits(input_size: tuple[int, int, int]) -> DataSource:
         for chosen in order.split(batch_size):  # resized a batch at a time: 224×224 RGB copies of all would be 1 GB
             yield fit_pixels(part.images[chosen], input_size), part.labels[chosen]
 
+    def order(seed: int, epoch: int) -> torch.Tensor:
+        return torch.randperm(len(train_part.labels), generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+
     def train(batch_size: int, seed: int, epoch: int) -> Iterator[Batch]:
-        gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        yield from batches(train_part, torch.randperm(len(train_part.labels), generator=gen), batch_size)
+        yield from batches(train_part, order(seed, epoch), batch_size)
+
+    def train_shard(batch_size: int, seed: int, epoch: int, rank: int, size: int) -> Iterator[Batch]:
+        """Only this rank's images of each global batch are resized (the others' are another rank's work)."""
+        for chosen in order(seed, epoch).split(batch_size * size):
+            if len(chosen) >= size:
+                yield fit_pixels(train_part.images[chosen[rank::size]], input_size), train_part.labels[chosen[rank::size]]
 
     def validate(batch_size: int) -> Iterator[Batch]:
         yield from batches(val_part, torch.arange(len(val_part.labels)), batch_size)
 
     return DataSource("builtin:digits", list(DIGIT_CLASSES), len(train_part.labels), len(val_part.labels), train,
-                      validate)
+                      validate, _train_shard=train_shard)
 
 
 def _image_transform(input_size: tuple[int, int, int]):
