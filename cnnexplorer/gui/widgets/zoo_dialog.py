@@ -156,7 +156,7 @@ class ZooDialog(QDialog):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(MODEL, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(WEIGHTS, QHeaderView.ResizeMode.Stretch)  # the names show whole
 
         self.chart = ZooChart()
         self.pages = QTabWidget()
@@ -184,7 +184,7 @@ class ZooDialog(QDialog):
         self.chart.opened.connect(self._open_spec)
         self.buttons.accepted.connect(lambda: self._choose(self.table.currentIndex()))
         self.buttons.rejected.connect(self.reject)
-        self.resize(900, 600)
+        self.resize(980, 620)
         self._filter("")
 
     def selected_spec(self) -> str | None:
