@@ -199,7 +199,7 @@ def evaluate_job(handle: ModelHandle, probe, batch_size: int = 64) -> Job[Evalua
     finite = True
     yield Progress(0, len(part), "evaluating")
     with torch.no_grad(), eval_mode(handle.module):
-        for first, pixels, batch_labels in _part_batches(probe, handle.preprocessing, batch_size, part):
+        for first, pixels, batch_labels in probe.batches(handle.preprocessing, batch_size, part.start, part.stop):
             logits = model(pixels.to(handle.device)).float()
             finite = bool(torch.isfinite(logits).all())
             if not finite:
@@ -221,15 +221,6 @@ def evaluate_job(handle: ModelHandle, probe, batch_size: int = 64) -> Job[Evalua
     classes = [handle.label(c) for c in range(outputs)]
     return evaluation_of(labels, probe.label_names, classes, tops, probs, data_spec=probe.spec,
                          sources=[probe.source(i) for i in range(total)], skipped=skipped)
-
-
-def _part_batches(probe, preprocessing, batch_size: int, part: range):
-    """``probe.batches`` over the images of ``part`` only (the last batch cut at its end)."""
-    for first, pixels, labels in probe.batches(preprocessing, batch_size, part.start):
-        if first >= part.stop:
-            return
-        keep = min(len(labels), part.stop - first)
-        yield first, pixels[:keep], labels[:keep]
 
 
 def _joined(parts: list[np.ndarray], empty: tuple[int, ...], dtype) -> np.ndarray:
