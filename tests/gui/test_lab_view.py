@@ -214,3 +214,24 @@ def test_a_conv_map_is_recorded_before_an_in_place_relu_changes_it(qtbot):
     values = view.kernels.on_layer.recorded[4]
     assert values.min() < 0  # the conv's own output, not the ReLU's
     jobs.shutdown()
+
+
+def test_the_arithmetic_fields_come_from_the_trees_layer(lab):
+    page = lab.arithmetic
+    lab.show_page(page)
+    assert not page.from_layer.isEnabled()  # no layer selected
+    lab.session.set_layer("features.0.2")  # a ReLU
+    page.from_layer.click()
+    assert "Select a Conv2d" in page.result.text()
+    lab.session.set_layer("features.2.0")  # Conv2d(24 → 48, 3×3, padding 1) on 24×32×32
+    page.from_layer.click()
+    assert lab.jobs.wait(WAIT_MS)
+    fields = [box.value() for box in (page.size, page.kernel, page.padding, page.stride, page.filters, page.depth)]
+    assert fields == [32, 3, 1, 1, 48, 24] and page.mode.currentText() == "Convolution"
+    assert "features.2.0 (Conv2d) of builtin:shapes, its input 24×32×32" in page.result.text()
+    assert f"<b>{48 * (3 * 3 * 24 + 1):,}</b>" in page.result.text()
+    lab.session.set_layer("features.1")  # MaxPool2d(2) on 24×64×64
+    page.from_layer.click()
+    assert lab.jobs.wait(WAIT_MS)
+    assert (page.mode.currentText(), page.size.value(), page.kernel.value(), page.stride.value()) == \
+        ("Pooling", 64, 2, 2) and "PyTorch's output: <b>32×32</b>" in page.result.text()

@@ -28,7 +28,7 @@ class LabView(View):
 
     def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(session, jobs, parent)
-        self.arithmetic = ArithmeticPage(session)
+        self.arithmetic = ArithmeticPage(session, jobs)
         self.kernels = KernelsPage(session, jobs)
         self.tradeoffs = TradeoffsPage(session, jobs)
         self.layers = LayersPage(session, jobs)

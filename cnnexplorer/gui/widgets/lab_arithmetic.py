@@ -8,19 +8,30 @@ convolution (the course's drawing beside ConvTranspose2d's arithmetic) are other
 numbers come from ``core.lab.arithmetic``, the same as ``cnnexplorer arithmetic``.
 
 The stepper slides the kernel over a small input: the course's example, or the fields' W, F, P
-and S when the input is small enough to draw.
+and S when the input is small enough to draw. *From the current layer* fills the fields from the
+layer selected in the tree (a convolution or pooling layer of the loaded model), its input size
+measured by one forward pass of a blank image in a worker.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
+from torch import nn
+
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.hooks import find_layer
+from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.lab import arithmetic
+from cnnexplorer.core.model_handle import eval_mode
 from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.gui.widgets.conv_stepper import COURSE_INPUT, COURSE_KERNEL, ConvStepper
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 
@@ -29,6 +40,32 @@ STEPPER_MAX = 9
 """The largest input side the stepper draws from the fields (larger ones use the course's example)."""
 GOOD = "color: #1a7f37"
 BAD = "color: #b3261e"
+
+
+SIZED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.ConvTranspose2d)
+"""The layers whose fields the page can take."""
+
+
+def input_shape_job(handle, layer: str) -> Job[tuple[int, ...]]:
+    """The shape of ``layer``'s input (C, H, W) for a blank image at the model's input size."""
+    yield Progress(0, None, f"measuring the input of {layer}")
+    module, owner, shapes = find_layer(handle.module, layer), threading.get_ident(), []
+
+    def keep(_module, args) -> None:
+        if threading.get_ident() == owner and not shapes:
+            shapes.append(tuple(args[0].shape[1:]))
+
+    hook = module.register_forward_pre_hook(keep)
+    try:
+        with torch.no_grad(), eval_mode(handle.module):
+            handle.pixel_model()(torch.zeros((1, *handle.input_size), device=handle.device))
+    finally:
+        hook.remove()
+    return shapes[0]
+
+
+def _first(value) -> int:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def _spin(low: int, high: int, value: int, tip: str) -> SpinBox:
@@ -40,9 +77,9 @@ def _spin(low: int, high: int, value: int, tip: str) -> SpinBox:
 
 
 class ArithmeticPage(QWidget):
-    def __init__(self, session: Session, parent: QWidget | None = None):
+    def __init__(self, session: Session, jobs: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
-        self.session = session
+        self.session, self.jobs = session, jobs
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.size = _spin(1, 4096, 10, "W: the input's width (or height), in pixels")
@@ -64,6 +101,11 @@ class ArithmeticPage(QWidget):
                            ("D input depth", self.depth)):
             form.addRow(label, box)
         form.addRow(self.ceil_mode, self.same)
+        self.from_layer = QPushButton("From the current layer")
+        self.from_layer.setToolTip("Take W, F, P, S, the dilation, C and D from the convolution or pooling layer "
+                                   "selected in the Model tree")
+        self.from_layer.clicked.connect(self.take_layer)
+        form.addRow(self.from_layer)
         fields = QGroupBox("The layer")
         fields.setLayout(form)
         self.result = QLabel()
@@ -101,6 +143,40 @@ class ArithmeticPage(QWidget):
         self.from_fields.clicked.connect(self.step_fields)
         self.refresh()
 
+    def take_layer(self) -> None:
+        """Fill the fields from the tree's layer, once a worker has measured its input size."""
+        handle, layer = self.session.model, self.session.layer
+        module = find_layer(handle.module, layer) if handle is not None and layer else None
+        if not isinstance(module, SIZED):
+            self.result.setText(f'<span style="{BAD}">Select a Conv2d, ConvTranspose2d, MaxPool2d or AvgPool2d layer '
+                                "in the Model tree first.</span>")
+            return
+        self.jobs.start(lambda: input_shape_job(handle, layer), kind="lab-arithmetic",
+                        label=f"measuring the input of {layer}",
+                        on_result=lambda shape: self.set_layer(layer, module, shape))
+
+    def set_layer(self, name: str, module: nn.Module, shape: tuple[int, ...]) -> None:
+        """The fields of ``module`` (``name``), whose input has ``shape`` (C, H, W): the width is W."""
+        mode = ("Transposed convolution" if isinstance(module, nn.ConvTranspose2d) else
+                "Convolution" if isinstance(module, nn.Conv2d) else "Pooling")
+        self.mode.setCurrentText(mode)
+        padding = module.padding
+        if isinstance(padding, str):  # "same" or "valid"
+            padding = 0 if padding == "valid" else arithmetic.same_padding(_first(module.kernel_size),
+                                                                           _first(module.dilation)) or 0
+        values = ((self.size, shape[-1]), (self.kernel, _first(module.kernel_size)), (self.padding, _first(padding)),
+                  (self.stride, _first(module.stride or module.kernel_size)),
+                  (self.dilation, _first(getattr(module, "dilation", 1))))
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            values += ((self.filters, module.out_channels), (self.depth, module.in_channels // module.groups))
+        for box, value in values:
+            box.setValue(value)
+        self.ceil_mode.setChecked(bool(getattr(module, "ceil_mode", False)))
+        self.refresh()
+        size = "×".join(map(str, shape))
+        self.result.setText(f"<p><i>{name} ({type(module).__name__}) of {self.session.model.spec}, its input "
+                            f"{size}</i></p>{self.result.text()}")
+
     def same_padding(self) -> None:
         """P = (F − 1)/2; an even kernel has no such P, which the result line says."""
         padding = arithmetic.same_padding(self.kernel.value(), self.dilation.value())
@@ -123,6 +199,7 @@ class ArithmeticPage(QWidget):
 
     def refresh(self, *_) -> None:
         mode = self.mode.currentText()
+        self.from_layer.setEnabled(self.session.model is not None and self.session.layer is not None)
         self.ceil_mode.setEnabled(mode == "Pooling")
         for box in (self.filters, self.depth):
             box.setEnabled(mode == "Convolution")
