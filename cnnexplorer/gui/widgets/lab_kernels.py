@@ -179,8 +179,8 @@ class ImageKernel(QWidget):
         self.input_canvas.set_pixels(self.grey.astype(np.uint8))
         self.response_canvas.set_pixels(signed_pixels(self.response))
         self.caption.setText(f"{image.name} in grey levels 0–255 ({self.grey.shape[1]}×{self.grey.shape[0]}), a "
-                             f"{kernel.shape[0]}×{kernel.shape[1]} kernel, zero padding that keeps the size (so edges answer at the border) · "
-                             f"response from {self.response.min():.4g} to {self.response.max():.4g}")
+                             f"{kernel.shape[0]}×{kernel.shape[1]} kernel, zero padding that keeps the size (so "
+                             f"edges answer at the border) · response from {self.response.min():.4g} to {self.response.max():.4g}")
 
     def explain(self, row: int, col: int) -> kernels.Explanation:
         """The sum behind response pixel (row, col), on the grey image padded as ``apply_to_image`` pads it."""
@@ -217,8 +217,8 @@ class MatrixKernel(QWidget):
         self.stride.setToolTip("How far the kernel moves per step")
         examples = QHBoxLayout()
         examples.addWidget(QLabel("The course:"))
-        for name, label, tip in (("sharpen", "sharpen (320)", "Its sharpen kernel on a zero-padded 5×5 grey patch"),
-                                 ("curve", "curve detector (6,600)", "Its 7×7 curve detector on a patch with a curve")):
+        for name, label, tip in (("sharpen", "sharpen (320)", "Its sharpen kernel on a zero-padded 5×5 patch"),
+                                 ("curve", "curve detector (6,600)", "Its 7×7 curve detector on a curve's patch")):
             button = QPushButton(label)
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, name=name: self.load_example(name))
