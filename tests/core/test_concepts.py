@@ -74,3 +74,25 @@ def test_reference_images_rerank_the_index_candidates_by_the_channels_relevance(
         assert value == pytest.approx(own[i], rel=1e-4, abs=1e-6)
     with pytest.raises(UserError, match="no record of layer 0"):
         drive(references_job(handle, index, images.__getitem__, "0", channel=2))
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x) + x)
+
+
+def test_a_concept_inside_a_residual_block_keeps_only_its_own_relevance():
+    """The skip connection around the explained convolution carries relevance too; a concept's map
+    is only what passes through its channel (the layer's relevance, passed down from the layer)."""
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.ReLU(), Block(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(6, 3, bias=False))
+    handle = ModelHandle("test", net.eval(), torch.device("cpu"), PRE, ["a", "b", "c"], "none", False)
+    found = drive(concepts_job(handle, image(1), "2.conv", top=6, composite="epsilon"))
+    assert found.total < 0.9 * found.heatmap.info["logit"]  # the skip carries a real part of it
+    for concept in found.concepts:
+        assert concept.heatmap.info["relevance_sum"] == pytest.approx(concept.relevance, rel=0.01, abs=1e-4)
