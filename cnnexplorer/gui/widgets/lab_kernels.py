@@ -180,7 +180,8 @@ class ImageKernel(QWidget):
         self.response_canvas.set_pixels(signed_pixels(self.response))
         self.caption.setText(f"{image.name} in grey levels 0–255 ({self.grey.shape[1]}×{self.grey.shape[0]}), a "
                              f"{kernel.shape[0]}×{kernel.shape[1]} kernel, zero padding that keeps the size (so "
-                             f"edges answer at the border) · response from {self.response.min():.4g} to {self.response.max():.4g}")
+                             f"edges answer at the border) · response from {self.response.min():.4g} to "
+                             f"{self.response.max():.4g}")
 
     def explain(self, row: int, col: int) -> kernels.Explanation:
         """The sum behind response pixel (row, col), on the grey image padded as ``apply_to_image`` pads it."""
