@@ -211,6 +211,14 @@ class KernelStep:
     value: float
 
 
+def kernel_step(padded: np.ndarray, kernel: np.ndarray, row: int, col: int, stride: int = 1) -> KernelStep:
+    """The kernel at output position (``row``, ``col``) of an already padded matrix."""
+    kh, kw = kernel.shape
+    patch = padded[row * stride:row * stride + kh, col * stride:col * stride + kw]
+    products = patch * kernel
+    return KernelStep(row, col, patch, products, float(products.sum()))
+
+
 def kernel_steps(matrix, kernel, stride: int = 1, padding: int = 0) -> Iterator[KernelStep]:
     """Slide ``kernel`` over ``matrix`` (zero-padded by ``padding``) row by row, as the course animates it;
     the values are cross-correlations, as a CNN's "convolution" computes them."""
@@ -224,9 +232,7 @@ def kernel_steps(matrix, kernel, stride: int = 1, padding: int = 0) -> Iterator[
     cols = (padded.shape[1] - kw) // stride + 1
     for r in range(max(rows, 0)):
         for c in range(max(cols, 0)):
-            patch = padded[r * stride:r * stride + kh, c * stride:c * stride + kw]
-            products = patch * kernel
-            yield KernelStep(r, c, patch, products, float(products.sum()))
+            yield kernel_step(padded, kernel, r, c, stride)
 
 
 def step_output(steps) -> np.ndarray:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.lab.arithmetic import kernel_step
 
 CURVE_DETECTOR = np.array([
     [0, 0, 0, 0, 0, 30, 0],
@@ -139,9 +140,8 @@ def explain(matrix, kernel, row: int, col: int, padding: int = 0, stride: int = 
     rows, cols = (padded.shape[0] - kh) // stride + 1, (padded.shape[1] - kw) // stride + 1
     if not (0 <= row < rows and 0 <= col < cols):
         raise UserError(f"output pixel ({row}, {col}) is outside the {rows}×{cols} response")
-    patch = padded[row * stride:row * stride + kh, col * stride:col * stride + kw]
-    products = patch * kernel
-    return Explanation(row, col, patch, kernel, products, float(products.sum()))
+    step = kernel_step(padded, kernel, row, col, stride)
+    return Explanation(row, col, step.patch, kernel, step.products, step.value)
 
 
 def apply_to_image(image, kernel, per_channel: bool = False) -> np.ndarray:
