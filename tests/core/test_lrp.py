@@ -155,11 +155,29 @@ class Misordered(nn.Module):
         return self.head(self.norm(torch.relu(self.conv(x))))
 
 
+def test_a_batch_norm_holding_its_activation_is_merged_like_a_plain_one():
+    """timm's BatchNormAct2d (the norm and its ReLU in one module) gives the map of BatchNorm2d + ReLU."""
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(6)
+    conv, head = nn.Conv2d(3, 4, 3), nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    plain = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        plain.running_mean.uniform_(-0.2, 0.2)
+        plain.weight.uniform_(0.5, 1.5)
+    fused = BatchNormAct2d(4, act_layer=nn.ReLU)
+    fused.load_state_dict(plain.state_dict())
+    pre, pixels = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), torch.rand(1, 3, 16, 16)
+    ours = compute_heatmap(handle_of(nn.Sequential(conv, fused, head), pre, 2), pixels, "lrp", target=0)
+    reference = compute_heatmap(handle_of(nn.Sequential(conv, plain, nn.ReLU(), head), pre, 2), pixels, "lrp", target=0)
+    assert_close_maps(ours.map, torch.from_numpy(reference.map), rtol=1e-5)
+
+
 def test_models_without_a_rule_are_refused_with_the_reason():
     pre = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3)
     pre_activation = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
                                    nn.Flatten(), nn.Linear(4, 2))
-    with pytest.raises(UserError, match="batch norm 2 does not follow a convolution"):
+    with pytest.raises(UserError, match="batch norm 2 does not directly follow a convolution"):
         compute_heatmap(handle_of(pre_activation, pre, 2), torch.rand(1, 3, 16, 16), "lrp")
     layer_norm = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                nn.Linear(4, 2))

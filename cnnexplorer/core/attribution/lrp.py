@@ -42,17 +42,41 @@ _OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.ins
 
 def canonizers_for(module: nn.Module) -> list:
     """zennit's canonizers for the model's family: ResNet's (batch norms merged, the residual sum a
-    module), VGG's, else the sequential batch-norm merge (MobileNet, EfficientNet, the built-ins:
-    their residual sums and gates get their rules from ``lrp_rules``)."""
+    module), VGG's, else a batch-norm merge of ``batch_norm_pairs`` (MobileNet, EfficientNet, timm's
+    nets, the built-ins: their residual sums and gates get their rules from ``lrp_rules``)."""
     from torchvision.models import VGG, ResNet
-    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.canonizers import NamedMergeBatchNorm
     from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 
     if isinstance(module, ResNet):
         return [ResNetCanonizer()]
     if isinstance(module, VGG):
         return [VGGCanonizer()]
-    return [SequentialMergeBatchNorm()]
+    return [NamedMergeBatchNorm([((linear,), norm) for linear, norm in batch_norm_pairs(module)])]
+
+
+def batch_norm_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """``(layer, batch norm)`` names: each batch norm right after a convolution or linear layer in module
+    order, as zennit's ``SequentialMergeBatchNorm`` pairs them, except that a batch norm holding modules
+    of its own (timm's ``BatchNormAct2d``, its activation inside) counts as one layer, not as its parts."""
+    from zennit.types import BatchNorm
+    from zennit.types import Linear as LinearTypes
+
+    pairs: list[tuple[str, str]] = []
+    last: list[tuple[str, nn.Module]] = []
+
+    def walk(name: str, child: nn.Module) -> None:
+        children = list(child.named_children())
+        if children and not isinstance(child, BatchNorm):
+            for sub, grandchild in children:
+                walk(f"{name}.{sub}" if name else sub, grandchild)
+            return
+        if isinstance(child, BatchNorm) and last and isinstance(last[-1][1], LinearTypes):
+            pairs.append((last[-1][0], name))
+        last.append((name, child))
+
+    walk("", module)
+    return pairs
 
 
 def input_bounds(handle: ModelHandle, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
@@ -99,21 +123,15 @@ def shadow(module: nn.Module) -> nn.Module:
 
 
 def _refuse_mismatched_pairs(model: nn.Module) -> None:
-    """zennit merges a batch norm into the layer before it *in module order*; where that layer is not
-    what feeds it (DenseNet: a layer's norm1 follows the previous layer's conv2), refuse before merging."""
-    from zennit.core import collect_leaves
-    from zennit.types import BatchNorm
-    from zennit.types import Linear as LinearTypes
-
-    names = {id(m): n for n, m in model.named_modules()}
-    leaves = list(collect_leaves(model))
-    for before, norm in zip(leaves, leaves[1:]):
-        if isinstance(before, LinearTypes) and isinstance(norm, BatchNorm):
-            width = getattr(before, "out_channels", getattr(before, "out_features", None))
-            if width != norm.num_features:
-                raise UserError(f"LRP cannot explain this model: batch norm {names[id(norm)]} does not follow "
-                                f"{names[id(before)]}, the layer before it, so no canonizer can merge it; use another "
-                                "heatmap method such as gradcam")
+    """A batch norm is merged into the layer before it *in module order*; where that layer is not what
+    feeds it (DenseNet: a layer's norm1 follows the previous layer's conv2), refuse before merging."""
+    modules = dict(model.named_modules())
+    for linear, norm in batch_norm_pairs(model):
+        before = modules[linear]
+        width = getattr(before, "out_channels", getattr(before, "out_features", None))
+        if width != modules[norm].num_features:
+            raise UserError(f"LRP cannot explain this model: batch norm {norm} does not follow {linear}, the layer "
+                            "before it, so no canonizer can merge it; use another heatmap method such as gradcam")
 
 
 def _refuse_unmerged(model: nn.Module, composite) -> None:
@@ -123,9 +141,9 @@ def _refuse_unmerged(model: nn.Module, composite) -> None:
     merged = {id(h.batch_norm) for h in composite.handles if isinstance(h, MergeBatchNorm)}
     for name, child in model.named_modules():
         if isinstance(child, BatchNorm) and id(child) not in merged:
-            raise UserError(f"LRP cannot explain this model: batch norm {name} does not follow a convolution or "
-                            "linear layer, so no canonizer merges it and its relevance would be wrong; use "
-                            "another heatmap method such as gradcam")
+            raise UserError(f"LRP cannot explain this model: batch norm {name} does not directly follow a "
+                            "convolution or linear layer (a pre-activation block), so no canonizer merges it and its "
+                            "relevance would be wrong; use another heatmap method such as gradcam")
         if isinstance(child, _OTHER_NORMS):
             raise UserError(f"LRP cannot explain this model: {name} is a {type(child).__name__}, which has no "
                             "relevance rule; use another heatmap method such as gradcam")
