@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cnnexplorer.core.architecture import LayerInfo, Summary
-from cnnexplorer.core.layer_text import layer_text, summary_totals
+from cnnexplorer.core.layer_text import layer_text, split_text, totals_text
 from cnnexplorer.core.picture_style import BODY, INK, MARGIN, MUTED, PAPER, RULE, TITLE, pil_font
 from cnnexplorer.core.predict import ClassScore
 
@@ -59,10 +59,14 @@ def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.n
     cell_widths = [[font.getlength(r[0]) + indent, *map(font.getlength, r[1:])] for r, indent in zip(rows, indents)]
     widths = [max(column) + 2 * CELL_PAD for column in zip(map(font.getlength, _COLUMNS), *cell_widths)]
     title = f"{summary.model or 'model'}  ·  input {'x'.join(map(str, summary.input_size))}"
-    footer = f"Total: {summary_totals(summary, times='x')} per image"
+    frozen = summary.total_params - summary.trainable_params
+    footer = [f"Total: {totals_text(summary.trainable_params, frozen, summary.macs, summary.input_size, 'x')} per image"]
+    if summary.conv_params and summary.fc_params:  # the course's split, for a model with both kinds of layer
+        footer.append(f"Of which {split_text(summary)}")
     table_width = int(np.ceil(sum(widths)))
-    width = 2 * MARGIN + max(table_width, int(np.ceil(max(title_font.getlength(title), font.getlength(footer)))))
-    height = MARGIN + TABLE_TOP + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT + 6
+    text_width = max(title_font.getlength(title), *map(font.getlength, footer))
+    width = 2 * MARGIN + max(table_width, int(np.ceil(text_width)))
+    height = MARGIN + TABLE_TOP + ROW_HEIGHT * (len(rows) + 1) + ROW_HEIGHT * len(footer) + 6
 
     image = Image.new("RGB", (width, height), PAPER)
     draw = ImageDraw.Draw(image)
@@ -78,7 +82,8 @@ def render_summary_table(summary: Summary, max_depth: int | None = None) -> np.n
         _draw_cells(draw, font, row, widths, y, indents[k])
     bottom = top + ROW_HEIGHT * (len(rows) + 1)
     draw.line([MARGIN, bottom, MARGIN + table_width - 1, bottom], fill=RULE)
-    draw.text((MARGIN, bottom + 6), footer, font=font, fill=MUTED)
+    for k, line in enumerate(footer):
+        draw.text((MARGIN, bottom + 6 + ROW_HEIGHT * k), line, font=font, fill=MUTED)
     return np.asarray(image, dtype=np.uint8).copy()
 
 
