@@ -72,20 +72,26 @@ def test_receptive_box_of_a_real_unit():
     assert unit_input_box(handle, "features.4", 1, 2) == (4, 2, 10, 8)
 
 
-def test_top_channels_of_a_loaded_models_unit():
-    from cnnexplorer.core.lab.kernels import unit_top_channels
+def test_top_channels_of_a_loaded_models_unit_from_one_recorded_pass(tmp_path):
+    """conv_recording_job records the model's pixels and the layer's input and output in one pass; the top
+    channels' sums and the bias rebuild the unit's value."""
+    from PIL import Image
+
+    from cnnexplorer.core.images import load_image
+    from cnnexplorer.core.jobs import drive
+    from cnnexplorer.core.lab.kernels import conv_recording_job
     from cnnexplorer.core.models import load_model
 
     torch.manual_seed(0)
     handle = load_model("builtin:tinyvgg", "cpu")
-    pixels = torch.rand(3, 64, 64)
-    top = unit_top_channels(handle, pixels, "features.2", channel=3, row=5, col=7, count=10)
+    Image.fromarray((torch.rand(64, 64, 3) * 255).byte().numpy()).save(tmp_path / "x.png")
+    pixels, layer_input, output = drive(conv_recording_job(handle, load_image(tmp_path / "x.png"), "features.2"))
+    conv = handle.module.features[2]
+    top = top_input_channels(conv, layer_input, channel=3, row=5, col=7, count=10)
     mean = torch.tensor(handle.preprocessing.mean).view(3, 1, 1)
     std = torch.tensor(handle.preprocessing.std).view(3, 1, 1)
     with torch.no_grad():
         value = handle.module.features[:3](((pixels - mean) / std)[None])[0, 3, 5, 7].item()
-    bias = handle.module.features[2].bias[3].item()
-    assert sum(s for _, s in top) + bias == pytest.approx(value, abs=1e-4)
+    assert output[0, 3, 5, 7].item() == pytest.approx(value, abs=1e-5)
+    assert sum(s for _, s in top) + conv.bias[3].item() == pytest.approx(value, abs=1e-4)
     assert len(top) == 10 and sorted(c for c, _ in top) == list(range(10))
-    with pytest.raises(UserError, match="Conv2d"):
-        unit_top_channels(handle, pixels, "features.1", 0, 0, 0)

@@ -13,6 +13,7 @@ over each input channel (weights × the input patch), the channels that made it 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -22,7 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.hooks import cpu_copy, find_layer, record_outputs
+from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.lab.arithmetic import kernel_step
+from cnnexplorer.core.model_handle import eval_mode
 
 CURVE_DETECTOR = np.array([
     [0, 0, 0, 0, 0, 30, 0],
@@ -191,22 +195,24 @@ def unit_input_box(handle, layer: str, row: int, col: int, image_size: tuple[int
     return box if image_size is None else image_box(box, handle.preprocessing, image_size)
 
 
-def unit_top_channels(handle, pixels: torch.Tensor, layer: str, channel: int, row: int, col: int,
-                      count: int = 5) -> list[tuple[int, float]]:
-    """``top_input_channels`` of convolution ``layer`` of a loaded model for ``pixels`` (the model's
-    input, [C, H, W] or [1, C, H, W] in [0, 1]): one forward pass records the layer's input."""
-    from cnnexplorer.core.hooks import find_layer
-    from cnnexplorer.core.model_handle import eval_mode
+def conv_recording_job(handle, image, layer: str) -> Job[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The model's input pixels for ``image`` and ``layer``'s input and output (one forward pass).
 
-    conv = find_layer(handle.module, layer)
-    if not isinstance(conv, nn.Conv2d):
-        raise UserError(f"{layer} is a {type(conv).__name__}; top input channels are for a Conv2d layer")
-    seen: list[torch.Tensor] = []
-    hook = conv.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()) if not seen else None)
+    Copies are taken when the layer runs (a ReLU(inplace=True) after it would change its output
+    later), and only of this thread's pass: another worker may run the same model meanwhile."""
+    yield Progress(0, None, f"recording {layer}")
+    pixels = handle.pixels(image)
+    module = find_layer(handle.module, layer)
+    owner, inputs = threading.get_ident(), []
+
+    def keep_input(_module, args) -> None:
+        if threading.get_ident() == owner and not inputs:
+            inputs.append(cpu_copy(args[0]))
+
+    hook = module.register_forward_pre_hook(keep_input)
     try:
-        with torch.no_grad(), eval_mode(handle.module):
-            handle.pixel_model()((pixels[None] if pixels.ndim == 3 else pixels).to(handle.device))
+        with torch.no_grad(), eval_mode(handle.module), record_outputs(handle.module, [layer]) as records:
+            handle.pixel_model()(pixels[None].to(handle.device))
     finally:
         hook.remove()
-    with torch.no_grad():
-        return top_input_channels(conv, seen[0], channel, row, col, count)
+    return pixels, inputs[0], records[layer][0][0]

@@ -14,10 +14,7 @@ The numbers are ``core.lab.kernels``'s, the same as the CLI's.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
-import torch
 from PIL import Image
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPen
@@ -28,10 +25,8 @@ from torch import nn
 
 from cnnexplorer.core.colormaps import apply_colormap
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.hooks import cpu_copy, find_layer, record_outputs
-from cnnexplorer.core.jobs import Job, Progress
+from cnnexplorer.core.hooks import find_layer
 from cnnexplorer.core.lab import kernels
-from cnnexplorer.core.model_handle import eval_mode
 from cnnexplorer.gui.session import Session
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
@@ -75,29 +70,6 @@ def grey_image(image: Image.Image) -> np.ndarray:
     grey = image.convert("L")
     grey.thumbnail((IMAGE_SIDE, IMAGE_SIDE))
     return np.asarray(grey, dtype=np.float64)
-
-
-def conv_recording_job(handle, image, layer: str) -> Job[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The model's input pixels for ``image`` and ``layer``'s input and output (one forward pass).
-
-    Copies are taken when the layer runs (a ReLU(inplace=True) after it would change its output
-    later), and only of this thread's pass: another worker may run the same model meanwhile."""
-    yield Progress(0, None, f"recording {layer}")
-    pixels = handle.pixels(image)
-    module = find_layer(handle.module, layer)
-    owner, inputs = threading.get_ident(), []
-
-    def keep_input(_module, args) -> None:
-        if threading.get_ident() == owner and not inputs:
-            inputs.append(cpu_copy(args[0]))
-
-    hook = module.register_forward_pre_hook(keep_input)
-    try:
-        with torch.no_grad(), eval_mode(handle.module), record_outputs(handle.module, [layer]) as records:
-            handle.pixel_model()(pixels[None].to(handle.device))
-    finally:
-        hook.remove()
-    return pixels, inputs[0], records[layer][0][0]
 
 
 class KernelChooser(QWidget):
@@ -357,7 +329,7 @@ class LayerKernel(QWidget):
         if self._job is not None:
             self._job.cancel()
         self.message.setText(f"Recording {layer} …")
-        self._job = self.jobs.start(lambda: conv_recording_job(handle, image, layer), kind="lab-layer",
+        self._job = self.jobs.start(lambda: kernels.conv_recording_job(handle, image, layer), kind="lab-layer",
                                     label=f"recording {layer}",
                                     on_result=lambda result: self._show(handle, image, layer, result))
 
