@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from cnnexplorer.core.activations import ActivationCache
 from cnnexplorer.core.images import LoadedImage
+from cnnexplorer.core.interventions import Edits, Installed
 from cnnexplorer.core.model_handle import ModelHandle
 from cnnexplorer.core.predict import ClassScore
 
@@ -32,6 +33,7 @@ class Session(QObject):
     unit_changed = Signal(object)  # Unit | None
     target_changed = Signal(object)  # int | None: the target class index
     predictions_changed = Signal(object)  # list[ClassScore] for the current image
+    interventions_changed = Signal(object)  # tuple[Edit, ...]: the edits now on the model (() when none)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -46,9 +48,44 @@ class Session(QObject):
         self.activations = ActivationCache()
         """Recorded layer outputs every view and the tree share: switching layer for the same image
         runs no model. Emptied when the model changes."""
+        self.interventions: Edits = ()
+        """The user's edits (switched-off, mean, scaled or kept channels), installed on the model as
+        hooks by ``_installed`` while any is on; the model's weights never change."""
+        self._installed: Installed | None = None
+        self.dataset_means: dict[str, tuple[float, ...]] = {}
+        """Per layer the mean of each channel over the open dataset index (what "set to the dataset
+        mean" uses); the Dataset tab fills it when an index is open."""
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._remove_edits)
+
+    def set_interventions(self, edits: Edits) -> None:
+        """Put ``edits`` on the current model (replacing any); every view computes again as for a
+        moved model (``model_changed``), layer, unit and target staying. ``UserError`` for an
+        unknown layer, with the edits as they were."""
+        edits = tuple(edits)
+        if edits == self.interventions or self.model is None:
+            return
+        installed = Installed(self.model.module, edits) if edits else None
+        self._remove_edits()
+        self._installed, self.interventions = installed, edits
+        self.interventions_changed.emit(edits)
+        self.set_moved_model(self.model)
+
+    def clear_interventions(self) -> None:
+        self.set_interventions(())
+
+    def _remove_edits(self) -> None:
+        if self._installed is not None:
+            self._installed.remove()
+            self._installed = None
 
     def set_model(self, handle: ModelHandle, summary=None) -> None:
-        """A new model resets what depends on it: layer, unit, target and predictions."""
+        """A new model resets what depends on it: layer, unit, target, predictions and edits."""
+        self._remove_edits()
+        if self.interventions:
+            self.interventions = ()
+            self.interventions_changed.emit(())
         self.model = handle
         self.summary = summary
         self.layer = None

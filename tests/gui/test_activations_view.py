@@ -70,7 +70,7 @@ def test_clicking_a_tile_in_the_grid_makes_it_the_current_unit(make_window, qtbo
     view.visualise_requested.connect(wanted.append)
     view.atlas_requested.connect(atlases.append)
     qtbot.mouseClick(view.canvas.viewport(), Qt.MouseButton.RightButton, pos=centre)
-    copy, visualise, atlas = view.context_menu.actions()
+    copy, visualise, atlas = view.context_menu.actions()[:3]
     copy.trigger()
     assert QGuiApplication.clipboard().text() == "13"
     visualise.trigger()

@@ -15,17 +15,21 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QMenu, QSplitter, QVBox
 
 from cnnexplorer.core.activations import ActivationGrid, layer_range
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.interventions import Edit, sweep_job
 from cnnexplorer.core.layer_text import gives_class_scores, unit_text
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.grid_controls import GridControls
+from cnnexplorer.gui.widgets.sweep_panel import SweepPanel
 from cnnexplorer.gui.widgets.unit_panel import UnitPanel
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.activations import ActivationPicture, Panel, activation_picture, channel_overlay
 from cnnexplorer.pictures.base import Inputs
 
 WARNING_STYLE = "color: #b35900"
+SCALES = (0.5, 2.0, -1.0)
+"""The factors the tile menu's "Scale" offers."""
 
 
 def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ", classes: list[str] | None = None) -> str:
@@ -69,6 +73,9 @@ class ActivationsView(View):
         grid_layout = QVBoxLayout(grid_side)
         grid_layout.setContentsMargins(0, 0, 0, 0)
         grid_layout.addWidget(self.canvas, 1)
+        self.sweep_panel = SweepPanel()
+        self.sweep_panel.channel_clicked.connect(lambda c: self.session.set_unit(Unit(self.sweep_panel.result.layer, c)))
+        grid_layout.addWidget(self.sweep_panel)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(grid_side)
         splitter.addWidget(self.unit_panel)
@@ -217,8 +224,61 @@ class ActivationsView(View):
         if self.isSignalConnected(QMetaMethod.fromSignal(self.atlas_requested)):
             unit = Unit(self.session.layer, channel)
             menu.addAction(f"Dataset atlas of channel {channel}", lambda: self.atlas_requested.emit(unit))
+        self._add_edit_actions(menu, channel)
         self.context_menu = menu
         menu.popup(screen_pos.toPoint())
+
+    # --- interventions --------------------------------------------------------------------
+
+    def _add_edit_actions(self, menu: QMenu, channel: int) -> None:
+        """Switch the channel off, set it to its dataset mean, scale it, keep it alone; clear; sweep."""
+        layer = self.session.layer
+        menu.addSeparator()
+        menu.addAction(f"Switch off channel {channel}", lambda: self.edit(Edit(layer, (channel,), "zero")))
+        means = self.session.dataset_means.get(layer)
+        mean = menu.addAction(f"Set channel {channel} to its dataset mean",
+                              lambda: self.edit(Edit(layer, (channel,), "mean", values=(means[channel],))))
+        mean.setEnabled(means is not None and channel < len(means))
+        if not mean.isEnabled():
+            mean.setToolTip("index a dataset with this layer in the Dataset tab first")
+        scale = menu.addMenu(f"Scale channel {channel}")
+        for factor in SCALES:
+            scale.addAction(f"× {factor:g}", lambda f=factor: self.edit(Edit(layer, (channel,), "scale", f)))
+        menu.addAction(f"Keep only channel {channel} of {layer}", lambda: self.edit(Edit(layer, (channel,), "keep")))
+        if self.session.interventions:
+            menu.addAction("Clear edits", self.session.clear_interventions)
+        menu.addSeparator()
+        menu.addAction("Sweep this layer: rank its channels by the drop of the target's probability", self.sweep)
+
+    def edit(self, edit: Edit) -> None:
+        """Add ``edit`` to the session's edits ("keep only" replaces the layer's other edits)."""
+        edits = self.session.interventions
+        if edit.mode == "keep":
+            edits = tuple(e for e in edits if e.layer != edit.layer)
+        try:
+            self.session.set_interventions((*edits, edit))
+        except UserError as exc:
+            self._show_message(str(exc), warning=True)
+
+    def sweep(self) -> None:
+        handle, image, layer = self.session.model, self.session.image, self.session.layer
+        if handle is None or image is None or layer is None:
+            return
+        target = self.session.effective_target
+        self.sweep_panel.show_message(f"Sweeping {layer}: switching each channel off in turn …")
+
+        def done(result) -> None:
+            if self.session.model is handle and self.session.image is image:
+                self.sweep_panel.show_result(result, handle.label(result.target))
+
+        self.jobs.start(lambda: sweep_job(handle, handle.pixels(image), layer, target), kind="activations-sweep",
+                        label=f"sweep of {layer}", on_result=done, on_error=self._sweep_failed)
+
+    def _sweep_failed(self, exc: BaseException) -> bool:
+        if not isinstance(exc, UserError):
+            return False
+        self.sweep_panel.show_message(str(exc))
+        return True
 
     def _classes(self) -> list[str] | None:
         """The class names when the current layer gives the class scores (its units are classes)."""
