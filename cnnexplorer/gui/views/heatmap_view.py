@@ -177,7 +177,8 @@ class HeatmapView(View):
             signal.connect(self.refresh)
         session.target_changed.connect(self.refresh)
         for signal in (session.target_changed, session.layer_changed, self.method.currentIndexChanged,
-                       self.why_not.toggled, self.layer_choice.currentIndexChanged, self.composite.currentIndexChanged):
+                       self.why_not.toggled, self.layer_choice.currentIndexChanged, self.composite.currentIndexChanged,
+                       self.reduce.currentIndexChanged):
             signal.connect(self._drop_stale_extras)
         session.layer_changed.connect(self._on_layer)
         self.message.setText(NO_INPUT)
@@ -335,7 +336,8 @@ class HeatmapView(View):
 
     def _choices(self) -> dict:
         return {"method": self.method_name, "target": self.session.target, "why_not": self.why_not.isChecked(),
-                "layer": self.cam_layer(), "tree_layer": self.session.layer, "composite": self.composite.currentText()}
+                "layer": self.cam_layer(), "tree_layer": self.session.layer, "composite": self.composite.currentText(),
+                "reduce": self.reduce.currentText()}
 
     def _drop_stale_extras(self, *_) -> None:
         """An extra picture made for other choices (an earlier class, method or layer) is not left up."""
@@ -362,7 +364,7 @@ class HeatmapView(View):
         if inputs is not None:
             options = self.options()
             self._run_extra(lambda: top_classes_job(inputs, options, 3), "maps of the top-3 classes",
-                            self._show_panels, ("method", "why_not", "layer"))
+                            self._show_panels, ("method", "why_not", "layer", "composite", "reduce"))
 
     def sanity_check(self) -> None:
         """Cascading randomisation from the top of the current method."""
@@ -376,7 +378,7 @@ class HeatmapView(View):
             self._show_panels(panels)
 
         self._run_extra(lambda: sanity_job(inputs, options), "sanity check", shown,
-                        ("method", "target", "why_not", "layer"))
+                        ("method", "target", "why_not", "layer", "composite", "reduce"))
 
     def deletion_insertion(self) -> None:
         """Deletion and insertion curves of the shown map, with their areas."""
