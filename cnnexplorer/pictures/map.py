@@ -62,10 +62,12 @@ def make_map(inputs: Inputs, options: MapOptions) -> Job[Picture]:
     return map_picture(handle, probe, index, layer, options.colour_by)
 
 
-def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour_by: str) -> Picture:
+def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour_by: str,
+                projection=None) -> Picture:
     """The map of ``index``'s pooled features of ``layer`` (``index`` of ``handle`` on ``probe``), its points
     coloured by ``colour_by`` (label, prediction or correct): the CLI's picture, and the GUI's on an index it
-    has open."""
+    has open. ``projection``: the layer's ``pca_2d`` when the caller has it already (the GUI's plot), so a
+    large set's PCA runs once."""
     import numpy as np
 
     from cnnexplorer.core.dataset.evaluate import evaluate_index
@@ -82,7 +84,7 @@ def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour
     truth = evaluate_index(index).labels if colour_by == "correct" else None
     group, names = point_groups(colour_by, index.labels, index.label_names, index.top5[:, 0],
                                 index.class_names or handle.class_names, truth)
-    projection = pca_2d(index.features[layer])
+    projection = pca_2d(index.features[layer]) if projection is None else projection
     counts = np.bincount(group, minlength=len(names))
     groups = [(g, names[g], int(counts[g])) for g in range(len(names)) if counts[g]]
     features = int(index.features[layer].shape[1])

@@ -94,3 +94,12 @@ def test_map_picture_colours_by_correctness_on_an_open_index(tmp_path):
     expected = ["right" if index.top5[i, 0] == truth[i] else "wrong" for i in range(8)]
     assert picture.report["point_groups"] == expected and {"right", "wrong"} <= set(expected)
     assert picture.settings["colour_by"] == "correct" and picture.layer == "features"
+    from cnnexplorer.core.dataset.projection import pca_2d
+
+    from dataclasses import replace
+
+    projection = pca_2d(index.features["features"])  # the GUI's plot has it: the picture takes it, no second PCA
+    again = map_picture(handle, probe, index, "features", "correct", projection)
+    assert np.array_equal(again.pixels, picture.pixels)
+    given = map_picture(handle, probe, index, "features", "correct", replace(projection, variance=(0.5, 0.25)))
+    assert given.report["variance"] == [0.5, 0.25]

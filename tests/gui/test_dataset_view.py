@@ -130,3 +130,22 @@ def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_a
     assert window.wait_for_jobs(WAIT_MS)
     assert window.tabs.currentWidget() is view and PAGES[view.pages.currentIndex()] == "Atlas"
     assert window.session.unit == Unit(layer, 2) and [u.channel for u in view._atlas.units] == [2]
+
+
+def test_the_faithfulness_page_measures_the_image_and_the_set(window, tmp_path):
+    view = page(window, "Faithfulness")
+    assert set(window.session.dataset_means) == set(view.index.layers)  # the grid's "set to the mean" uses them
+    view.faith_methods.setText("gradcam")
+    view.faith_steps.setValue(3)
+    view.measure_image()
+    assert window.wait_for_jobs(WAIT_MS)
+    table = view.faith_table
+    assert table.rowCount() == 2 and table.verticalHeaderItem(1).text() == "random (baseline)"
+    assert table.value("gradcam", "road_morf") < table.value("gradcam", "road_lerf")
+    assert "sanity check of gradcam" in view.faith_caption.text() and view.sanity_canvas.image_item.image is not None
+    recorded = assert_remade(window, tmp_path)
+    assert recorded["view"] == "faithfulness" and recorded["settings"]["methods"] == ["gradcam"]
+    view.faith_limit.setValue(2)
+    view.measure_set()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert table.report["count"] == 2 and view.picture() is None  # a set's table is not one image's picture

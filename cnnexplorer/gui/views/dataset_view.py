@@ -13,6 +13,12 @@ a finished index is read back at once). Its pages:
   hover, click to open, Shift-drag to list a rectangle's images (Export writes ``pictures.map``).
 - **Evaluation** — accuracy, the confusion matrix (``pictures.confusion``) and the most confident
   mistakes; a mistake opens on a double click.
+- **Faithfulness** — heatmap methods × metrics (deletion, insertion, ROAD; ``core.faithfulness``) with
+  the random map's row, for the current image (with its model-randomisation sanity strip,
+  ``pictures.sanity``) or the opened set's first images; needs no index.
+
+An open index also gives the session its per-channel means (``Session.dataset_means``), which the
+activation grid's "set to the dataset mean" uses.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ from cnnexplorer.pictures.base import Inputs, Picture
 
 LAYER_CHOICES = ("default layers", "current layer", "every layer")
 COLOURINGS = {"label": "label", "prediction": "prediction", "right or wrong": "correct"}
-PAGES = ("Atlas", "Neighbours", "Map", "Evaluation")
-VIEW_NAMES = {"Atlas": "atlas", "Neighbours": "neighbours", "Map": "map", "Evaluation": "confusion"}
+PAGES = ("Atlas", "Neighbours", "Map", "Evaluation", "Faithfulness")
+VIEW_NAMES = {"Atlas": "atlas", "Neighbours": "neighbours", "Map": "map", "Evaluation": "confusion",
+              "Faithfulness": "faithfulness"}
+DEFAULT_METHODS = "gradcam,saliency,inputxgrad"
 
 
 def indexed_set_job(spec: str, handle, layers: list[str] | None, top_k: int, batch_size: int):
@@ -72,7 +80,32 @@ def map_job(handle, probe, index, layer: str, by: str):
     yield Progress(0, None, f"projecting {layer}'s features")
     truth = evaluate_index(index).labels if by == "correct" else None
     group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names, truth)
-    return pca_2d(index.features[layer]), group, names, map_picture(handle, probe, index, layer, by)
+    projection = pca_2d(index.features[layer])
+    return projection, group, names, map_picture(handle, probe, index, layer, by, projection)
+
+
+def image_faithfulness_job(handle, image, methods: list[str], steps: int):
+    """The table for the current image, then its sanity-check strip (the first method's maps as the
+    model is randomised from the top)."""
+    from cnnexplorer.core.faithfulness import image_job
+    from cnnexplorer.pictures.heatmap import HeatmapOptions
+    from cnnexplorer.pictures.sanity import make_sanity
+
+    from cnnexplorer.pictures.base import settings_of
+    from cnnexplorer.pictures.faithfulness import FaithfulnessOptions, draw_table
+
+    table, _ = yield from image_job(handle, handle.pixels(image), methods, steps=steps)
+    report = table.to_json()
+    picture = Picture(draw_table(report, f"faithfulness of {image.path.name}: {handle.spec}"),
+                      settings=settings_of(FaithfulnessOptions(tuple(methods), steps)), report=report)
+    strip = yield from make_sanity(Inputs(handle, image), HeatmapOptions(method=methods[0]))
+    return picture, strip
+
+
+def set_faithfulness_job(handle, probe, methods: list[str], steps: int, limit: int):
+    from cnnexplorer.core.faithfulness import dataset_job
+
+    return (yield from dataset_job(handle, probe, methods, steps, limit=limit)).to_json()
 
 
 def evaluation_job(handle, probe, index):
@@ -175,6 +208,7 @@ class DatasetView(View):
         self.mistakes.setToolTip("The most confident mistakes, or the images of the clicked cell of the matrix; "
                                  "double-click one to open it")
         self.mistakes.itemDoubleClicked.connect(self._open_item)
+        self._build_faithfulness()
         self._build_pages()
 
         layout = QVBoxLayout(self)
@@ -230,8 +264,58 @@ class DatasetView(View):
         split.setStretchFactor(0, 3)
         column.addWidget(split, 1)
         column.addWidget(self.evaluation_caption)
-        for page, name in zip((atlas, neighbours, map_page, evaluation), PAGES):
+        for page, name in zip((atlas, neighbours, map_page, evaluation, self.faithfulness_page), PAGES):
             self.pages.addTab(page, name)
+
+    def _build_faithfulness(self) -> None:
+        from cnnexplorer.gui.widgets.faithfulness_table import FaithfulnessTable
+
+        self.faith_methods = QLineEdit(DEFAULT_METHODS)
+        self.faith_methods.setToolTip("Heatmap methods, comma-separated; the random map is always added")
+        self.faith_steps = SpinBox()
+        self.faith_steps.setRange(2, 200)
+        self.faith_steps.setValue(20)
+        self.faith_steps.setPrefix("steps ")
+        self.faith_limit = SpinBox()
+        self.faith_limit.setRange(1, 100_000)
+        self.faith_limit.setValue(100)
+        self.faith_limit.setPrefix("first ")
+        self.faith_limit.setSuffix(" images")
+        self.faith_image_button = QPushButton("Measure the current image")
+        self.faith_image_button.clicked.connect(self.measure_image)
+        self.faith_set_button = QPushButton("Measure the set")
+        self.faith_set_button.setToolTip("The first images of the opened set (open and index a set first)")
+        self.faith_set_button.clicked.connect(self.measure_set)
+        self.faith_cancel = QPushButton("Cancel")
+        self.faith_cancel.setEnabled(False)
+        self.faith_cancel.clicked.connect(self._cancel_faithfulness)
+        self.faith_progress = QProgressBar()
+        self.faith_progress.hide()
+        self.faith_table = FaithfulnessTable()
+        self.sanity_canvas = ImageCanvas(fit="width")
+        self.faith_caption = QLabel("Measure how faithful each heatmap method is: lower deletion AUC and ROAD MoRF, "
+                                    "higher insertion AUC and ROAD LeRF are better; every method should beat the "
+                                    "random map.")
+        self.faith_caption.setWordWrap(True)
+        self._faith_job = None
+        self._means_of = None
+        page = QWidget()
+        column = QVBoxLayout(page)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Methods"))
+        row.addWidget(self.faith_methods, 1)
+        for widget in (self.faith_steps, self.faith_image_button, self.faith_limit, self.faith_set_button,
+                       self.faith_cancel):
+            row.addWidget(widget)
+        column.addLayout(row)
+        column.addWidget(self.faith_progress)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.faith_table)
+        split.addWidget(self.sanity_canvas)
+        split.setStretchFactor(1, 2)
+        column.addWidget(split, 1)
+        column.addWidget(self.faith_caption)
+        self.faithfulness_page = page
 
     # --- the probe set and its index ---------------------------------------------------------
 
@@ -329,6 +413,9 @@ class DatasetView(View):
         skipped = f"; skipped {len(self.probe.skipped)} unreadable files" if self.probe.skipped else ""
         self.status.setText(f"Indexed {self.index.count:,} images of {self.probe.spec} at "
                             f"{len(self.index.layers)} layers{skipped}." + "".join(f" {n}." for n in notes))
+        self.session.dataset_means = {name: tuple(float(v) for v in layer.mean)
+                                      for name, layer in self.index.layers.items()}
+        self._means_of = handle
         self.feature_layer.blockSignals(True)
         self.feature_layer.clear()
         self.feature_layer.addItems(list(self.index.features))
@@ -345,6 +432,9 @@ class DatasetView(View):
     def _forget(self, *_) -> None:
         """A new model (or a new pass) makes the index stale."""
         self.cancel_index()
+        self._cancel_faithfulness()
+        if self.session.model is not self._means_of:  # edits and device moves keep the same model
+            self.session.dataset_means = {}
         self.probe = self.index = self.atlases = self._atlas = self._evaluation = None
         self._pictures.clear()
         for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
@@ -360,7 +450,7 @@ class DatasetView(View):
             return
         page = PAGES[self.pages.currentIndex()]
         {"Atlas": self._draw_atlas, "Neighbours": self._draw_neighbours, "Map": self._draw_map,
-         "Evaluation": self._draw_evaluation}[page]()
+         "Evaluation": self._draw_evaluation, "Faithfulness": lambda: None}[page]()
 
     def compute(self) -> None:
         self._redraw()
@@ -495,6 +585,78 @@ class DatasetView(View):
             self._add_item(self.mistakes, int(i), Path(self.index.sources[i]).name)
         self.evaluation_caption.setText(f"{self.mistakes.count()} images of {names[true]} called {names[predicted]}; "
                                         "double-click one to open it.")
+
+    # --- faithfulness ------------------------------------------------------------------------------
+
+    def _faith_methods(self) -> list[str]:
+        return [m.strip() for m in self.faith_methods.text().split(",") if m.strip()]
+
+    def measure_image(self) -> None:
+        handle, image = self.session.model, self.session.image
+        if handle is None or image is None:
+            self.faith_caption.setText("Load a model and open an image to measure the methods on it.")
+            return
+        methods, steps = self._faith_methods(), self.faith_steps.value()
+        self._start_faithfulness(lambda: image_faithfulness_job(handle, image, methods, steps),
+                                 f"measuring {', '.join(methods)} on {image.name}",
+                                 lambda made: self._show_faithfulness(handle, made[0].report, image.name, *made))
+
+    def measure_set(self) -> None:
+        handle, probe = self.session.model, self.probe
+        if handle is None or probe is None:
+            self.faith_caption.setText("Open a dataset and index it first (the set is read when it is indexed).")
+            return
+        methods, steps, limit = self._faith_methods(), self.faith_steps.value(), self.faith_limit.value()
+        self._start_faithfulness(lambda: set_faithfulness_job(handle, probe, methods, steps, limit),
+                                 f"measuring {', '.join(methods)} on {probe.spec}",
+                                 lambda report: self._show_faithfulness(handle, report, probe.spec))
+
+    def _start_faithfulness(self, make_job, label: str, done) -> None:
+        self.faith_caption.setText(label[0].upper() + label[1:] + " …")
+        self.faith_progress.setValue(0)
+        self.faith_progress.show()
+        self.faith_cancel.setEnabled(True)
+        self._faith_job = self.jobs.start(make_job, kind="dataset-faithfulness", label=label, on_result=done,
+                                          on_error=self._faithfulness_failed, on_progress=self._faith_step,
+                                          on_cancelled=lambda: self.faith_caption.setText("Cancelled."),
+                                          on_finished=self._faithfulness_over)
+
+    def _faith_step(self, step: Progress) -> None:
+        fraction = step.fraction
+        self.faith_progress.setRange(0, 0 if fraction is None else 1000)
+        if fraction is not None:
+            self.faith_progress.setValue(int(1000 * fraction))
+
+    def _cancel_faithfulness(self) -> None:
+        if self._faith_job is not None:
+            self._faith_job.cancel()
+
+    def _faithfulness_over(self) -> None:
+        self._faith_job = None
+        self.faith_progress.hide()
+        self.faith_cancel.setEnabled(False)
+
+    def _faithfulness_failed(self, exc: BaseException) -> bool:
+        return self._page_failed(self.faith_caption)(exc)
+
+    def _show_faithfulness(self, handle, report: dict, what: str, picture: Picture | None = None,
+                           strip: Picture | None = None) -> None:
+        """The table (Export writes the current image's as ``pictures.faithfulness``) and the sanity strip."""
+        if handle is not self.session.model:
+            return
+        self.faith_table.show_report(report)
+        self._pictures.pop("Faithfulness", None)
+        self.sanity_canvas.clear()
+        if picture is not None:
+            self._pictures["Faithfulness"] = picture
+        if strip is not None:
+            self.sanity_canvas.set_pixels(strip.pixels)
+            correlations = ", ".join(f"{s['correlation']:.2f}" for s in strip.report["stages"])
+            sanity = (f" Below: the sanity check of {strip.report['method']}: its map as the layers are re-initialised "
+                      f"from the top (rank correlations {correlations}); a faithful map falls apart.")
+        else:
+            sanity = ""
+        self.faith_caption.setText(f"{report['count']} image(s) of {what}.{sanity}")
 
     def _page_failed(self, caption: QLabel):
         def failed(exc: BaseException) -> bool:
