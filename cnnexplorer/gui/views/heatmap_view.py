@@ -402,7 +402,8 @@ class HeatmapView(View):
                                        + " (deletion low and insertion high = a faithful map)")
 
         self._run_extra(lambda: curves_job(handle, explained.pixels, explained.heatmap),
-                        "deletion and insertion curves", shown, ("method", "target", "why_not", "layer"))
+                        "deletion and insertion curves", shown,
+                        ("method", "target", "why_not", "layer", "composite", "reduce"))
 
     # --- concepts ------------------------------------------------------------------------------
 
