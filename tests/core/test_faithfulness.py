@@ -101,17 +101,17 @@ def shapes_folder(tmp_path_factory):
     return folder
 
 
-def test_maps_beat_the_random_map_and_gradcam_points_at_the_shapes(handle, shapes_folder):
+def test_maps_beat_the_random_map_and_gradcam_and_lrp_point_at_the_shapes(handle, shapes_folder):
     probe = open_probe_set(str(shapes_folder))
     boxes = read_boxes(shapes_folder / "boxes.json")
-    table = drive(dataset_job(handle, probe, ["gradcam", "saliency", "inputxgrad"], steps=8, batch=IMAGES,
+    table = drive(dataset_job(handle, probe, ["gradcam", "saliency", "inputxgrad", "lrp"], steps=8, batch=IMAGES,
                               boxes=boxes, road=False))
     report = table.to_json()
     print({m: {k: round(v, 3) for k, v in row.items()} for m, row in report["methods"].items()})
-    assert report["count"] == IMAGES and list(report["methods"]) == ["gradcam", "saliency", "inputxgrad", "random"]
-    assert report["methods"]["gradcam"]["pointing"] >= 0.9
+    assert report["count"] == IMAGES and list(report["methods"]) == ["gradcam", "saliency", "inputxgrad", "lrp", "random"]
+    assert report["methods"]["gradcam"]["pointing"] >= 0.9 and report["methods"]["lrp"]["pointing"] >= 0.8
     random = report["methods"]["random"]["deletion_auc"]
-    for method in ("gradcam", "saliency", "inputxgrad"):
+    for method in ("gradcam", "saliency", "inputxgrad", "lrp"):
         assert report["methods"][method]["deletion_auc"] < random
     assert report["methods"]["gradcam"]["insertion_auc"] > report["methods"]["random"]["insertion_auc"]
 
