@@ -186,15 +186,15 @@ def _merges_checked(model: nn.Module, composite) -> Iterator[None]:
     from zennit.canonizers import MergeBatchNorm
 
     names = {id(m): n for n, m in model.named_modules()}
-    latest: dict[int, int] = {}
+    latest: dict[int, Tensor] = {}  # the tensors themselves: a freed output's id may be reused
     handles = []
 
     def remember(module, args, output):
-        latest[id(module)] = id(output)
+        latest[id(module)] = output
 
     def check(linears):
         def hook(module, args):
-            if not any(latest.get(id(linear)) == id(args[0]) for linear in linears):
+            if not any(latest.get(id(linear)) is args[0] for linear in linears):
                 raise UserError(f"LRP cannot explain this model: batch norm {names[id(module)]} is not fed by "
                                 f"{names[id(linears[0])]}, the layer merged into it, so its relevance would be wrong; "
                                 "use another heatmap method such as gradcam")
