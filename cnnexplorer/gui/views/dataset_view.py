@@ -653,7 +653,7 @@ class DatasetView(View):
             self.sanity_canvas.set_pixels(strip.pixels)
             correlations = ", ".join(f"{s['correlation']:.2f}" for s in strip.report["stages"])
             sanity = (f" Below: the sanity check of {strip.report['method']}: its map as the layers are re-initialised "
-                      f"from the top (rank correlations {correlations}); a faithful map falls apart.")
+                      f"from the top (rank correlations {correlations}); a map that explains the model changes with it.")
         else:
             sanity = ""
         self.faith_caption.setText(f"{report['count']} image(s) of {what}.{sanity}")

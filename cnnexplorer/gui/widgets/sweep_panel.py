@@ -11,6 +11,8 @@ from cnnexplorer.core.interventions import SweepResult
 
 SHOWN = 20
 """Rows of the table: the channels that matter most."""
+MAX_HEIGHT = 190
+"""The panel's height at most: the grid above keeps the room."""
 
 
 class SweepPanel(QWidget):
@@ -27,11 +29,13 @@ class SweepPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.table.cellClicked.connect(lambda row, _: self.channel_clicked.emit(self.result.channels[row]))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.table, 1)
+        self.setMaximumHeight(MAX_HEIGHT)
         self.setVisible(False)
 
     def show_message(self, text: str) -> None:
