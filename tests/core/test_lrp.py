@@ -133,6 +133,16 @@ class Residual(nn.Module):
         return torch.relu(out) * torch.sigmoid(x.mean((2, 3), keepdim=True))
 
 
+def test_local_response_normalisation_passes_the_relevance_on():
+    """AlexNet's and ZFNet's LRN layers (the course nets) pass relevance on unchanged: ε still conserves."""
+    torch.manual_seed(7)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.ReLU(), nn.LocalResponseNorm(5), nn.Conv2d(8, 8, 3, bias=False),
+                        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3, bias=False))
+    handle = handle_of(net, Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), classes=3)
+    heatmap = compute_heatmap(handle, torch.rand(1, 3, 16, 16), "lrp", composite="epsilon")
+    assert heatmap.info["relevance_sum"] == pytest.approx(heatmap.info["logit"], rel=0.01)
+
+
 def test_a_residual_sum_and_a_gate_in_forward_code_keep_the_relevance():
     torch.manual_seed(3)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.ReLU(), Residual(), nn.AdaptiveAvgPool2d(1),

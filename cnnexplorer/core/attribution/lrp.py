@@ -37,7 +37,7 @@ from cnnexplorer.core.model_handle import ModelHandle
 COMPOSITES = ("epsilon-plus-flat", "epsilon-gamma-box", "alpha2-beta1", "epsilon")
 """zennit's EpsilonPlusFlat, EpsilonGammaBox and EpsilonAlpha2Beta1, and the plain ε rule everywhere."""
 
-_OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.modules.instancenorm._InstanceNorm)
+_OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
 
 
 def canonizers_for(module: nn.Module) -> list:
@@ -86,19 +86,23 @@ def input_bounds(handle: ModelHandle, shape: tuple[int, ...]) -> tuple[Tensor, T
 
 
 def make_composite(name: str, canonizers: list, bounds: tuple[Tensor, Tensor]):
-    """The zennit composite ``name`` (one of ``COMPOSITES``) with ``canonizers``."""
+    """The zennit composite ``name`` (one of ``COMPOSITES``) with ``canonizers``. Local response
+    normalisation (AlexNet's and ZFNet's) passes relevance on unchanged, as the LRP toolbox treats it
+    (Lapuschkin et al. 2016): it rescales activations but mixes no evidence between positions."""
     from zennit import composites as zc
-    from zennit.rules import Epsilon
+    from zennit.rules import Epsilon, Pass
     from zennit.types import Convolution
 
     check_choice("the LRP composite (--composite)", name, COMPOSITES)
+    extra = [(nn.LocalResponseNorm, Pass())]
     if name == "epsilon-plus-flat":
-        return zc.EpsilonPlusFlat(canonizers=canonizers)
+        return zc.EpsilonPlusFlat(layer_map=extra, canonizers=canonizers)
     if name == "epsilon-gamma-box":
-        return zc.EpsilonGammaBox(low=bounds[0], high=bounds[1], canonizers=canonizers)
+        return zc.EpsilonGammaBox(low=bounds[0], high=bounds[1], layer_map=extra, canonizers=canonizers)
     if name == "alpha2-beta1":
-        return zc.EpsilonAlpha2Beta1(canonizers=canonizers)
-    return zc.LayerMapComposite(zc.layer_map_base() + [((Convolution, nn.Linear), Epsilon())], canonizers=canonizers)
+        return zc.EpsilonAlpha2Beta1(layer_map=extra, canonizers=canonizers)
+    return zc.LayerMapComposite(extra + zc.layer_map_base() + [((Convolution, nn.Linear), Epsilon())],
+                                canonizers=canonizers)
 
 
 def shadow(module: nn.Module) -> nn.Module:
