@@ -21,6 +21,7 @@ how much the target's probability drops.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -114,8 +115,8 @@ def parse_edit(text: str) -> Edit:
         try:
             value = float(factor)
         except ValueError:
-            value = float("nan")
-        if not torch.isfinite(torch.tensor(value)):
+            value = math.nan
+        if not math.isfinite(value):
             raise UserError(f"--ablate '{text}': the scale factor '{factor}' is not a finite number (e.g. {layer}:3*0.5)")
         return Edit(layer, _channels(text, channels), "scale", value)
     return Edit(layer, _channels(text, spec), "zero")
@@ -294,7 +295,7 @@ def sweep_job(handle: ModelHandle, pixels: Tensor, layer: str, target: int | Non
 
     probs: list[float] = []
     with torch.no_grad(), eval_mode(module), applied(module, edits):
-        handle_ = found.register_forward_hook(hook)
+        registered = found.register_forward_hook(hook)
         try:
             base_probs = torch.softmax(model(image).float(), dim=1)[0]
             target = int(base_probs.argmax()) if target is None else int(target)
@@ -306,7 +307,7 @@ def sweep_job(handle: ModelHandle, pixels: Tensor, layer: str, target: int | Non
                 out = torch.softmax(model(image.expand(rows, *image.shape[1:])).float(), dim=1)[:, target]
                 probs.extend(out.tolist())
         finally:
-            handle_.remove()
+            registered.remove()
     base = float(base_probs[target])
     order = sorted(range(len(probs)), key=lambda c: (-(base - probs[c]), c))
     return SweepResult(layer, target, base, tuple(order), tuple(probs[c] for c in order))

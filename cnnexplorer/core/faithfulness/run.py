@@ -72,8 +72,7 @@ def random_maps(count: int, shape: tuple[int, int], generator: torch.Generator) 
 
 def score_batch(handle: ModelHandle, pixels: Tensor, targets: Tensor, methods: tuple[str, ...], table: Table,
                 steps: int = 20, batch: int = 64, regions: list[np.ndarray | None] | None = None,
-                generator: torch.Generator | None = None, road: bool = True,
-                options: dict[str, dict] | None = None) -> Job[dict[str, Tensor]]:
+                generator: torch.Generator | None = None, road: bool = True) -> Job[dict[str, Tensor]]:
     """Add one batch of images (``pixels`` ``[n,C,H,W]`` in [0,1], ``targets`` ``[n]``) to ``table``;
     return the maps it scored by method."""
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -90,8 +89,7 @@ def score_batch(handle: ModelHandle, pixels: Tensor, targets: Tensor, methods: t
         if method == RANDOM:
             maps[method] = random_maps(n, (height, width), generator)
         else:
-            found = yield from heatmaps_job(handle, pixels, method, [int(t) for t in targets.tolist()],
-                                            **(options or {}).get(method, {}))
+            found = yield from heatmaps_job(handle, pixels, method, [int(t) for t in targets.tolist()])
             maps[method] = torch.from_numpy(np.stack([h.scalar_map for h in found])).float()
         with torch.no_grad(), eval_mode(handle.module):
             fractions, deletion, insertion = yield from deletion_job(model, pixels, maps[method], targets, original,
