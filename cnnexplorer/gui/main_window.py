@@ -171,7 +171,8 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
 
     def _link_views(self) -> None:
         """The activation grid's "Visualise channel k" opens the Feature vis tab on that channel; an image of the
-        Dataset tab's set opens in the app; the Lab's All layers page exports through the window."""
+        Dataset tab's set opens in the app; the Lab's All layers page exports through the window; the
+        Heatmaps tab's concepts take their reference images from the Dataset tab's open index."""
 
         def visualise(unit) -> None:
             self.show_view(FeatureVisView).visualise(unit)
@@ -180,6 +181,8 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         self.view(DatasetView).open_image_requested.connect(lambda path: self.open_files([path]))
         self.view(ActivationsView).atlas_requested.connect(lambda unit: self.show_view(DatasetView).show_atlas(unit))
         self.view(LabView).layers.export_requested.connect(self._export_dialog)
+        dataset = self.view(DatasetView)
+        self.view(HeatmapView).reference_source = lambda: (dataset.index, dataset.probe) if dataset.index is not None else None
 
     def open_dataset(self, spec: str) -> None:
         """Show the Dataset tab and index ``spec`` (a folder or a data spec) under the current model."""

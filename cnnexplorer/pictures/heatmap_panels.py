@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnexplorer.core.jobs import Job
 from cnnexplorer.pictures.base import Inputs
-from cnnexplorer.pictures.heatmap import HeatmapOptions, model_box, target_class
+from cnnexplorer.pictures.heatmap import HeatmapOptions, method_options, model_box, target_class
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -84,7 +84,7 @@ def top_classes_job(inputs: Inputs, options: HeatmapOptions, k: int = 3) -> Job[
     from cnnexplorer.core.attribution import top_classes_job as maps_job
 
     handle, (pixels, image, box) = inputs.handle, _model_view(inputs)
-    maps = yield from maps_job(handle, pixels, options.method, k, inputs.layer)
+    maps = yield from maps_job(handle, pixels, options.method, k, inputs.layer, **method_options(options.method, options))
     labels = tuple(f"{handle.label(m.target)} (p = {m.score:.3f})" for m in maps)
     return Panels(pixels, tuple((handle.label(m.target), m) for m in maps), labels,
                   f"the top {len(maps)} classes: click a tile to make it the target", image, box)
@@ -96,7 +96,8 @@ def sanity_job(inputs: Inputs, options: HeatmapOptions) -> Job[tuple[Panels, San
     from cnnexplorer.core.attribution import sanity_job as check_job
 
     handle, (pixels, image, box) = inputs.handle, _model_view(inputs)
-    result = yield from check_job(handle, pixels, options.method, target_class(handle, options), inputs.layer)
+    result = yield from check_job(handle, pixels, options.method, target_class(handle, options), inputs.layer,
+                                  **method_options(options.method, options))
     maps = (("original", result.original), *((s.layer, s.heatmap) for s in result.stages))
     labels = ("original", *(f"down to {s.layer}: rho = {s.correlation:.2f}" for s in result.stages))
     steps = " · ".join(f"down to {s.layer}: ρ = {s.correlation:.2f}" for s in result.stages)

@@ -35,8 +35,9 @@ def picture_of(scores, title: str, options: PredictionsOptions) -> Picture:
 def _add_flags(parser) -> None:
     from cnnexplorer.pictures.flags import bounded_int
 
-    parser.add_argument("--top", type=bounded_int(1), default=5, help="predictions: number of classes (default: 5)")
+    parser.add_argument("--top", type=bounded_int(1), default=None,
+                        help="predictions: number of classes (default: 5); concepts: number of concepts (default: 8)")
 
 
 RECIPE = Recipe("predictions", PredictionsOptions, make_predictions, _add_flags,
-                from_flags=lambda args: PredictionsOptions(top=args.top))
+                from_flags=lambda args: PredictionsOptions(top=5 if args.top is None else args.top))

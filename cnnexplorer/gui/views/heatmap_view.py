@@ -28,6 +28,7 @@ from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.concept_list import ConceptList, ReferenceStrip, concept_tiles
+from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
@@ -86,20 +87,14 @@ class HeatmapView(View):
         self.clip.setToolTip("the largest values that saturate the colours (1-2 % is usual; 0: scale to the maximum)")
         self.map_only = QCheckBox("map only")
         self.map_only.setToolTip("draw the map alone, not over the image")
-        row = QHBoxLayout()
-        for text, widget in (("method", self.method), (None, self.why_not), ("CAM layer", self.layer_choice),
-                             ("rules", self.composite), ("colour channels", self.reduce)):
-            if text:
-                row.addWidget(QLabel(text))
-            row.addWidget(widget)
-        row.addStretch(1)
-        look = QHBoxLayout()
-        for text, widget in (("colours", self.cmap), ("opacity", self.opacity), ("saturate top", self.clip),
-                             (None, self.map_only)):
-            if text:
-                look.addWidget(QLabel(text))
-            look.addWidget(widget)
-        look.addStretch(1)
+        row, look = QWidget(), QWidget()  # toolbars that wrap on a narrow tab
+        for bar, controls in ((row, (("method", self.method), (None, self.why_not), ("CAM layer", self.layer_choice),
+                                     ("rules", self.composite), ("colour channels", self.reduce))),
+                              (look, (("colours", self.cmap), ("opacity", self.opacity), ("saturate top", self.clip),
+                                      (None, self.map_only)))):
+            flow = FlowLayout(bar)
+            for text, widget in controls:
+                flow.addWidget(control_group(*([QLabel(text)] if text else []), widget))
         self.compare_button = QToolButton()
         self.compare_button.setText("Compare methods")
         self.compare_button.setToolTip("the chosen methods in a grid, as one job (arrow: choose them)")
@@ -117,11 +112,11 @@ class HeatmapView(View):
         self.concepts_button = QPushButton("Concepts")
         self.concepts_button.setToolTip("the channels of the tree's layer this prediction rests on (LRP relevance, "
                                         "with the rules chosen above), each with where it found its evidence")
-        buttons = QHBoxLayout()
+        buttons = QWidget()
+        flow = FlowLayout(buttons)
         for button in (self.compare_button, self.top_button, self.sanity_button, self.curves_button,
                        self.concepts_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
+            flow.addWidget(button)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.canvas = ImageCanvas()
@@ -154,9 +149,9 @@ class HeatmapView(View):
         splitter.addWidget(self.canvas)
         splitter.addWidget(lower)
         layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addLayout(look)
-        layout.addLayout(buttons)
+        layout.addWidget(row)
+        layout.addWidget(look)
+        layout.addWidget(buttons)
         layout.addWidget(self.message)
         layout.addWidget(splitter, 1)
         self.method.currentIndexChanged.connect(self._on_method)
