@@ -204,7 +204,7 @@ def cmd_export(args) -> int:
     from cnnexplorer.core.interventions import applied
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.outputs import atomic_write_bytes
-    from cnnexplorer.pictures.sidecars import save_edited_picture
+    from cnnexplorer.pictures.base import save_picture
 
     recipe, inputs, options, edits = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
     bar = TextProgressBar()
@@ -213,7 +213,7 @@ def cmd_export(args) -> int:
             picture = drive(recipe.make(inputs, options), bar)
     finally:
         bar.close()
-    png, side = save_edited_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed, edits)
+    png, side = save_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed, edits)
     report = dict(picture.report)
     for key, dest in recipe.side_flags.items():
         path = getattr(args, dest, None)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -204,12 +205,22 @@ def edit_tensor(edit: Edit, output: Tensor, axis: int) -> Tensor:
     return torch.where(selected.view(shape), replaced, output)
 
 
+_INSTALLED: "weakref.WeakKeyDictionary[nn.Module, list[Installed]]" = weakref.WeakKeyDictionary()
+
+
+def active_edits(module: nn.Module) -> Edits:
+    """The edits installed on ``module`` now: what a result computed from it depends on besides its weights
+    (the dataset index folds ``describe`` of them into its cache key)."""
+    return tuple(edit for installed in _INSTALLED.get(module, ()) for edit in installed.edits)
+
+
 class Installed:
     """Edits installed as forward hooks on ``module`` until ``remove()`` (the GUI's owner keeps
     one while the user's edits are on; ``applied`` wraps one in ``try``/``finally``)."""
 
     def __init__(self, module: nn.Module, edits: Edits):
         self.edits = tuple(edits)
+        self._module = weakref.ref(module)
         self._handles = []
         by_layer: dict[str, list[Edit]] = {}
         for edit in self.edits:
@@ -221,11 +232,15 @@ class Installed:
         except BaseException:
             self.remove()
             raise
+        _INSTALLED.setdefault(module, []).append(self)
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        module = self._module()
+        if module is not None and self in _INSTALLED.get(module, ()):
+            _INSTALLED[module].remove(self)
 
 
 def _hook(edits: list[Edit], axis: int):

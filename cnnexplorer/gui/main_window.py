@@ -36,6 +36,7 @@ from cnnexplorer.gui.views.summary_view import SummaryView
 from cnnexplorer.gui.views.training_view import TrainingView
 from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
+from cnnexplorer.gui.widgets.edited_badge import EditedBadge
 from cnnexplorer.gui.widgets.model_dock import ModelDock
 from cnnexplorer.gui.window_files import WindowFiles
 from cnnexplorer.gui.window_jobs import model_job, move_job, predict_job
@@ -210,6 +211,7 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         self.untrained_label.hide()
         bar.addPermanentWidget(self.untrained_label)
         bar.addPermanentWidget(JobStatus(self.jobs))
+        bar.addPermanentWidget(EditedBadge(self.session))
         self.device_label = QLabel()
         self.device_label.setToolTip("The model's device and, on CUDA, the memory torch holds there")
         bar.addPermanentWidget(self.device_label)
@@ -328,7 +330,8 @@ class MainWindow(WindowFiles, WindowMenus, QMainWindow):
         another path after a failed write, and the picture must not change meanwhile."""
         view, picture = self._current_picture()
         name, handle, image, seed = view.view_name, self.session.model, self.session.image, view.seed
-        return lambda path: save_picture(path, name, picture, handle, image, seed)
+        edits = self.session.interventions
+        return lambda path: save_picture(path, name, picture, handle, image, seed, edits)
 
     def export_current_view(self, path: str | Path) -> tuple[Path, Path]:
         """Write the current view's picture as PNG plus the sidecar that makes it again; return both paths."""

@@ -99,12 +99,16 @@ def settings_of(options) -> dict:
 
 
 def save_picture(path, name: str, picture: Picture, handle: ModelHandle | None, image: LoadedImage | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, edits: tuple = ()):
     """Write ``picture`` as PNG with the sidecar that reproduces it; return both paths.
 
-    The GUI's Export and ``cnnexplorer export`` both end here, so both write the same files.
+    ``edits`` are the interventions (``core.interventions.Edit``) the picture was made under: the sidecar
+    records them, so the edited model's picture is made again. The GUI's Export and ``cnnexplorer
+    export`` both end here, so both write the same files.
     """
     from cnnexplorer.core.render import make_sidecar, write_png
 
     sidecar = make_sidecar(name, model=handle, image=image, layer=picture.layer, settings=picture.settings, seed=seed)
+    if edits:
+        sidecar["interventions"] = [edit.to_json() for edit in edits]
     return write_png(path, picture.pixels, sidecar)

@@ -70,14 +70,3 @@ def _file_options(spec: str, preprocessing: dict | None) -> tuple | None:
         return None
     return (tuple(int(v) for v in preprocessing["input_size"]), tuple(float(v) for v in preprocessing["mean"]),
             tuple(float(v) for v in preprocessing["std"]))
-
-
-def save_edited_picture(path, name: str, picture, handle, image=None, seed: int | None = None,
-                        edits: tuple[Edit, ...] = ()):
-    """``pictures.base.save_picture`` with the edits the picture was made under in its sidecar."""
-    from cnnexplorer.core.render import make_sidecar, write_png
-
-    sidecar = make_sidecar(name, model=handle, image=image, layer=picture.layer, settings=picture.settings, seed=seed)
-    if edits:
-        sidecar["interventions"] = [edit.to_json() for edit in edits]
-    return write_png(path, picture.pixels, sidecar)

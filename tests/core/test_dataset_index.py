@@ -200,3 +200,18 @@ def assert_same_index(a, b):
     for field in ("labels", "top5", "top5_probs", "thumbnails"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     assert a.sources == b.sources and a.skipped == b.skipped
+
+
+def test_an_index_made_while_interventions_are_on_is_kept_apart(probe, tmp_path):
+    """Edits are hooks on the model, not weights: the cache key names them, so the edited model's index is
+    neither read for the plain model nor the other way round."""
+    from cnnexplorer.core.interventions import applied, parse_edits
+
+    handle = tiny_handle()
+    plain, _ = run(index_job(handle, probe, ["conv2"], batch_size=7, cache_dir=tmp_path))
+    with applied(handle.module, parse_edits(["conv1:0-2"])):
+        edited, items = run(index_job(handle, probe, ["conv2"], batch_size=7, cache_dir=tmp_path))
+    assert not any(isinstance(item, CacheHit) for item in items) and edited.key != plain.key
+    assert not np.array_equal(edited.layers["conv2"].top_values, plain.layers["conv2"].top_values)
+    again, items = run(index_job(handle, probe, ["conv2"], batch_size=7, cache_dir=tmp_path))
+    assert any(isinstance(item, CacheHit) for item in items) and again.key == plain.key

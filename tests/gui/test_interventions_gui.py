@@ -4,8 +4,13 @@ and a new model leaves no hook behind."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
+from cnnexplorer.cli import main
 from cnnexplorer.core.interventions import Edit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.widgets.edited_badge import EditedBadge
@@ -22,7 +27,7 @@ def action(menu, starts: str):
     return next(a for a in menu.actions() if a.text().startswith(starts))
 
 
-def test_the_tile_menu_edits_the_model_and_the_badge_clears_it(make_window, qtbot):
+def test_the_tile_menu_edits_the_model_and_the_badge_clears_it(make_window, qtbot, tmp_path):
     window = shapes_window(make_window)
     session = window.session
     view = window.show_view(ActivationsView)
@@ -55,6 +60,12 @@ def test_the_tile_menu_edits_the_model_and_the_badge_clears_it(make_window, qtbo
     assert [e.mode for e in session.interventions] == ["scale", "keep"] and hooks_on(module) == 2
     assert session.predictions and session.predictions[0].prob != plain_top  # predicted again, edited
     assert "features.2.0: 1 × 2" in badge.toolTip() and "only 3 kept" in badge.toolTip()
+    in_bar = window.statusBar().findChild(EditedBadge)
+    assert in_bar is not None and in_bar.isVisible() and in_bar.label.text() == badge.label.text()
+    png, sidecar = window.export_current_view(tmp_path / "edited.png")  # the window's Export keeps the edits
+    code = main(["export", "--from-sidecar", str(sidecar), "--out", str(tmp_path / "again.png")])
+    assert code == 0 and np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "again.png")))
+    assert [Edit.from_json(e) for e in json.loads(sidecar.read_text())["interventions"]] == list(session.interventions)
 
     qtbot.mouseClick(badge.clear_button, Qt.MouseButton.LeftButton)
     assert window.wait_for_jobs(WAIT_MS)

@@ -34,6 +34,7 @@ from cnnexplorer.core.dataset.layer_stats import LayerAccumulator, summarise
 from cnnexplorer.core.dataset.probe import ProbeSet
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.hooks import forward_hooks, output_tensors
+from cnnexplorer.core.interventions import active_edits, describe
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import layout_of
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
@@ -80,7 +81,9 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
         raise UserError(f"{probe.spec} holds no images to index; choose a set with at least one image")
     names = resolve_layers(handle, layers)
     folder = cache.cache_folder(cache_dir)
-    key = cache.index_key(weights=cache.weights_hash(handle.module), model=handle.spec,
+    edits = describe(active_edits(handle.module))  # interventions on: another model, another index
+    key = cache.index_key(weights=cache.weights_hash(handle.module), **({"edits": edits} if edits else {}),
+                          model=handle.spec,
                           preprocessing=handle.preprocessing.to_json(), data=probe.fingerprint(), layers=names,
                           top_k=top_k, features=feature_layers)
     finished = cache.read_state(cache.finished_path(folder, key), key)

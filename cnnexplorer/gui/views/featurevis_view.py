@@ -332,7 +332,7 @@ class FeatureVisView(View):
         if self.finished is None or self.selected is None:
             raise UserError("Run a visualisation and click a tile first.")
         return save_picture(path, self.view_name, self.finished.tile(self.selected), self.session.model,
-                            self.session.image, self.seed)
+                            self.session.image, self.seed, self.session.interventions)
 
     def _export_tile_dialog(self) -> None:
         written = save_as(self, "Export image as PNG", "featurevis.png", "PNG images (*.png)", self.export_tile)

@@ -243,7 +243,8 @@ class PredictionsPanel(QWidget):
         chart = self.chart()
         if chart is None:
             raise UserError("there are no predictions to export; open an image and a model first")
-        return save_picture(path, RECIPE.name, chart, self.session.model, self.session.image)
+        return save_picture(path, RECIPE.name, chart, self.session.model, self.session.image,
+                            edits=self.session.interventions)
 
     def copy_chart(self) -> None:
         """Put the exported chart (not a screenshot) on the clipboard."""
