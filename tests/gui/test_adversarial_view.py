@@ -14,6 +14,7 @@ from cnnexplorer.cli import main
 from cnnexplorer.core.adversarial import as_uint8
 from cnnexplorer.core.builtin.shapes_data import VALIDATION_SEED, generate_shapes
 from cnnexplorer.core.images import load_image
+from cnnexplorer.core.interventions import parse_edits
 from cnnexplorer.gui.views.adversarial_view import AdversarialView
 
 WAIT_MS = 60_000
@@ -158,6 +159,9 @@ def test_robustness_curve_is_one_job_and_pgd_is_below_fgsm(make_window, qtbot, c
     panel.measure.setCurrentText("top-1 confidence")
     assert list(panel.curves["pgd"].getData()[1]) == list(curve.confidence["pgd"])
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+    window.session.set_interventions(parse_edits(["features.7.conv2:keep=0"]))  # the edited model: measured again
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.curve_result is not None and view.curve_result[1].true_class["pgd"] != curve.true_class["pgd"]
 
 
 def test_attack_then_explain_shows_gradcam_and_the_layer_for_both_images(make_window, qtbot, circle_png):

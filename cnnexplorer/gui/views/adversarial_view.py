@@ -57,6 +57,7 @@ class AdversarialView(View):
         self.curve_result: tuple[LabelledImages, RobustnessCurve] | None = None
         self._attack_job = None
         self._curve_job = None
+        self._curve_module = None  # the model the shown curve was measured on
         self.controls = AttackControls()
         self.controls.run_requested.connect(self.run_attack)
         self.controls.cancel_requested.connect(self._cancel_attack)
@@ -111,10 +112,14 @@ class AdversarialView(View):
     # --- attacking ------------------------------------------------------------------------
 
     def _on_model(self, handle) -> None:
+        """A new model clears the curve; the same model edited (interventions) or moved runs it again."""
+        again = self.curve_result is not None and handle is not None and handle.module is self._curve_module
         self.controls.set_classes(list(handle.class_names) if handle is not None else [])
         self.robustness.clear()
         self.curve_result = None
         self._clear()
+        if again:
+            self.run_curve()
 
     def _on_target(self, index: int | None) -> None:
         if index is not None and self.controls.targeted.isChecked():
@@ -273,7 +278,7 @@ class AdversarialView(View):
         return True
 
     def _show_curve(self, value) -> None:
-        self.curve_result = value
+        self.curve_result, self._curve_module = value, self.session.model.module
         self.robustness.show_curve(*value)
 
     # --- saving and export ----------------------------------------------------------------
