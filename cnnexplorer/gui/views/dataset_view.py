@@ -40,6 +40,7 @@ from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.feature_map import FeatureMap
+from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs, Picture
@@ -165,10 +166,11 @@ class DatasetView(View):
         top = QHBoxLayout()
         for widget, stretch in ((QLabel("Data"), 0), (self.data, 1), (browse, 0)):
             top.addWidget(widget, stretch)
-        run = QHBoxLayout()
-        for widget in (QLabel("Index"), self.layers, self.top_k, self.batch, self.index_button, self.cancel_button):
-            run.addWidget(widget)
-        run.addStretch(1)
+        run = QWidget()  # wraps on a narrow tab
+        flow = FlowLayout(run)
+        flow.addWidget(control_group(QLabel("Index"), self.layers))
+        for widget in (self.top_k, self.batch, self.index_button, self.cancel_button):
+            flow.addWidget(widget)
 
         self.pages = QTabWidget()
         self.atlas_canvas = ImageCanvas(fit="width")
@@ -213,7 +215,7 @@ class DatasetView(View):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addLayout(run)
+        layout.addWidget(run)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.pages, 1)
@@ -301,13 +303,14 @@ class DatasetView(View):
         self._means_of = None
         page = QWidget()
         column = QVBoxLayout(page)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Methods"))
-        row.addWidget(self.faith_methods, 1)
+        row = QWidget()  # wraps on a narrow tab
+        flow = FlowLayout(row)
+        self.faith_methods.setMinimumWidth(240)
+        flow.addWidget(control_group(QLabel("Methods"), self.faith_methods))
         for widget in (self.faith_steps, self.faith_image_button, self.faith_limit, self.faith_set_button,
                        self.faith_cancel):
-            row.addWidget(widget)
-        column.addLayout(row)
+            flow.addWidget(widget)
+        column.addWidget(row)
         column.addWidget(self.faith_progress)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.faith_table)
