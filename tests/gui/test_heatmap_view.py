@@ -14,6 +14,7 @@ from PySide6.QtCore import QPointF, Qt
 from cnnexplorer.core.attribution import METHODS, compute_heatmap, render_heatmap
 from cnnexplorer.core.attribution.overlay import heatmap_scale
 from cnnexplorer.core.colour_bar import colour_bar
+from cnnexplorer.core.interventions import Edit
 from cnnexplorer.core.picture_style import PAPER
 from cnnexplorer.gui.window_jobs import sample_images
 from cnnexplorer.gui.views.heatmap_view import HeatmapView
@@ -285,5 +286,14 @@ def test_lrp_composite_reduce_and_the_concept_list_make_the_current_unit(tab):
     assert view.references.isVisible() and shown.by_activation == (2, 0, 1)
     assert sorted(i for i, _ in shown.by_relevance) == [0, 1, 2]
     assert [v for _, v in shown.by_relevance] == sorted((v for _, v in shown.by_relevance), reverse=True)
+
+    first = found.concepts[0].channel  # right-click a concept: the activation grid's edits
+    view.concept_list.customContextMenuRequested.emit(view.concept_list.visualItemRect(view.concept_list.item(0)).center())
+    switch_off = next(a for a in view.context_menu.actions() if a.text() == f"Switch off channel {first}")
+    switch_off.trigger()
+    view.context_menu.close()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.session.interventions == (Edit("features.7", (first,)),)
+    window.session.clear_interventions()
     window.session.set_layer("features.5")
     assert not view.concept_list.isVisible()

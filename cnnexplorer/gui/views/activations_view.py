@@ -20,6 +20,7 @@ from cnnexplorer.core.layer_text import gives_class_scores, unit_text
 from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
+from cnnexplorer.gui.widgets.edit_menu import add_edit_actions, apply_edit
 from cnnexplorer.gui.widgets.grid_controls import GridControls
 from cnnexplorer.gui.widgets.sweep_panel import SweepPanel
 from cnnexplorer.gui.widgets.unit_panel import UnitPanel
@@ -28,8 +29,6 @@ from cnnexplorer.pictures.activations import ActivationPicture, Panel, activatio
 from cnnexplorer.pictures.base import Inputs
 
 WARNING_STYLE = "color: #b35900"
-SCALES = (0.5, 2.0, -1.0)
-"""The factors the tile menu's "Scale" offers."""
 
 
 def channel_text(grid: ActivationGrid, channel: int, sep: str = " · ", classes: list[str] | None = None) -> str:
@@ -231,34 +230,16 @@ class ActivationsView(View):
     # --- interventions --------------------------------------------------------------------
 
     def _add_edit_actions(self, menu: QMenu, channel: int) -> None:
-        """Switch the channel off, set it to its dataset mean, scale it, keep it alone; clear; sweep."""
-        layer = self.session.layer
-        menu.addSeparator()
-        menu.addAction(f"Switch off channel {channel}", lambda: self.edit(Edit(layer, (channel,), "zero")))
-        means = self.session.dataset_means.get(layer)
-        mean = menu.addAction(f"Set channel {channel} to its dataset mean",
-                              lambda: self.edit(Edit(layer, (channel,), "mean", values=(means[channel],))))
-        mean.setEnabled(means is not None and channel < len(means))
-        if not mean.isEnabled():
-            mean.setToolTip("index a dataset with this layer in the Dataset tab first")
-        scale = menu.addMenu(f"Scale channel {channel}")
-        for factor in SCALES:
-            scale.addAction(f"× {factor:g}", lambda f=factor: self.edit(Edit(layer, (channel,), "scale", f)))
-        menu.addAction(f"Keep only channel {channel} of {layer}", lambda: self.edit(Edit(layer, (channel,), "keep")))
-        if self.session.interventions:
-            menu.addAction("Clear edits", self.session.clear_interventions)
+        """The channel's edits (``edit_menu``), then the sweep of its layer."""
+        add_edit_actions(menu, self.session, self.session.layer, channel, self._refused)
         menu.addSeparator()
         menu.addAction("Sweep this layer: rank its channels by the drop of the target's probability", self.sweep)
 
     def edit(self, edit: Edit) -> None:
-        """Add ``edit`` to the session's edits ("keep only" replaces the layer's other edits)."""
-        edits = self.session.interventions
-        if edit.mode == "keep":
-            edits = tuple(e for e in edits if e.layer != edit.layer)
-        try:
-            self.session.set_interventions((*edits, edit))
-        except UserError as exc:
-            self._show_message(str(exc), warning=True)
+        apply_edit(self.session, edit, self._refused)
+
+    def _refused(self, text: str) -> None:
+        self._show_message(text, warning=True)
 
     def sweep(self) -> None:
         handle, image, layer = self.session.model, self.session.image, self.session.layer

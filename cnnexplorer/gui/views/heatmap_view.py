@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QPushButton,
                                QSlider, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
@@ -28,6 +28,7 @@ from cnnexplorer.gui.session import Session, Unit
 from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.concept_list import ConceptList, ReferenceStrip, concept_tiles
+from cnnexplorer.gui.widgets.edit_menu import add_edit_actions
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
@@ -138,6 +139,8 @@ class HeatmapView(View):
         self.concept_list = ConceptList()
         self.concept_list.hide()
         self.concept_list.channel_clicked.connect(self._on_concept)
+        self.concept_list.menu_requested.connect(self._concept_menu)
+        self.context_menu: QMenu | None = None
         self.references = ReferenceStrip()
         self.references.hide()
         concepts_row = QHBoxLayout()
@@ -432,6 +435,16 @@ class HeatmapView(View):
         if self.concepts is not None:
             self.session.set_unit(Unit(self.concepts[0].layer, channel))
             self.show_references(channel)
+
+    def _concept_menu(self, channel: int, where: QPoint) -> None:
+        """Edit a concept's channel as from the activation grid: the views run again on the edited model."""
+        if self.concepts is None:
+            return
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        add_edit_actions(menu, self.session, self.concepts[0].layer, channel, self.message.setText)
+        self.context_menu = menu
+        menu.popup(where)
 
     def show_references(self, channel: int) -> None:
         """The channel's reference images, when the Dataset tab has an index of this model with the layer."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
 
@@ -40,6 +40,7 @@ class ConceptList(QListWidget):
     """Ranked concepts as rows of icon and text; ``channel_clicked`` carries the channel clicked."""
 
     channel_clicked = Signal(int)
+    menu_requested = Signal(int, QPoint)  # a right-click on a concept: its channel, where (global)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -52,8 +53,15 @@ class ConceptList(QListWidget):
         self.setGridSize(QSize(THUMBNAIL + 56, THUMBNAIL + 44))
         self.setWordWrap(True)
         self.setToolTip("the channels this prediction rests on at the layer, most relevant first: click one to make it "
-                        "the current unit")
+                        "the current unit; right-click to switch it off, scale it or keep only it")
         self.itemClicked.connect(lambda item: self.channel_clicked.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_menu)
+
+    def _on_menu(self, pos: QPoint) -> None:
+        item = self.itemAt(pos)
+        if item is not None:
+            self.menu_requested.emit(int(item.data(Qt.ItemDataRole.UserRole)), self.viewport().mapToGlobal(pos))
 
     def set_concepts(self, concepts: Concepts, tiles: list[np.ndarray]) -> None:
         """Show ``concepts`` with ``tiles[i]`` (``H×W×3`` uint8) as concept ``i``'s heatmap."""
