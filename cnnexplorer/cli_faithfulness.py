@@ -2,11 +2,13 @@
 
 Deletion and insertion AUC (RISE), ROAD MoRF and LeRF (noisy linear imputation, 10–90 % removed)
 and, with ``--boxes``, the pointing game, per method and for a random map (the baseline row).
+``--nproc-per-node N`` shares the images among N processes under torchrun; the table is one process's.
 """
 
 from __future__ import annotations
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
 from cnnexplorer.pictures.flags import bounded_int
 
 BOXES_HELP = ("boxes for the pointing game: JSON {\"sub/file.jpg\": [x0, y0, x1, y1], …} or CSV lines "
@@ -36,10 +38,25 @@ def add_parser(sub) -> None:
                         "(default: 32)")
     parser.add_argument("--no-road", action="store_true", help="leave out ROAD (its imputation is the slow part)")
     parser.add_argument("--download", action="store_true", help="download a torchvision dataset if it is missing")
+    add_launcher_flags(parser)
     add_common(parser)
 
 
 def run(args) -> int:
+    """Measure here, or with ``--nproc-per-node N`` under torchrun (each rank its batches; rank 0 reports)."""
+    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
+
+    if not launched():
+        settings = launch_settings(args)
+        if settings is not None:
+            return launch(worker_argv(args, "faithfulness", add_parser), settings)
+        return _measure(args)
+    args.device = local_device(args.device)
+    with process_group(args.backend, args.device) as here:
+        return _measure(args, here.main)
+
+
+def _measure(args, main: bool = True) -> int:
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.faithfulness import dataset_job, read_boxes
     from cnnexplorer.core.faithfulness.run import check_methods
@@ -56,7 +73,8 @@ def run(args) -> int:
     finally:
         bar.close()
     payload = {"model": handle.spec, "data": args.data, "steps": args.steps, **table.to_json()}
-    emit(args, payload, table_text(payload))
+    if main:
+        emit(args, payload, table_text(payload))
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnexplorer.core.dataset.cache import read_state
-from tests.cli.cli_helpers import assert_one_line_error, last_json, run_cli
+from tests.cli.cli_helpers import assert_one_line_error, forked_ranks, last_json, run_cli
 from tests.core.test_probe_sets import labelled_folder
 
 
@@ -48,17 +48,19 @@ def test_index_errors_are_one_line(capsys, tmp_path):
 
 
 def test_two_processes_index_exactly_as_one(capsys, tmp_path):
-    """Two gloo ranks on 127.0.0.1, each its half of the set (the second half starting mid-batch), merged in
-    order: the same top images and positions, histograms and predictions as one process; float sums and
-    features within 1e-5 (only the order of additions differs)."""
+    """Two gloo ranks on 127.0.0.1 (forked with torchrun's environment), each its half of the set (the second
+    half starting mid-batch), merged in order: the same top images and positions, histograms and predictions
+    as one process; float sums and features within 1e-5 (only the order of additions differs)."""
     data = labelled_folder(tmp_path / "set", per_class=5)
-    argv = ["index", "--model", "builtin:shapes", "--data", data, "--top-k", "3", "--batch-size", "3", "--json"]
-    stored = {}
-    for name, extra in (("one", []), ("two", ["--nproc-per-node", "2"])):
-        code, out, err = run_cli(capsys, *argv, "--cache", tmp_path / name, *extra)
-        assert code == 0, err
-        path = Path(last_json(out)["cache"]) if name == "one" else next((tmp_path / name).glob("*.npz"))
-        stored[name] = read_state(path, path.stem)
+    argv = ["index", "--model", "builtin:shapes", "--data", data, "--top-k", "3", "--batch-size", "3", "--json",
+            "--device", "cpu"]
+    code, out, err = run_cli(capsys, *argv, "--cache", tmp_path / "one")
+    assert code == 0, err
+    stored = {"one": read_state(Path(last_json(out)["cache"]), Path(last_json(out)["cache"]).stem)}
+    first, second = forked_ranks([*argv, "--cache", tmp_path / "two"], tmp_path)
+    assert second == "" and Path(last_json(first)["cache"]).parent == tmp_path / "two"  # rank 0 writes and reports
+    path = Path(last_json(first)["cache"])
+    stored["two"] = read_state(path, path.stem)
     (one_meta, one), (two_meta, two) = stored["one"], stored["two"]
     assert two_meta["done"] == one_meta["done"] == 10 and sorted(one) == sorted(two)
     assert two_meta["parts"] == [[0, 5], [5, 10]] and "parts" not in one_meta

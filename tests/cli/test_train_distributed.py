@@ -11,9 +11,7 @@ the evaluation's two ranks are forked from the test process instead.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -24,13 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnexplorer.cli import build_parser, main
+from cnnexplorer.cli import build_parser
 from cnnexplorer.cli_train import add_parser, worker_argv
 from cnnexplorer.core.checkpoints import read_model_file
-from cnnexplorer.core.distributed import Launch, free_port, launch_command
+from cnnexplorer.core.distributed import Launch, launch_command
 from cnnexplorer.core.models import load_model
 from cnnexplorer.core.training.state import read_resume
-from tests.cli.cli_helpers import last_json, run_cli
+from tests.cli.cli_helpers import forked_ranks, last_json, run_cli
 from tests.cli.test_train import make_folder
 
 TOLERANCE = 1e-5  # float summation order only (see above)
@@ -108,19 +106,6 @@ def test_two_processes_train_as_one_and_a_killed_rank_stops_the_run(tmp_path, ca
     assert code == 0 and last_json(stdout)["epochs"] == epochs + 1 and last_json(stdout)["processes"] == 1
 
 
-def _rank(rank: int, port: int, argv: list[str], out: str) -> None:
-    """A forked rank: torchrun's environment, then ``cnnexplorer ARGV`` with stdout to ``out``; exits at once."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE="2")
-    code = 1
-    try:
-        torch.set_num_threads(1)
-        with open(out, "w") as file, contextlib.redirect_stdout(file):
-            code = main(argv)
-    finally:
-        os._exit(code)
-
-
 def test_evaluate_in_two_processes_reports_what_one_process_does(tmp_path, capsys):
     """Noise images labelled 0-2 for LeNet-5's digit classes give many mistakes of many confidences, so the merged
     mistakes, confusion and per-class figures are all exercised; 31 images split 16/15 between the ranks, across
@@ -135,17 +120,9 @@ def test_evaluate_in_two_processes_reports_what_one_process_does(tmp_path, capsy
                "--device", "cpu", "--json"]
     code, stdout, _ = run_cli(capsys, *command)
     single = last_json(stdout)
-    fork = multiprocessing.get_context("fork")
-    port = free_port()
-    ranks = [fork.Process(target=_rank, args=(rank, port, command, str(tmp_path / f"out{rank}.txt")))
-             for rank in (0, 1)]
-    for process in ranks:
-        process.start()
-    for process in ranks:
-        process.join(60)
-    assert [p.exitcode for p in ranks] == [0, 0]
-    merged = last_json((tmp_path / "out0.txt").read_text())
-    assert (tmp_path / "out1.txt").read_text() == ""  # only rank 0 reports
+    first, second = forked_ranks(command, tmp_path)
+    merged = last_json(first)
+    assert second == ""  # only rank 0 reports
     assert code == 0 and single["count"] == 31 and len(single["mistakes"]) > 5
     for entry in (single, merged):
         for mistake in entry["mistakes"]:

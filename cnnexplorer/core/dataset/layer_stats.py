@@ -32,7 +32,7 @@ from cnnexplorer.core.dataset.index_types import LayerIndex
 BINS = 64
 MARGIN = 0.25
 SAMPLE = 4
-FLUSH_BYTES = 4 << 20
+FLUSH_BYTES = 1 << 20
 _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 

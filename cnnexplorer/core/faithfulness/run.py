@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cnnexplorer.core import distributed
 from cnnexplorer.core.attribution.methods import find_method, heatmaps_job
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.faithfulness.boxes import boxes_for, image_key, region
@@ -25,6 +26,8 @@ from cnnexplorer.core.model_handle import ModelHandle, eval_mode
 RANDOM = "random"
 FORWARD_BATCH = 128
 """Perturbed images per forward pass."""
+SEED_STRIDE = 1_000_003
+"""A batch's generator is seeded ``seed × SEED_STRIDE + its first image``."""
 METRICS = ("deletion_auc", "insertion_auc", "road_morf", "road_lerf", "pointing")
 BETTER = {"deletion_auc": "lower", "insertion_auc": "higher", "road_morf": "lower", "road_lerf": "higher",
           "pointing": "higher"}
@@ -120,7 +123,13 @@ def targets_of(handle: ModelHandle, pixels: Tensor, labels: Tensor | None = None
 
 def dataset_job(handle: ModelHandle, probe, methods, steps: int = 20, batch: int = 32,
                 boxes: dict | None = None, limit: int | None = None, seed: int = 0, road: bool = True) -> Job[Table]:
-    """The table over a ``ProbeSet`` (its first ``limit`` images), ``batch`` images explained at a time."""
+    """The table over a ``ProbeSet`` (its first ``limit`` images), ``batch`` images explained at a time.
+
+    Each batch draws its random maps and ROAD noise from a generator seeded by ``seed`` and the batch's
+    first image, so under torch.distributed each rank can score its contiguous run of whole batches
+    (``distributed.shard_range`` over the batches) and the merged table is one process's (up to the float
+    rounding of sums added in another order).
+    """
     from cnnexplorer.core.dataset.evaluate import match_labels
 
     methods = check_methods(methods)
@@ -133,12 +142,10 @@ def dataset_job(handle: ModelHandle, probe, methods, steps: int = 20, batch: int
             mapping = None
     root = probe.spec[len("folder:"):] if probe.spec.startswith("folder:") else None
     total = len(probe) if limit is None else min(limit, len(probe))
-    generator = torch.Generator().manual_seed(seed)
-    for first, pixels, labels in probe.batches(handle.preprocessing, batch):
-        if first >= total:
-            break
-        pixels, labels = pixels[:total - first], labels[:total - first]
-        yield Progress(first, total, f"faithfulness: image {first + 1} of {total}")
+    part = distributed.shard_range(-(-total // batch))
+    start, stop = part.start * batch, min(part.stop * batch, total)
+    for first, pixels, labels in probe.batches(handle.preprocessing, batch, start, stop):
+        yield Progress(first - start, stop - start, f"faithfulness: image {first + 1} of {total}")
         mapped = None
         if mapping is not None:
             mapped = torch.tensor([mapping[int(l)] if l >= 0 else -1 for l in labels.tolist()])
@@ -150,12 +157,29 @@ def dataset_job(handle: ModelHandle, probe, methods, steps: int = 20, batch: int
                 size = probe.image(i).size if found else None
                 regions.append(None if found is None else region(found, size, _crop(handle, size), handle.input_size[1:]))
         targets = targets_of(handle, pixels, mapped)
+        generator = torch.Generator().manual_seed(seed * SEED_STRIDE + first)
         yield from score_batch(handle, pixels, targets, methods, table, steps, FORWARD_BATCH, regions,
                                generator, road)
+    table = _merged(table)
     if boxes is not None and not any("pointing" in c for c in table.counts.values()):
         raise UserError("no image of the data has a box in the box file: name the files by their path relative to "
                         "the data folder (or the image's number for built-in data)")
     return table
+
+
+def _merged(table: Table) -> Table:
+    """Every rank's table added up, in rank order (the table itself in one process)."""
+    parts = distributed.gather_objects((table.sums, table.counts, table.images))
+    merged = Table(table.methods)
+    for sums, counts, images in parts:
+        for method, metrics in sums.items():
+            for metric, value in metrics.items():
+                merged.sums.setdefault(method, {}).setdefault(metric, 0.0)
+                merged.counts.setdefault(method, {}).setdefault(metric, 0)
+                merged.sums[method][metric] += value
+                merged.counts[method][metric] += counts[method][metric]
+        merged.images += images
+    return merged
 
 
 def _crop(handle: ModelHandle, size: tuple[int, int]) -> tuple[float, float, float, float]:
