@@ -1,4 +1,4 @@
-# make run: launch the app on the built-in demo.  make test: run the whole suite.
+# make run: launch the app on the built-in demo.  make test: run the whole suite (one worker per core, at most 4).
 # make test-gpu: the checks that need a CUDA GPU (gpu_tests/; CI has none).
 # Each creates .venv and installs the package (with its dev extra) on first use.
 PYTHON ?= python3
@@ -16,7 +16,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/cnnexplorer
 
 test: $(VENV)/.installed
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n auto --maxprocesses 4
 
 test-gpu: $(VENV)/.installed
 	$(PY) -m pytest -q gpu_tests
