@@ -139,11 +139,14 @@ def test_a_programming_error_reaches_the_excepthook_and_the_runner_stays_usable(
 
 
 def test_shutdown_cancels_and_waits_for_the_threads(qtbot, runner):
-    ended = threading.Event()
+    """Shutdown while a job runs (not merely queued: a busy machine may start the thread late) cancels it
+    and waits for its thread."""
+    running, ended = threading.Event(), threading.Event()
 
     def long_job():
         try:
             for _ in range(10_000):
+                running.set()
                 time.sleep(0.002)
                 yield Progress(0)
         finally:
@@ -151,7 +154,7 @@ def test_shutdown_cancels_and_waits_for_the_threads(qtbot, runner):
 
     runner.start(long_job)
     runner.start(long_job)
-    qtbot.wait(20)
+    qtbot.waitUntil(running.is_set, timeout=10_000)
     started = time.monotonic()
     assert runner.shutdown(5000)
     assert ended.is_set() and time.monotonic() - started < 1.0
