@@ -102,7 +102,8 @@ def _files(args) -> tuple[dict, dict]:
         return outputs, {**inputs, "--image": args.image and image_path(args.image), "--from-sidecar": args.from_sidecar}
     if args.command == "train":
         out = Path(args.out)
-        outputs = {"--out": out, "the best checkpoint": best_path(out), "--plot": args.plot, "--csv": args.csv}
+        outputs = {"--out": out, "the best checkpoint": best_path(out), "--plot": args.plot, "--csv": args.csv,
+                   "--gradient-csv": args.gradient_csv}
         return outputs, {**inputs, "--resume": args.resume}
     return {}, inputs
 

@@ -49,6 +49,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     (["train", *SHAPES, "--data", "builtin:shapes", "--out", "c.pt", "--plot", "c.pt"], ["--plot", "--out"]),
     (["train", *SHAPES, "--data", "builtin:shapes", "--out", "c.pt", "--csv", "c.pt"], ["--csv", "--out"]),
     (["train", *SHAPES, "--data", "builtin:shapes", "--out", "c.pt", "--csv", "c.best.pt"], ["--csv", "best"]),
+    (["train", *SHAPES, "--data", "builtin:shapes", "--out", "c.pt", "--csv", "g.csv", "--gradient-csv", "g.csv"],
+     ["--gradient-csv", "--csv"]),
     (["train", "--model", "c.pt", "--data", "builtin:shapes", "--out", "c.pt"], ["--out", "input --model"]),
     (["predict", "--model", "c.pt", "in.png"], None),  # reads only: nothing to refuse, fails on the fake model
 ])
