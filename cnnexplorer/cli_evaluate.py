@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
-from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
+from cnnexplorer.cli_train import add_launcher_flags, run_sharded
 from cnnexplorer.pictures.flags import bounded_int
 
 TABLE_CLASSES = 12  # a confusion matrix with more classes is left to --json
@@ -27,16 +27,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Evaluate here, or with ``--nproc-per-node N`` under torchrun (each rank its part; rank 0 reports)."""
-    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
-
-    if not launched():
-        settings = launch_settings(args)
-        if settings is not None:
-            return launch(worker_argv(args, "evaluate", add_parser), settings)
-        return _evaluate(args)
-    args.device = local_device(args.device)
-    with process_group(args.backend, args.device) as here:
-        return _evaluate(args, here.main)
+    return run_sharded(args, "evaluate", add_parser, _evaluate)
 
 
 def _evaluate(args, main: bool = True) -> int:

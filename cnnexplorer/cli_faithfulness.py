@@ -8,7 +8,7 @@ and, with ``--boxes``, the pointing game, per method and for a random map (the b
 from __future__ import annotations
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
-from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
+from cnnexplorer.cli_train import add_launcher_flags, run_sharded
 from cnnexplorer.pictures.flags import bounded_int
 
 BOXES_HELP = ("boxes for the pointing game: JSON {\"sub/file.jpg\": [x0, y0, x1, y1], …} or CSV lines "
@@ -44,16 +44,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Measure here, or with ``--nproc-per-node N`` under torchrun (each rank its batches; rank 0 reports)."""
-    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
-
-    if not launched():
-        settings = launch_settings(args)
-        if settings is not None:
-            return launch(worker_argv(args, "faithfulness", add_parser), settings)
-        return _measure(args)
-    args.device = local_device(args.device)
-    with process_group(args.backend, args.device) as here:
-        return _measure(args, here.main)
+    return run_sharded(args, "faithfulness", add_parser, _measure)
 
 
 def _measure(args, main: bool = True) -> int:

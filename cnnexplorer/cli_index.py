@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
-from cnnexplorer.cli_train import add_launcher_flags, launch_settings, worker_argv
+from cnnexplorer.cli_train import add_launcher_flags, run_sharded
 from cnnexplorer.pictures.flags import bounded_int
 
 
@@ -29,16 +29,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Index here, or with ``--nproc-per-node N`` under torchrun (each rank its part; rank 0 writes and reports)."""
-    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
-
-    if not launched():
-        settings = launch_settings(args)
-        if settings is not None:
-            return launch(worker_argv(args, "index", add_parser), settings)
-        return _index(args)
-    args.device = local_device(args.device)
-    with process_group(args.backend, args.device) as here:
-        return _index(args, here.main)
+    return run_sharded(args, "index", add_parser, _index)
 
 
 def _index(args, main: bool = True) -> int:

@@ -110,6 +110,20 @@ def _launcher_names() -> list[str]:
     return [flag.strip("-").replace("-", "_") for flag, *_ in LAUNCHER_FLAGS]
 
 
+def run_sharded(args, command: str, add, work) -> int:
+    """A dataset command here (``work(args)``), under torchrun when ``--nproc-per-node`` asks for more
+    processes (the same command again without the launcher's flags), or as one rank of a torchrun run
+    (``work(args, main)``: every rank its part of the set, rank 0 reports)."""
+    from cnnexplorer.core.distributed import launch, launched, local_device, process_group
+
+    if not launched():
+        settings = launch_settings(args)
+        return work(args) if settings is None else launch(worker_argv(args, command, add), settings)
+    args.device = local_device(args.device)
+    with process_group(args.backend, args.device) as here:
+        return work(args, here.main)
+
+
 def worker_argv(args, command: str, add) -> list[str]:
     """The ``COMMAND …`` arguments of ``args`` (parsed by ``add``'s parser) without the launcher's flags: what
     every rank runs."""

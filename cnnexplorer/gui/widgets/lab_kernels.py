@@ -72,6 +72,19 @@ def grey_image(image: Image.Image) -> np.ndarray:
     return np.asarray(grey, dtype=np.float64)
 
 
+def titled_side_by_side(pictures) -> QSplitter:
+    """``(title, widget)`` pairs side by side, each under its title."""
+    splitter = QSplitter(Qt.Orientation.Horizontal)
+    for title, widget in pictures:
+        box = QWidget()
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(0, 0, 0, 0)
+        box_layout.addWidget(QLabel(title))
+        box_layout.addWidget(widget, 1)
+        splitter.addWidget(box)
+    return splitter
+
+
 class KernelChooser(QWidget):
     """A named kernel, or a typed one (``0 -1 0; -1 5 -1; 0 -1 0``)."""
 
@@ -116,14 +129,8 @@ class ImageKernel(QWidget):
         self.explanation = QLabel("Click a pixel of the response to see the patch × kernel sum that made it.")
         self.explanation.setWordWrap(True)
         self.explanation.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        pictures = QSplitter(Qt.Orientation.Horizontal)
-        for title, canvas in (("grey image", self.input_canvas), ("response (blue −, red +)", self.response_canvas)):
-            box = QWidget()
-            box_layout = QVBoxLayout(box)
-            box_layout.setContentsMargins(0, 0, 0, 0)
-            box_layout.addWidget(QLabel(title))
-            box_layout.addWidget(canvas, 1)
-            pictures.addWidget(box)
+        pictures = titled_side_by_side((("grey image", self.input_canvas),
+                                        ("response (blue −, red +)", self.response_canvas)))
         layout = QVBoxLayout(self)
         layout.addWidget(self.chooser)
         layout.addWidget(self.caption)
@@ -296,15 +303,8 @@ class LayerKernel(QWidget):
         self.details = QLabel("Click a pixel of the map.")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        pictures = QSplitter(Qt.Orientation.Horizontal)
-        for title, canvas in (("the model's input (the receptive field boxed)", self.input_canvas),
-                              ("the unit's map (click a pixel)", self.map_canvas)):
-            box = QWidget()
-            box_layout = QVBoxLayout(box)
-            box_layout.setContentsMargins(0, 0, 0, 0)
-            box_layout.addWidget(QLabel(title))
-            box_layout.addWidget(canvas, 1)
-            pictures.addWidget(box)
+        pictures = titled_side_by_side((("the model's input (the receptive field boxed)", self.input_canvas),
+                                        ("the unit's map (click a pixel)", self.map_canvas)))
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
         layout.addWidget(pictures, 3)
