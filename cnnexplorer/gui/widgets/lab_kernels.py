@@ -109,10 +109,6 @@ class KernelChooser(QWidget):
     def kernel(self) -> np.ndarray:
         return kernels.parse_matrix(self.typed.text())
 
-    def set_kernel(self, matrix: np.ndarray) -> None:
-        self.names.setCurrentText(TYPED)
-        self.typed.setText(matrix_text(matrix))
-
 
 class ImageKernel(QWidget):
     """The chosen kernel on the current image's grey levels; a click on the response explains a pixel."""
