@@ -33,7 +33,7 @@ def zennit_map(handle: ModelHandle, pixels: torch.Tensor, composite, target: int
     one_hot = torch.eye(handle.num_classes)[[target]]
     with Gradient(handle.module, composite) as attributor:
         _, relevance = attributor(inputs, lambda out: out * one_hot)
-    return relevance.sum(1)[0]
+    return relevance.sum(1)[0] if len(pixels) == 1 else relevance.sum(1)
 
 
 def assert_close_maps(ours, theirs, rtol=1e-4):
@@ -76,6 +76,70 @@ def test_resnet50_equals_zennit_epsilon_plus_flat_and_leaves_the_model_untouched
         assert torch.equal(module.eval()(pixels), before)
     theirs = zennit_map(handle, pixels, EpsilonPlusFlat(canonizers=[ResNetCanonizer()]), 7)
     assert_close_maps(ours.map, theirs)
+
+
+class Rectified(nn.Module):
+    """Convolutions fed negative values (no ReLU between two), average pooling of both kinds, biases."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
+                                      nn.AvgPool2d(2), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 5))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@pytest.mark.parametrize("name", ["epsilon-plus-flat", "epsilon-gamma-box", "alpha2-beta1", "epsilon"])
+def test_every_composite_equals_zennit_on_a_batch(name):
+    """Each rule in its direct form (z⁺ with negative inputs, ε, flat, average pooling) or its general
+    one (γ, α2β1, the box rule) gives zennit's own maps, image by image in a batch of three."""
+    from zennit.composites import EpsilonAlpha2Beta1, LayerMapComposite, layer_map_base
+    from zennit.rules import Epsilon
+    from zennit.types import Convolution
+
+    torch.manual_seed(4)
+    handle = handle_of(Rectified(), Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), classes=5)
+    pixels = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    low, high = input_bounds(handle, tuple(pixels.shape))
+    theirs = {"epsilon-plus-flat": EpsilonPlusFlat(), "epsilon-gamma-box": EpsilonGammaBox(low=low, high=high),
+              "alpha2-beta1": EpsilonAlpha2Beta1(),
+              "epsilon": LayerMapComposite(layer_map_base() + [((Convolution, nn.Linear), Epsilon())])}[name]
+    expected = zennit_map(handle, pixels, theirs, 2)
+    ours = compute_heatmaps(handle, pixels, "lrp", target=2, composite=name)
+    for i, heatmap in enumerate(ours):
+        assert_close_maps(heatmap.map, expected[i])
+
+
+def test_a_kept_model_follows_its_weights_and_hooks_and_serves_a_nested_call():
+    """The prepared shadow kept between calls is rebuilt when a weight changes in place or a hook comes or
+    goes, and a call made while it is in use prepares its own."""
+    from cnnexplorer.core.attribution.lrp import lrp_model
+
+    from zennit.canonizers import SequentialMergeBatchNorm
+
+    torch.manual_seed(8)
+    rectified = Rectified()
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(), rectified).eval()
+    handle = handle_of(net, Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), classes=5)
+    pixels = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    first = compute_heatmap(handle, pixels, "lrp", target=1).map
+    assert_close_maps(compute_heatmap(handle, pixels, "lrp", target=1).map, torch.from_numpy(first), rtol=1e-6)
+    hook = rectified.features[4].register_forward_hook(lambda module, args, output: output * 0.5)
+    halved = compute_heatmap(handle, pixels, "lrp", target=1).map
+    hook.remove()
+    assert abs(halved - first).max() > 1e-3 * abs(first).max()
+    assert_close_maps(compute_heatmap(handle, pixels, "lrp", target=1).map, torch.from_numpy(first), rtol=1e-6)
+    with torch.no_grad():  # the merged weights depend on these: the kept ones are stale
+        net[1].running_var.mul_(4)
+        net[1].running_mean.add_(0.3)
+    changed = compute_heatmap(handle, pixels, "lrp", target=1)
+    assert_close_maps(changed.map, zennit_map(handle, pixels, EpsilonPlusFlat(canonizers=[SequentialMergeBatchNorm()]), 1))
+    with lrp_model(handle, "epsilon-plus-flat", tuple(pixels.shape)):
+        nested = compute_heatmap(handle, pixels, "lrp", target=1)
+    assert_close_maps(nested.map, torch.from_numpy(changed.map), rtol=1e-6)
 
 
 def bias_free_net() -> nn.Module:
@@ -131,6 +195,34 @@ class Residual(nn.Module):
         out = self.conv(x)
         out += x
         return torch.relu(out) * torch.sigmoid(x.mean((2, 3), keepdim=True))
+
+
+class ReusedInPlace(nn.Module):
+    """An in-place ReLU on a tensor a convolution has already taken (and its rule keeps)."""
+
+    def __init__(self, inplace: bool):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.relu = nn.ReLU(inplace=inplace)
+        self.head = nn.Sequential(nn.ReLU(inplace=inplace), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3, bias=False))
+
+    def forward(self, x):
+        h = self.stem(x)
+        branch = self.conv(h)
+        return self.head(branch + self.relu(h))
+
+
+def test_an_in_place_relu_after_a_kept_input_gives_the_out_of_place_map():
+    pre, pixels = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), torch.rand(1, 3, 16, 16)
+    maps = []
+    for inplace in (False, True):
+        torch.manual_seed(10)
+        net = ReusedInPlace(inplace)
+        maps.append(compute_heatmap(handle_of(net, pre, 3), pixels, "lrp", target=0, composite="epsilon"))
+        assert net.relu.inplace is inplace
+    assert_close_maps(maps[1].map, torch.from_numpy(maps[0].map), rtol=1e-6)
+    assert maps[1].info["relevance_sum"] == pytest.approx(maps[1].info["logit"], rel=0.01)
 
 
 def test_local_response_normalisation_passes_the_relevance_on():

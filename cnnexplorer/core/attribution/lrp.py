@@ -1,12 +1,12 @@
 """Layer-wise relevance propagation (Bach et al. 2015) through zennit's composites and canonizers.
 
 The relevance of the target's logit is passed back layer by layer with a rule per layer type,
-so that (up to the rules' stabilisers and biases) the input's relevances sum to the logit. The
-model itself is never touched: zennit registers hooks and its canonizers rewrite weights, so
-both act on a *shadow* of the model, a copy of its module tree whose parameters and buffers are
-new tensor objects sharing the original's storage (no weights are copied). Another worker using
-the model meanwhile, an error or a cancel can therefore never leave a hook or a merged batch norm
-behind.
+so that (up to the rules' stabilisers and biases) the input's relevances sum to the logit.
+zennit's composites choose the rules and its canonizers merge batch norms; ``lrp_engine`` runs
+the rules. The model itself is never touched: rules and merges act on a *shadow* of the model, a
+copy of its module tree whose parameters and buffers are new tensor objects sharing the
+original's storage (no weights are copied). Another worker using the model meanwhile, an error or
+a cancel can therefore never leave a rule or a merged batch norm behind.
 
 Residual sums and gates written in ``forward`` code get their rules from ``lrp_rules``. A model
 LRP cannot explain correctly is refused rather than shown with a wrong map: a batch norm no
@@ -16,9 +16,12 @@ normalisation (layer/group norm), or a product of two full layer outputs (attent
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import itertools
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnexplorer.core.attribution.heatmap import Heatmap
+from cnnexplorer.core.attribution.lrp_engine import ruled
 from cnnexplorer.core.attribution.lrp_rules import mixing_rules
 from cnnexplorer.core.attribution.targets import TargetSpec, Targets, resolve_targets
 from cnnexplorer.core.checks import check_choice
@@ -41,15 +45,14 @@ _OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNor
 
 
 def canonizers_for(module: nn.Module) -> list:
-    """zennit's canonizers for the model's family: ResNet's (batch norms merged, the residual sum a
-    module), VGG's, else a batch-norm merge of ``batch_norm_pairs`` (MobileNet, EfficientNet, timm's
-    nets, the built-ins: their residual sums and gates get their rules from ``lrp_rules``)."""
-    from torchvision.models import VGG, ResNet
+    """zennit's canonizers for the model's family: VGG's, else a batch-norm merge of ``batch_norm_pairs``
+    (ResNet, MobileNet, EfficientNet, timm's nets, the built-ins). Residual sums and gates written in
+    ``forward`` code get their rules from ``lrp_rules``: for torchvision's ResNet that is the rule
+    zennit's ResNet canonizer gives its ``Sum`` module, without stacking the two branches to sum them."""
+    from torchvision.models import VGG
     from zennit.canonizers import NamedMergeBatchNorm
-    from zennit.torchvision import ResNetCanonizer, VGGCanonizer
+    from zennit.torchvision import VGGCanonizer
 
-    if isinstance(module, ResNet):
-        return [ResNetCanonizer()]
     if isinstance(module, VGG):
         return [VGGCanonizer()]
     return [NamedMergeBatchNorm([((linear,), norm) for linear, norm in batch_norm_pairs(module)])]
@@ -138,11 +141,11 @@ def _refuse_mismatched_pairs(model: nn.Module) -> None:
                             "before it, so no canonizer can merge it; use another heatmap method such as gradcam")
 
 
-def _refuse_unmerged(model: nn.Module, composite) -> None:
+def _refuse_unmerged(model: nn.Module, canonized: list) -> None:
     from zennit.canonizers import MergeBatchNorm
     from zennit.types import BatchNorm
 
-    merged = {id(h.batch_norm) for h in composite.handles if isinstance(h, MergeBatchNorm)}
+    merged = {id(h.batch_norm) for h in canonized if isinstance(h, MergeBatchNorm)}
     for name, child in model.named_modules():
         if isinstance(child, BatchNorm) and id(child) not in merged:
             raise UserError(f"LRP cannot explain this model: batch norm {name} does not directly follow a "
@@ -172,19 +175,73 @@ class LRPModel:
 
 @contextlib.contextmanager
 def lrp_model(handle: ModelHandle, composite: str, shape: tuple[int, ...]) -> Iterator[LRPModel]:
-    """The model's shadow with ``composite``'s rules and the family's canonizers, for the block."""
+    """The model's shadow with ``composite``'s rules and the family's canonizers, for the block.
+
+    The prepared shadow (merged batch norms, the rules' clamped weights) is kept for the next call on
+    the same model while its weights, buffers and hooks stay the same: preparing it is a pass over every
+    weight, a tenth of a ResNet's forward and backward. A call finding it in use prepares its own."""
     require_gradients(handle.module, "LRP")
+    key = (composite, shape, _fingerprint(handle.module))
+    kept = _PREPARED.get(id(handle.module))
+    if kept is not None and kept.model() is handle.module and kept.key == key and kept.lock.acquire(blocking=False):
+        try:
+            with torch.enable_grad():
+                yield LRPModel(kept.module, *_normalisation(handle))
+        finally:
+            kept.lock.release()
+        return
+    with contextlib.ExitStack() as stack:
+        twin = _prepare(handle, composite, shape, stack)
+        with torch.enable_grad():
+            yield LRPModel(twin, *_normalisation(handle))
+        if key == (composite, shape, _fingerprint(handle.module)):
+            _keep(_Prepared(weakref.ref(handle.module), key, twin, stack.pop_all(), threading.Lock()))
+
+
+def _prepare(handle: ModelHandle, composite: str, shape: tuple[int, ...], stack: contextlib.ExitStack) -> nn.Module:
     twin = shadow(handle.module)
     _refuse_mismatched_pairs(twin)
     rules = make_composite(composite, canonizers_for(twin), input_bounds(handle, shape))
-    with rules.context(twin), torch.enable_grad():
-        _refuse_unmerged(twin, rules)
-        with _merges_checked(twin, rules):
-            yield LRPModel(twin, *_normalisation(handle))
+    canonized = stack.enter_context(ruled(twin, rules))
+    _refuse_unmerged(twin, canonized)
+    stack.enter_context(_merges_checked(twin, canonized))
+    return twin
+
+
+@dataclass
+class _Prepared:
+    """A prepared shadow: its model, what it was prepared for, who uses it, and the context of its rules
+    and merges (kept: closing it, as dropping it would, takes them off the shadow)."""
+
+    model: weakref.ref
+    key: tuple
+    module: nn.Module
+    undo: contextlib.ExitStack
+    lock: threading.Lock
+
+
+_PREPARED: "collections.OrderedDict[int, _Prepared]" = collections.OrderedDict()
+_KEPT = 2
+"""Prepared shadows kept, the latest models' (a shadow holds its merged and clamped weights)."""
+
+
+def _keep(prepared: _Prepared) -> None:
+    _PREPARED.pop(id(prepared.model()), None)
+    _PREPARED[id(prepared.model())] = prepared
+    while len(_PREPARED) > _KEPT:
+        _PREPARED.popitem(last=False)
+
+
+def _fingerprint(model: nn.Module) -> tuple:
+    """What a prepared shadow depends on: every parameter's and buffer's storage and version (an
+    optimiser step or a loaded state bumps them) and the hooks registered on every layer."""
+    tensors = tuple((t.data_ptr(), t._version, t.dtype, t.shape) for t in itertools.chain(model.parameters(), model.buffers()))
+    hooks = tuple((tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for m in model.modules())
+    return tensors, hooks
 
 
 @contextlib.contextmanager
-def _merges_checked(model: nn.Module, composite) -> Iterator[None]:
+def _merges_checked(model: nn.Module, canonized: list) -> Iterator[None]:
     """Hooks on the shadow that stop the forward pass when a merged batch norm is not fed by the layer
     merged into it (module order and data flow disagree), for the block."""
     from zennit.canonizers import MergeBatchNorm
@@ -205,7 +262,7 @@ def _merges_checked(model: nn.Module, composite) -> Iterator[None]:
         return hook
 
     try:
-        for merge in (h for h in composite.handles if isinstance(h, MergeBatchNorm)):
+        for merge in (h for h in canonized if isinstance(h, MergeBatchNorm)):
             handles += [linear.register_forward_hook(remember) for linear in merge.linears]
             handles.append(merge.batch_norm.register_forward_pre_hook(check(merge.linears), prepend=True))
         yield

@@ -18,12 +18,14 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.overrides import TorchFunctionMode
 
+from cnnexplorer.core.attribution.lrp_engine import signed_stabilise
 from cnnexplorer.core.errors import UserError
 
-_ADD = {"add", "__add__", "__radd__"}
-_ADD_IN_PLACE = {"add_", "__iadd__"}
-_MUL = {"mul", "__mul__", "__rmul__"}
-_MUL_IN_PLACE = {"mul_", "__imul__"}
+_ADD = {torch.add, Tensor.add, Tensor.__add__, Tensor.__radd__}
+_ADD_IN_PLACE = {Tensor.add_, Tensor.__iadd__}
+_MUL = {torch.mul, Tensor.mul, Tensor.__mul__, Tensor.__rmul__}
+_MUL_IN_PLACE = {Tensor.mul_, Tensor.__imul__}
+_WATCHED = frozenset(_ADD | _ADD_IN_PLACE | _MUL | _MUL_IN_PLACE)
 
 
 class SumRule(Function):
@@ -36,10 +38,8 @@ class SumRule(Function):
 
     @staticmethod
     def backward(ctx, relevance):
-        from zennit.core import stabilize
-
         a, b = ctx.saved_tensors
-        share = relevance / stabilize(a + b)
+        share = relevance / signed_stabilise(a + b, 1e-6)
         return _unbroadcast(a * share, a), _unbroadcast(b * share, b)
 
 
@@ -74,17 +74,16 @@ class mixing_rules(TorchFunctionMode):  # noqa: N801 - used like a function: ``w
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
+        if func not in _WATCHED:  # first: this runs for every torch call of the forward pass
+            return func(*args, **kwargs)
         if len(args) < 2 or not (_computed(args[0]) and _computed(args[1])) or kwargs.get("alpha", 1) != 1:
             return func(*args, **kwargs)
         a, b = args[0], args[1]
-        if name in _ADD or name in _ADD_IN_PLACE:
-            out = SumRule.apply(a.clone() if name in _ADD_IN_PLACE else a, b)
-        elif name in _MUL or name in _MUL_IN_PLACE:
-            out = self._gated(a, b)
+        if func in _ADD or func in _ADD_IN_PLACE:
+            out = SumRule.apply(a.clone() if func in _ADD_IN_PLACE else a, b)
         else:
-            return func(*args, **kwargs)
-        return a.copy_(out) if name in _ADD_IN_PLACE or name in _MUL_IN_PLACE else out
+            out = self._gated(a, b)
+        return a.copy_(out) if func in _ADD_IN_PLACE or func in _MUL_IN_PLACE else out
 
     @staticmethod
     def _gated(a: Tensor, b: Tensor) -> Tensor:
