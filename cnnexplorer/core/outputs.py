@@ -19,7 +19,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import BinaryIO, Callable, Mapping
 
 from cnnexplorer.core.errors import UserError
 
@@ -106,6 +106,12 @@ def check_outputs(outputs: Mapping[str, PathLike | None], inputs: Mapping[str, P
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module notes); ``UserError`` on failure."""
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
+    """``write`` the file ``path`` through the open binary handle it is given, atomically (see the module
+    notes): a large file streams to disk instead of first being built whole in memory."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +120,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, mode)

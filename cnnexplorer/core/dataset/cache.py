@@ -14,7 +14,6 @@ folder (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/cnnexplorer/index``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -24,10 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnexplorer.core.outputs import atomic_write_bytes
+from cnnexplorer.core.outputs import atomic_write
 
 FORMAT = 1  # bump when what a file holds changes: older files then no longer match any key
 _META = "meta.json"
+_CHUNK = 1 << 20
 
 
 def cache_folder(cache_dir: Path | str | None = None) -> Path:
@@ -68,9 +68,19 @@ def partial_path(folder: Path, key: str) -> Path:
 
 
 def write_state(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, **{_META: np.array(json.dumps(meta))}, **arrays)
-    atomic_write_bytes(path, buffer.getbuffer())  # a view: no second copy of a large index
+    """``meta`` and ``arrays`` as an ``np.savez`` file at ``path``, streamed a megabyte at a time (numpy's
+    own writer copies up to 16 MB per array, and the whole file would be built in memory first)."""
+    def write(handle) -> None:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, value in {_META: np.array(json.dumps(meta)), **arrays}.items():
+                value = value if value.flags.c_contiguous else value.copy(order="C")  # (keeps 0-d arrays 0-d)
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                    np.lib.format.write_array_header_2_0(entry, np.lib.format.header_data_from_array_1_0(value))
+                    data = memoryview(value.reshape(-1).view(np.uint8)) if value.size else memoryview(b"")
+                    for start in range(0, len(data), _CHUNK):
+                        entry.write(data[start:start + _CHUNK])
+
+    atomic_write(path, write)
 
 
 def read_state(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:

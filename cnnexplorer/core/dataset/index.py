@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnexplorer.core.checks import check_number
-from cnnexplorer.core import distributed
+from cnnexplorer.core import distributed, free_memory
 from cnnexplorer.core.dataset import cache
 from cnnexplorer.core.dataset.index_types import THUMBNAIL, DatasetIndex
 from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
@@ -182,6 +182,7 @@ class _Run:
         self.thumbnails = np.zeros((n, THUMBNAIL, THUMBNAIL, 3), np.uint8)
         self._pending: dict[tuple[str, str], object] = {}  # what the hooks saw in this batch
         self._called: set[str] = set()  # modules already recorded in this batch (a module may run twice)
+        self._release = free_memory.Releaser()
 
     @contextlib.contextmanager
     def hooks(self):
@@ -257,6 +258,7 @@ class _Run:
         self.thumbnails[rows] = thumbnails(pixels)
         self.done = first + len(pixels)
         self._pending, self._called = {}, set()
+        self._release()  # the batch's freed activations: the heap would otherwise grow with the set
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """What ``cache.write_state`` keeps of the run so far (a finished index when it has passed the whole set)."""
