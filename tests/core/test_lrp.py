@@ -225,6 +225,43 @@ def test_an_in_place_relu_after_a_kept_input_gives_the_out_of_place_map():
     assert maps[1].info["relevance_sum"] == pytest.approx(maps[1].info["logit"], rel=0.01)
 
 
+class Pooled(nn.Module):
+    """Convolutions, then a global average written as a module, ``F.adaptive_avg_pool2d`` or ``x.mean``."""
+
+    def __init__(self, pool: str):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU6(), nn.Conv2d(6, 8, 3, padding=1),
+                                      nn.ReLU6())
+        self.pool = pool
+        self.module_pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.features(x)
+        if self.pool == "module":
+            x = self.module_pool(x)
+        elif self.pool == "functional":
+            x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
+        else:
+            x = x.mean([2, 3])
+        return self.head(torch.flatten(x, 1))
+
+
+def test_a_spatial_average_in_forward_code_gets_the_pooling_modules_rule():
+    """MobileNetV2 pools with ``F.adaptive_avg_pool2d`` and ShuffleNet with ``x.mean([2, 3])``: their maps
+    are those of the same net pooling with a module, which zennit gives its ``Norm`` rule."""
+    pre, pixels = Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), torch.rand(2, 3, 16, 16)
+    maps = {}
+    for pool in ("module", "functional", "mean"):
+        torch.manual_seed(11)
+        maps[pool] = compute_heatmaps(handle_of(Pooled(pool), pre, 3), pixels, "lrp", target=1)
+    torch.manual_seed(11)
+    theirs = zennit_map(handle_of(Pooled("module"), pre, 3), pixels, EpsilonPlusFlat(), 1)
+    for pool in maps:
+        for i, heatmap in enumerate(maps[pool]):
+            assert_close_maps(heatmap.map, theirs[i])
+
+
 def test_local_response_normalisation_passes_the_relevance_on():
     """AlexNet's and ZFNet's LRN layers (the course nets) pass relevance on unchanged: ε still conserves."""
     torch.manual_seed(7)
