@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -310,6 +311,46 @@ def test_a_batch_norm_holding_its_activation_is_merged_like_a_plain_one():
     ours = compute_heatmap(handle_of(nn.Sequential(conv, fused, head), pre, 2), pixels, "lrp", target=0)
     reference = compute_heatmap(handle_of(nn.Sequential(conv, plain, nn.ReLU(), head), pre, 2), pixels, "lrp", target=0)
     assert_close_maps(ours.map, torch.from_numpy(reference.map), rtol=1e-5)
+
+
+def small_densenet(shifted: bool) -> nn.Module:
+    """torchvision's DenseNet, small, with batch norms that scale channels up, down and by negative
+    factors; without shifts or biases (``shifted=False``) ε must conserve the relevance exactly."""
+    torch.manual_seed(12)
+    net = torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8, bn_size=2, num_classes=3)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.uniform_(-1.5, 1.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.3, 0.3) if shifted else module.bias.zero_()
+                module.running_mean.uniform_(-0.3, 0.3) if shifted else module.running_mean.zero_()
+            elif isinstance(module, nn.Linear):
+                module.bias.zero_()
+    return net.eval()
+
+
+def test_densenet_pre_activation_norms_move_through_their_relus():
+    """DenseNet's norm → ReLU → conv (and its last norm → ReLU → pool → classifier): the model computes
+    what it did, ε conserves the logit, and the model is left as it was."""
+    pre = Preprocessing(3, (32, 32), (0.5,) * 3, (0.25,) * 3)
+    pixels = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(13))
+    for shifted in (False, True):
+        net = small_densenet(shifted)
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        with torch.no_grad():
+            logits = handle_of(net, pre, 3).pixel_model()(pixels)
+        maps = compute_heatmaps(handle_of(net, pre, 3), pixels, "lrp", target=2, composite="epsilon")
+        for i, heatmap in enumerate(maps):
+            assert heatmap.info["logit"] == pytest.approx(float(logits[i, 2]), rel=1e-4, abs=1e-6)
+            if not shifted:
+                assert heatmap.info["relevance_sum"] == pytest.approx(heatmap.info["logit"], rel=0.01)
+            assert np.isfinite(heatmap.map).all() and abs(heatmap.map).max() > 0
+        assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        net.features.transition1.norm.weight[1] = 0
+    with pytest.raises(UserError, match="batch norm features.transition1.norm scales a channel by zero"):
+        compute_heatmap(handle_of(net, pre, 3), pixels[:1], "lrp")
 
 
 def test_models_without_a_rule_are_refused_with_the_reason():

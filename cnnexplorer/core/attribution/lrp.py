@@ -8,10 +8,12 @@ copy of its module tree whose parameters and buffers are new tensor objects shar
 original's storage (no weights are copied). Another worker using the model meanwhile, an error or
 a cancel can therefore never leave a rule or a merged batch norm behind.
 
-Residual sums and gates written in ``forward`` code get their rules from ``lrp_rules``. A model
-LRP cannot explain correctly is refused rather than shown with a wrong map: a batch norm no
-canonizer merges into the convolution before it (DenseNet's pre-activation blocks), another
-normalisation (layer/group norm), or a product of two full layer outputs (attention).
+Residual sums, gates and averages written in ``forward`` code get their rules from ``lrp_rules``;
+DenseNet's pre-activation batch norms move into the layer after their ReLU (``lrp_canonizers``).
+A model LRP cannot explain correctly is refused rather than shown with a wrong map: a batch norm
+neither merged into the layer before it nor moved into the one after (another model's
+pre-activation block), another normalisation (layer/group norm), or a product of two full layer
+outputs (attention).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from cnnexplorer.core.attribution.heatmap import Heatmap
+from cnnexplorer.core.attribution.lrp_canonizers import Moved, PreActivationMerge, preactivation_pairs
 from cnnexplorer.core.attribution.lrp_engine import ruled
 from cnnexplorer.core.attribution.lrp_rules import mixing_rules
 from cnnexplorer.core.attribution.targets import TargetSpec, Targets, resolve_targets
@@ -45,17 +48,27 @@ _OTHER_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNor
 
 
 def canonizers_for(module: nn.Module) -> list:
-    """zennit's canonizers for the model's family: VGG's, else a batch-norm merge of ``batch_norm_pairs``
-    (ResNet, MobileNet, EfficientNet, timm's nets, the built-ins). Residual sums and gates written in
-    ``forward`` code get their rules from ``lrp_rules``: for torchvision's ResNet that is the rule
-    zennit's ResNet canonizer gives its ``Sum`` module, without stacking the two branches to sum them."""
+    """zennit's canonizers for the model's family: VGG's, else a batch-norm merge of ``merged_pairs``
+    (ResNet, DenseNet, MobileNet, EfficientNet, timm's nets, the built-ins) and, for DenseNet, its
+    pre-activation batch norms moved through their ReLUs (``lrp_canonizers``). Residual sums, gates
+    and averages written in ``forward`` code get their rules from ``lrp_rules``: for torchvision's
+    ResNet that is the rule zennit's ResNet canonizer gives its ``Sum`` module, without stacking the
+    two branches to sum them."""
     from torchvision.models import VGG
     from zennit.canonizers import NamedMergeBatchNorm
     from zennit.torchvision import VGGCanonizer
 
     if isinstance(module, VGG):
         return [VGGCanonizer()]
-    return [NamedMergeBatchNorm([((linear,), norm) for linear, norm in batch_norm_pairs(module)])]
+    after = preactivation_pairs(module)
+    return ([NamedMergeBatchNorm([((linear,), norm) for linear, norm in merged_pairs(module)])]
+            + ([PreActivationMerge(after)] if after else []))
+
+
+def merged_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """``batch_norm_pairs`` less the batch norms ``preactivation_pairs`` moves into the layer after them."""
+    moved = {norm for norm, _ in preactivation_pairs(module)}
+    return [(linear, norm) for linear, norm in batch_norm_pairs(module) if norm not in moved]
 
 
 def batch_norm_pairs(module: nn.Module) -> list[tuple[str, str]]:
@@ -131,9 +144,9 @@ def shadow(module: nn.Module) -> nn.Module:
 
 def _refuse_mismatched_pairs(model: nn.Module) -> None:
     """A batch norm is merged into the layer before it *in module order*; where that layer is not what
-    feeds it (DenseNet: a layer's norm1 follows the previous layer's conv2), refuse before merging."""
+    feeds it (a pre-activation block: a norm following the previous block's conv), refuse before merging."""
     modules = dict(model.named_modules())
-    for linear, norm in batch_norm_pairs(model):
+    for linear, norm in merged_pairs(model):
         before = modules[linear]
         width = getattr(before, "out_channels", getattr(before, "out_features", None))
         if width != modules[norm].num_features:
@@ -145,7 +158,7 @@ def _refuse_unmerged(model: nn.Module, canonized: list) -> None:
     from zennit.canonizers import MergeBatchNorm
     from zennit.types import BatchNorm
 
-    merged = {id(h.batch_norm) for h in canonized if isinstance(h, MergeBatchNorm)}
+    merged = {id(h.batch_norm) for h in canonized if isinstance(h, (MergeBatchNorm, Moved))}
     for name, child in model.named_modules():
         if isinstance(child, BatchNorm) and id(child) not in merged:
             raise UserError(f"LRP cannot explain this model: batch norm {name} does not directly follow a "
