@@ -263,6 +263,28 @@ def test_a_spatial_average_in_forward_code_gets_the_pooling_modules_rule():
             assert_close_maps(heatmap.map, theirs[i])
 
 
+def test_lrp_leaves_no_graph_for_the_garbage_collector_to_find():
+    """Every layer call's rule frees with the pass: nothing holds an autograd node in a reference cycle."""
+    import gc
+
+    handle = handle_of(Rectified(), Preprocessing(3, (16, 16), (0.5,) * 3, (0.25,) * 3), classes=5)
+    pixels = torch.rand(2, 3, 16, 16)
+
+    def graph_tensors() -> int:
+        return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor) and o.grad_fn is not None)
+
+    compute_heatmaps(handle, pixels, "lrp", composite="epsilon")
+    gc.collect()
+    gc.disable()
+    try:
+        before = graph_tensors()
+        for composite in ("epsilon", "epsilon-plus-flat", "alpha2-beta1"):
+            compute_heatmaps(handle, pixels, "lrp", composite=composite)
+        assert graph_tensors() == before
+    finally:
+        gc.enable()
+
+
 def test_local_response_normalisation_passes_the_relevance_on():
     """AlexNet's and ZFNet's LRN layers (the course nets) pass relevance on unchanged: ε still conserves."""
     torch.manual_seed(7)

@@ -239,10 +239,16 @@ _KEPT = 2
 
 
 def _keep(prepared: _Prepared) -> None:
-    _PREPARED.pop(id(prepared.model()), None)
-    _PREPARED[id(prepared.model())] = prepared
+    """Keep ``prepared``, dropping its model's previous one and the oldest beyond ``_KEPT``; a dropped one
+    not in use is closed now (its rules and merges undone), not left to the garbage collector's finalisers."""
+    model = id(prepared.model())
+    dropped = [_PREPARED.pop(model, None)]
+    _PREPARED[model] = prepared
     while len(_PREPARED) > _KEPT:
-        _PREPARED.popitem(last=False)
+        dropped.append(_PREPARED.popitem(last=False)[1])
+    for entry in dropped:
+        if entry is not None and entry.lock.acquire(blocking=False):
+            entry.undo.close()
 
 
 def _fingerprint(model: nn.Module) -> tuple:

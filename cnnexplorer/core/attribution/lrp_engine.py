@@ -48,8 +48,8 @@ class _RuleCall(Function):
         if output is x:  # an in-place layer (a ReLU passing relevance on): its input is now its output
             ctx.mark_dirty(x)
         ctx.call = call
-        if call.needs_output:
-            ctx.output, ctx.version = output, output._version
+        if call.needs_output:  # detached (its version counter shared): the output itself would hold this node
+            ctx.output, ctx.version = output.detach(), output._version
         if call.needs_input:
             ctx.save_for_backward(x)
             setattr(x, _KEPT, True)
