@@ -227,34 +227,38 @@ def _flat(module: nn.Module, x: Tensor, output: Tensor | None, relevance: Tensor
     """Flat: ``1ᵀ(R / (z₁ + ε))`` where ``z₁`` counts each output's inputs (all-ones weights and input: it
     depends on the input's shape alone, so it is kept per shape); the relevance does not weigh by ``x``."""
     ones = torch.ones((1, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    kept = module.__dict__.get("_lrp_flat")
-    if kept is None or kept[0] != ones.shape:
+
+    def counted() -> tuple[Tensor, Tensor]:
         weight = torch.ones_like(module.weight)
-        kept = module.__dict__["_lrp_flat"] = (ones.shape, weight, _linear(module, ones, weight, None).add_(epsilon))
-    _, weight, counts = kept
+        return weight, _linear(module, ones, weight, None).add_(epsilon)
+
+    weight, counts = _kept(module, ("flat", ones.shape), counted)
     return _input_gradient(module, ones.expand_as(x), weight, relevance / counts)
 
 
 def _term_parameters(module: nn.Module, index: int, param_mod) -> tuple[Tensor, Tensor | None]:
-    """The weight and bias of a rule's term ``index`` (zennit's ``param_mod`` of the layer's own), computed
-    once per prepared layer like ``_positive_parameters``."""
-    source = (module.weight.data_ptr(), module.weight._version)
-    terms = module.__dict__.setdefault("_lrp_terms", {})
-    kept = terms.get(index)
-    if kept is None or kept[0] != source:
+    """The weight and bias of a rule's term ``index`` (zennit's ``param_mod`` of the layer's own)."""
+    def modified() -> tuple[Tensor, Tensor | None]:
         with param_mod(module):
-            kept = terms[index] = (source, module.weight.detach(), None if module.bias is None else module.bias.detach())
-    return kept[1], kept[2]
+            return module.weight.detach(), None if module.bias is None else module.bias.detach()
+
+    return _kept(module, ("term", index), modified)
 
 
 def _positive_parameters(module: nn.Module) -> tuple[Tensor, Tensor | None]:
-    """W⁺ and b⁺, computed once per prepared layer (a prepared shadow is rebuilt when the weights change)."""
+    """W⁺ and b⁺."""
+    return _kept(module, "positive",
+                 lambda: (module.weight.clamp(min=0), None if module.bias is None else module.bias.clamp(min=0)))
+
+
+def _kept(module: nn.Module, key, make):
+    """``make()``, computed once per prepared layer and kept on it while its weight stays the same (a
+    prepared shadow is rebuilt when the model's weights change)."""
     source = (module.weight.data_ptr(), module.weight._version)
-    kept = module.__dict__.get("_lrp_positive")
-    if kept is None or kept[0] != source:
-        positive = (module.weight.clamp(min=0), None if module.bias is None else module.bias.clamp(min=0))
-        kept = module.__dict__["_lrp_positive"] = (source, *positive)
-    return kept[1], kept[2]
+    kept = module.__dict__.setdefault("_lrp_kept", {})
+    if key not in kept or kept[key][0] != source:
+        kept[key] = (source, make())
+    return kept[key][1]
 
 
 _LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)

@@ -31,6 +31,8 @@ _MUL = {torch.mul, Tensor.mul, Tensor.__mul__, Tensor.__rmul__}
 _MUL_IN_PLACE = {Tensor.mul_, Tensor.__imul__}
 _POOL = {F.adaptive_avg_pool2d, torch.mean, Tensor.mean}
 _WATCHED = frozenset(_ADD | _ADD_IN_PLACE | _MUL | _MUL_IN_PLACE | _POOL)
+_STABILISER = 1e-6
+"""zennit's default stabiliser, the one its ``Norm`` rule uses on a ``Sum`` or a pooling module."""
 
 
 class SumRule(Function):
@@ -44,7 +46,7 @@ class SumRule(Function):
     @staticmethod
     def backward(ctx, relevance):
         a, b = ctx.saved_tensors
-        share = relevance / signed_stabilise(a + b, 1e-6)
+        share = relevance / signed_stabilise(a + b, _STABILISER)
         return _unbroadcast(a * share, a), _unbroadcast(b * share, b)
 
 
@@ -79,7 +81,7 @@ class PoolRule(Function):
         with torch.enable_grad():
             live = x.detach().requires_grad_(True)
             pooled = ctx.pool(live)
-            (slope,) = torch.autograd.grad(pooled, live, relevance / signed_stabilise(pooled.detach(), 1e-6))
+            (slope,) = torch.autograd.grad(pooled, live, relevance / signed_stabilise(pooled.detach(), _STABILISER))
         return x * slope, None
 
 
