@@ -1,10 +1,16 @@
-"""Hand memory the process has freed back to the system.
+"""How the process's heap holds freed memory: kept for reuse between passes, handed back when it creeps.
+
+``reuse_freed_blocks`` (set when the package is imported) makes glibc keep the blocks a forward pass
+frees for the next one: by default it maps each large tensor afresh and trims the heap's top after
+every pass, so every batch pays the kernel for zeroed pages again (measured on 2 cores, the shapes
+model at batch 64: 440,000 page faults per 2,000 images and 2.1 s of system time in a 4.6 s pass;
+with the blocks kept, 16 faults and the pass 3.2 s).
 
 glibc keeps freed blocks in its heap for reuse, and a long loop whose allocations shift (a pass over
 a probe set: each batch's activations, summaries and records) leaves the heap holding more and
 more free memory: the process's resident size then grows with the length of the loop, not with
 what it holds. ``Releaser`` asks glibc to return its free pages (``malloc_trim``, a few
-milliseconds) when the resident size has grown since it last did; elsewhere it does nothing.
+milliseconds) when the resident size has grown beyond the loop's working set; elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +20,35 @@ import ctypes.util
 import functools
 import os
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to this size come from the heap and are reused
+TRIM_THRESHOLD = 256 << 20  # free memory the heap's top may hold before glibc returns it by itself
+_USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
 
 @functools.lru_cache(maxsize=1)
-def _trim():
+def _glibc():
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
         return None
+
+
+def _trim():
+    libc = _glibc()
+    return libc.malloc_trim if libc is not None else None
+
+
+def reuse_freed_blocks() -> bool:
+    """Keep freed blocks of up to ``MMAP_THRESHOLD`` in the heap, and up to ``TRIM_THRESHOLD`` of free memory at
+    its top, so that each batch reuses the last one's pages; True when set. Not on another C library, nor
+    when the user set glibc's malloc tuning in the environment (theirs wins)."""
+    libc = _glibc()
+    if libc is None or any(os.environ.get(name) for name in _USER_SETTINGS) or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def resident() -> int | None:
@@ -35,17 +62,32 @@ def resident() -> int | None:
 
 class Releaser:
     """Call after each step of a loop: returns the heap's free memory to the system when the resident
-    size is more than ``slack`` bytes above what it was after the last return."""
+    size is more than ``slack`` bytes above its level.
 
-    def __init__(self, slack: int = 8 << 20):
+    Made before the loop, it returns what the process freed before, so that the level is the loop's
+    own. The level is the size after the first step (the loop's working set, which the heap holds
+    between steps), and after the step that follows a return: that step takes its working set back
+    from the system, and the records the loop keeps may have grown. So a return is not paid again (with
+    the page faults after it) every step, only once the process has grown by ``slack`` since.
+    """
+
+    def __init__(self, slack: int = 16 << 20):
         self.slack = slack
-        self.settled: int | None = None
+        self.level: int | None = None
+        trim = _trim()
+        if trim is not None:
+            trim(0)
 
     def __call__(self) -> bool:
         """True when memory was returned."""
         trim, size = _trim(), resident()
-        if trim is None or size is None or (self.settled is not None and size <= self.settled + self.slack):
+        if trim is None or size is None:
+            return False
+        if self.level is None:
+            self.level = size
+            return False
+        if size <= self.level + self.slack:
             return False
         trim(0)
-        self.settled = resident()
+        self.level = None  # set again by the next step
         return True
