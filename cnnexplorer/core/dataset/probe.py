@@ -82,14 +82,24 @@ class ProbeSet:
         end), in order.
 
         A file that can no longer be read (changed since the set was opened) is added to ``skipped``
-        and stands as a black image, so every later image keeps its position.
+        and stands as a black image, so every later image keeps its position. The next batch is
+        decoded while the caller works on this one.
         """
-        with ThreadPoolExecutor(_READERS) as pool:
-            end = len(self) if stop is None else min(stop, len(self))
-            for first in range(start, end, batch_size):
-                indices = range(first, min(first + batch_size, end))
-                pixels = list(pool.map(lambda i: self._pixels(preprocessing, i), indices))
-                yield first, torch.stack(pixels), torch.from_numpy(self.labels[indices.start:indices.stop])
+        end = len(self) if stop is None else min(stop, len(self))
+        firsts = range(start, end, batch_size)
+        pool = ThreadPoolExecutor(_READERS)
+
+        def submit(first: int) -> list:
+            return [pool.submit(self._pixels, preprocessing, i) for i in range(first, min(first + batch_size, end))]
+
+        try:
+            coming = submit(firsts[0]) if firsts else []
+            for k, first in enumerate(firsts):
+                batch, coming = coming, submit(firsts[k + 1]) if k + 1 < len(firsts) else []
+                pixels = torch.stack([future.result() for future in batch])
+                yield first, pixels, torch.from_numpy(self.labels[first:first + len(batch)])
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _pixels(self, preprocessing: Preprocessing, i: int) -> torch.Tensor:
         try:
