@@ -69,9 +69,10 @@ def sampled(stack: torch.Tensor) -> np.ndarray:
     return part.permute(1, 0, 2, 3).reshape(stack.shape[1], -1).numpy()
 
 
-@pytest.mark.parametrize("batch_size, flush_bytes", [(1, 1 << 30), (4, 1), (3, layer_stats.FLUSH_BYTES)])
+@pytest.mark.parametrize("batch_size, flush_bytes", [(1, 1 << 30), (4, 1), (3, layer_stats.FLUSH_BYTES), (6, 1 << 30)])
 def test_index_equals_a_brute_force_pass(probe, tmp_path, monkeypatch, batch_size, flush_bytes):
-    """Batches merged one by one, or all at the end (the top-k positions looked up against a stale k-th value)."""
+    """Batches merged one by one, or all at the end (the top-k positions looked up against a stale k-th value,
+    or, with batches of at least k images, against the k-th value of a batch not merged yet)."""
     monkeypatch.setattr(layer_stats, "FLUSH_BYTES", flush_bytes)
     handle, k = tiny_handle(), 5
     index, _ = run(index_job(handle, probe, LAYERS, top_k=k, batch_size=batch_size, cache_dir=tmp_path))
@@ -90,8 +91,8 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, monkeypatch, batch_siz
         np.testing.assert_allclose(layer.maximum, values.amax(1).numpy(), rtol=1e-6)
         sample = sampled(stack)
         np.testing.assert_array_equal(layer.zeros, (sample == 0).mean(1))
-        width_bins = (layer.hist_edges[-1] - layer.hist_edges[0]) / BINS
-        bins = np.clip(np.floor((sample.astype(np.float64) - layer.hist_edges[0]) / width_bins), 0, BINS - 1).astype(int)
+        low, scale = np.float32(layer.hist_edges[0]), np.float32(BINS / (layer.hist_edges[-1] - layer.hist_edges[0]))
+        bins = np.clip(np.floor((sample.astype(np.float32) - low) * scale), 0, BINS - 1).astype(int)
         counts = np.stack([np.bincount(row, minlength=BINS) for row in bins])
         assert (layer.hist_counts.sum(1) == sample.shape[1]).all()
         np.testing.assert_array_equal(layer.hist_counts, counts)

@@ -1,9 +1,10 @@
 """One layer's running record over a probe set: each channel's top-k images and its distribution.
 
 A batch's maps are summarised where they are (on the model's device, inside the forward hook,
-before an in-place ReLU can change them) into small per-image, per-channel tensors;
-``LayerAccumulator`` merges a few batches of those at a time (``FLUSH_BYTES``) into arrays of fixed
-size, so memory never grows with the set.
+before an in-place ReLU can change them): each image's and channel's peak, the channel's sum, and
+its sampled values counted into the histogram. ``LayerAccumulator`` adds the counts and sums at once
+and merges the peaks a few batches at a time (``FLUSH_BYTES``) into arrays of fixed size, so memory
+never grows with the set.
 
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
@@ -15,8 +16,10 @@ size, so memory never grows with the set.
   over a set gives a smooth histogram; counting every value would cost more than the forward pass
   itself on a CPU. The histogram has ``BINS`` equal bins of width ``w`` from ``edges[0]``, over the
   first batch's sampled range widened by ``MARGIN`` of that range on each side (±0.5 when it is
-  constant), shared by the layer's channels: a value ``v`` counts (in float64) in bin
-  ``floor((v - edges[0]) / w)`` clamped to the first and last bin.
+  constant), shared by the layer's channels: a value ``v`` counts in bin ``floor((v - e) * r)``
+  clamped to the first and last bin, with ``e = edges[0]`` and ``r = BINS / (edges[-1] - edges[0])``
+  rounded to float32 and the arithmetic in float32 (exact IEEE operations, so every CPU and GPU
+  counts alike).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 import torch
 
 from cnnexplorer.core.dataset.index_types import LayerIndex
+from cnnexplorer.core.threads import one_thread
 
 BINS = 64
 MARGIN = 0.25
@@ -39,17 +43,20 @@ _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zero
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record, on the CPU, before it is merged (``LayerAccumulator.add``)."""
+    """What one batch adds to a layer's record, on the CPU (``LayerAccumulator.add``)."""
 
     peaks: torch.Tensor  # float32 [N, C]: each image's and channel's spatial maximum
     where: torch.Tensor  # int64 [N, C]: its flat position, where looked up (a candidate for the top-k), else -1
     sums: torch.Tensor  # float64 [C]
     elements: int  # values per channel in the batch
-    sample: torch.Tensor  # float32 [N, C, S]: the sampled values
+    counts: torch.Tensor  # int64 [C, BINS]: the sampled values' histogram
+    zeros: torch.Tensor  # int64 [C]: sampled values that are zero
+    sampled: int  # sampled values per channel
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.peaks, self.where, self.sums, self.sample))
+        """What waits to be merged: the peaks and their positions."""
+        return sum(t.numel() * t.element_size() for t in (self.peaks, self.where))
 
 
 def sample_positions(size: int) -> torch.Tensor:
@@ -59,13 +66,13 @@ def sample_positions(size: int) -> torch.Tensor:
 
 
 def sampled_values(maps: torch.Tensor) -> torch.Tensor:
-    """``[N, C, S]`` float32 on the CPU: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
+    """``[N, C, S]`` float32 where ``maps`` are: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
     if maps.ndim == 2:
         sample = maps[:, :, None]
     else:
         rows, cols = (_indexer(side, maps.device) for side in maps.shape[2:])
         sample = maps[:, :, rows, cols] if isinstance(rows, slice) else maps[:, :, rows[:, None], cols]
-    return sample.reshape(maps.shape[0], maps.shape[1], -1).float().cpu().contiguous()
+    return sample.reshape(maps.shape[0], maps.shape[1], -1).float()
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,12 +87,13 @@ def _indexer(size: int, device: torch.device) -> slice | torch.Tensor:
     return positions.to(device)
 
 
-def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> np.ndarray:
-    """``[C, BINS]`` counts of the sampled values [N, C, S] (see the module notes), in place on one float64 copy."""
+def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
+    """``[C, BINS]`` int64 counts of the float32 sampled values [N, C, S] (see the module notes), where they are."""
     channels = sample.shape[1]
-    bins = sample.double().sub_(float(edges[0])).div_(float((edges[-1] - edges[0]) / BINS)).floor_().clamp_(0, BINS - 1).long()
-    bins += torch.arange(0, channels * BINS, BINS).reshape(1, -1, 1)
-    return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS).numpy()
+    low, scale = (float(np.float32(v)) for v in (edges[0], BINS / (edges[-1] - edges[0])))
+    bins = sample.sub(low).mul_(scale).clamp_(0, BINS - 1).to(torch.int32)  # truncated at ≥ 0: the floor
+    bins += torch.arange(0, channels * BINS, BINS, dtype=torch.int32, device=bins.device).reshape(1, -1, 1)
+    return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS)
 
 
 def histogram_edges(sample: torch.Tensor) -> np.ndarray:
@@ -96,34 +104,47 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
 
 
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
-    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``.
+    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``; the layer's first batch fixes
+    its histogram's edges.
 
-    Only the full-size reductions (peak, sum) run where the maps are. A peak's position is looked up
-    only where it may enter the channel's top-k: above the k-th value as the record last stood (it
-    only rises, so nothing that can enter is missed) and among the batch's k strongest.
+    A peak's position is looked up
+    only where it may enter the channel's top-k: above ``accumulator.threshold`` and among the batch's k
+    strongest. The threshold is a value the record's k-th value has reached (the k-th value as of the
+    last merge, or a batch's k-th value since: the k-th value of the record with that batch merged can
+    only be higher); a later image that ties with it ranks below the images already holding it, so
+    nothing that can enter is missed.
     """
     maps = maps.detach()
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
-    peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)
-    peaks = peaks.float()
-    candidates = peaks > accumulator.threshold.to(peaks.device)
-    if n > accumulator.top_k:
-        kth = peaks.topk(accumulator.top_k, 0).values[-1]  # ties at the k-th value all stay candidates
-        candidates &= peaks >= kth
-    where = torch.full((n, channels), -1, dtype=torch.int64)
-    images, units = candidates.nonzero(as_tuple=True)
-    if len(images):
-        where[images.cpu(), units.cpu()] = flat[images, units].max(1).indices.cpu()  # the first: 2-3× argmax's speed
-    return BatchSummary(peaks.cpu(), where, image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2],
-                        sampled_values(maps))
+    peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)  # the passes over every value, threaded
+    with one_thread():  # the rest are small operations, which waking the threads would slow
+        peaks = peaks.float()
+        threshold = accumulator.threshold.to(peaks.device)
+        candidates = peaks > threshold
+        if n >= accumulator.top_k:
+            kth = peaks.topk(accumulator.top_k, 0).values[-1]  # ties at the k-th value all stay candidates
+            candidates &= peaks >= kth
+            accumulator.threshold = torch.maximum(threshold, kth)  # the record's k-th value can only be higher
+        where = torch.full((n, channels), -1, dtype=torch.int64)
+        images, units = candidates.nonzero(as_tuple=True)
+        if len(images):
+            where[images.cpu(), units.cpu()] = flat[images, units].max(1).indices.cpu()  # the first: 2-3× argmax's speed
+        sample = sampled_values(maps)
+        if accumulator.hist_edges is None:
+            accumulator.hist_edges = histogram_edges(sample)
+        sampled = sample.shape[0] * sample.shape[2]
+        return BatchSummary(peaks.cpu(), where, image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2],
+                            histogram_counts(sample, accumulator.hist_edges).cpu(),
+                            sampled - torch.count_nonzero(sample, (0, 2)).cpu(), sampled)
 
 
 class LayerAccumulator:
     """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it.
 
-    Batches wait in ``pending`` until they hold ``FLUSH_BYTES`` (or the record is read): merging
-    many at once costs a few large array operations instead of many small ones per batch.
+    A batch's counts and sums are added at once; its peaks wait in ``pending`` until they hold
+    ``FLUSH_BYTES`` (or the record is read): merging many at once costs a few large array operations
+    instead of many small ones per batch.
     """
 
     def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
@@ -139,24 +160,27 @@ class LayerAccumulator:
         self.sampled = np.zeros((), np.int64)
         self.hist_edges: np.ndarray | None = None
         self.hist_counts = np.zeros((channels, BINS), np.int64)
-        self.threshold = torch.full((channels,), -torch.inf)  # the k-th value as of the last merge
+        self.threshold = torch.full((channels,), -torch.inf)  # a value the k-th value has reached (``summarise``)
         self.pending: list[tuple[int, BatchSummary]] = []
         self._pending_bytes = 0
 
     def add(self, first: int, batch: BatchSummary) -> None:
-        """Take the summary of the batch of images ``first …``; merged now or with the next ones."""
+        """Take the summary of the batch of images ``first …``; its peaks merged now or with the next ones."""
+        self.sums += batch.sums.numpy()
+        self.elements += batch.elements
+        self.zeros += batch.zeros.numpy()
+        self.hist_counts += batch.counts.numpy()
+        self.sampled += batch.sampled
         self.pending.append((first, batch))
         self._pending_bytes += batch.nbytes
-        if self.hist_edges is None or self._pending_bytes >= FLUSH_BYTES:
+        if self._pending_bytes >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        """Merge the pending batches into the record."""
+        """Merge the pending batches' peaks into the record."""
         if not self.pending:
             return
         batches, self.pending, self._pending_bytes = self.pending, [], 0
-        if self.hist_edges is None:
-            self.hist_edges = histogram_edges(batches[0][1].sample)
         peaks = torch.cat([b.peaks for _, b in batches]).numpy().T  # [C, M]
         where = torch.cat([b.where for _, b in batches]).numpy().T
         images = np.concatenate([np.arange(first, first + len(b.peaks)) for first, b in batches])
@@ -171,13 +195,7 @@ class LayerAccumulator:
             setattr(self, key, np.take_along_axis(value, order, 1))
         assert ((self.top_images < 0) | (self.top_y >= 0)).all(), "a top-k entry was merged without its position"
         self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
-        sample = torch.cat([b.sample for _, b in batches])
-        self.sums += sum(b.sums for _, b in batches).numpy()
         self.maximum = np.maximum(self.maximum, peaks.max(1))
-        self.elements += sum(b.elements for _, b in batches)
-        self.zeros += (sample == 0).sum((0, 2)).numpy()
-        self.hist_counts += histogram_counts(sample, self.hist_edges)
-        self.sampled += sample.shape[0] * sample.shape[2]
 
     def merge(self, later: "LayerAccumulator") -> None:
         """Fold in the record of images that all come after this record's (the next rank's contiguous part):
