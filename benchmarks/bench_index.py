@@ -5,7 +5,8 @@ in one process: (a) images/s of ``index_job`` (every default layer, top-9, stati
 predictions, thumbnails, the cache written) ÷ images/s of a plain ``pixel_model`` forward under
 ``no_grad`` over the same ``ProbeSet.batches`` loader, timed alternately, median of the repeats
 (goal ≥ 0.85; ``ratio_best`` divides the fastest repeats, less sensitive to other load on the
-machine), and the same for a second, more typical CNN (``--second-model``, default an untrained
+machine; ``floor_ratio`` is the same plain pass with only what any exact index must add, every
+indexed layer's per-channel maximum and sum over every value, as forward hooks), and the same for a second, more typical CNN (``--second-model``, default an untrained
 torchvision ResNet-18 at its own 224 px, on the first ``--second-images`` images); (b) peak memory of the pass over 10,000 images vs 1,000 (goal within 10 %), each in
 a fresh child process after the model and the set are open: the peak resident set size (Linux
 VmHWM, reset before the pass), its growth during the pass, and tracemalloc's peak (numpy arrays
@@ -31,8 +32,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cnnexplorer.core.dataset.index import index_job
+from cnnexplorer.core.dataset.index import default_layers, index_job
 from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.hooks import forward_hooks
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.model_handle import eval_mode
 from cnnexplorer.core.models import open_model
@@ -57,6 +59,16 @@ def plain_pass(handle, probe) -> None:
             model(pixels.to(handle.device))
 
 
+def floor_pass(handle, probe) -> None:
+    """The plain pass plus each default layer's per-channel maximum and sum: the reductions an exact index needs."""
+    def reduce(module, args, output):
+        flat = output.reshape(output.shape[0], output.shape[1], -1)
+        flat.amax(2), flat.sum(2)
+
+    with forward_hooks([(handle.module.get_submodule(name), reduce) for name in default_layers(handle)]):
+        plain_pass(handle, probe)
+
+
 def index_pass(handle, probe, cache: Path):
     with tempfile.TemporaryDirectory(dir=cache) as folder:  # a fresh cache: no reuse, the file written
         return drive(index_job(handle, probe, batch_size=BATCH, cache_dir=Path(folder)))
@@ -65,15 +77,17 @@ def index_pass(handle, probe, cache: Path):
 def throughput(handle, folder: Path, repeats: int, cache: Path) -> dict:
     probe = open_probe_set(str(folder))
     index_pass(handle, probe, cache), plain_pass(handle, probe)  # warm-up
-    times: dict[str, list[float]] = {"plain": [], "index": []}
+    times: dict[str, list[float]] = {"plain": [], "index": [], "floor": []}
     for _ in range(repeats):
-        for name, func in (("plain", lambda: plain_pass(handle, probe)), ("index", lambda: index_pass(handle, probe, cache))):
+        for name, func in (("plain", lambda: plain_pass(handle, probe)), ("index", lambda: index_pass(handle, probe, cache)),
+                           ("floor", lambda: floor_pass(handle, probe))):
             start = time.perf_counter()
             func()
             times[name].append(time.perf_counter() - start)
     plain, index = (len(probe) / statistics.median(times[k]) for k in ("plain", "index"))
     return {"images": len(probe), "plain_images_per_s": round(plain, 1), "index_images_per_s": round(index, 1),
-            "ratio": round(index / plain, 3), "ratio_best": round(min(times["plain"]) / min(times["index"]), 3)}
+            "ratio": round(index / plain, 3), "ratio_best": round(min(times["plain"]) / min(times["index"]), 3),
+            "floor_ratio": round(statistics.median(times["plain"]) / statistics.median(times["floor"]), 3)}
 
 
 def _vm(field: str) -> int:

@@ -32,7 +32,9 @@ def shapes():
 
 @pytest.fixture(scope="module")
 def resnet():
-    """torchvision's ResNet-18 with random weights, run at 64×64 so that residual blocks keep interior units."""
+    """torchvision's ResNet-18 with random weights (seeded: the units a test reconstructs must be live), run at
+    64×64 so that residual blocks keep interior units."""
+    torch.manual_seed(0)
     handle = drive(open_model("torchvision:resnet18:none", "cpu"))
     return replace(handle, preprocessing=replace(handle.preprocessing, size=(64, 64), resize=None))
 
