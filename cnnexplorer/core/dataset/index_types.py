@@ -22,7 +22,7 @@ class LayerIndex:
     ``top_*`` arrays are [channels, k], sorted by value, descending; unused slots have image -1 and value -inf.
     ``y``/``x`` is the peak's position in the layer's map (0, 0 for a vector output). ``mean`` and ``maximum``
     are over every activation value of the channel; ``zeros`` and ``hist_counts`` [channels, bins] over a fixed
-    sample of each map (the centres of a 4×4 grid; every position of a smaller map, every unit of a vector),
+    sample of each map (the centres of a 3×3 grid; every position of a smaller map, every unit of a vector),
     binned in ``hist_edges`` (values outside the edges fall in the first or last bin; ``layer_stats`` gives the
     exact rule): counting every value cost more than the forward pass itself.
     """
