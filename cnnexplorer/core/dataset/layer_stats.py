@@ -36,7 +36,7 @@ from cnnexplorer.core.threads import one_thread
 BINS = 64
 MARGIN = 0.25
 SAMPLE = 3
-FLUSH_BYTES = 1 << 20
+FLUSH_BYTES = 64 << 10  # a merge keeps the top-k threshold exact: more often, fewer positions to look up
 _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
@@ -144,8 +144,10 @@ class LayerAccumulator:
     """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it.
 
     A batch's counts and sums are added at once; its peaks wait in ``pending`` until they hold
-    ``FLUSH_BYTES`` (or the record is read): merging many at once costs a few large array operations
-    instead of many small ones per batch.
+    ``FLUSH_BYTES`` (or the record is read): merging several at once costs a few array operations
+    instead of a few per batch, and merging often keeps the candidates' threshold close to the k-th
+    value (on the shapes model, merging every batch or two instead of every 4 to 55 took the index
+    from 0.65–0.67 to 0.68–0.70 of a plain forward pass, two runs side by side).
     """
 
     def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
