@@ -6,8 +6,10 @@ predictions, thumbnails, the cache written) ÷ images/s of a plain ``pixel_model
 ``no_grad`` over the same ``ProbeSet.batches`` loader, timed alternately, median of the repeats
 (goal ≥ 0.85; ``ratio_best`` divides the fastest repeats, less sensitive to other load on the
 machine; ``floor_ratio`` is the same plain pass with only what any exact index must add, every
-indexed layer's per-channel maximum and sum over every value, as forward hooks), and the same for a second, more typical CNN (``--second-model``, default an untrained
-torchvision ResNet-18 at its own 224 px, on the first ``--second-images`` images); (b) peak memory of the pass over 10,000 images vs 1,000 (goal within 10 %), each in
+indexed layer's per-channel maximum and sum over every value, as forward hooks), and the same for
+a second, more typical CNN (``--second-model``, default an untrained torchvision ResNet-18 at its
+own 224 px, on the first ``--second-images`` images); (b) peak memory of the pass over 10,000
+images vs 1,000 (goal within 10 %), each in
 a fresh child process after the model and the set are open: the peak resident set size (Linux
 VmHWM, reset before the pass), its growth during the pass, and tracemalloc's peak (numpy arrays
 included); the per-image records (features, thumbnails, predictions) are inherent and reported

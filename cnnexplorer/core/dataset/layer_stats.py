@@ -14,9 +14,9 @@ never grows with the set.
   at the centres of a ``SAMPLE``×``SAMPLE`` grid of equal strips (``sample_positions``; every
   position of a smaller map, the whole vector of a Linear layer), 9 values per map and image, which
   over a set gives a smooth histogram (9,000 values per channel from 1,000 images); counting every
-  value would cost more than the forward pass itself on a CPU. The histogram has ``BINS`` equal bins of width ``w`` from ``edges[0]``, over the
-  first batch's sampled range widened by ``MARGIN`` of that range on each side (±0.5 when it is
-  constant), shared by the layer's channels: a value ``v`` counts in bin ``floor((v - e) * r)``
+  value would cost more than the forward pass itself on a CPU. The histogram has ``BINS`` equal
+  bins from ``edges[0]``, over the first batch's sampled range widened by ``MARGIN`` of that range
+  on each side (±0.5 when it is constant), shared by the layer's channels: a value ``v`` counts in bin ``floor((v - e) * r)``
   clamped to the first and last bin, with ``e = edges[0]`` and ``r = BINS / (edges[-1] - edges[0])``
   rounded to float32 and the arithmetic in float32 (exact IEEE operations, so every CPU and GPU
   counts alike).
@@ -105,14 +105,13 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
 
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
     """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``; the layer's first batch fixes
-    its histogram's edges.
+    its histogram's edges, and each batch of at least k images raises ``accumulator.threshold``.
 
-    A peak's position is looked up
-    only where it may enter the channel's top-k: above ``accumulator.threshold`` and among the batch's k
-    strongest. The threshold is a value the record's k-th value has reached (the k-th value as of the
-    last merge, or a batch's k-th value since: the k-th value of the record with that batch merged can
-    only be higher); a later image that ties with it ranks below the images already holding it, so
-    nothing that can enter is missed.
+    A peak's position is looked up only where it may enter the channel's top-k: above
+    ``accumulator.threshold`` and among the batch's k strongest. The threshold is a value the record's
+    k-th value has reached (the k-th value as of the last merge, or a batch's k-th value since: the
+    k-th value of the record with that batch merged can only be higher); a later image that ties with
+    it ranks below the images already holding it, so nothing that can enter is missed.
     """
     maps = maps.detach()
     n, channels = maps.shape[:2]
