@@ -51,36 +51,40 @@ def reuse_freed_blocks() -> bool:
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
-def resident() -> int | None:
-    """The process's resident set size in bytes (Linux), else None."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_size() -> int | None:
+    """The bytes glibc's heaps hold from the system, in use or free (``mallinfo2``'s ``arena``), else None."""
+    libc = _glibc()
+    info = getattr(libc, "mallinfo2", None) if libc is not None else None
+    if info is None:
         return None
+    info.restype = _MallInfo2
+    return int(info().arena)
 
 
 class Releaser:
-    """Call after each step of a loop: returns the heap's free memory to the system when the resident
-    size is more than ``slack`` bytes above its level.
+    """Call after each step of a loop: returns the heap's free memory to the system once the heap has grown
+    more than ``slack`` bytes past its size after the first step (or after the step that follows a return).
 
-    Made before the loop, it returns what the process freed before, so that the level is the loop's
-    own. The level is the size after the first step (the loop's working set, which the heap holds
-    between steps), and after the step that follows a return: that step takes its working set back
-    from the system, and the records the loop keeps may have grown. So a return is not paid again (with
-    the page faults after it) every step, only once the process has grown by ``slack`` since.
+    Between steps a loop's working set lies freed in the heap, for the next step to reuse; returning
+    it would make that step fault every page of it back in (on the shapes model some 30,000 pages, a
+    tenth of a batch's time). So the measure is the heap's size (``heap_size``), not the resident size:
+    records the loop fills in (a thumbnail array's pages) raise the resident size but are not free
+    memory, while a heap that grows by ``slack`` is one whose freed blocks no longer fit what the loop
+    asks for, and only then does a return pay for itself.
     """
 
     def __init__(self, slack: int = 16 << 20):
         self.slack = slack
         self.level: int | None = None
-        trim = _trim()
-        if trim is not None:
-            trim(0)
 
     def __call__(self) -> bool:
         """True when memory was returned."""
-        trim, size = _trim(), resident()
+        trim, size = _trim(), heap_size()
         if trim is None or size is None:
             return False
         if self.level is None:
@@ -89,5 +93,5 @@ class Releaser:
         if size <= self.level + self.slack:
             return False
         trim(0)
-        self.level = None  # set again by the next step
+        self.level = None  # set by the next step: a return also shrinks the heap's top, which that step takes back
         return True

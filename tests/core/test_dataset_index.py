@@ -18,8 +18,7 @@ from cnnexplorer.core.activations.recording import capture
 from cnnexplorer.core.dataset.cache import partial_path
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
 from cnnexplorer.core.dataset.index_types import THUMBNAIL
-from cnnexplorer.core.dataset import layer_stats
-from cnnexplorer.core.dataset.layer_stats import BINS, sample_positions
+from cnnexplorer.core.dataset.layer_stats import BINS, LayerAccumulator, sample_positions, summarise
 from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.jobs import Progress, drive
 from tests.core.test_probe_sets import labelled_folder, tiny_handle, write_image
@@ -69,11 +68,10 @@ def sampled(stack: torch.Tensor) -> np.ndarray:
     return part.permute(1, 0, 2, 3).reshape(stack.shape[1], -1).numpy()
 
 
-@pytest.mark.parametrize("batch_size, flush_bytes", [(1, 1 << 30), (4, 1), (3, layer_stats.FLUSH_BYTES), (6, 1 << 30)])
-def test_index_equals_a_brute_force_pass(probe, tmp_path, monkeypatch, batch_size, flush_bytes):
-    """Batches merged one by one, or all at the end (the top-k positions looked up against a stale k-th value,
-    or, with batches of at least k images, against the k-th value of a batch not merged yet)."""
-    monkeypatch.setattr(layer_stats, "FLUSH_BYTES", flush_bytes)
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 6, 14])
+def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
+    """Batches smaller than k (every peak above the record's k-th value a candidate), of at least k (the batch's
+    own k-th value filters too) and the whole set in one."""
     handle, k = tiny_handle(), 5
     index, _ = run(index_job(handle, probe, LAYERS, top_k=k, batch_size=batch_size, cache_dir=tmp_path))
     expected, logits = brute_force(handle, probe, k)
@@ -106,6 +104,31 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, monkeypatch, batch_siz
     assert index.labels.tolist() == [0] * 7 + [1] * 7 and index.label_names == ["cat", "dog"]
     assert index.thumbnails.shape == (14, THUMBNAIL, THUMBNAIL, 3) and index.thumbnails.dtype == np.uint8
     assert index.sources == [probe.source(i) for i in range(14)]
+
+
+@pytest.mark.parametrize("shape", [(23, 4, 3, 5), (23, 4)])
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 9, 23])
+def test_ties_rank_by_image_and_position_whatever_the_batches(shape, batch_size):
+    """Maps of a few whole values, so most peaks tie with others, in batches and across them: each channel's
+    top-k is the images by peak, lower image first among equals, each at its first maximum in row-major order."""
+    k = 6
+    maps = torch.from_numpy(np.random.default_rng(batch_size).integers(0, 3, shape).astype(np.float32))
+    maps[7] = maps[2]  # whole images alike, too
+    accumulator = LayerAccumulator("layer", shape[1], shape[2:] or None, k)
+    for first in range(0, shape[0], batch_size):
+        accumulator.add(first, summarise(maps[first:first + batch_size], accumulator))
+    record = accumulator.result()
+    flat = maps.reshape(shape[0], shape[1], -1).numpy()
+    width = shape[3] if len(shape) == 4 else 1
+    for c in range(shape[1]):
+        peaks = flat[:, c].max(1)
+        order = sorted(range(shape[0]), key=lambda i: (-peaks[i], i))[:k]
+        first_max = [int(np.argmax(flat[i, c])) for i in order]  # numpy's argmax: the first
+        assert record.top_images[c].tolist() == order
+        assert record.top_values[c].tolist() == peaks[order].tolist()
+        assert record.top_y[c].tolist() == [p // width for p in first_max]
+        assert record.top_x[c].tolist() == [p % width for p in first_max]
+        assert record.maximum[c] == peaks.max()
 
 
 def test_default_layers_are_every_conv_and_linear():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,43 +43,49 @@ def blocks(megabytes: int) -> list[bytearray]:
     return [bytearray(b"x" * (64 << 10)) for _ in range(megabytes * 16)]
 
 
-def test_freed_heap_memory_goes_back_to_the_system():
-    """Blocks freed under a block still held: only a trim returns them, before the loop and after a step."""
-    before_loop = blocks(50)
-    top = bytearray(64 << 10)  # above them: the heap's top stays in use
-    grown = free_memory.resident()
-    del before_loop
-    release = free_memory.Releaser(slack=1 << 20)
-    assert free_memory.resident() < grown - (25 << 20)  # what was freed before the loop
+def resident() -> int:
+    """The process's resident set size in bytes."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def heap_free_mb() -> int:
+    """What the heap holds free now (left by earlier tests): a block list this much larger makes it grow."""
+    info = free_memory._glibc().mallinfo2
+    info.restype = free_memory._MallInfo2
+    return int(info().fordblks) >> 20
+
+
+def test_freed_heap_memory_goes_back_once_the_heap_has_grown():
+    """Blocks freed under a block still held: only a trim returns them, once the heap grew past the slack."""
+    release = free_memory.Releaser(slack=8 << 20)
     assert not release()  # the first step sets the level
-    held = blocks(50)
-    above_held = bytearray(64 << 10)
-    grown = free_memory.resident()
+    held = blocks(heap_free_mb() + 50)
+    top = bytearray(64 << 10)  # above them: the heap's top stays in use
+    grown = resident()
     del held
     assert release()
-    assert free_memory.resident() < grown - (25 << 20)
-    assert not release()  # the next step sets the level again
+    assert resident() < grown - (25 << 20)
     assert not release()  # nothing grew since
-    del top, above_held
+    del top
 
 
-def test_a_step_that_takes_back_its_working_set_is_not_trimmed_again():
-    """After a return the next step takes its working set back from the system: that sets the level, so the
-    return (and the page faults after it) is not paid again every step; growth past the slack is."""
+def test_a_loop_that_reuses_its_working_set_is_not_trimmed():
+    """Each step takes its working set from what the last one freed: the heap does not grow, so nothing is
+    returned (the next step would fault it all back in), however far the resident size moves; a record the
+    loop keeps growing past the slack is returned for."""
     release = free_memory.Releaser(slack=8 << 20)
-    assert not release()
-    kept = blocks(40)  # what the loop keeps grows
-    assert release()
-    work = blocks(50)
+    work = blocks(heap_free_mb() + 40)
     keep = bytearray(64 << 10)
-    del work  # a step: its working set taken from the system, used and freed (the heap holds it)
+    del work
     assert not release()
-    work = blocks(50)
-    del work  # the next step reuses it
-    assert not release()
-    more = blocks(80)  # grows past the working set and the slack
+    for _ in range(3):
+        work = blocks(40)
+        del work
+        assert not release()
+    kept = blocks(heap_free_mb() + 30)
     assert release()
-    del kept, keep, more
+    assert not release()
+    del kept, keep
 
 
 def test_freed_blocks_are_reused_without_new_pages(monkeypatch):

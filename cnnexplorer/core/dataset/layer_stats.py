@@ -2,9 +2,9 @@
 
 A batch's maps are summarised where they are (on the model's device, inside the forward hook,
 before an in-place ReLU can change them): each image's and channel's peak, the channel's sum, and
-its sampled values counted into the histogram. ``LayerAccumulator`` adds the counts and sums at once
-and merges the peaks a few batches at a time (``FLUSH_BYTES``) into arrays of fixed size, so memory
-never grows with the set.
+a fixed sample of its values, and the few peaks that may enter the top-k with their positions.
+``LayerAccumulator`` adds each batch to arrays of fixed size as it comes (the samples a few batches at
+a time), so memory never grows with the set.
 
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
@@ -36,27 +36,27 @@ from cnnexplorer.core.threads import one_thread
 BINS = 64
 MARGIN = 0.25
 SAMPLE = 3
-FLUSH_BYTES = 64 << 10  # a merge keeps the top-k threshold exact: more often, fewer positions to look up
+SAMPLE_CHUNK = 1 << 17  # sampled values a layer holds before counting them: a few large counts cost less than many small
 _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record, on the CPU (``LayerAccumulator.add``)."""
+    """What one batch adds to a layer's record, on the CPU (``LayerAccumulator.add``).
 
-    peaks: torch.Tensor  # float32 [N, C]: each image's and channel's spatial maximum
-    where: torch.Tensor  # int64 [N, C]: its flat position, where looked up (a candidate for the top-k), else -1
+    Only the batch's candidates for the top-k are kept, unit by unit and in image order within a
+    unit: the peaks above the record's k-th value and among the batch's k strongest.
+    """
+
+    units: torch.Tensor  # int64 [M]: each candidate's channel, ascending
+    images: torch.Tensor  # int64 [M]: its image within the batch, ascending within a channel
+    values: torch.Tensor  # float32 [M]: its spatial maximum
+    positions: torch.Tensor  # int64 [M]: the maximum's flat position, the first in row-major order
+    maximum: torch.Tensor  # float32 [C]: the batch's strongest value in each channel
     sums: torch.Tensor  # float64 [C]
     elements: int  # values per channel in the batch
-    counts: torch.Tensor  # int64 [C, BINS]: the sampled values' histogram
-    zeros: torch.Tensor  # int64 [C]: sampled values that are zero
-    sampled: int  # sampled values per channel
-
-    @property
-    def nbytes(self) -> int:
-        """What waits to be merged: the peaks and their positions."""
-        return sum(t.numel() * t.element_size() for t in (self.peaks, self.where))
+    sample: torch.Tensor  # float32 [N, C, S] where the maps were: the sampled values, counted later
 
 
 def sample_positions(size: int) -> torch.Tensor:
@@ -65,35 +65,33 @@ def sample_positions(size: int) -> torch.Tensor:
     return (torch.arange(strips) * 2 + 1) * size // (2 * strips)
 
 
-def sampled_values(maps: torch.Tensor) -> torch.Tensor:
-    """``[N, C, S]`` float32 where ``maps`` are: the sampled values of ``maps`` [N,C,H,W] (a vector [N,C] whole)."""
-    if maps.ndim == 2:
-        sample = maps[:, :, None]
-    else:
-        rows, cols = (_indexer(side, maps.device) for side in maps.shape[2:])
-        sample = maps[:, :, rows, cols] if isinstance(rows, slice) else maps[:, :, rows[:, None], cols]
-    return sample.reshape(maps.shape[0], maps.shape[1], -1).float()
+def sampled_values(flat: torch.Tensor, map_size: tuple[int, int] | None) -> torch.Tensor:
+    """``[N, C, S]`` float32 where ``flat`` [N, C, H·W] is: the sampled values of maps of ``map_size``
+    (of a vector [N, C, 1], the whole vector)."""
+    n, channels = flat.shape[:2]
+    if map_size is None:
+        return flat.float()
+    rows = flat.reshape(n * channels, -1)  # a row per map: gathering columns of it is the cheapest copy
+    return rows.index_select(1, _positions(*map_size, flat.device)).reshape(n, channels, -1).float()
 
 
 @functools.lru_cache(maxsize=64)
-def _indexer(size: int, device: torch.device) -> slice | torch.Tensor:
-    """The sampled positions of a side of ``size``: a slice when evenly spaced (a view, far cheaper to
-    gather), else an index tensor on ``device``; made once per size, not per batch."""
-    positions = sample_positions(size)
-    steps = positions.diff().unique()
-    if len(steps) <= 1:
-        step = int(steps[0]) if len(steps) else 1
-        return slice(int(positions[0]), int(positions[-1]) + 1, step)
-    return positions.to(device)
+def _positions(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """The flat positions of a map's samples, row by row; made once per size, not per batch."""
+    return (sample_positions(height)[:, None] * width + sample_positions(width)).ravel().to(device)
 
 
-def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> torch.Tensor:
-    """``[C, BINS]`` int64 counts of the float32 sampled values [N, C, S] (see the module notes), where they are."""
+def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[C, BINS]`` int64 counts and ``[C]`` zeros of the float32 sampled values [N, C, S] (see the module notes),
+    where they are, in one count: each value's bin doubled, plus one for a zero."""
     channels = sample.shape[1]
     low, scale = (float(np.float32(v)) for v in (edges[0], BINS / (edges[-1] - edges[0])))
     bins = sample.sub(low).mul_(scale).clamp_(0, BINS - 1).to(torch.int32)  # truncated at ≥ 0: the floor
     bins += torch.arange(0, channels * BINS, BINS, dtype=torch.int32, device=bins.device).reshape(1, -1, 1)
-    return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS)
+    bins *= 2
+    bins += sample == 0
+    counts = torch.bincount(bins.ravel(), minlength=channels * BINS * 2).reshape(channels, BINS, 2)
+    return counts.sum(2), counts[:, :, 1].sum(1)
 
 
 def histogram_edges(sample: torch.Tensor) -> np.ndarray:
@@ -105,13 +103,13 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
 
 def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
     """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``; the layer's first batch fixes
-    its histogram's edges, and each batch of at least k images raises ``accumulator.threshold``.
+    its histogram's edges.
 
-    A peak's position is looked up only where it may enter the channel's top-k: above
-    ``accumulator.threshold`` and among the batch's k strongest. The threshold is a value the record's
-    k-th value has reached (the k-th value as of the last merge, or a batch's k-th value since: the
-    k-th value of the record with that batch merged can only be higher); a later image that ties with
-    it ranks below the images already holding it, so nothing that can enter is missed.
+    A peak's position is looked up only where it may enter the channel's top-k: above the record's
+    k-th value (``accumulator.threshold``: a later image that ties with it ranks below the images
+    holding it) and, when that leaves more than the top-k could take (k per channel: the first batch,
+    or a batch far stronger than those before), not below the batch's own k-th value (ties at it all
+    stay).
     """
     maps = maps.detach()
     n, channels = maps.shape[:2]
@@ -119,34 +117,27 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSumma
     peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)  # the passes over every value, threaded
     with one_thread(n * channels * SAMPLE ** 2):  # the rest: operations on a few values per map
         peaks = peaks.float()
-        threshold = accumulator.threshold.to(peaks.device)
-        candidates = peaks > threshold
-        if n >= accumulator.top_k:
-            kth = peaks.topk(accumulator.top_k, 0).values[-1]  # ties at the k-th value all stay candidates
-            candidates &= peaks >= kth
-            accumulator.threshold = torch.maximum(threshold, kth)  # the record's k-th value can only be higher
-        where = torch.full((n, channels), -1, dtype=torch.int64)
-        images, units = candidates.nonzero(as_tuple=True)
-        if len(images):  # the candidates' rows copied whole (twice the speed of indexing by image and unit)
-            rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)
-            where[images.cpu(), units.cpu()] = rows.max(1).indices.cpu()  # the first: 2-3× argmax's speed
-        sample = sampled_values(maps)
+        candidates = peaks > accumulator.threshold.to(peaks.device)
+        units, images = candidates.T.nonzero(as_tuple=True)  # by unit, then image
+        if len(units) > accumulator.top_k * channels:
+            candidates &= peaks >= peaks.topk(accumulator.top_k, 0).values[-1]
+            units, images = candidates.T.nonzero(as_tuple=True)
+        rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
+        values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
+        sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        sampled = sample.shape[0] * sample.shape[2]
-        return BatchSummary(peaks.cpu(), where, image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2],
-                            histogram_counts(sample, accumulator.hist_edges).cpu(),
-                            sampled - torch.count_nonzero(sample, (0, 2)).cpu(), sampled)
+        return BatchSummary(units.cpu(), images.cpu(), values.float().cpu(), positions.cpu(), peaks.amax(0).cpu(),
+                            image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2], sample)
 
 
 class LayerAccumulator:
     """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it.
 
-    A batch's counts and sums are added at once; its peaks wait in ``pending`` until they hold
-    ``FLUSH_BYTES`` (or the record is read): merging several at once costs a few array operations
-    instead of a few per batch, and merging often keeps the candidates' threshold close to the k-th
-    value (on the shapes model, merging every batch or two instead of every 4 to 55 took the index
-    from 0.65–0.67 to 0.68–0.70 of a plain forward pass, two runs side by side).
+    Each batch is merged as it comes: its sums added, its few candidates sorted into the channels that
+    have any (so ``threshold`` is always the record's exact k-th value); its sampled values are held
+    until ``SAMPLE_CHUNK`` of them are counted at once (on the shapes model a layer's batch holds some
+    50,000: counted one batch at a time, the operations' fixed costs came to more than the counting).
     """
 
     def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
@@ -162,48 +153,61 @@ class LayerAccumulator:
         self.sampled = np.zeros((), np.int64)
         self.hist_edges: np.ndarray | None = None
         self.hist_counts = np.zeros((channels, BINS), np.int64)
-        self.threshold = torch.full((channels,), -torch.inf)  # a value the k-th value has reached (``summarise``)
-        self.pending: list[tuple[int, BatchSummary]] = []
-        self._pending_bytes = 0
+        self.threshold = torch.full((channels,), -torch.inf)  # the record's k-th value (``summarise``)
+        self._samples: list[torch.Tensor] = []  # batches' sampled values not counted yet
+        self._sample_values = 0
 
     def add(self, first: int, batch: BatchSummary) -> None:
-        """Take the summary of the batch of images ``first …``; its peaks merged now or with the next ones."""
+        """Take the summary of the batch of images ``first …``."""
         self.sums += batch.sums.numpy()
         self.elements += batch.elements
-        self.zeros += batch.zeros.numpy()
-        self.hist_counts += batch.counts.numpy()
-        self.sampled += batch.sampled
-        self.pending.append((first, batch))
-        self._pending_bytes += batch.nbytes
-        if self._pending_bytes >= FLUSH_BYTES:
-            self.flush()
+        self.maximum = np.maximum(self.maximum, batch.maximum.numpy())
+        self._samples.append(batch.sample)
+        self._sample_values += batch.sample.numel()
+        if self._sample_values >= SAMPLE_CHUNK:
+            self._count_samples()
+        if len(batch.units):
+            self._merge_candidates(first, batch)
 
-    def flush(self) -> None:
-        """Merge the pending batches' peaks into the record."""
-        if not self.pending:
+    def _count_samples(self) -> None:
+        """Count the samples held so far into the histogram and the zeros."""
+        if not self._samples:
             return
-        batches, self.pending, self._pending_bytes = self.pending, [], 0
-        peaks = torch.cat([b.peaks for _, b in batches]).numpy().T  # [C, M]
-        where = torch.cat([b.where for _, b in batches]).numpy().T
-        images = np.concatenate([np.arange(first, first + len(b.peaks)) for first, b in batches])
+        sample = torch.cat(self._samples) if len(self._samples) > 1 else self._samples[0]
+        self._samples, self._sample_values = [], 0
+        with one_thread(sample.numel()):
+            counts, zeros = histogram_counts(sample, self.hist_edges)
+        self.hist_counts += counts.cpu().numpy()
+        self.zeros += zeros.cpu().numpy()
+        self.sampled += sample.shape[0] * sample.shape[2]
+
+    def _merge_candidates(self, first: int, batch: BatchSummary) -> None:
+        """The batch's candidates laid out a row per channel that has any (in image order, after the record's
+        entries: a stable sort ranks ties by image) and merged into those channels' top-k."""
+        units = batch.units.numpy()
+        channels, per_unit = np.unique(units, return_counts=True)
+        row = np.searchsorted(channels, units)
+        rank = np.arange(len(units)) - (np.cumsum(per_unit) - per_unit)[row]
         width = self.map_size[1] if self.map_size else 1
-        values = np.concatenate([self.top_values, peaks], axis=1)
-        order = np.argsort(-values, axis=1, kind="stable")[:, : self.top_k]
-        merged = {"top_values": values,
-                  "top_images": np.concatenate([self.top_images, np.broadcast_to(images, peaks.shape)], axis=1),
-                  "top_y": np.concatenate([self.top_y, (where // width).astype(np.int32)], axis=1),
-                  "top_x": np.concatenate([self.top_x, (where % width).astype(np.int32)], axis=1)}
-        for key, value in merged.items():
-            setattr(self, key, np.take_along_axis(value, order, 1))
-        assert ((self.top_images < 0) | (self.top_y >= 0)).all(), "a top-k entry was merged without its position"
+        positions = batch.positions.numpy()
+        laid = {"top_values": (np.float32(-np.inf), batch.values.numpy()), "top_images": (-1, batch.images.numpy() + first),
+                "top_y": (0, positions // width), "top_x": (0, positions % width)}
+        joined = {}
+        for key, (blank, values) in laid.items():
+            current = getattr(self, key)
+            block = np.full((len(channels), per_unit.max()), blank, current.dtype)
+            block[row, rank] = values
+            joined[key] = np.concatenate([current[channels], block], axis=1)
+        order = np.argsort(-joined["top_values"], axis=1, kind="stable")[:, : self.top_k]
+        for key, values in joined.items():
+            getattr(self, key)[channels] = np.take_along_axis(values, order, 1)
         self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
-        self.maximum = np.maximum(self.maximum, peaks.max(1))
 
     def merge(self, later: "LayerAccumulator") -> None:
         """Fold in the record of images that all come after this record's (the next rank's contiguous part):
         the merged record equals one pass over both parts in order."""
-        self.flush()
-        later.flush()
+        self._count_samples()
+        later._count_samples()
         if self.hist_edges is None:
             self.hist_edges = later.hist_edges
         elif later.hist_edges is not None and not np.array_equal(self.hist_edges, later.hist_edges):
@@ -220,7 +224,7 @@ class LayerAccumulator:
             setattr(self, key, getattr(self, key) + getattr(later, key))
 
     def result(self) -> LayerIndex:
-        self.flush()
+        self._count_samples()
         elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)
         edges = self.hist_edges if self.hist_edges is not None else np.linspace(-0.5, 0.5, BINS + 1)
         return LayerIndex(self.name, self.map_size, self.top_values.copy(), self.top_images.copy(), self.top_y.copy(),
@@ -228,7 +232,7 @@ class LayerAccumulator:
                           edges.copy(), self.hist_counts.copy())
 
     def state(self) -> dict[str, np.ndarray]:
-        self.flush()
+        self._count_samples()
         return {key: getattr(self, key) for key in _STATE if getattr(self, key) is not None}
 
     @classmethod
