@@ -48,18 +48,20 @@ def resident() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def heap_free_mb() -> int:
-    """What the heap holds free now (left by earlier tests): a block list this much larger makes it grow."""
-    info = free_memory._glibc().mallinfo2
-    info.restype = free_memory._MallInfo2
-    return int(info().fordblks) >> 20
+def grown_heap(megabytes: int) -> list[bytearray]:
+    """64 KB blocks, touched, until the heap has grown by ``megabytes`` (the heap may hold free memory left by
+    earlier tests, and the garbage collector may free more while the blocks are made)."""
+    start, held = free_memory.heap_size(), []
+    while free_memory.heap_size() < start + (megabytes << 20):
+        held += blocks(4)
+    return held
 
 
 def test_freed_heap_memory_goes_back_once_the_heap_has_grown():
     """Blocks freed under a block still held: only a trim returns them, once the heap grew past the slack."""
     release = free_memory.Releaser(slack=8 << 20)
     assert not release()  # the first step sets the level
-    held = blocks(heap_free_mb() + 50)
+    held = grown_heap(50)
     top = bytearray(64 << 10)  # above them: the heap's top stays in use
     grown = resident()
     del held
@@ -74,7 +76,7 @@ def test_a_loop_that_reuses_its_working_set_is_not_trimmed():
     returned (the next step would fault it all back in), however far the resident size moves; a record the
     loop keeps growing past the slack is returned for."""
     release = free_memory.Releaser(slack=8 << 20)
-    work = blocks(heap_free_mb() + 40)
+    work = grown_heap(40)
     keep = bytearray(64 << 10)
     del work
     assert not release()
@@ -82,7 +84,7 @@ def test_a_loop_that_reuses_its_working_set_is_not_trimmed():
         work = blocks(40)
         del work
         assert not release()
-    kept = blocks(heap_free_mb() + 30)
+    kept = grown_heap(30)
     assert release()
     assert not release()
     del kept, keep
