@@ -56,14 +56,19 @@ class _MallInfo2(ctypes.Structure):
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+@functools.lru_cache(maxsize=1)
+def _mallinfo2():
+    libc = _glibc()
+    info = getattr(libc, "mallinfo2", None) if libc is not None else None  # glibc 2.33 and later
+    if info is not None:
+        info.restype = _MallInfo2
+    return info
+
+
 def heap_size() -> int | None:
     """The bytes glibc's heaps hold from the system, in use or free (``mallinfo2``'s ``arena``), else None."""
-    libc = _glibc()
-    info = getattr(libc, "mallinfo2", None) if libc is not None else None
-    if info is None:
-        return None
-    info.restype = _MallInfo2
-    return int(info().arena)
+    info = _mallinfo2()
+    return int(info().arena) if info is not None else None
 
 
 class Releaser:

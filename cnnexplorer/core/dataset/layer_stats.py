@@ -46,7 +46,7 @@ class BatchSummary:
     """What one batch adds to a layer's record, on the CPU (``LayerAccumulator.add``).
 
     Only the batch's candidates for the top-k are kept, unit by unit and in image order within a
-    unit: the peaks above the record's k-th value and among the batch's k strongest.
+    unit: the peaks above the record's k-th value (see ``summarise``).
     """
 
     units: torch.Tensor  # int64 [M]: each candidate's channel, ascending
