@@ -43,7 +43,8 @@ _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zero
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record, on the CPU (``LayerAccumulator.add``).
+    """What one batch adds to a layer's record (``LayerAccumulator.add``): its sample where the maps were,
+    the rest on the CPU.
 
     Only the batch's candidates for the top-k are kept, unit by unit and in image order within a
     unit: the peaks above the record's k-th value (see ``summarise``).
