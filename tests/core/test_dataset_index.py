@@ -239,3 +239,35 @@ def test_an_index_made_while_interventions_are_on_is_kept_apart(probe, tmp_path)
     assert not np.array_equal(edited.layers["conv2"].top_values, plain.layers["conv2"].top_values)
     again, items = run(index_job(handle, probe, ["conv2"], batch_size=7, cache_dir=tmp_path))
     assert any(isinstance(item, CacheHit) for item in items) and again.key == plain.key
+
+
+class VectorNet(torch.nn.Module):
+    """A linear layer whose output an in-place ReLU overwrites, as in AlexNet's and VGG's classifiers."""
+
+    def __init__(self):
+        super().__init__()
+        self.flatten = torch.nn.Flatten()
+        self.hidden = torch.nn.Linear(3 * 12 * 12, 6)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.relu(self.hidden(self.flatten(x))))
+
+
+def test_a_vector_overwritten_in_place_is_recorded_as_the_layer_gave_it(probe, tmp_path):
+    """The statistics and features of ``hidden`` are its own values, negative ones too, not the ReLU's after it."""
+    torch.manual_seed(0)
+    handle = tiny_handle()
+    handle.module = VectorNet().eval()
+    index, _ = run(index_job(handle, probe, ["hidden"], batch_size=4, feature_layers=["hidden"], cache_dir=tmp_path))
+    hidden = torch.cat([capture(handle, handle.preprocessing.to_tensor(probe.image(i)), ["hidden"]).output("hidden")
+                        for i in range(len(probe))])
+    assert (hidden < 0).any()
+    layer = index.layers["hidden"]
+    np.testing.assert_array_equal(layer.zeros, (hidden == 0).float().mean(0).numpy())
+    np.testing.assert_allclose(layer.mean, hidden.double().mean(0).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(index.features["hidden"], hidden.numpy(), rtol=1e-5, atol=1e-6)
+    low, scale = np.float32(layer.hist_edges[0]), np.float32(BINS / (layer.hist_edges[-1] - layer.hist_edges[0]))
+    bins = np.clip(np.floor((hidden.T.numpy() - low) * scale), 0, BINS - 1).astype(int)
+    np.testing.assert_array_equal(layer.hist_counts, np.stack([np.bincount(row, minlength=BINS) for row in bins]))

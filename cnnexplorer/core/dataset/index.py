@@ -304,8 +304,10 @@ class _Run:
 def pooled(tensor: torch.Tensor) -> torch.Tensor:
     """Each image's global average: ``[N,C,H,W]`` → ``[N,C]``; a vector stays, anything else is flattened.
     The index's features and a query's (the neighbours) are pooled by this one function."""
-    tensor = tensor.detach().float()
-    return tensor.mean((2, 3)) if tensor.ndim == 4 else tensor.reshape(tensor.shape[0], -1)
+    tensor = tensor.detach()
+    if tensor.ndim == 4:
+        return tensor.float().mean((2, 3))
+    return tensor.reshape(tensor.shape[0], -1).to(torch.float32, copy=True)  # an in-place ReLU may overwrite it
 
 
 def thumbnails(pixels: torch.Tensor) -> np.ndarray:

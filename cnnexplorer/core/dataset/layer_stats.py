@@ -71,7 +71,7 @@ def sampled_values(flat: torch.Tensor, map_size: tuple[int, int] | None) -> torc
     (of a vector [N, C, 1], the whole vector)."""
     n, channels = flat.shape[:2]
     if map_size is None:
-        return flat.float()
+        return flat.to(torch.float32, copy=True)  # a copy: an in-place ReLU may overwrite the layer's output
     rows = flat.reshape(n * channels, -1)  # a row per map: gathering columns of it is the cheapest copy
     return rows.index_select(1, _positions(*map_size, flat.device)).reshape(n, channels, -1).float()
 
