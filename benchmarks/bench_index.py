@@ -59,6 +59,8 @@ def plain_pass(handle, probe) -> None:
     with torch.no_grad(), eval_mode(handle.module):
         for _, pixels, _ in probe.batches(handle.preprocessing, BATCH):
             model(pixels.to(handle.device))
+    if handle.device.type == "cuda":
+        torch.cuda.synchronize()  # the last batches' kernels counted too
 
 
 def floor_pass(handle, probe) -> None:

@@ -106,17 +106,20 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
     assert index.sources == [probe.source(i) for i in range(14)]
 
 
+@pytest.mark.parametrize("fixed_size", [False, True])
 @pytest.mark.parametrize("shape", [(23, 4, 3, 5), (23, 4)])
 @pytest.mark.parametrize("batch_size", [1, 2, 5, 9, 23])
-def test_ties_rank_by_image_and_position_whatever_the_batches(shape, batch_size):
+def test_ties_rank_by_image_and_position_whatever_the_batches(shape, batch_size, fixed_size):
     """Maps of a few whole values, so most peaks tie with others, in batches and across them: each channel's
-    top-k is the images by peak, lower image first among equals, each at its first maximum in row-major order."""
+    top-k is the images by peak, lower image first among equals, each at its first maximum in row-major order;
+    whether the candidates are chosen by the record's threshold (the CPU's way) or are each batch's own top-k
+    (a GPU's, here on the CPU)."""
     k = 6
     maps = torch.from_numpy(np.random.default_rng(batch_size).integers(0, 3, shape).astype(np.float32))
     maps[7] = maps[2]  # whole images alike, too
     accumulator = LayerAccumulator("layer", shape[1], shape[2:] or None, k)
     for first in range(0, shape[0], batch_size):
-        accumulator.add(first, summarise(maps[first:first + batch_size], accumulator))
+        accumulator.add(first, summarise(maps[first:first + batch_size], accumulator, fixed_size))
     record = accumulator.result()
     flat = maps.reshape(shape[0], shape[1], -1).numpy()
     width = shape[3] if len(shape) == 4 else 1

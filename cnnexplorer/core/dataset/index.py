@@ -203,13 +203,13 @@ class _Run:
                 if module_name in self.layers:
                     self._pending[("layer", module_name)] = summarise(maps, self.layers[module_name])
                 for feature in outputs.get(module_name, ()):
-                    self._pending[("feature", feature)] = pooled(maps).cpu().numpy()
+                    self._pending[("feature", feature)] = pooled(maps)
             return hook
 
         def on_input(feature: str):
             def hook(module, args):
                 if threading.get_ident() == owner and ("feature", feature) not in self._pending and args:
-                    self._pending[("feature", feature)] = pooled(args[0]).cpu().numpy()
+                    self._pending[("feature", feature)] = pooled(args[0])
             return hook
 
         watched = list(dict.fromkeys([*self.plan.layers, *outputs]))
@@ -237,7 +237,8 @@ class _Run:
                 accumulator.hist_edges = scratch.layers[name].hist_edges
 
     def add(self, first: int, pixels: torch.Tensor) -> None:
-        """One batch of images ``first …``: run the model and merge what the hooks saw."""
+        """One batch of images ``first …``: run the model and merge what the hooks saw (copied to the host
+        after the pass: a copy during it would make the host wait for a GPU at every layer)."""
         self._pending, self._called = {}, set()
         with torch.no_grad(), eval_mode(self.handle.module):
             output = self.handle.pixel_model()(pixels.to(self.handle.device))
@@ -253,7 +254,7 @@ class _Run:
             if pooled is not None:
                 if self.features[name] is None:
                     self.features[name] = np.zeros((len(self.part), pooled.shape[1]), np.float32)
-                self.features[name][rows] = pooled
+                self.features[name][rows] = pooled.cpu().numpy()
         self.top5[rows], self.top5_probs[rows] = classes.cpu().numpy(), probs.cpu().numpy()
         self.thumbnails[rows] = thumbnails(pixels)
         self.done = first + len(pixels)

@@ -6,6 +6,11 @@ a fixed sample of its values, and the few peaks that may enter the top-k with th
 ``LayerAccumulator`` adds each batch to arrays of fixed size as it comes (the samples a few batches at
 a time), so memory never grows with the set.
 
+On a GPU nothing in the hook waits for the device: a size that depends on the values (which peaks
+pass a threshold) or a copy to the host would make the host wait for the forward pass at every
+layer. There the summary is made of fixed-size tensors, copied to the host after the pass
+(``BatchSummary.on_host``), and the host keeps the candidates that can enter the top-k.
+
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
   size: a batch's candidates and the running top-k are merged by a stable sort.
@@ -43,21 +48,26 @@ _STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zero
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record (``LayerAccumulator.add``): its sample where the maps were,
-    the rest on the CPU.
+    """What one batch adds to a layer's record (``LayerAccumulator.add``), where the maps were.
 
-    Only the batch's candidates for the top-k are kept, unit by unit and in image order within a
-    unit: the peaks above the record's k-th value (see ``summarise``).
+    Only the batch's candidates for the top-k are kept (see ``summarise``), unit by unit; within a
+    unit, equal values come in image order.
     """
 
     units: torch.Tensor  # int64 [M]: each candidate's channel, ascending
-    images: torch.Tensor  # int64 [M]: its image within the batch, ascending within a channel
+    images: torch.Tensor  # int64 [M]: its image within the batch
     values: torch.Tensor  # float32 [M]: its spatial maximum
     positions: torch.Tensor  # int64 [M]: the maximum's flat position, the first in row-major order
     maximum: torch.Tensor  # float32 [C]: the batch's strongest value in each channel
     sums: torch.Tensor  # float64 [C]
     elements: int  # values per channel in the batch
-    sample: torch.Tensor  # float32 [N, C, S] where the maps were: the sampled values, counted later
+    sample: torch.Tensor  # float32 [N, C, S]: the sampled values, counted where they are, later
+
+    def on_host(self) -> "BatchSummary":
+        """The summary with all but its sample on the CPU (the sample is counted where it is)."""
+        units, images, values, positions, maximum, sums = (tensor.cpu() for tensor in (
+            self.units, self.images, self.values, self.positions, self.maximum, self.sums))
+        return BatchSummary(units, images, values, positions, maximum, sums, self.elements, self.sample)
 
 
 def sample_positions(size: int) -> torch.Tensor:
@@ -102,34 +112,41 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
     return np.linspace(low - margin, high + margin, BINS + 1)
 
 
-def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator") -> BatchSummary:
-    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary``; the layer's first batch fixes
-    its histogram's edges.
+def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: bool | None = None) -> BatchSummary:
+    """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary`` where they are; the layer's
+    first batch fixes its histogram's edges.
 
-    A peak's position is looked up only where it may enter the channel's top-k: above the record's
-    k-th value (``accumulator.threshold``: a later image that ties with it ranks below the images
-    holding it) and, when that leaves more than the top-k could take (k per channel: the first batch,
-    or a batch far stronger than those before), not below the batch's own k-th value (ties at it all
-    stay).
+    The candidates are the peaks that may enter a channel's top-k. On the CPU (``fixed_size`` False, the
+    default there) they are chosen here: those above the record's k-th value (``accumulator.threshold``:
+    a later image that ties with it ranks below the images holding it) and, when that leaves more than
+    the top-k could take (k per channel: the first batch, or a batch far stronger than those before), not
+    below the batch's own k-th value (ties at it all stay). Elsewhere (``fixed_size``, the default on a
+    GPU) they are each channel's k strongest images of the batch, by a stable sort (equal peaks, lower
+    image first), and ``LayerAccumulator.add`` drops those not above the k-th value.
     """
     maps = maps.detach()
+    fixed_size = maps.device.type != "cpu" if fixed_size is None else fixed_size
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
     peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)  # the passes over every value, threaded
     with one_thread(n * channels * SAMPLE ** 2):  # the rest: operations on a few values per map
         peaks = peaks.float()
-        candidates = peaks > accumulator.threshold.to(peaks.device)
-        units, images = candidates.T.nonzero(as_tuple=True)  # by unit, then image
-        if len(units) > accumulator.top_k * channels:
-            candidates &= peaks >= peaks.topk(accumulator.top_k, 0).values[-1]
-            units, images = candidates.T.nonzero(as_tuple=True)
+        if fixed_size:
+            images = peaks.sort(dim=0, descending=True, stable=True).indices[: accumulator.top_k].T.reshape(-1)
+            units = torch.arange(channels, device=maps.device)[:, None].expand(-1, min(n, accumulator.top_k)).reshape(-1)
+        else:
+            candidates = peaks > accumulator.threshold.to(peaks.device)
+            units, images = candidates.T.nonzero(as_tuple=True)  # by unit, then image
+            if len(units) > accumulator.top_k * channels:
+                candidates &= peaks >= peaks.topk(accumulator.top_k, 0).values[-1]
+                units, images = candidates.T.nonzero(as_tuple=True)
         rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
         values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        return BatchSummary(units.cpu(), images.cpu(), values.float().cpu(), positions.cpu(), peaks.amax(0).cpu(),
-                            image_sums.sum(0, dtype=torch.float64).cpu(), flat.shape[0] * flat.shape[2], sample)
+        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),
+                            image_sums.sum(0, dtype=torch.float64), flat.shape[0] * flat.shape[2], sample)
 
 
 class LayerAccumulator:
@@ -160,6 +177,7 @@ class LayerAccumulator:
 
     def add(self, first: int, batch: BatchSummary) -> None:
         """Take the summary of the batch of images ``first …``."""
+        batch = batch.on_host()
         self.sums += batch.sums.numpy()
         self.elements += batch.elements
         self.maximum = np.maximum(self.maximum, batch.maximum.numpy())
@@ -167,6 +185,10 @@ class LayerAccumulator:
         self._sample_values += batch.sample.numel()
         if self._sample_values >= SAMPLE_CHUNK:
             self._count_samples()
+        above = batch.values > self.threshold[batch.units]  # all of them, unless the batch's top-k came whole
+        if not bool(above.all()):
+            batch = BatchSummary(batch.units[above], batch.images[above], batch.values[above], batch.positions[above],
+                                 batch.maximum, batch.sums, batch.elements, batch.sample)
         if len(batch.units):
             self._merge_candidates(first, batch)
 
