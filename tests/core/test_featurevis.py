@@ -3,6 +3,7 @@ early exit, hooks and model state, batching (builtin:shapes, 32 px, a few steps)
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,7 @@ from cnnexplorer.core.featurevis import (Settings, Step, deepdream, default_unit
                                          preset, render_units, run_to, visualise)
 from cnnexplorer.core.featurevis import objectives as obj
 from cnnexplorer.core.featurevis.param import fft_image, gaussian_blur_, pixel_image
-from cnnexplorer.core.featurevis.transforms import standard_transforms
+from cnnexplorer.core.featurevis.transforms import random_rotate, random_scale, standard_transforms
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
 
@@ -228,3 +229,17 @@ def test_the_class_model_l2_weight_may_be_zero_and_the_inversion_weights_are_use
     assert (inverted.settings["alpha"], inverted.settings["alpha_weight"], inverted.settings["tv_weight"]) == (2.0, 0.5, 0.2)
     with pytest.raises(UserError, match="--class-l2"):
         Settings(logit_l2=-1.0)
+
+
+@pytest.mark.parametrize("scale, degrees", [(1.0, 0.0), (0.9, 0.0), (1.1, 0.0), (1.0, -10.0), (1.0, 7.0)])
+def test_scale_and_rotation_resample_as_affine_grid_does(scale, degrees):
+    """The transforms' grid, made from the angle as plain numbers, is ``affine_grid``'s from the matrix, to float
+    rounding; and each transform draws one of its choices."""
+    images = torch.rand(3, 3, 40, 52, generator=torch.Generator().manual_seed(0))
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]]).expand(3, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    expected = torch.nn.functional.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
+    transform = random_scale([scale]) if degrees == 0 else random_rotate([degrees])
+    torch.testing.assert_close(transform(images, torch.Generator().manual_seed(0)), expected, atol=1e-5, rtol=0)

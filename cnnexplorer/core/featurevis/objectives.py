@@ -80,6 +80,12 @@ def _short(value) -> str:
     return repr(value)
 
 
+@functools.lru_cache(maxsize=64)
+def _channel_index(channels: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The channels as an index on ``device``, made once: one sent to a GPU at every step would make the host wait."""
+    return torch.tensor(channels, device=device)
+
+
 def _per_element(channels: int | Sequence[int], act: torch.Tensor) -> torch.Tensor:
     """``act[i, channels[i]]`` for every element (an int: the same channel everywhere) of maps
     ``[N,C,H,W]`` or vectors ``[N,C]``; other shapes have no known channel axis."""
@@ -87,7 +93,7 @@ def _per_element(channels: int | Sequence[int], act: torch.Tensor) -> torch.Tens
         raise unknown_layout(act)
     if isinstance(channels, int):
         return act[:, channels]
-    index = torch.as_tensor(list(channels), device=act.device)
+    index = _channel_index(tuple(channels), act.device)
     if len(index) != len(act):
         raise ValueError(f"{len(index)} channels for a batch of {len(act)}")
     return act[torch.arange(len(act), device=act.device), index]

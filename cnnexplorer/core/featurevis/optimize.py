@@ -239,7 +239,7 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
     optimizer = torch.optim.Adam(params, lr=settings.lr) if settings.step == "adam" else NormalisedAscent(params, settings.lr)
     model = handle.pixel_model()
     loss = regularised(objective, settings, extra)
-    history = np.zeros((settings.steps, count), np.float32)
+    history = torch.zeros((settings.steps, count), device=device)  # read at previews: a read every step would wait
     with eval_mode(handle.module):
         for step in range(1, settings.steps + 1):
             image = image_fn()
@@ -249,15 +249,15 @@ def optimize(handle: ModelHandle, objective: Objective, count: int, settings: Se
             for param, grad in zip(params, torch.autograd.grad(-total.sum(), params)):
                 param.grad = grad
             optimizer.step()
-            history[step - 1] = values.detach().float().cpu().numpy()
+            history[step - 1] = values.detach()
             if settings.blur_every and step % settings.blur_every == 0:
                 gaussian_blur_(params[0], settings.blur_sigma)
             if step % settings.preview_every == 0 or step == settings.steps:
-                yield Step(step, settings.steps, first, history[:step].copy(), as_uint8(image))
+                yield Step(step, settings.steps, first, history[:step].cpu().numpy(), as_uint8(image))
             else:  # a yield every step: a cancel stops the run after this step, not after the next preview
                 yield Progress(step, settings.steps, f"feature visualisation: step {step} of {settings.steps}")
         with torch.no_grad():
             images = image_fn().detach().cpu()
-    return Result(images, evaluate(handle, objective, images), settings.to_json(), seed, history)
+    return Result(images, evaluate(handle, objective, images), settings.to_json(), seed, history.cpu().numpy())
 
 

@@ -8,6 +8,7 @@ seed reproduces the run.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -37,11 +38,20 @@ def jitter(distance: int) -> Transform:
 
 
 def _affine(image: torch.Tensor, scale: float, degrees: float) -> torch.Tensor:
+    """Rotate by ``degrees`` and zoom by ``scale`` about the centre (``affine_grid``'s grid, made from the
+    identity's with the angle as plain numbers: a matrix sent to a GPU would make the host wait for it)."""
     angle = math.radians(degrees)
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=image.dtype, device=image.device)
-    grid = F.affine_grid(theta.expand(len(image), 2, 3), list(image.shape), align_corners=False)
+    x, y = _identity_grid(image.shape[-2], image.shape[-1], image.dtype, image.device).unbind(-1)
+    grid = torch.stack((x * cos - y * sin, x * sin + y * cos), -1).expand(len(image), -1, -1, -1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_grid(height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``affine_grid``'s identity grid ``[H, W, 2]`` (x, y) for ``align_corners=False``."""
+    theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=dtype)
+    return F.affine_grid(theta, [1, 1, height, width], align_corners=False)[0].to(device)
 
 
 def random_scale(scales: Sequence[float]) -> Transform:
