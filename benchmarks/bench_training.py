@@ -3,8 +3,10 @@
 ``trainer_over_bare``: images/s of ``core.training.loop.train`` with its live per-batch metrics
 (loss, accuracy, learning rate, throughput, ETA, a schedule step) ÷ a bare PyTorch loop (forward,
 cross-entropy, backward, AdamW step): same model (ShapesNet), same pre-generated batches, batch
-size and device, each timed from its first batch's end to its last's (so epoch-end validation
-and snapshots, once per epoch, are not counted); median of alternating repeats after a warm-up.
+size, device, precision and memory layout (on CUDA by default fp16 autocast with loss scaling and
+channels-last, as the trainer's "auto"), each timed from its first batch's end to its last's (so
+epoch-end validation and snapshots, once per epoch, are not counted); median of alternating
+repeats after a warm-up.
 ``worst_stall_ms``: the longest gap beyond its 5 ms interval of a GUI-thread timer while the
 Training tab trains LeNet-5 on generated shapes (metrics every batch, curves redrawn at 10 Hz),
 beside ``idle_worst_stall_ms``, the same timer with nothing running (the machine's own load).
@@ -76,18 +78,27 @@ def run_trainer(device, data, config) -> float:
 
 
 def run_bare(device, batches, config) -> float:
-    """Seconds from the end of the first step to the end of the last, as for the trainer."""
+    """Seconds from the end of the first step to the end of the last, as for the trainer; in the trainer's
+    precision and memory layout (on CUDA by default fp16 autocast with loss scaling, channels-last)."""
     handle = fresh_handle(device)
     model = handle.pixel_model()
     model.train()
+    amp, channels_last = config.autocast_dtype(device), config.uses_channels_last(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
     stamps = []
     for images, labels in batches:
         images, labels = images.to(device), labels.to(device)
-        loss = nn.functional.cross_entropy(model(images), labels)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss = nn.functional.cross_entropy(model(images).float(), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if device.type == "cuda":
             torch.cuda.synchronize()
         stamps.append(time.perf_counter())

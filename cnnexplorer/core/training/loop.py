@@ -311,10 +311,18 @@ class _Run:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         loss, logits, failure = self._forward(images, labels)
-        loss_value = math.nan if loss is None else float(loss.detach())
-        correct = 0.0 if logits is None else float((logits.argmax(1) == labels).sum())
-        totals = self._reduce(len(labels), loss_value, correct, failure, epoch)
-        problem = self._descend(loss, totals)
+        if self.world.distributed:  # the ranks agree on the step's figures (and on memory) before any gradient
+            totals = self._reduce(len(labels), *_figures(loss, logits, labels), failure, epoch)
+            problem = _loss_problem(totals)
+            if not problem:
+                self._descend(loss, totals.scale)
+                problem = self._weights_problem(bool(finite_norms(self.module)))
+        else:  # the step's figures read at once when all of it is queued: each read waits for a GPU to finish
+            self._descend(loss, 1.0)
+            loss_value, correct, norms_finite = torch.stack([loss.detach().float(), (logits.argmax(1) == labels).sum(),
+                                                             finite_norms(self.module)]).tolist()
+            totals = _Totals(len(labels), loss_value, correct)
+            problem = _loss_problem(totals) or self._weights_problem(bool(norms_finite))  # the loss, if any, is the cause
         if problem:
             self._diverge(f"{problem} at step {self.step + 1} (epoch {epoch + 1})")
             return None
@@ -363,15 +371,10 @@ class _Run:
         return _Totals(int(total[0]), float(total[1] / total[0]), float(total[2]),
                        count * self.world.size / float(total[0]))
 
-    def _descend(self, loss: torch.Tensor, totals: _Totals) -> str | None:
-        """Backpropagate ``loss`` × this rank's share of the global batch's mean and step the optimiser; what went
-        wrong when the loss (of any rank) or the new weights are not finite."""
-        if totals.bad_rank is not None:
-            return f"the loss became non-finite on rank {totals.bad_rank}"
-        if not math.isfinite(totals.loss):
-            return f"the loss became {totals.loss}"
+    def _descend(self, loss: torch.Tensor, scale: float) -> None:
+        """Backpropagate ``loss`` × ``scale`` (this rank's share of the global batch's mean) and step the optimiser."""
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss if totals.scale == 1.0 else loss * totals.scale).backward()
+        self.scaler.scale(loss if scale == 1.0 else loss * scale).backward()
         if self.flow is not None and self.flow.due(self.step + 1):
             self.scaler.unscale_(self.optimizer)  # the true gradients; the scaler's step then does not unscale again
             self.flow.before_step()
@@ -380,7 +383,9 @@ class _Run:
         else:
             self.scaler.step(self.optimizer)
         self.scaler.update()
-        return None if finite_weights(self.module) else "the weights became non-finite"
+
+    def _weights_problem(self, norms_finite: bool) -> str | None:
+        return None if finite_weights(self.module, norms_finite) else "the weights became non-finite"
 
     def _diverge(self, problem: str) -> None:
         """Stop with the last good weights, saying where they are (never in a file this run did not write)."""
@@ -451,16 +456,38 @@ class _Run:
                            dict(self.data.skipped))
 
 
-def finite_weights(module: nn.Module) -> bool:
-    """Whether every floating-point parameter and buffer of ``module`` is finite.
+def _figures(loss: torch.Tensor | None, logits: torch.Tensor | None, labels: torch.Tensor) -> tuple[float, float]:
+    """The step's loss and number of right answers (NaN and 0 when the forward pass failed)."""
+    loss_value = math.nan if loss is None else float(loss.detach())
+    return loss_value, 0.0 if logits is None else float((logits.argmax(1) == labels).sum())
 
-    One sum per tensor, which a NaN or an infinity makes non-finite, and one device sync for them all;
-    only when a sum is not finite (huge finite values can overflow it) are the elements checked.
-    """
-    tensors = [t.detach() for t in itertools.chain(module.parameters(), module.buffers()) if t.is_floating_point()]
-    if bool(torch.stack([t.sum().float() for t in tensors]).isfinite().all()):
+
+def _loss_problem(totals: _Totals) -> str | None:
+    """What went wrong when the loss of any rank is not finite."""
+    if totals.bad_rank is not None:
+        return f"the loss became non-finite on rank {totals.bad_rank}"
+    if not math.isfinite(totals.loss):
+        return f"the loss became {totals.loss}"
+    return None
+
+
+def _float_tensors(module: nn.Module) -> list[torch.Tensor]:
+    return [t.detach() for t in itertools.chain(module.parameters(), module.buffers()) if t.is_floating_point()]
+
+
+def finite_norms(module: nn.Module) -> torch.Tensor:
+    """Whether the norm of every floating-point parameter and buffer of ``module`` is finite (a NaN or an
+    infinity makes it not), as a flag where they are: one fused norm over them all, not read here."""
+    return torch.stack(torch._foreach_norm(_float_tensors(module))).float().isfinite().all()
+
+
+def finite_weights(module: nn.Module, norms_finite: bool | None = None) -> bool:
+    """Whether every floating-point parameter and buffer of ``module`` is finite, given ``finite_norms``'s
+    answer when it was read already; only when a norm is not finite (huge finite values can overflow it) are
+    the elements checked."""
+    if norms_finite if norms_finite is not None else bool(finite_norms(module)):
         return True
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    return all(bool(torch.isfinite(t).all()) for t in _float_tensors(module))
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
