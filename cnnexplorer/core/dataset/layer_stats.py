@@ -59,7 +59,7 @@ class BatchSummary:
     values: torch.Tensor  # float32 [M]: its spatial maximum
     positions: torch.Tensor  # int64 [M]: the maximum's flat position, the first in row-major order
     maximum: torch.Tensor  # float32 [C]: the batch's strongest value in each channel
-    sums: torch.Tensor  # float64 [C]
+    sums: torch.Tensor  # float32 [C]: the batch's sum of each channel (the record adds them up in float64)
     elements: int  # values per channel in the batch
     sample: torch.Tensor  # float32 [N, C, S]: the sampled values, counted where they are, later
 
@@ -145,8 +145,8 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),
-                            image_sums.sum(0, dtype=torch.float64), flat.shape[0] * flat.shape[2], sample)
+        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),  # float32 sums: MPS has no float64
+                            image_sums.sum(0), flat.shape[0] * flat.shape[2], sample)
 
 
 class LayerAccumulator:
