@@ -145,8 +145,8 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),  # float32 sums: MPS has no float64
-                            image_sums.sum(0), flat.shape[0] * flat.shape[2], sample)
+        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),
+                            image_sums.sum(0), flat.shape[0] * flat.shape[2], sample)  # float32: MPS has no float64
 
 
 class LayerAccumulator:
