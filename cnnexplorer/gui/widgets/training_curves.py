@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSlider,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.training.curves import CURVE_PANELS, CurvesOptions, History, Smoother
 from cnnexplorer.gui.remembered import remember
@@ -79,7 +79,11 @@ class CurvesPanel(QWidget):
             plot = self.graphics.addPlot(row=row, col=column, colspan=1 if index < 2 else 2, title=title)
             plot.showGrid(x=True, y=True, alpha=0.25)
             for side in ("left", "bottom"):  # the third, faintest grid level cost 60 % of every repaint
-                plot.getAxis(side).setStyle(maxTickLevel=1)
+                axis = plot.getAxis(side)
+                axis.setStyle(maxTickLevel=1)
+                # An axis draws its grid across the plot, so every new point repainted all six axes, text and
+                # lines, most of a repaint; cached, an axis whose ticks did not move is copied instead.
+                axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             self.plots.append(plot)
