@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import torch
 
 from cnnexplorer.core.activations.recording import capture
 from cnnexplorer.core.dataset.cache import partial_path
+from cnnexplorer.core.dataset import index as index_module
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
 from cnnexplorer.core.dataset.index_types import THUMBNAIL
 from cnnexplorer.core.dataset.layer_stats import BINS, LayerAccumulator, sample_positions, summarise
@@ -68,10 +70,12 @@ def sampled(stack: torch.Tensor) -> np.ndarray:
     return part.permute(1, 0, 2, 3).reshape(stack.shape[1], -1).numpy()
 
 
+@pytest.mark.parametrize("fixed_size", [False, True])
 @pytest.mark.parametrize("batch_size", [1, 3, 4, 6, 14])
-def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size):
+def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size, fixed_size, monkeypatch):
     """Batches smaller than k (every peak above the record's k-th value a candidate), of at least k (the batch's
-    own k-th value filters too) and the whole set in one."""
+    own k-th value filters too) and the whole set in one; with the candidates chosen the CPU's way and a GPU's."""
+    monkeypatch.setattr(index_module, "summarise", functools.partial(summarise, fixed_size=fixed_size))
     handle, k = tiny_handle(), 5
     index, _ = run(index_job(handle, probe, LAYERS, top_k=k, batch_size=batch_size, cache_dir=tmp_path))
     expected, logits = brute_force(handle, probe, k)

@@ -132,21 +132,37 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
     with one_thread(n * channels * SAMPLE ** 2):  # the rest: operations on a few values per map
         peaks = peaks.float()
         if fixed_size:
-            images = peaks.sort(dim=0, descending=True, stable=True).indices[: accumulator.top_k].T.reshape(-1)
-            units = torch.arange(channels, device=maps.device)[:, None].expand(-1, min(n, accumulator.top_k)).reshape(-1)
-        else:
+            units, images, values, positions = _batch_top_k(flat, peaks, accumulator.top_k)
+        else:  # the peaks above the record's k-th value, by unit then image
             candidates = peaks > accumulator.threshold.to(peaks.device)
-            units, images = candidates.T.nonzero(as_tuple=True)  # by unit, then image
+            units, images = candidates.T.nonzero(as_tuple=True)
             if len(units) > accumulator.top_k * channels:
                 candidates &= peaks >= peaks.topk(accumulator.top_k, 0).values[-1]
                 units, images = candidates.T.nonzero(as_tuple=True)
-        rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
-        values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
+            rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
+            values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
         return BatchSummary(units, images, values.float(), positions, peaks.amax(0),
                             image_sums.sum(0), flat.shape[0] * flat.shape[2], sample)  # float32: MPS has no float64
+
+
+def _batch_top_k(flat: torch.Tensor, peaks: torch.Tensor, top_k: int):
+    """A GPU's candidates (``summarise``): each channel's k strongest images with their values and first
+    positions, in fixed-size tensors made by a few operations (each one a launch the host pays for), their
+    units made on the host."""
+    channels, k = peaks.shape[1], min(len(peaks), top_k)
+    chosen = peaks.sort(dim=0, descending=True, stable=True).indices[:k].T  # [C, k]: equal peaks, lower image first
+    rows = torch.gather(flat.transpose(0, 1), 1, chosen[:, :, None].expand(-1, -1, flat.shape[2]))  # [C, k, H·W]
+    values, positions = rows.max(2)  # the first maximum
+    return _units(channels, k), chosen.reshape(-1), values.reshape(-1), positions.reshape(-1)
+
+
+@functools.lru_cache(maxsize=256)
+def _units(channels: int, k: int) -> torch.Tensor:
+    """``[0]*k + [1]*k + …`` on the CPU: the units of ``_batch_top_k``'s candidates, made once per layer shape."""
+    return torch.arange(channels).repeat_interleave(k)
 
 
 class LayerAccumulator:
