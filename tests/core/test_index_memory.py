@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import pytest
 
 from cnnexplorer.core import free_memory
 from cnnexplorer.core.dataset import cache
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +61,21 @@ def grown_heap(megabytes: int) -> list[bytearray]:
     return held
 
 
+def in_fresh_process(body) -> None:
+    """``body`` (a function of this module) run in a fresh process, as the app sets its heap. The heap's size
+    counts every thread's heaps, and in a test worker the threads an earlier test left (a job finishing,
+    Qt's) free whole heaps of their own at any moment, tens of MB at once."""
+    env = {k: v for k, v in os.environ.items() if k not in (*free_memory._USER_SETTINGS, "GLIBC_TUNABLES")}
+    code = f"import cnnexplorer, tests.core.test_index_memory as t; t.{body.__name__}()"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 def test_freed_heap_memory_goes_back_once_the_heap_has_grown():
+    in_fresh_process(freed_heap_memory_goes_back)
+
+
+def freed_heap_memory_goes_back():
     """Blocks freed under a block still held: only a trim returns them, once the heap grew past the slack."""
     release = free_memory.Releaser(slack=8 << 20)
     assert not release()  # the first step sets the level
@@ -72,6 +90,10 @@ def test_freed_heap_memory_goes_back_once_the_heap_has_grown():
 
 
 def test_a_loop_that_reuses_its_working_set_is_not_trimmed():
+    in_fresh_process(a_loop_reusing_its_working_set)
+
+
+def a_loop_reusing_its_working_set():
     """Each step takes its working set from what the last one freed: the heap does not grow, so nothing is
     returned (the next step would fault it all back in), however far the resident size moves; a record the
     loop keeps growing past the slack is returned for."""
