@@ -10,7 +10,7 @@ glibc keeps freed blocks in its heap for reuse, and a long loop whose allocation
 a probe set: each batch's activations, summaries and records) leaves the heap holding more and
 more free memory: the process's resident size then grows with the length of the loop, not with
 what it holds. ``Releaser`` asks glibc to return its free pages (``malloc_trim``, a few
-milliseconds) when the resident size has grown beyond the loop's working set; elsewhere it does nothing.
+milliseconds) when the heap itself has grown past the loop's working set; elsewhere it does nothing.
 """
 
 from __future__ import annotations

@@ -316,7 +316,7 @@ class _Run:
             problem = _loss_problem(totals)
             if not problem:
                 self._descend(loss, totals.scale)
-                problem = self._weights_problem(bool(finite_norms(self.module)))
+                problem = self._weights_problem()
         else:  # the step's figures read at once when all of it is queued: each read waits for a GPU to finish
             self._descend(loss, 1.0)
             loss_value, correct, norms_finite = torch.stack([loss.detach().float(), (logits.argmax(1) == labels).sum(),
@@ -384,7 +384,8 @@ class _Run:
             self.scaler.step(self.optimizer)
         self.scaler.update()
 
-    def _weights_problem(self, norms_finite: bool) -> str | None:
+    def _weights_problem(self, norms_finite: bool | None = None) -> str | None:
+        """What went wrong when the weights are not finite (``finite_weights``)."""
         return None if finite_weights(self.module, norms_finite) else "the weights became non-finite"
 
     def _diverge(self, problem: str) -> None:
@@ -485,7 +486,9 @@ def finite_weights(module: nn.Module, norms_finite: bool | None = None) -> bool:
     """Whether every floating-point parameter and buffer of ``module`` is finite, given ``finite_norms``'s
     answer when it was read already; only when a norm is not finite (huge finite values can overflow it) are
     the elements checked."""
-    if norms_finite if norms_finite is not None else bool(finite_norms(module)):
+    if norms_finite is None:
+        norms_finite = bool(finite_norms(module))
+    if norms_finite:
         return True
     return all(bool(torch.isfinite(t).all()) for t in _float_tensors(module))
 

@@ -4,9 +4,9 @@ Metrics arrive much faster than a screen needs them, so they are only appended t
 ``History`` and the plots are redrawn by a timer (10 Hz) and only when something changed. Each
 redraw converts and smooths only the new points; curves use peak downsampling and clip-to-view,
 so 100,000 points per run stay smooth, and each axis (which draws its grid across the plot) is
-cached, so a new point repaints only the axes whose ticks moved. The legend says which line is which (training per
-batch, smoothed, validation per epoch) in neutral colours, in a line above the plots; the run list says
-which colour is which run.
+cached, so a new point repaints only the axes whose ticks moved. The legend says which line is
+which (training per batch, smoothed, validation per epoch) in neutral colours, in a line above the
+plots; the run list says which colour is which run.
 """
 
 from __future__ import annotations
