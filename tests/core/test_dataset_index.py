@@ -20,6 +20,7 @@ from cnnexplorer.core.dataset.cache import partial_path
 from cnnexplorer.core.dataset import index as index_module
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, default_layers, index_job
 from cnnexplorer.core.dataset.index_types import THUMBNAIL
+from cnnexplorer.core.dataset.layer_group import LayerGroup
 from cnnexplorer.core.dataset.layer_stats import BINS, LayerAccumulator, sample_positions, summarise
 from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.jobs import Progress, drive
@@ -110,32 +111,65 @@ def test_index_equals_a_brute_force_pass(probe, tmp_path, batch_size, fixed_size
     assert index.sources == [probe.source(i) for i in range(14)]
 
 
-@pytest.mark.parametrize("fixed_size", [False, True])
-@pytest.mark.parametrize("shape", [(23, 4, 3, 5), (23, 4)])
-@pytest.mark.parametrize("batch_size", [1, 2, 5, 9, 23])
-def test_ties_rank_by_image_and_position_whatever_the_batches(shape, batch_size, fixed_size):
-    """Maps of a few whole values, so most peaks tie with others, in batches and across them: each channel's
-    top-k is the images by peak, lower image first among equals, each at its first maximum in row-major order;
-    whether the candidates are chosen by the record's threshold (the CPU's way) or are each batch's own top-k
-    (a GPU's, here on the CPU)."""
-    k = 6
-    maps = torch.from_numpy(np.random.default_rng(batch_size).integers(0, 3, shape).astype(np.float32))
-    maps[7] = maps[2]  # whole images alike, too
-    accumulator = LayerAccumulator("layer", shape[1], shape[2:] or None, k)
-    for first in range(0, shape[0], batch_size):
-        accumulator.add(first, summarise(maps[first:first + batch_size], accumulator, fixed_size))
-    record = accumulator.result()
-    flat = maps.reshape(shape[0], shape[1], -1).numpy()
-    width = shape[3] if len(shape) == 4 else 1
-    for c in range(shape[1]):
+def tied_maps(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Maps of a few whole values, so most peaks tie with others, and two whole images alike."""
+    maps = torch.from_numpy(np.random.default_rng(seed).integers(0, 3, shape).astype(np.float32))
+    maps[7] = maps[2]
+    return maps
+
+
+def assert_top_k(record, maps: torch.Tensor, images: list[int], k: int) -> None:
+    """``record`` holds each channel's top-k of ``images`` (rows of ``maps``) by peak, lower image first among
+    equals, each at its first maximum in row-major order."""
+    flat = maps.reshape(maps.shape[0], maps.shape[1], -1).numpy()
+    width = maps.shape[3] if maps.ndim == 4 else 1
+    for c in range(maps.shape[1]):
         peaks = flat[:, c].max(1)
-        order = sorted(range(shape[0]), key=lambda i: (-peaks[i], i))[:k]
+        order = sorted(images, key=lambda i: (-peaks[i], i))[:k]
         first_max = [int(np.argmax(flat[i, c])) for i in order]  # numpy's argmax: the first
         assert record.top_images[c].tolist() == order
         assert record.top_values[c].tolist() == peaks[order].tolist()
         assert record.top_y[c].tolist() == [p // width for p in first_max]
         assert record.top_x[c].tolist() == [p % width for p in first_max]
-        assert record.maximum[c] == peaks.max()
+        assert record.maximum[c] == peaks[images].max()
+
+
+@pytest.mark.parametrize("fixed_size", [False, True])
+@pytest.mark.parametrize("shape", [(23, 4, 3, 5), (23, 4)])
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 9, 23])
+def test_ties_rank_by_image_and_position_whatever_the_batches(shape, batch_size, fixed_size):
+    """Ties everywhere, in batches and across them; whether the candidates are chosen by the record's threshold
+    (the CPU's way) or are each batch's own top-k (a GPU's, here on the CPU)."""
+    k, maps = 6, tied_maps(shape, batch_size)
+    accumulator = LayerAccumulator("layer", shape[1], shape[2:] or None, k)
+    group = LayerGroup([accumulator])
+    for first in range(0, shape[0], batch_size):
+        group.add(first, [summarise(maps[first:first + batch_size], accumulator, fixed_size)])
+    assert_top_k(accumulator.result(), maps, list(range(shape[0])), k)
+
+
+@pytest.mark.parametrize("fixed_size", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 4, 9])
+def test_layers_merged_together_keep_their_own_records(batch_size, fixed_size):
+    """Three layers of different sizes (two map widths and a vector) merged as one group: each layer's record is
+    its own top-k, at positions in its own map's width, also when a batch does not reach a layer."""
+    k, shapes = 5, [(23, 4, 3, 5), (23, 6, 2, 7), (23, 5)]
+    maps = [tied_maps(shape, seed) for seed, shape in enumerate(shapes)]
+    layers = [LayerAccumulator(f"layer{n}", shape[1], shape[2:] or None, k) for n, shape in enumerate(shapes)]
+    group = LayerGroup(layers)
+    reached = [[], [], []]
+    for number, first in enumerate(range(0, 23, batch_size)):
+        batch = range(first, min(first + batch_size, 23))
+        summaries = []
+        for n, (layer, layer_maps) in enumerate(zip(layers, maps)):
+            skipped = n == 1 and number % 3 == 1  # the middle layer misses every third batch
+            summaries.append(None if skipped else summarise(layer_maps[first:batch.stop], layer, fixed_size))
+            reached[n] += [] if skipped else list(batch)
+        group.add(first, summaries)
+    assert len(reached[1]) < 23
+    for layer, layer_maps, images in zip(layers, maps, reached):
+        assert_top_k(layer.result(), layer_maps, images, k)
+        np.testing.assert_array_equal(layer.threshold.numpy(), layer.top_values[:, -1])
 
 
 def test_default_layers_are_every_conv_and_linear():

@@ -30,6 +30,7 @@ from cnnexplorer.core.dataset import cache
 from cnnexplorer.core.dataset.index_types import THUMBNAIL, DatasetIndex
 from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
                                                  resolve_layers)
+from cnnexplorer.core.dataset.layer_group import LayerGroup
 from cnnexplorer.core.dataset.layer_stats import LayerAccumulator, summarise
 from cnnexplorer.core.dataset.probe import ProbeSet
 from cnnexplorer.core.errors import UserError
@@ -176,6 +177,7 @@ class _Run:
         self.done = part.start  # the next image to pass
         self.layers = {name: LayerAccumulator(name, channels, size, top_k)
                        for name, (channels, size) in plan.layers.items()}
+        self.group = LayerGroup(list(self.layers.values()))
         self.features: dict[str, np.ndarray | None] = {name: None for name in plan.features}
         self.top5 = np.full((n, predictions), -1, np.int64)
         self.top5_probs = np.zeros((n, predictions), np.float32)
@@ -244,10 +246,7 @@ class _Run:
             output = self.handle.pixel_model()(pixels.to(self.handle.device))
             logits = output_tensors(output)[0].reshape(len(pixels), -1).float()
             probs, classes = torch.softmax(logits, 1).topk(self.top5.shape[1], 1)
-        for name, accumulator in self.layers.items():
-            summary = self._pending.get(("layer", name))
-            if summary is not None:
-                accumulator.add(first, summary)
+        self.group.add(first, [self._pending.get(("layer", name)) for name in self.layers])
         rows = slice(first - self.part.start, first - self.part.start + len(pixels))
         for name in self.features:
             pooled = self._pending.get(("feature", name))
@@ -292,6 +291,7 @@ class _Run:
         for k, accumulator in enumerate(self.layers.values()):
             self.layers[accumulator.name] = LayerAccumulator.from_state(accumulator.name, accumulator.map_size,
                                                                         self.top_k, _layer_fields(arrays, k))
+        self.group = LayerGroup(list(self.layers.values()))
         for k, name in enumerate(meta["features"]):
             values = arrays[f"feature{k}"]
             self.features[name] = np.zeros((len(self.part), values.shape[1]), np.float32)

@@ -3,13 +3,14 @@
 A batch's maps are summarised where they are (on the model's device, inside the forward hook,
 before an in-place ReLU can change them): each image's and channel's peak, the channel's sum, and
 a fixed sample of its values, and the few peaks that may enter the top-k with their positions.
-``LayerAccumulator`` adds each batch to arrays of fixed size as it comes (the samples a few batches at
-a time), so memory never grows with the set.
+``LayerAccumulator`` holds the layer's record in arrays of fixed size, so memory never grows with the
+set; every layer's batch is merged into them at once (``layer_group.LayerGroup``), the samples a few
+batches at a time.
 
 On a GPU nothing in the hook waits for the device: a size that depends on the values (which peaks
 pass a threshold) or a copy to the host would make the host wait for the forward pass at every
 layer. There the summary is made of fixed-size tensors, copied to the host after the pass
-(``BatchSummary.on_host``), and the host keeps the candidates that can enter the top-k.
+(``LayerGroup.add``), and the host keeps the candidates that can enter the top-k.
 
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
@@ -42,13 +43,15 @@ BINS = 64
 MARGIN = 0.25
 SAMPLE = 3
 SAMPLE_CHUNK = 1 << 17  # sampled values a layer holds before counting them: a few large counts cost less than many small
-_STATE = ("top_values", "top_images", "top_y", "top_x", "sums", "maximum", "zeros", "elements", "sampled",
+DEVICE_SAMPLE_CHUNK = 1 << 20  # the same on a GPU, where each count also waits for the device to copy it back
+TOP_FIELDS = ("top_values", "top_images", "top_y", "top_x")
+_STATE = (*TOP_FIELDS, "sums", "maximum", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What one batch adds to a layer's record (``LayerAccumulator.add``), where the maps were.
+    """What one batch adds to a layer's record (``LayerGroup.add``), where the maps were.
 
     Only the batch's candidates for the top-k are kept (see ``summarise``), unit by unit; within a
     unit, equal values come in image order.
@@ -62,12 +65,6 @@ class BatchSummary:
     sums: torch.Tensor  # float32 [C]: the batch's sum of each channel (the record adds them up in float64)
     elements: int  # values per channel in the batch
     sample: torch.Tensor  # float32 [N, C, S]: the sampled values, counted where they are, later
-
-    def on_host(self) -> "BatchSummary":
-        """The summary with all but its sample on the CPU (the sample is counted where it is)."""
-        units, images, values, positions, maximum, sums = (tensor.cpu() for tensor in (
-            self.units, self.images, self.values, self.positions, self.maximum, self.sums))
-        return BatchSummary(units, images, values, positions, maximum, sums, self.elements, self.sample)
 
 
 def sample_positions(size: int) -> torch.Tensor:
@@ -122,17 +119,18 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
     the top-k could take (k per channel: the first batch, or a batch far stronger than those before), not
     below the batch's own k-th value (ties at it all stay). Elsewhere (``fixed_size``, the default on a
     GPU) they are each channel's k strongest images of the batch, by a stable sort (equal peaks, lower
-    image first), and ``LayerAccumulator.add`` drops those not above the k-th value.
+    image first), and ``LayerGroup.add`` drops those not above the k-th value.
     """
     maps = maps.detach()
     fixed_size = maps.device.type != "cpu" if fixed_size is None else fixed_size
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
-    peaks, image_sums = flat.amax(2), flat.sum(2, dtype=torch.float32)  # the passes over every value, threaded
+    peaks, sums = flat.amax(2), flat.sum((0, 2), dtype=torch.float32)  # the passes over every value, threaded
     with one_thread(n * channels * SAMPLE ** 2):  # the rest: operations on a few values per map
         peaks = peaks.float()
         if fixed_size:
             units, images, values, positions = _batch_top_k(flat, peaks, accumulator.top_k)
+            maximum = values.reshape(channels, -1)[:, 0]  # each channel's strongest first: no operation of its own
         else:  # the peaks above the record's k-th value, by unit then image
             candidates = peaks > accumulator.threshold.to(peaks.device)
             units, images = candidates.T.nonzero(as_tuple=True)
@@ -141,11 +139,12 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
                 units, images = candidates.T.nonzero(as_tuple=True)
             rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
             values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
+            maximum = peaks.amax(0)
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        return BatchSummary(units, images, values.float(), positions, peaks.amax(0),
-                            image_sums.sum(0), flat.shape[0] * flat.shape[2], sample)  # float32: MPS has no float64
+        return BatchSummary(units, images, values.float(), positions, maximum.float(), sums, flat.shape[0] * flat.shape[2],
+                            sample)  # float32: MPS has no float64
 
 
 def _batch_top_k(flat: torch.Tensor, peaks: torch.Tensor, top_k: int):
@@ -168,10 +167,11 @@ def _units(channels: int, k: int) -> torch.Tensor:
 class LayerAccumulator:
     """The running top-k and statistics of one layer; ``state()`` / ``from_state`` save and resume it.
 
-    Each batch is merged as it comes: its sums added, its few candidates sorted into the channels that
-    have any (so ``threshold`` is always the record's exact k-th value); its sampled values are held
-    until ``SAMPLE_CHUNK`` of them are counted at once (on the shapes model a layer's batch holds some
-    50,000: counted one batch at a time, the operations' fixed costs came to more than the counting).
+    Each batch is merged as it comes, by the ``LayerGroup`` that holds the layer (its top-k table is a view of the
+    group's, and ``threshold`` always the record's exact k-th value); its sampled values are held until
+    ``SAMPLE_CHUNK`` of them are counted at once (on the shapes model a layer's batch holds some 50,000:
+    counted one batch at a time, the operations' fixed costs came to more than the counting), on a GPU
+    ``DEVICE_SAMPLE_CHUNK`` (a few MB of its memory per layer).
     """
 
     def __init__(self, name: str, channels: int, map_size: tuple[int, int] | None, top_k: int):
@@ -191,22 +191,12 @@ class LayerAccumulator:
         self._samples: list[torch.Tensor] = []  # batches' sampled values not counted yet
         self._sample_values = 0
 
-    def add(self, first: int, batch: BatchSummary) -> None:
-        """Take the summary of the batch of images ``first …``."""
-        batch = batch.on_host()
-        self.sums += batch.sums.numpy()
-        self.elements += batch.elements
-        self.maximum = np.maximum(self.maximum, batch.maximum.numpy())
-        self._samples.append(batch.sample)
-        self._sample_values += batch.sample.numel()
-        if self._sample_values >= SAMPLE_CHUNK:
+    def take_sample(self, sample: torch.Tensor) -> None:
+        """Hold a batch's sampled values [N, C, S] (where they were made), counting them once enough wait."""
+        self._samples.append(sample)
+        self._sample_values += sample.numel()
+        if self._sample_values >= (SAMPLE_CHUNK if sample.device.type == "cpu" else DEVICE_SAMPLE_CHUNK):
             self._count_samples()
-        above = batch.values > self.threshold[batch.units]  # all of them, unless the batch's top-k came whole
-        if not bool(above.all()):
-            batch = BatchSummary(batch.units[above], batch.images[above], batch.values[above], batch.positions[above],
-                                 batch.maximum, batch.sums, batch.elements, batch.sample)
-        if len(batch.units):
-            self._merge_candidates(first, batch)
 
     def _count_samples(self) -> None:
         """Count the samples held so far into the histogram and the zeros."""
@@ -219,28 +209,6 @@ class LayerAccumulator:
         self.hist_counts += counts.cpu().numpy()
         self.zeros += zeros.cpu().numpy()
         self.sampled += sample.shape[0] * sample.shape[2]
-
-    def _merge_candidates(self, first: int, batch: BatchSummary) -> None:
-        """The batch's candidates laid out a row per channel that has any (in image order, after the record's
-        entries: a stable sort ranks ties by image) and merged into those channels' top-k."""
-        units = batch.units.numpy()
-        channels, per_unit = np.unique(units, return_counts=True)
-        row = np.searchsorted(channels, units)
-        rank = np.arange(len(units)) - (np.cumsum(per_unit) - per_unit)[row]
-        width = self.map_size[1] if self.map_size else 1
-        positions = batch.positions.numpy()
-        laid = {"top_values": (np.float32(-np.inf), batch.values.numpy()), "top_images": (-1, batch.images.numpy() + first),
-                "top_y": (0, positions // width), "top_x": (0, positions % width)}
-        joined = {}
-        for key, (blank, values) in laid.items():
-            current = getattr(self, key)
-            block = np.full((len(channels), per_unit.max()), blank, current.dtype)
-            block[row, rank] = values
-            joined[key] = np.concatenate([current[channels], block], axis=1)
-        order = np.argsort(-joined["top_values"], axis=1, kind="stable")[:, : self.top_k]
-        for key, values in joined.items():
-            getattr(self, key)[channels] = np.take_along_axis(values, order, 1)
-        self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
 
     def merge(self, later: "LayerAccumulator") -> None:
         """Fold in the record of images that all come after this record's (the next rank's contiguous part):
