@@ -190,6 +190,7 @@ class LayerAccumulator:
         self.threshold = torch.full((channels,), -torch.inf)  # the record's k-th value (``summarise``)
         self._samples: list[torch.Tensor] = []  # batches' sampled values not counted yet
         self._sample_values = 0
+        self._counted: tuple[torch.Tensor, torch.Tensor] | None = None  # counts made and not yet added (``_settle``)
 
     def take_sample(self, sample: torch.Tensor) -> None:
         """Hold a batch's sampled values [N, C, S] (where they were made), counting them once enough wait."""
@@ -199,22 +200,32 @@ class LayerAccumulator:
             self._count_samples()
 
     def _count_samples(self) -> None:
-        """Count the samples held so far into the histogram and the zeros."""
+        """Count the samples held so far, where they are: the counts wait there too (``_settle``), so that a GPU's
+        are not copied back at every count."""
         if not self._samples:
             return
         sample = torch.cat(self._samples) if len(self._samples) > 1 else self._samples[0]
         self._samples, self._sample_values = [], 0
         with one_thread(sample.numel()):
             counts, zeros = histogram_counts(sample, self.hist_edges)
-        self.hist_counts += counts.cpu().numpy()
-        self.zeros += zeros.cpu().numpy()
+            if self._counted is not None:
+                counts, zeros = counts + self._counted[0], zeros + self._counted[1]
+        self._counted = counts, zeros
         self.sampled += sample.shape[0] * sample.shape[2]
+
+    def _settle(self) -> None:
+        """Count every sample held and add the counts to the histogram and the zeros, on the host."""
+        self._count_samples()
+        if self._counted is not None:
+            self.hist_counts += self._counted[0].cpu().numpy()
+            self.zeros += self._counted[1].cpu().numpy()
+            self._counted = None
 
     def merge(self, later: "LayerAccumulator") -> None:
         """Fold in the record of images that all come after this record's (the next rank's contiguous part):
         the merged record equals one pass over both parts in order."""
-        self._count_samples()
-        later._count_samples()
+        self._settle()
+        later._settle()
         if self.hist_edges is None:
             self.hist_edges = later.hist_edges
         elif later.hist_edges is not None and not np.array_equal(self.hist_edges, later.hist_edges):
@@ -231,7 +242,7 @@ class LayerAccumulator:
             setattr(self, key, getattr(self, key) + getattr(later, key))
 
     def result(self) -> LayerIndex:
-        self._count_samples()
+        self._settle()
         elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)
         edges = self.hist_edges if self.hist_edges is not None else np.linspace(-0.5, 0.5, BINS + 1)
         return LayerIndex(self.name, self.map_size, self.top_values.copy(), self.top_images.copy(), self.top_y.copy(),
@@ -239,7 +250,7 @@ class LayerAccumulator:
                           edges.copy(), self.hist_counts.copy())
 
     def state(self) -> dict[str, np.ndarray]:
-        self._count_samples()
+        self._settle()
         return {key: getattr(self, key) for key in _STATE if getattr(self, key) is not None}
 
     @classmethod
