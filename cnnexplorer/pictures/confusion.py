@@ -84,8 +84,8 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
     n = len(shown)
     numbers, named = grid.numbers, bool(names)
     accuracy_width = int(small.getlength("100.0 %")) + 16
-    lines = [f"{evaluation.count} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
-             f"{evaluation.top5_accuracy * 100:.1f} %" + (f"; {evaluation.left_out} with labels the model does not have "
+    lines = [f"{evaluation.count:,} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
+             f"{evaluation.top5_accuracy * 100:.1f} %" + (f"; {evaluation.left_out:,} with labels the model does not have "
                                                           "left out" if evaluation.left_out else ""),
              "rows: true class, columns: predicted class; shade: share of the row"]
     width = max(left + n * cell + accuracy_width + MARGIN, 2 * MARGIN + int(max(big.getlength(title),

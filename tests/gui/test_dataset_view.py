@@ -63,6 +63,10 @@ def test_a_dropped_folder_is_indexed_and_its_unreadable_file_named(window, folde
     assert window.tabs.currentWidget() is view and view.data.text() == str(folder)
     assert view.index is not None and view.index.count == 12 and view.probe.label_names == ["circle", "square"]
     assert "Indexed 12 images" in view.status.text() and "skipped 1 unreadable" in view.status.text()
+    assert "cache" not in view.status.text()
+    view.start_index()  # the same model, set and layers: read back, each note a sentence of its own
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "files. Read from the cache (" in view.status.text() and view.index.count == 12
 
 
 def test_the_atlas_follows_the_current_unit_and_a_patch_opens_its_image(window, tmp_path, qtbot):
@@ -125,6 +129,8 @@ def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_a
     view.list_cell(true, true)
     listed = [view.mistakes.item(k).data(Qt.ItemDataRole.UserRole) for k in range(view.mistakes.count())]
     assert listed == evaluation.cell(true, true).tolist() and listed
+    first = view.mistakes.item(0)
+    assert first.toolTip().startswith(first.text() + "\n")  # the whole line, however narrow the list
     layer = next(iter(view.index.layers))
     window.view(ActivationsView).atlas_requested.emit(Unit(layer, 2))
     assert window.wait_for_jobs(WAIT_MS)

@@ -80,3 +80,22 @@ def test_fifty_thousand_points_draw_in_one_group_item_each(qtbot):
     start = time.perf_counter()
     plot.grab()
     assert time.perf_counter() - start < 5  # a sanity bound: the benchmark measures the real figure
+
+
+def test_the_legend_stays_readable_over_dense_points(qtbot):
+    """Points under the legend (a corner of the map full of them) are drawn beneath its opaque background."""
+    plot = FeatureMap()
+    qtbot.addWidget(plot)
+    plot.resize(600, 500)
+    plot.show()
+    side = np.linspace(0, 1, 150)
+    xy = np.stack(np.meshgrid(side, side), -1).reshape(-1, 2)  # a dense grid over the whole view
+    plot.show_points(xy, np.zeros(len(xy), int), ["only"], [""] * len(xy))
+    qtbot.waitExposed(plot)
+    QApplication.processEvents()
+    image = plot.grab().toImage()
+    box = plot.mapFromScene(plot.legend.mapRectToScene(plot.legend.boundingRect())).boundingRect()
+    inside = box.adjusted(box.width() // 2, 4, -4, -4)  # the label's half, clear of the sample symbol and frame
+    whites = [image.pixelColor(x, y).lightness() > 235 for x in range(inside.left(), inside.right())
+              for y in range(inside.top(), inside.bottom())]
+    assert len(whites) > 20 and np.mean(whites) > 0.5, "the points hide the legend"

@@ -74,3 +74,16 @@ def test_delete_key_removes_the_current_image(qtbot, dock, images):
     assert session.images == [images[0], images[2]]
     assert dock.strip.count() == 2
     assert dock.strip.currentRow() == 1 and session.image is images[2]
+
+
+@pytest.mark.parametrize("size, width", [((28, 28), 84), ((32, 20), 96), ((20, 40), 40), ((96, 96), 96), ((300, 200), 96),
+                                         ((100, 400), 24)])
+def test_a_thumbnail_fills_its_icon_whatever_the_image_size(qapp, size, width):
+    """Small images (digits, CIFAR) are enlarged by a whole factor, large ones shrunk to fit, centred: ``width``
+    is how wide the image is drawn in the icon."""
+    from cnnexplorer.gui.widgets.image_dock import ICON, thumbnail
+
+    picture = thumbnail(Image.new("RGB", size, (200, 30, 30))).pixmap(ICON, ICON).toImage()
+    drawn = [x for x in range(ICON) if picture.pixelColor(x, ICON // 2).alpha() > 0]
+    assert max(drawn) - min(drawn) + 1 == width
+    assert abs((min(drawn) + max(drawn)) / 2 - (ICON - 1) / 2) <= 1

@@ -415,7 +415,7 @@ class DatasetView(View):
         self.probe, self.index = found
         skipped = f"; skipped {len(self.probe.skipped)} unreadable files" if self.probe.skipped else ""
         self.status.setText(f"Indexed {self.index.count:,} images of {self.probe.spec} at "
-                            f"{len(self.index.layers)} layers{skipped}." + "".join(f" {n}." for n in notes))
+                            f"{len(self.index.layers)} layers{skipped}." + "".join(f" {n[:1].upper()}{n[1:]}." for n in notes))
         self.session.dataset_means = {name: tuple(float(v) for v in layer.mean)
                                       for name, layer in self.index.layers.items()}
         self._means_of = handle
@@ -675,6 +675,7 @@ class DatasetView(View):
     def _add_item(self, listing: QListWidget, number: int, text: str) -> None:
         item = QListWidgetItem(text)
         item.setData(Qt.ItemDataRole.UserRole, number)
+        item.setToolTip(f"{text}\nDouble-click to open it")  # the whole line, where the list is too narrow for it
         listing.addItem(item)
 
     def _open_item(self, item: QListWidgetItem) -> None:

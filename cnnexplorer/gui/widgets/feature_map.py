@@ -53,7 +53,9 @@ class FeatureMap(pg.PlotWidget):
         super().__init__(parent, viewBox=self.box, background="w")
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.legend = self.addLegend(offset=(5, 5))
+        self.legend = self.addLegend(offset=(5, 5), brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(190, 190, 190),
+                                     labelTextColor=(40, 40, 40))
+        self.legend.setZValue(1e7)  # above the points, which would otherwise hide its names
         self.xy = np.zeros((0, 2))
         self.names: list[str] = []
         self.thumbnails: np.ndarray | None = None

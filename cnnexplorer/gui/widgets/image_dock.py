@@ -34,8 +34,12 @@ EMPTY_HINT = "Drop images here,\nor File › Open image… (Ctrl+O)"
 
 
 def thumbnail(image: Image.Image, size: int = ICON) -> QIcon:
-    """A ``size``-px square icon: the image scaled to fit, centred, on a transparent ground."""
+    """A ``size``-px square icon: the image scaled to fit, centred, on a transparent ground. A small image (a
+    28-px digit, a 32-px CIFAR picture) is enlarged by a whole factor with its pixels kept sharp."""
     small = image.copy()
+    factor = size // max(image.size)
+    if factor > 1:
+        small = small.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
     small.thumbnail((size, size), Image.Resampling.LANCZOS)
     square = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     square.paste(small, ((size - small.width) // 2, (size - small.height) // 2))
