@@ -30,6 +30,7 @@ from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.concept_list import ConceptList, ReferenceStrip, concept_tiles
 from cnnexplorer.gui.widgets.edit_menu import add_edit_actions
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.gui.widgets.legend import readable_legend
 from cnnexplorer.gui.widgets.spin_boxes import DoubleSpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs
@@ -128,7 +129,7 @@ class HeatmapView(View):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "fraction of pixels deleted / inserted, most relevant first")
         self.plot.setLabel("left", "target probability")
-        self.plot.addLegend()
+        readable_legend(self.plot, (30, 30))
         self.plot.hide()
         self.lower = lower = QWidget()  # comparisons, sanity check and curves: shown once there are some
         lower.hide()

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from cnnexplorer.core.adversarial import AttackStep
+from cnnexplorer.gui.widgets.legend import readable_legend
 
 TRUE_COLOUR = (31, 119, 180)
 TARGET_COLOUR = (232, 89, 12)
@@ -25,7 +26,7 @@ class ProbabilityCurve(pg.PlotWidget):
         self.getPlotItem().enableAutoRange(y=False)
         self.showGrid(x=True, y=True, alpha=0.25)
         self.getPlotItem().setMenuEnabled(False)
-        self.legend = self.addLegend(offset=(-10, 10))
+        self.legend = readable_legend(self, (-10, 10))
         self.true_curve = self.plot([], [], pen=pg.mkPen(TRUE_COLOUR, width=2), symbol="o", symbolSize=4,
                                     symbolBrush=TRUE_COLOUR, symbolPen=None, name="true class")
         self.target_curve = self.plot([], [], pen=pg.mkPen(TARGET_COLOUR, width=2), symbol="o", symbolSize=4,

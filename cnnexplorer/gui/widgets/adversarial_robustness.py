@@ -17,6 +17,7 @@ from cnnexplorer.core.adversarial import CurveOptions, RobustnessCurve
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.remembered import remember
+from cnnexplorer.gui.widgets.legend import readable_legend
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 
 COLOURS = {"fgsm": (31, 119, 180), "pgd": (214, 39, 40)}
@@ -91,7 +92,7 @@ class RobustnessPanel(QWidget):
         self.plot.getPlotItem().enableAutoRange(y=False)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.getPlotItem().setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.legend = readable_legend(self.plot, (-10, 10))
         self.curves = {name: self.plot.plot([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
                                             symbolBrush=colour, symbolPen=None, name=name.upper())
                        for name, colour in COLOURS.items()}

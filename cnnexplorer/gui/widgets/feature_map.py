@@ -12,6 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 
+from cnnexplorer.gui.widgets.legend import readable_legend
+
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 HOVER_PIXELS = 12  # a point farther than this from the pointer (on screen) shows nothing
@@ -53,9 +55,7 @@ class FeatureMap(pg.PlotWidget):
         super().__init__(parent, viewBox=self.box, background="w")
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.legend = self.addLegend(offset=(5, 5), brush=pg.mkBrush(255, 255, 255, 225), pen=pg.mkPen(190, 190, 190),
-                                     labelTextColor=(40, 40, 40))
-        self.legend.setZValue(1e7)  # above the points, which would otherwise hide its names
+        self.legend = readable_legend(self)
         self.xy = np.zeros((0, 2))
         self.names: list[str] = []
         self.thumbnails: np.ndarray | None = None
