@@ -21,7 +21,7 @@ class LayerGroup:
     """The records of ``layers`` (at least one, all with the same k), merged together (see the module notes).
 
     The group takes over their top-k tables and thresholds: each layer's ``threshold`` is a view of the
-    group's, which is always every channel's exact k-th value.
+    table's last column, so it is always every channel's exact k-th value.
     """
 
     def __init__(self, layers: list[LayerAccumulator]):
@@ -31,11 +31,10 @@ class LayerGroup:
         self.top_k = self.layers[0].top_k
         for key in TOP_FIELDS:
             setattr(self, key, np.concatenate([getattr(layer, key) for layer in self.layers]))
-        self.threshold = self.top_values[:, -1].copy()  # contiguous: each layer's torch threshold shares it
         for layer, start, stop in zip(self.layers, self.starts, self.starts[1:]):
             for key in TOP_FIELDS:
                 setattr(layer, key, getattr(self, key)[start:stop])
-            layer.threshold = torch.from_numpy(self.threshold[start:stop])
+            layer.threshold = torch.from_numpy(self.top_values[start:stop, -1])
         self.width = np.concatenate([np.full(size, layer.map_size[1] if layer.map_size else 1, np.int64)
                                      for layer, size in zip(self.layers, sizes)])
 
@@ -64,7 +63,7 @@ class LayerGroup:
             layer.elements += summary.elements
             layer.take_sample(summary.sample)
         units, images, values, positions = (np.concatenate(column) for column in (units, images, values, positions))
-        above = values > self.threshold[units]  # all of them, unless a batch's own top-k came whole
+        above = values > self.top_values[units, -1]  # all of them, unless a batch's own top-k came whole
         if not above.all():
             units, images, values, positions = units[above], images[above], values[above], positions[above]
         if len(units):
@@ -88,4 +87,3 @@ class LayerGroup:
         kept = np.argsort(-joined["top_values"], axis=1, kind="stable")[:, : self.top_k]
         for key, column in joined.items():
             getattr(self, key)[channels] = np.take_along_axis(column, kept, 1)
-        self.threshold[channels] = self.top_values[channels, -1]

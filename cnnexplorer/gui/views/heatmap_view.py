@@ -129,7 +129,7 @@ class HeatmapView(View):
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "fraction of pixels deleted / inserted, most relevant first")
         self.plot.setLabel("left", "target probability")
-        readable_legend(self.plot, (30, 30))
+        readable_legend(self.plot, (-10, 10))  # top right: the curves start, where they say most, at the left
         self.plot.hide()
         self.lower = lower = QWidget()  # comparisons, sanity check and curves: shown once there are some
         lower.hide()
