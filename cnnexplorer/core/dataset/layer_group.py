@@ -45,17 +45,16 @@ class LayerGroup:
         if not parts:
             return
         reals = torch.cat([tensor.reshape(-1).float() for _, _, summary in parts
-                           for tensor in (summary.values, summary.maximum, summary.sums)]).cpu().numpy()
+                           for tensor in (summary.values, summary.sums)]).cpu().numpy()
         wholes = torch.cat([tensor.reshape(-1).long() for _, _, summary in parts
                             for tensor in (summary.images, summary.positions)]).cpu().numpy()
         units, images, values, positions = [], [], [], []
         real = whole = 0
         for layer, start, summary in parts:
-            found, channels = len(summary.values), len(summary.maximum)
+            found, channels = len(summary.values), len(summary.sums)
             values.append(reals[real:real + found])
-            np.maximum(layer.maximum, reals[real + found:real + found + channels], out=layer.maximum)
-            layer.sums += reals[real + found + channels:real + found + 2 * channels]
-            real += found + 2 * channels
+            layer.sums += reals[real + found:real + found + channels]
+            real += found + channels
             images.append(wholes[whole:whole + found])
             positions.append(wholes[whole + found:whole + 2 * found])
             whole += 2 * found

@@ -15,7 +15,9 @@ layer. There the summary is made of fixed-size tensors, copied to the host after
 * Top-k: each image counts once per channel, by its spatial maximum, at the first position in
   row-major order that holds it. Equal values rank by image number, lower first, whatever the batch
   size: a batch's candidates and the running top-k are merged by a stable sort.
-* Mean and maximum use every value (per-batch float32 sums accumulated in float64).
+* The mean uses every value (per-batch float32 sums accumulated in float64). The maximum is the
+  top-k's first value: the strongest image's peak is the channel's strongest value, so it needs no
+  record of its own.
 * The fraction of zeros and the histogram are measured on a fixed sample of each map: the values
   at the centres of a ``SAMPLE``×``SAMPLE`` grid of equal strips (``sample_positions``; every
   position of a smaller map, the whole vector of a Linear layer), 9 values per map and image, which
@@ -45,7 +47,7 @@ SAMPLE = 3
 SAMPLE_CHUNK = 1 << 17  # sampled values a layer holds before counting them: a few large counts cost less than many small
 DEVICE_SAMPLE_CHUNK = 1 << 20  # the same on a GPU, where each count also waits for the device to copy it back
 TOP_FIELDS = ("top_values", "top_images", "top_y", "top_x")
-_STATE = (*TOP_FIELDS, "sums", "maximum", "zeros", "elements", "sampled",
+_STATE = (*TOP_FIELDS, "sums", "zeros", "elements", "sampled",
           "hist_edges", "hist_counts")
 
 
@@ -61,7 +63,6 @@ class BatchSummary:
     images: torch.Tensor  # int64 [M]: its image within the batch
     values: torch.Tensor  # float32 [M]: its spatial maximum
     positions: torch.Tensor  # int64 [M]: the maximum's flat position, the first in row-major order
-    maximum: torch.Tensor  # float32 [C]: the batch's strongest value in each channel
     sums: torch.Tensor  # float32 [C]: the batch's sum of each channel (the record adds them up in float64)
     elements: int  # values per channel in the batch
     sample: torch.Tensor  # float32 [N, C, S]: the sampled values, counted where they are, later
@@ -109,20 +110,22 @@ def histogram_edges(sample: torch.Tensor) -> np.ndarray:
     return np.linspace(low - margin, high + margin, BINS + 1)
 
 
-def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: bool | None = None) -> BatchSummary:
+def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: bool = False) -> BatchSummary:
     """``maps`` [N,C,H,W] or [N,C] (on any device) reduced to a ``BatchSummary`` where they are; the layer's
     first batch fixes its histogram's edges.
 
-    The candidates are the peaks that may enter a channel's top-k. On the CPU (``fixed_size`` False, the
-    default there) they are chosen here: those above the record's k-th value (``accumulator.threshold``:
-    a later image that ties with it ranks below the images holding it) and, when that leaves more than
-    the top-k could take (k per channel: the first batch, or a batch far stronger than those before), not
-    below the batch's own k-th value (ties at it all stay). Elsewhere (``fixed_size``, the default on a
-    GPU) they are each channel's k strongest images of the batch, by a stable sort (equal peaks, lower
-    image first), and ``LayerGroup.add`` drops those not above the k-th value.
+    The candidates are the peaks that may enter a channel's top-k. On the CPU (unless ``fixed_size``)
+    they are chosen here: those above the record's k-th value (``accumulator.threshold``: a later image
+    that ties with it ranks below the images holding it) and, when that leaves more than the top-k could
+    take (k per channel: the first batch, or a batch far stronger than those before), not below the
+    batch's own k-th value (ties at it all stay). This is done in numpy: between the model's layers each
+    call starts with cold caches, and numpy's small calls cost less than torch's (on the shapes model
+    0.04 s less over a 1.5 s pass). Elsewhere (``fixed_size``, always on a GPU) they
+    are each channel's k strongest images of the batch, by a stable sort (equal peaks, lower image
+    first), and ``LayerGroup.add`` drops those not above the k-th value.
     """
     maps = maps.detach()
-    fixed_size = maps.device.type != "cpu" if fixed_size is None else fixed_size
+    fixed_size = maps.device.type != "cpu" or bool(fixed_size)
     n, channels = maps.shape[:2]
     flat = maps.reshape(n, channels, -1)
     peaks, sums = flat.amax(2), flat.sum((0, 2), dtype=torch.float32)  # the passes over every value, threaded
@@ -130,20 +133,21 @@ def summarise(maps: torch.Tensor, accumulator: "LayerAccumulator", fixed_size: b
         peaks = peaks.float()
         if fixed_size:
             units, images, values, positions = _batch_top_k(flat, peaks, accumulator.top_k)
-            maximum = values.reshape(channels, -1)[:, 0]  # each channel's strongest first: no operation of its own
         else:  # the peaks above the record's k-th value, by unit then image
-            candidates = peaks > accumulator.threshold.to(peaks.device)
-            units, images = candidates.T.nonzero(as_tuple=True)
-            if len(units) > accumulator.top_k * channels:
-                candidates &= peaks >= peaks.topk(accumulator.top_k, 0).values[-1]
-                units, images = candidates.T.nonzero(as_tuple=True)
-            rows = flat.reshape(n * channels, -1).index_select(0, images * channels + units)  # copied whole: cheapest
-            values, positions = rows.max(1) if len(images) else (rows.new_empty(0), images)  # the first maximum
-            maximum = peaks.amax(0)
+            found, k = peaks.numpy(), accumulator.top_k
+            candidates = found > accumulator.threshold.numpy()
+            units, images = np.nonzero(candidates.T)
+            if len(units) > k * channels:
+                candidates &= found >= -np.partition(-found, k - 1, axis=0)[k - 1]
+                units, images = np.nonzero(candidates.T)
+            rows = flat.reshape(n * channels, -1).index_select(0, torch.from_numpy(images * channels + units))
+            values = torch.from_numpy(found[images, units])  # each row's maximum is its peak
+            positions = torch.from_numpy(rows.float().numpy().argmax(1))  # the first maximum
+            units, images = torch.from_numpy(units), torch.from_numpy(images)
         sample = sampled_values(flat, accumulator.map_size)
         if accumulator.hist_edges is None:
             accumulator.hist_edges = histogram_edges(sample)
-        return BatchSummary(units, images, values.float(), positions, maximum.float(), sums, flat.shape[0] * flat.shape[2],
+        return BatchSummary(units, images, values.float(), positions, sums, flat.shape[0] * flat.shape[2],
                             sample)  # float32: MPS has no float64
 
 
@@ -181,7 +185,6 @@ class LayerAccumulator:
         self.top_y = np.zeros((channels, top_k), np.int32)
         self.top_x = np.zeros((channels, top_k), np.int32)
         self.sums = np.zeros(channels, np.float64)
-        self.maximum = np.full(channels, -np.inf, np.float32)
         self.zeros = np.zeros(channels, np.int64)
         self.elements = np.zeros((), np.int64)
         self.sampled = np.zeros((), np.int64)
@@ -237,7 +240,6 @@ class LayerAccumulator:
             setattr(self, key, np.take_along_axis(joined, order, 1))
         self.threshold = torch.from_numpy(self.top_values[:, -1].copy())
         self.sums = self.sums + later.sums
-        self.maximum = np.maximum(self.maximum, later.maximum)
         for key in ("zeros", "elements", "sampled", "hist_counts"):
             setattr(self, key, getattr(self, key) + getattr(later, key))
 
@@ -246,7 +248,7 @@ class LayerAccumulator:
         elements, sampled = max(int(self.elements), 1), max(int(self.sampled), 1)
         edges = self.hist_edges if self.hist_edges is not None else np.linspace(-0.5, 0.5, BINS + 1)
         return LayerIndex(self.name, self.map_size, self.top_values.copy(), self.top_images.copy(), self.top_y.copy(),
-                          self.top_x.copy(), self.sums / elements, self.maximum.copy(), self.zeros / sampled,
+                          self.top_x.copy(), self.sums / elements, self.top_values[:, 0].copy(), self.zeros / sampled,
                           edges.copy(), self.hist_counts.copy())
 
     def state(self) -> dict[str, np.ndarray]:
