@@ -13,6 +13,7 @@ from cnnexplorer.core.featurevis import preset, render_featurevis_picture, visua
 from cnnexplorer.core.jobs import drive
 from cnnexplorer.core.models import load_model
 from tests.cli.cli_helpers import run_cli
+from tests.picture_checks import assert_same_picture
 
 MODEL = "builtin:shapes"
 
@@ -123,4 +124,4 @@ def test_export_featurevis_course_recipe_without_l2_round_trips(capsys, tmp_path
     again = tmp_path / "again.png"
     code, _, _ = run_cli(capsys, "export", "--from-sidecar", str(out) + ".json", "--out", str(again))
     assert code == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))
+    assert_same_picture(Image.open(again), Image.open(out))
