@@ -68,7 +68,11 @@ class Preprocessing:
         return (self.channels, *self.size)
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """``[C,H,W]`` float tensor in [0,1] from an RGB PIL image (resized, cropped).
+        """``[C,H,W]`` float tensor in [0,1] from a PIL image (resized, cropped): ``tensor(fit(image))``."""
+        return self.tensor(self.fit(image))
+
+    def fit(self, image: Image.Image) -> Image.Image:
+        """The image as the model takes it: grey or RGB, resized and cropped to ``size``.
 
         A photo is scaled whole and cropped, as torchvision does, so the pixels are the same to
         the bit; an image whose scaled copy would pass ``MAX_SCALED_PIXELS`` (an extreme aspect
@@ -79,17 +83,17 @@ class Preprocessing:
         height, width = self.size
         resample = RESAMPLING[self.interpolation]
         if self.resize is None:
-            image = image.resize((width, height), resample)
-        elif math.prod(scaled := self.scaled_size(image.size)) <= MAX_SCALED_PIXELS:
+            return image.resize((width, height), resample)
+        if math.prod(scaled := self.scaled_size(image.size)) <= MAX_SCALED_PIXELS:
             left, top = self.crop_origin(scaled)
-            image = image.resize(scaled, resample).crop((left, top, left + width, top + height))
-        else:
-            image = image.resize((width, height), resample, box=self.crop_box(image.size))
-        array = np.asarray(image, dtype=np.float32) / 255.0
+            return image.resize(scaled, resample).crop((left, top, left + width, top + height))
+        return image.resize((width, height), resample, box=self.crop_box(image.size))
+
+    def tensor(self, fitted: Image.Image) -> torch.Tensor:
+        """``[C,H,W]`` float tensor in [0,1] of an image ``fit`` made."""
+        array = np.asarray(fitted, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]
-        if self.channels == 3 and array.shape[2] == 1:
-            array = np.repeat(array, 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
     def scaled_size(self, size: tuple[int, int]) -> tuple[int, int]:

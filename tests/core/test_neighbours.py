@@ -13,7 +13,7 @@ from PIL import Image
 
 from cnnexplorer.core.builtin.shapes_data import SHAPE_CLASSES, generate_shapes
 from cnnexplorer.core.dataset import neighbours as nb
-from cnnexplorer.core.dataset.index import thumbnails
+from cnnexplorer.core.dataset.thumbnails import pixels_thumbnail
 from cnnexplorer.core.dataset.index_types import DatasetIndex
 from cnnexplorer.core.dataset.probe import open_probe_set
 from cnnexplorer.core.errors import UserError
@@ -61,7 +61,7 @@ def brute_force_index(handle, probe, feature_layers: list[str]) -> DatasetIndex:
         values, indices = p.topk(min(5, len(p)))
         tops.append(indices.numpy())
         probs.append(values.numpy())
-        thumbs.append(thumbnails(pixels)[0])
+        thumbs.append(pixels_thumbnail(pixels[0]))
     count = len(probe)
     return DatasetIndex(
         key="test", model_spec=handle.spec, data_spec=probe.spec, count=count, top_k=9, layers={},

@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnexplorer.core.outputs import atomic_write
 
-FORMAT = 2  # bump when what a file holds changes: older files then no longer match any key
+FORMAT = 3  # bump when what a file holds changes: older files then no longer match any key
 _META = "meta.json"
 _CHUNK = 1 << 20
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cnnexplorer.core.checks import check_number
 from cnnexplorer.core import distributed, free_memory
 from cnnexplorer.core.dataset import cache
 from cnnexplorer.core.dataset.index_types import THUMBNAIL, DatasetIndex
+from cnnexplorer.core.dataset.thumbnails import pixels_thumbnail
 from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
                                                  resolve_layers)
 from cnnexplorer.core.dataset.layer_group import LayerGroup
@@ -143,11 +143,11 @@ def _pass(run: "_Run", batch_size: int, partial: Path, save_every: float) -> Job
     part, start = run.part, run.done
     saved, consistent = time.monotonic(), True
     try:
-        with run.hooks(), contextlib.closing(run.probe.batches(run.handle.preprocessing, batch_size, run.done,
-                                                               part.stop)) as batches:
-            for first, pixels, _ in batches:
+        with run.hooks(), contextlib.closing(run.probe.batches_with_thumbnails(run.handle.preprocessing, batch_size,
+                                                                               run.done, part.stop)) as batches:
+            for first, pixels, _, thumbs in batches:
                 consistent = False
-                run.add(first, pixels)
+                run.add(first, pixels, thumbs)
                 consistent = True
                 if time.monotonic() - saved >= save_every and run.done < part.stop:
                     run.save(partial)
@@ -238,9 +238,10 @@ class _Run:
             if accumulator.hist_edges is None:
                 accumulator.hist_edges = scratch.layers[name].hist_edges
 
-    def add(self, first: int, pixels: torch.Tensor) -> None:
-        """One batch of images ``first …``: run the model and merge what the hooks saw (copied to the host
-        after the pass: a copy during it would make the host wait for a GPU at every layer)."""
+    def add(self, first: int, pixels: torch.Tensor, thumbs: np.ndarray | None = None) -> None:
+        """One batch of images ``first …`` with their thumbnails (made from ``pixels`` when not given): run the model
+        and merge what the hooks saw (copied to the host after the pass: a copy during it would make the host
+        wait for a GPU at every layer)."""
         self._pending, self._called = {}, set()
         with torch.no_grad(), eval_mode(self.handle.module):
             output = self.handle.pixel_model()(pixels.to(self.handle.device))
@@ -255,7 +256,7 @@ class _Run:
                     self.features[name] = np.zeros((len(self.part), pooled.shape[1]), np.float32)
                 self.features[name][rows] = pooled.cpu().numpy()
         self.top5[rows], self.top5_probs[rows] = classes.cpu().numpy(), probs.cpu().numpy()
-        self.thumbnails[rows] = thumbnails(pixels)
+        self.thumbnails[rows] = thumbs if thumbs is not None else [pixels_thumbnail(image) for image in pixels]
         self.done = first + len(pixels)
         self._pending, self._called = {}, set()
         self._release()  # the batch's freed activations: the heap would otherwise grow with the set
@@ -309,14 +310,6 @@ def pooled(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.ndim == 4:
         return tensor.float().mean((2, 3))
     return tensor.reshape(tensor.shape[0], -1).to(torch.float32, copy=True)  # an in-place ReLU may overwrite it
-
-
-def thumbnails(pixels: torch.Tensor) -> np.ndarray:
-    """``[N,C,H,W]`` pixels in [0,1] as ``[N,THUMBNAIL,THUMBNAIL,3]`` uint8 RGB (antialiased)."""
-    small = F.interpolate(pixels.float(), size=(THUMBNAIL, THUMBNAIL), mode="bilinear", align_corners=False,
-                          antialias=True)
-    small = small.expand(-1, 3, -1, -1) if small.shape[1] == 1 else small
-    return (small.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _index_from_state(meta: dict, arrays: dict[str, np.ndarray]) -> DatasetIndex:

@@ -5,7 +5,7 @@ an image's label (leave-one-out k-NN accuracy over the set).
 Feature space is a layer's output averaged over its positions (a vector layer's output as it is), as
 the index records it per image (``DatasetIndex.features``); the query image goes through
 ``handle.pixel_model()`` the same way. Pixel space is the index's 32×32 RGB thumbnails of the model's
-input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``index.thumbnails``).
+input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``thumbnails``).
 Distances to a query are exact (float64); the k-NN accuracy compares every image with every other
 one in chunks of rows (one matrix product each), so 50,000 images never need a 50,000² matrix.
 """
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from cnnexplorer.core.dataset.index import pooled
+from cnnexplorer.core.dataset.thumbnails import pixels_thumbnail
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
 
@@ -127,8 +128,6 @@ def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tenso
                    k: int = 8) -> Job[Neighbours]:
     """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images, and the k-NN
     accuracies of ``layer``'s feature space and of pixel space over the set."""
-    from cnnexplorer.core.dataset.index import thumbnails
-
     check_k(k)
     if layer not in index.features:
         recorded = ", ".join(index.features) or "none"
@@ -143,7 +142,7 @@ def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tenso
         raise UserError(f"layer '{layer}' gives {query.shape[0]} features for this image but {features.shape[1]} "
                         "in the index; index the data again with this model")
     feature = nearest(features, query, k, index.labels)
-    pixel = nearest(thumbs, pixel_points(thumbnails(pixels[None]))[0], k, index.labels)
+    pixel = nearest(thumbs, pixel_points(pixels_thumbnail(pixels)[None])[0], k, index.labels)
     feature_acc = yield from knn_accuracy_job(features, index.labels, k, handle.device, f"k-NN accuracy in {layer}")
     pixel_acc = yield from knn_accuracy_job(thumbs, index.labels, k, handle.device, "k-NN accuracy in pixel space")
     return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc)

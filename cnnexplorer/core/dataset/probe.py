@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnexplorer.core.dataset.thumbnails import black_thumbnail, thumbnail
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress, drive
 from cnnexplorer.core.model_handle import Preprocessing
@@ -85,28 +86,46 @@ class ProbeSet:
         and stands as a black image, so every later image keeps its position. The next batch is
         decoded while the caller works on this one.
         """
+        for first, decoded, labels in self._decoded(preprocessing, False, batch_size, start, stop):
+            yield first, torch.stack(decoded), labels
+
+    def batches_with_thumbnails(self, preprocessing: Preprocessing, batch_size: int, start: int = 0,
+                                stop: int | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, np.ndarray]]:
+        """``batches`` with each image's ``thumbnails.thumbnail`` ``[n, THUMBNAIL, THUMBNAIL, 3]`` uint8, made by the
+        reader threads from the 8-bit image as they decode it."""
+        for first, decoded, labels in self._decoded(preprocessing, True, batch_size, start, stop):
+            pixels, thumbs = zip(*decoded)
+            yield first, torch.stack(pixels), labels, np.stack(thumbs)
+
+    def _decoded(self, preprocessing: Preprocessing, with_thumbnails: bool, batch_size: int, start: int,
+                 stop: int | None) -> Iterator[tuple[int, list, torch.Tensor]]:
+        """Each batch's images as ``_decode`` gives them, the next batch decoded on reader threads meanwhile."""
         end = len(self) if stop is None else min(stop, len(self))
         firsts = range(start, end, batch_size)
         pool = ThreadPoolExecutor(_READERS)
 
         def submit(first: int) -> list:
-            return [pool.submit(self._pixels, preprocessing, i) for i in range(first, min(first + batch_size, end))]
+            return [pool.submit(self._decode, preprocessing, i, with_thumbnails)
+                    for i in range(first, min(first + batch_size, end))]
 
         try:
             coming = submit(firsts[0]) if firsts else []
             for k, first in enumerate(firsts):
                 batch, coming = coming, submit(firsts[k + 1]) if k + 1 < len(firsts) else []
-                pixels = torch.stack([future.result() for future in batch])
-                yield first, pixels, torch.from_numpy(self.labels[first:first + len(batch)])
+                yield first, [future.result() for future in batch], torch.from_numpy(self.labels[first:first + len(batch)])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _pixels(self, preprocessing: Preprocessing, i: int) -> torch.Tensor:
+    def _decode(self, preprocessing: Preprocessing, i: int, with_thumbnail: bool):
+        """Image ``i``'s pixels, with its thumbnail if asked; a black image for a file that can no longer be read."""
         try:
-            return preprocessing.to_tensor(self.read(i))
+            fitted = preprocessing.fit(self.read(i))
+            pixels = preprocessing.tensor(fitted)
+            return (pixels, thumbnail(fitted)) if with_thumbnail else pixels
         except UserError as exc:
             self.skipped[self.source(i)] = f"{exc} (changed since the set was opened; a black image stands in)"
-            return torch.zeros(preprocessing.input_size)
+            black = torch.zeros(preprocessing.input_size)
+            return (black, black_thumbnail()) if with_thumbnail else black
 
 
 def open_probe_set(spec: str, download: bool = False) -> ProbeSet:
