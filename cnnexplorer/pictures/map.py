@@ -170,11 +170,11 @@ def _limits(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float
 
 
 def _legend(draw, left: int, top: int, groups: list[tuple[int, str, int]]) -> None:
-    """A swatch, the name and the count of each group (the largest ``MAX_LEGEND``), the rest counted."""
+    """A swatch, the name and the count of each group (``legend_groups``), the rest counted."""
     from cnnexplorer.core.picture_style import INK, MUTED, SMALL, fit_text, pil_font
 
     small = pil_font(SMALL)
-    shown = sorted(groups, key=lambda entry: -entry[2])[:MAX_LEGEND]
+    shown = legend_groups(groups)
     line = SMALL + 6
     for row, (number, name, count) in enumerate(shown):
         y = top + row * line
@@ -185,6 +185,13 @@ def _legend(draw, left: int, top: int, groups: list[tuple[int, str, int]]) -> No
         rest = sum(count for _, _, count in groups) - sum(count for _, _, count in shown)
         draw.text((left, top + len(shown) * line), f"{len(groups) - len(shown)} more groups ({rest:,} images)",
                   font=small, fill=MUTED)
+
+
+def legend_groups(groups: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
+    """The groups a legend names, of ``groups`` (number, name, count): the ``MAX_LEGEND`` largest (all when fewer),
+    in their own order (a label's or class's number), which is easier to scan than by size."""
+    largest = sorted(groups, key=lambda entry: -entry[2])[:MAX_LEGEND]
+    return sorted(largest, key=lambda entry: entry[0])
 
 
 def _add_flags(parser) -> None:

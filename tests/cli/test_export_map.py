@@ -103,3 +103,14 @@ def test_map_picture_colours_by_correctness_on_an_open_index(tmp_path):
     assert np.array_equal(again.pixels, picture.pixels)
     given = map_picture(handle, probe, index, "features", "correct", replace(projection, variance=(0.5, 0.25)))
     assert given.report["variance"] == [0.5, 0.25]
+
+
+def test_the_legend_names_the_largest_groups_in_their_own_order():
+    from cnnexplorer.pictures.map import MAX_LEGEND, legend_groups
+
+    groups = [(number, f"class {number}", count) for number, count in enumerate([5, 1, 9, 3])]
+    assert [number for number, _, _ in legend_groups(groups)] == [0, 1, 2, 3], "all of them, in class order"
+    many = [(number, f"class {number}", (number * 7) % 31 + 1) for number in range(MAX_LEGEND + 8)]
+    named = legend_groups(many)
+    assert [n for n, _, _ in named] == sorted(n for n, _, _ in named) and len(named) == MAX_LEGEND
+    assert min(c for _, _, c in named) >= max(c for n, _, c in many if n not in {m for m, _, _ in named})

@@ -82,8 +82,8 @@ def test_fifty_thousand_points_draw_in_one_group_item_each(qtbot):
     assert time.perf_counter() - start < 5  # a sanity bound: the benchmark measures the real figure
 
 
-def test_the_legend_stays_readable_over_dense_points(qtbot):
-    """Points under the legend (a corner of the map full of them) are drawn beneath its opaque background."""
+def test_the_legend_sits_beside_dense_points_and_stays_readable(qtbot):
+    """Points fill the whole view, corners included; the legend is in a column of its own, on white."""
     plot = FeatureMap()
     qtbot.addWidget(plot)
     plot.resize(600, 500)
@@ -93,9 +93,30 @@ def test_the_legend_stays_readable_over_dense_points(qtbot):
     plot.show_points(xy, np.zeros(len(xy), int), ["only"], [""] * len(xy))
     qtbot.waitExposed(plot)
     QApplication.processEvents()
+    legend = plot.legend.mapRectToScene(plot.legend.boundingRect())
+    view = plot.box.sceneBoundingRect()
+    assert legend.width() > 20 and legend.left() >= view.right() - 1, "the legend covers points"
+    assert legend.height() < view.height() / 2, "the legend is its own size, not the plot's height"
     image = plot.grab().toImage()
-    box = plot.mapFromScene(plot.legend.mapRectToScene(plot.legend.boundingRect())).boundingRect()
+    box = plot.mapFromScene(legend).boundingRect()
     inside = box.adjusted(box.width() // 2, 4, -4, -4)  # the label's half, clear of the sample symbol and frame
     whites = [image.pixelColor(x, y).lightness() > 235 for x in range(inside.left(), inside.right())
               for y in range(inside.top(), inside.bottom())]
-    assert len(whites) > 20 and np.mean(whites) > 0.5, "the points hide the legend"
+    assert len(whites) > 20 and np.mean(whites) > 0.5, "the legend's background is not white"
+
+
+def test_the_legend_names_the_largest_groups_and_counts_the_rest(qtbot):
+    """A model's many classes: the legend names the MAX_LEGEND largest with their counts, in class order, as the
+    exported picture does, and counts the others in one line."""
+    from cnnexplorer.pictures.map import MAX_LEGEND
+
+    sizes = np.arange(1, MAX_LEGEND + 11)  # group g holds g + 1 points
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    plot = FeatureMap()
+    qtbot.addWidget(plot)
+    plot.show_points(np.random.default_rng(0).normal(size=(len(group), 2)), group,
+                     [f"class {g}" for g in range(len(sizes))], [""] * len(group))
+    labels = [label.text for _, label in plot.legend.items]
+    assert len(labels) == MAX_LEGEND + 1 and len(plot.groups) == len(sizes)
+    assert labels[0] == "class 10 (11)" and labels[MAX_LEGEND - 1] == f"class {len(sizes) - 1} ({len(sizes)})"
+    assert labels[-1] == "10 more groups (55 images)"

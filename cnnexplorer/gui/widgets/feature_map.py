@@ -1,7 +1,10 @@
 """The feature-space map: a probe set's images as points of a 2-D projection, coloured by group.
 
 One ``ScatterPlotItem`` per group (label, prediction or correctness) with one brush each keeps
-50,000 points cheap to pan and zoom: pyqtgraph draws a group's points from one cached symbol.
+50,000 points cheap to pan and zoom: pyqtgraph draws a group's points from one cached symbol. Colours
+and legend follow the exported picture (``pictures/map.py``): larger groups drawn first, so small ones
+stay visible, and the legend beside the plot names the largest (``legend_groups``) with their counts
+and counts the rest (a model's 1,000 classes would otherwise fill the window).
 Hovering shows the nearest point's thumbnail and name beside it; a click emits ``picked``; with
 Shift held, a drag draws a rectangle and emits ``selected`` with the points inside it.
 """
@@ -12,10 +15,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 
-from cnnexplorer.gui.widgets.legend import readable_legend
+from cnnexplorer.gui.widgets.legend import legend_beside
+from cnnexplorer.pictures.map import PALETTE, legend_groups
 
-PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 HOVER_PIXELS = 12  # a point farther than this from the pointer (on screen) shows nothing
 
 
@@ -55,7 +57,7 @@ class FeatureMap(pg.PlotWidget):
         super().__init__(parent, viewBox=self.box, background="w")
         self.setMenuEnabled(False)
         self.hideButtons()
-        self.legend = readable_legend(self)
+        self.legend = legend_beside(self)
         self.xy = np.zeros((0, 2))
         self.names: list[str] = []
         self.thumbnails: np.ndarray | None = None
@@ -78,15 +80,22 @@ class FeatureMap(pg.PlotWidget):
         self.legend.clear()
         self.xy, self.names, self.thumbnails = np.asarray(xy, dtype=np.float64), list(names), thumbnails
         self.groups = []
-        for number, name in enumerate(group_names):
+        counts = np.bincount(np.asarray(group, dtype=np.int64), minlength=len(group_names))
+        present = [(number, name, int(counts[number])) for number, name in enumerate(group_names) if counts[number]]
+        items = {}
+        for number, name, _ in sorted(present, key=lambda entry: -entry[2]):  # the larger first, beneath
             members = np.flatnonzero(group == number)
-            if not len(members):
-                continue
-            colour = PALETTE[number % len(PALETTE)]
-            item = pg.ScatterPlotItem(self.xy[members, 0], self.xy[members, 1], size=6, pen=None, antialias=False,
-                                      brush=pg.mkBrush(*colour, 170), name=name)
-            self.addItem(item)
-            self.groups.append(item)
+            items[number] = pg.ScatterPlotItem(self.xy[members, 0], self.xy[members, 1], size=6, pen=None,
+                                               antialias=False, brush=pg.mkBrush(*PALETTE[number % len(PALETTE)], 170),
+                                               name=name)
+            self.addItem(items[number])
+            self.groups.append(items[number])
+        named = legend_groups(present)
+        for number, name, count in named:
+            self.legend.addItem(items[number], f"{name} ({count:,})")
+        if len(present) > len(named):
+            rest = sum(count for _, _, count in present) - sum(count for _, _, count in named)
+            self.legend.addItem(pg.PlotDataItem(pen=None), f"{len(present) - len(named)} more groups ({rest:,} images)")
         self.autoRange()
 
     def nearest(self, scene_pos: QPointF) -> int | None:
