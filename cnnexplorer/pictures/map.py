@@ -1,6 +1,7 @@
 """The feature-space map of a probe set: each image a point at its first two principal components of a
-layer's pooled outputs (``core/dataset/projection.py``), coloured by its label, the model's prediction or
-whether that prediction is right, with a legend, the axes' share of the variance and a title.
+layer's pooled outputs (``core/dataset/projection.py``), or where t-SNE puts it (``core/dataset/tsne.py``),
+coloured by its label, the model's prediction or whether that prediction is right, with a legend, the
+axes (a principal component's share of the variance) and a title.
 
 The options hold the data spec and the set's fingerprint, so ``export --from-sidecar`` maps the same data
 again (the index pass behind it is read from the cache when one was made before), or refuses data that
@@ -36,21 +37,24 @@ COLOURING = {"label": "the image's label", "prediction": "the model's top-1 pred
 @dataclass(frozen=True)
 class MapOptions:
     """``data``: the probe set (a data spec); ``colour_by``: label, prediction or correct; ``fingerprint``:
-    the set's when the picture was made (a changed set is refused)."""
+    the set's when the picture was made (a changed set is refused); ``projection``: pca or tsne."""
 
     data: str | None = None
     colour_by: str = "label"
     fingerprint: str | None = None
+    projection: str = "pca"
 
     def __post_init__(self):
         from cnnexplorer.core.checks import check_choice
-        from cnnexplorer.core.dataset.projection import COLOUR_BY
+        from cnnexplorer.core.dataset.projection import COLOUR_BY, PROJECTIONS
 
         check_choice("the map's colouring (--colour-by)", self.colour_by, COLOUR_BY)
+        check_choice("the map's projection (--projection)", self.projection, PROJECTIONS)
 
 
 def make_map(inputs: Inputs, options: MapOptions) -> Job[Picture]:
     from cnnexplorer.core.dataset.index import index_job
+    from cnnexplorer.core.dataset.projection import project_job
     from cnnexplorer.pictures.confusion import open_data_job
 
     layer, handle = inputs.need_layer("map"), inputs.handle
@@ -58,46 +62,63 @@ def make_map(inputs: Inputs, options: MapOptions) -> Job[Picture]:
     if options.colour_by == "correct":
         _need_labels(probe.label_names, probe.spec)
     index = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
+    projection = yield from project_job(_features(index, layer), options.projection)
     yield Progress(1, 1, "drawing the map")
-    return map_picture(handle, probe, index, layer, options.colour_by)
+    return map_picture(handle, probe, index, layer, options.colour_by, projection)
 
 
 def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour_by: str,
                 projection=None) -> Picture:
     """The map of ``index``'s pooled features of ``layer`` (``index`` of ``handle`` on ``probe``), its points
     coloured by ``colour_by`` (label, prediction or correct): the CLI's picture, and the GUI's on an index it
-    has open. ``projection``: the layer's ``pca_2d`` when the caller has it already (the GUI's plot), so a
-    large set's PCA runs once."""
+    has open. ``projection``: the layer's (``project_job``) when the caller has it already (the GUI's plot, a
+    t-SNE), else its PCA, so a large set's projection runs once."""
     import numpy as np
 
     from cnnexplorer.core.dataset.evaluate import evaluate_index
     from cnnexplorer.core.dataset.projection import pca_2d, point_groups
-    from cnnexplorer.core.errors import UserError
 
-    options = MapOptions(probe.spec, colour_by, probe.fingerprint())
-    if layer not in index.features:
-        known = ", ".join(index.features) or "none"
-        raise UserError(f"the dataset index has no pooled features of '{layer}' (it has {known}); pick one of those, "
-                        f"or index again with {layer} as the last of --layers")
+    features = _features(index, layer)
     if colour_by == "correct":
         _need_labels(index.label_names, probe.spec)
+    projection = pca_2d(features) if projection is None else projection
+    options = MapOptions(probe.spec, colour_by, probe.fingerprint(), projection.method)
     truth = evaluate_index(index).labels if colour_by == "correct" else None
     group, names = point_groups(colour_by, index.labels, index.label_names, index.top5[:, 0],
                                 index.class_names or handle.class_names, truth)
-    projection = pca_2d(index.features[layer]) if projection is None else projection
     counts = np.bincount(group, minlength=len(names))
     groups = [(g, names[g], int(counts[g])) for g in range(len(names)) if counts[g]]
-    features = int(index.features[layer].shape[1])
     title = f"{layer}: {index.count:,} images of {probe.spec}"
-    subtitle = f"first two principal components of its {features:,} pooled features; colour: {COLOURING[colour_by]}"
-    pixels = render_map(projection.points, group, groups, projection.variance, title, subtitle)
+    how = (f"first two principal components of its {features.shape[1]:,} pooled features" if projection.method == "pca"
+           else f"t-SNE of its {features.shape[1]:,} pooled features (perplexity {projection.perplexity:.3g})")
+    subtitle = f"{how}; colour: {COLOURING[colour_by]}"
+    pixels = render_map(projection.points, group, groups, _axes(projection), title, subtitle)
     report = {"layer": layer, "data": probe.spec, "count": index.count, "skipped": len(probe.skipped),
-              "colour_by": colour_by, "features": features, "variance": list(projection.variance),
+              "colour_by": colour_by, "features": int(features.shape[1]), "projection": projection.method,
+              "variance": list(projection.variance) if projection.variance is not None else None,
               "groups": [{"name": name, "count": count} for _, name, count in groups]}
     if index.count <= MAX_LISTED:
         report["points"] = projection.points.astype(float).round(6).tolist()
         report["point_groups"] = [names[g] for g in group]
     return Picture(pixels, settings_of(options), report, layer=layer)
+
+
+def _features(index: DatasetIndex, layer: str) -> np.ndarray:
+    from cnnexplorer.core.errors import UserError
+
+    if layer not in index.features:
+        known = ", ".join(index.features) or "none"
+        raise UserError(f"the dataset index has no pooled features of '{layer}' (it has {known}); pick one of those, "
+                        f"or index again with {layer} as the last of --layers")
+    return index.features[layer]
+
+
+def _axes(projection) -> tuple[str, str]:
+    """The axes' names: a principal component with its share of the variance, or t-SNE's two coordinates."""
+    if projection.method == "pca":
+        return tuple(f"principal component {k + 1}: {share * 100:.1f} % of the variance"
+                     for k, share in enumerate(projection.variance))
+    return "t-SNE 1", "t-SNE 2"
 
 
 def _need_labels(label_names: list[str] | None, spec: str) -> None:
@@ -109,9 +130,10 @@ def _need_labels(label_names: list[str] | None, spec: str) -> None:
 
 
 def render_map(points: np.ndarray, group: np.ndarray, groups: list[tuple[int, str, int]],
-               variance: tuple[float, float], title: str, subtitle: str) -> np.ndarray:
-    """``points`` [N,2] as dots in a framed plot (the first component across, the second up), each the colour
-    of its ``group`` [N]; ``groups`` (number, name, count) in the legend beside it; ``H×W×3`` uint8."""
+               axes: tuple[str, str], title: str, subtitle: str) -> np.ndarray:
+    """``points`` [N,2] as dots in a framed plot (the first coordinate across, the second up, named by ``axes``),
+    each the colour of its ``group`` [N]; ``groups`` (number, name, count) in the legend beside it; ``H×W×3``
+    uint8."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -144,12 +166,12 @@ def render_map(points: np.ndarray, group: np.ndarray, groups: list[tuple[int, st
     below = top + PLOT_HEIGHT + 4
     draw.text((left, below), f"{x_low:.3g}", font=small, fill=MUTED)
     draw.text((left + PLOT_WIDTH - small.getlength(f"{x_high:.3g}"), below), f"{x_high:.3g}", font=small, fill=MUTED)
-    across = f"principal component 1: {variance[0] * 100:.1f} % of the variance"
+    across = axes[0]
     draw.text((left + (PLOT_WIDTH - body.getlength(across)) / 2, below + SMALL + 4), across, font=body, fill=INK)
     for value, y in ((y_high, top), (y_low, top + PLOT_HEIGHT - SMALL)):
         text = f"{value:.3g}"
         draw.text((left - 4 - small.getlength(text), y), text, font=small, fill=MUTED)
-    up = f"principal component 2: {variance[1] * 100:.1f} % of the variance"
+    up = axes[1]
     label = Image.new("RGB", (int(body.getlength(up)) + 2, BODY + 4), PAPER)
     ImageDraw.Draw(label).text((0, 0), up, font=body, fill=INK)
     label = label.rotate(90, expand=True)
@@ -195,12 +217,16 @@ def legend_groups(groups: list[tuple[int, str, int]]) -> list[tuple[int, str, in
 
 
 def _add_flags(parser) -> None:
-    from cnnexplorer.core.dataset.projection import COLOUR_BY
+    from cnnexplorer.core.dataset.projection import COLOUR_BY, PROJECTIONS
 
     parser.add_argument("--colour-by", choices=COLOUR_BY, default="label",
                         help="map: colour the points by the image's label, the model's top-1 prediction, or whether "
                              "that prediction is correct (default: label)")
+    parser.add_argument("--projection", choices=PROJECTIONS, default="pca",
+                        help="map: place the points by their first two principal components, or by t-SNE (needs "
+                             "openTSNE: pip install 'cnnexplorer[tsne]') (default: pca)")
 
 
 RECIPE = Recipe("map", MapOptions, make_map, _add_flags,
-                from_flags=lambda args: MapOptions(data=args.data, colour_by=args.colour_by))
+                from_flags=lambda args: MapOptions(data=args.data, colour_by=args.colour_by,
+                                                    projection=args.projection))

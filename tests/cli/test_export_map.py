@@ -114,3 +114,19 @@ def test_the_legend_names_the_largest_groups_in_their_own_order():
     named = legend_groups(many)
     assert [n for n, _, _ in named] == sorted(n for n, _, _ in named) and len(named) == MAX_LEGEND
     assert min(c for _, _, c in named) >= max(c for n, _, c in many if n not in {m for m, _, _ in named})
+
+
+def test_export_map_by_tsne_says_so_and_keeps_it_in_its_sidecar(capsys, tmp_path, cache):
+    shapes_folder(tmp_path / "data", 16)
+    out = tmp_path / "tsne.png"
+    code, stdout, err = run_cli(capsys, "export", "map", "--model", "builtin:shapes", "--data", tmp_path / "data",
+                                "--layer", "features", "--projection", "tsne", "--out", out, "--json")
+    assert code == 0, err
+    report = last_json(stdout)
+    assert report["projection"] == "tsne" and report["variance"] is None and np.asarray(report["points"]).shape == (16, 2)
+    assert json.loads((tmp_path / "tsne.png.json").read_text())["settings"]["projection"] == "tsne"
+    again = tmp_path / "again.png"
+    code, stdout, err = run_cli(capsys, "export", "--from-sidecar", str(out) + ".json", "--out", again, "--json")
+    assert code == 0, err
+    assert last_json(stdout)["projection"] == "tsne"
+    np.testing.assert_allclose(last_json(stdout)["points"], report["points"], atol=1e-3)

@@ -95,6 +95,16 @@ def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
     assert window.wait_for_jobs(WAIT_MS)  # the map is projected in a worker
     names = {g.name(): len(g.data) for g in view.map.groups}
     assert set(names) <= {"right", "wrong", "no label"} and sum(names.values()) == 12
+    view.projection.setCurrentText("t-SNE")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "t-SNE" in view.map_caption.text() and sum(len(g.data) for g in view.map.groups) == 12
+    made = view._projections[(view.index.key, view.feature_layer.currentText(), "tsne")]
+    _, sidecar = window.export_current_view(tmp_path / "tsne.png")
+    assert json.loads(sidecar.read_text())["settings"]["projection"] == "tsne"
+    view.colour_by.setCurrentText("label")  # another colouring: the same t-SNE, not a second run
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view._projections[(view.index.key, view.feature_layer.currentText(), "tsne")] is made
+    assert "t-SNE" in view.map_caption.text()
     view = page(window, "Evaluation")
     assert "12 labelled images" in view.evaluation_caption.text()
     assert assert_remade(window, tmp_path)["view"] == "confusion"

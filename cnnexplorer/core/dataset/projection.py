@@ -1,5 +1,6 @@
-"""The feature-space map: a layer's pooled features projected to 2-D by PCA, the points' groups for
-colouring (by label, prediction or correctness) and which points a rectangle or a lasso encloses.
+"""The feature-space map: a layer's pooled features projected to 2-D by PCA (here) or t-SNE
+(``tsne.py``, an optional extra), the points' groups for colouring (by label, prediction or
+correctness) and which points a rectangle or a lasso encloses.
 
 PCA centres the features and keeps the two directions of largest variance, from the eigenvectors of
 the smaller of the two Gram matrices (``XᵀX`` or ``XXᵀ``, float64), which equals the SVD of the
@@ -14,18 +15,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnexplorer.core.errors import UserError
+from cnnexplorer.core.jobs import Job, Progress
 
 COLOUR_BY = ("label", "prediction", "correct")
+PROJECTIONS = ("pca", "tsne")
 
 
 @dataclass(frozen=True)
 class Projection:
-    """``points`` float32 ``[N,2]``; ``components`` float64 ``[2,D]`` (the two directions); ``variance``
-    the fraction of the total variance along each."""
+    """``points`` float32 ``[N,2]``; for PCA (``method`` "pca") ``components`` float64 ``[2,D]`` (the two
+    directions) and ``variance`` the fraction of the total variance along each; for t-SNE both None and
+    ``perplexity`` the one it used."""
 
     points: np.ndarray
-    components: np.ndarray
-    variance: tuple[float, float]
+    components: np.ndarray | None
+    variance: tuple[float, float] | None
+    method: str = "pca"
+    perplexity: float | None = None
+
+
+def project_job(features: np.ndarray, method: str) -> Job[Projection]:
+    """``features`` ``[N,D]`` projected to 2-D by ``method`` (one of ``PROJECTIONS``)."""
+    from cnnexplorer.core.checks import check_choice
+
+    check_choice("the map's projection (--projection)", method, PROJECTIONS)
+    if method == "pca":
+        yield Progress(0, None, f"principal components of {len(features):,} points")
+        return pca_2d(features)
+    from cnnexplorer.core.dataset.tsne import tsne_job
+
+    return (yield from tsne_job(features))
 
 
 def pca_2d(features: np.ndarray) -> Projection:

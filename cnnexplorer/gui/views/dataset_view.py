@@ -47,6 +47,7 @@ from cnnexplorer.pictures.base import Inputs, Picture
 
 LAYER_CHOICES = ("default layers", "current layer", "every layer")
 COLOURINGS = {"label": "label", "prediction": "prediction", "right or wrong": "correct"}
+PROJECTIONS = {"PCA": "pca", "t-SNE": "tsne"}
 PAGES = ("Atlas", "Neighbours", "Map", "Evaluation", "Faithfulness")
 VIEW_NAMES = {"Atlas": "atlas", "Neighbours": "neighbours", "Map": "map", "Evaluation": "confusion",
               "Faithfulness": "faithfulness"}
@@ -71,17 +72,17 @@ def atlases_job(handle, probe, index):
     return Atlases(handle, probe, index)
 
 
-def map_job(handle, probe, index, layer: str, by: str):
-    """The map's projection and groups for the plot, and its picture for Export (a PCA of 50,000 points takes
-    seconds: a worker's job)."""
+def map_job(handle, probe, index, layer: str, by: str, method: str, projection=None):
+    """The map's projection (``projection`` when the view has it already: a t-SNE of 50,000 points takes a
+    minute, a PCA seconds) and groups for the plot, and its picture for Export: a worker's job."""
     from cnnexplorer.core.dataset.evaluate import evaluate_index
-    from cnnexplorer.core.dataset.projection import pca_2d, point_groups
+    from cnnexplorer.core.dataset.projection import point_groups, project_job
     from cnnexplorer.pictures.map import map_picture
 
-    yield Progress(0, None, f"projecting {layer}'s features")
+    if projection is None:
+        projection = yield from project_job(index.features[layer], method)
     truth = evaluate_index(index).labels if by == "correct" else None
     group, names = point_groups(by, index.labels, index.label_names, index.top5[:, 0], handle.class_names, truth)
-    projection = pca_2d(index.features[layer])
     return projection, group, names, map_picture(handle, probe, index, layer, by, projection)
 
 
@@ -191,6 +192,12 @@ class DatasetView(View):
         self.colour_by = QComboBox()
         self.colour_by.addItems(COLOURINGS)
         self.colour_by.currentTextChanged.connect(self._redraw)
+        self.projection = QComboBox()
+        self.projection.addItems(PROJECTIONS)
+        self.projection.setToolTip("PCA: the two directions of largest variance, at once. t-SNE: neighbours kept "
+                                   "together, clusters as islands (openTSNE; about 20 s for 20,000 images)")
+        self.projection.currentTextChanged.connect(self._redraw)
+        self._projections: dict[tuple, object] = {}  # (index, layer, method) → its projection, made once
         self.map = FeatureMap()
         self.map.picked.connect(self._open_image_number)
         self.map.selected.connect(self._list_selection)
@@ -248,6 +255,8 @@ class DatasetView(View):
         map_page = QWidget()
         column = QVBoxLayout(map_page)
         row = QHBoxLayout()
+        row.addWidget(QLabel("Projection"))
+        row.addWidget(self.projection)
         row.addWidget(QLabel("Colour by"))
         row.addWidget(self.colour_by)
         row.addStretch(1)
@@ -522,20 +531,26 @@ class DatasetView(View):
         if not layer:
             return
         handle, probe, index = self.session.model, self.probe, self.index
-        by = COLOURINGS[self.colour_by.currentText()]
-        self.map_caption.setText("Projecting the features …")
-        self.jobs.start(lambda: map_job(handle, probe, index, layer, by), kind="dataset-page", label="projecting",
-                        on_result=lambda made: self._show_map(index, layer, *made),
+        by, method = COLOURINGS[self.colour_by.currentText()], PROJECTIONS[self.projection.currentText()]
+        known = self._projections.get((index.key, layer, method))
+        self.map_caption.setText("Projecting the features …" if known is None else "Colouring the map …")
+        self.jobs.start(lambda: map_job(handle, probe, index, layer, by, method, known), kind="dataset-page",
+                        label="projecting", on_result=lambda made: self._show_map(index, layer, *made),
                         on_error=self._page_failed(self.map_caption))
 
     def _show_map(self, index, layer: str, projection, group, names, picture: Picture) -> None:
         if index is not self.index:
             return
         self._pictures["Map"] = picture  # what Export writes
+        self._projections[(index.key, layer, projection.method)] = projection
         self.map.show_points(projection.points, group, names, [Path(s).name for s in index.sources], index.thumbnails)
-        shares = " and ".join(_share(v) for v in projection.variance)
-        self.map_caption.setText(f"{index.count:,} images by the first two principal components of {layer}'s pooled "
-                                 f"outputs ({shares} of the variance). Hover a point to see it, click to open it, "
+        if projection.method == "pca":
+            shares = " and ".join(_share(v) for v in projection.variance)
+            how = f"by the first two principal components of {layer}'s pooled outputs ({shares} of the variance)"
+        else:
+            how = (f"by t-SNE of {layer}'s pooled outputs (perplexity {projection.perplexity:.3g}: near points are "
+                   "alike; distances between clusters mean little)")
+        self.map_caption.setText(f"{index.count:,} images {how}. Hover a point to see it, click to open it, "
                                  "Shift-drag to list a rectangle's images.")
 
     def _list_selection(self, numbers: list[int]) -> None:
