@@ -209,10 +209,10 @@ def _legend(draw, left: int, top: int, groups: list[tuple[int, str, int]]) -> No
                   font=small, fill=MUTED)
 
 
-def legend_groups(groups: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
-    """The groups a legend names, of ``groups`` (number, name, count): the ``MAX_LEGEND`` largest (all when fewer),
+def legend_groups(groups: list[tuple[int, str, int]], limit: int = MAX_LEGEND) -> list[tuple[int, str, int]]:
+    """The groups a legend names, of ``groups`` (number, name, count): the ``limit`` largest (all when fewer),
     in their own order (a label's or class's number), which is easier to scan than by size."""
-    largest = sorted(groups, key=lambda entry: -entry[2])[:MAX_LEGEND]
+    largest = sorted(groups, key=lambda entry: -entry[2])[:limit]
     return sorted(largest, key=lambda entry: entry[0])
 
 

@@ -114,9 +114,33 @@ def test_the_legend_names_the_largest_groups_and_counts_the_rest(qtbot):
     group = np.repeat(np.arange(len(sizes)), sizes)
     plot = FeatureMap()
     qtbot.addWidget(plot)
+    plot.resize(600, 800)  # room for more rows than the picture's legend names
     plot.show_points(np.random.default_rng(0).normal(size=(len(group), 2)), group,
                      [f"class {g}" for g in range(len(sizes))], [""] * len(group))
     labels = [label.text for _, label in plot.legend.items]
     assert len(labels) == MAX_LEGEND + 1 and len(plot.groups) == len(sizes)
     assert labels[0] == "class 10 (11)" and labels[MAX_LEGEND - 1] == f"class {len(sizes) - 1} ({len(sizes)})"
     assert labels[-1] == "10 more groups (55 images)"
+
+
+def test_a_short_map_names_only_the_groups_that_fit_and_cuts_long_names(qtbot):
+    """100 classes in a short window: the legend stays within the plot's height (the axis below stays in view),
+    and names more rows when the window grows."""
+    group = np.arange(3000) % 100
+    plot = FeatureMap()
+    qtbot.addWidget(plot)
+    plot.resize(560, 360)
+    plot.show()
+    names = [f"n{g:08d} a class with a very long name indeed" for g in range(100)]
+    plot.show_points(np.random.default_rng(0).normal(size=(3000, 2)), group, names, [""] * 3000)
+    qtbot.waitExposed(plot)
+    QApplication.processEvents()
+    legend = plot.legend.mapRectToScene(plot.legend.boundingRect())
+    assert legend.bottom() <= plot.height() - 20, "the legend pushes the plot's axis out of view"
+    labels = [label.text for _, label in plot.legend.items]
+    assert labels[-1].endswith("more groups (" + f"{3000 - 30 * (len(labels) - 1):,} images)")
+    assert all("…" in text and len(text) < 50 for text in labels[:-1])
+    short = len(labels)
+    plot.resize(560, 700)
+    QApplication.processEvents()
+    assert len(plot.legend.items) > short

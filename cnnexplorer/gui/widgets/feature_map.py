@@ -16,9 +16,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 
 from cnnexplorer.gui.widgets.legend import legend_beside
-from cnnexplorer.pictures.map import PALETTE, legend_groups
+from cnnexplorer.pictures.map import MAX_LEGEND, PALETTE, legend_groups
 
 HOVER_PIXELS = 12  # a point farther than this from the pointer (on screen) shows nothing
+LEGEND_ROW, LEGEND_FRAME = 22, 18  # pixels: a row of pyqtgraph's legend, and its frame's padding
+LEGEND_BELOW = 30  # pixels under the legend's column: the bottom axis
+LABEL_CHARACTERS = 32  # a longer group name is cut short with an ellipsis
 
 
 class _SelectBox(pg.ViewBox):
@@ -62,6 +65,9 @@ class FeatureMap(pg.PlotWidget):
         self.names: list[str] = []
         self.thumbnails: np.ndarray | None = None
         self.groups: list[pg.ScatterPlotItem] = []
+        self._present: list[tuple[int, str, int]] = []  # (group, name, count) of the groups drawn
+        self._items: dict[int, pg.ScatterPlotItem] = {}
+        self._legend_rows = 0  # rows the legend was filled for
         self.hover_image = pg.ImageItem()
         self.hover_text = pg.TextItem(color=(20, 20, 20), fill=pg.mkBrush(255, 255, 255, 220), anchor=(0, 1))
         for item in (self.hover_image, self.hover_text):
@@ -81,22 +87,40 @@ class FeatureMap(pg.PlotWidget):
         self.xy, self.names, self.thumbnails = np.asarray(xy, dtype=np.float64), list(names), thumbnails
         self.groups = []
         counts = np.bincount(np.asarray(group, dtype=np.int64), minlength=len(group_names))
-        present = [(number, name, int(counts[number])) for number, name in enumerate(group_names) if counts[number]]
-        items = {}
-        for number, name, _ in sorted(present, key=lambda entry: -entry[2]):  # the larger first, beneath
+        self._present = [(number, name, int(counts[number])) for number, name in enumerate(group_names) if counts[number]]
+        self._items = {}
+        for number, name, _ in sorted(self._present, key=lambda entry: -entry[2]):  # the larger first, beneath
             members = np.flatnonzero(group == number)
-            items[number] = pg.ScatterPlotItem(self.xy[members, 0], self.xy[members, 1], size=6, pen=None,
-                                               antialias=False, brush=pg.mkBrush(*PALETTE[number % len(PALETTE)], 170),
-                                               name=name)
-            self.addItem(items[number])
-            self.groups.append(items[number])
-        named = legend_groups(present)
-        for number, name, count in named:
-            self.legend.addItem(items[number], f"{name} ({count:,})")
-        if len(present) > len(named):
-            rest = sum(count for _, _, count in present) - sum(count for _, _, count in named)
-            self.legend.addItem(pg.PlotDataItem(pen=None), f"{len(present) - len(named)} more groups ({rest:,} images)")
+            self._items[number] = pg.ScatterPlotItem(self.xy[members, 0], self.xy[members, 1], size=6, pen=None,
+                                                     antialias=False, name=name,
+                                                     brush=pg.mkBrush(*PALETTE[number % len(PALETTE)], 170))
+            self.addItem(self._items[number])
+            self.groups.append(self._items[number])
+        self._fill_legend()
         self.autoRange()
+
+    def _rows(self) -> int:
+        """Legend rows that fit beside the plot at its present height (at least two)."""
+        return max(2, (self.height() - LEGEND_BELOW - LEGEND_FRAME) // LEGEND_ROW)
+
+    def _fill_legend(self) -> None:
+        """The legend for the groups drawn: the largest that fit beside the plot (``legend_groups``, at most the
+        exported map's 20), in class order with their counts, and one line counting the rest."""
+        self.legend.clear()
+        self._legend_rows = rows = self._rows()
+        everyone = len(self._present) <= min(rows, MAX_LEGEND)
+        named = legend_groups(self._present, len(self._present) if everyone else min(rows - 1, MAX_LEGEND))
+        for number, name, count in named:
+            short = name if len(name) <= LABEL_CHARACTERS else name[: LABEL_CHARACTERS - 1] + "…"
+            self.legend.addItem(self._items[number], f"{short} ({count:,})")
+        if len(self._present) > len(named):
+            rest = sum(count for _, _, count in self._present) - sum(count for _, _, count in named)
+            self.legend.addItem(pg.PlotDataItem(pen=None), f"{len(self._present) - len(named)} more groups ({rest:,} images)")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "_present", None) and self._rows() != self._legend_rows:  # pyqtgraph resizes during __init__
+            self._fill_legend()
 
     def nearest(self, scene_pos: QPointF) -> int | None:
         """The point nearest ``scene_pos`` within ``HOVER_PIXELS`` on screen, or None."""
