@@ -32,13 +32,18 @@ def svd_points(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centred @ directions[:2].T, singular[:2] ** 2 / (singular**2).sum()
 
 
-def test_export_map_draws_the_principal_components_and_is_made_again_from_its_sidecar(capsys, tmp_path, cache):
+def exported_map(capsys, tmp_path, out, *flags) -> dict:
+    """``export map`` of the shapes model's ``features`` over 16 generated images with ``flags``: its report."""
     shapes_folder(tmp_path / "data", 16)
-    out = tmp_path / "map.png"
     code, stdout, err = run_cli(capsys, "export", "map", "--model", "builtin:shapes", "--data", tmp_path / "data",
-                                "--layer", "features", "--colour-by", "prediction", "--out", out, "--json")
+                                "--layer", "features", *flags, "--out", out, "--json")
     assert code == 0, err
-    report = last_json(stdout)
+    return last_json(stdout)
+
+
+def test_export_map_draws_the_principal_components_and_is_made_again_from_its_sidecar(capsys, tmp_path, cache):
+    out = tmp_path / "map.png"
+    report = exported_map(capsys, tmp_path, out, "--colour-by", "prediction")
     handle = load_model("builtin:shapes", "cpu")
     probe = open_probe_set(str(tmp_path / "data"))
     index = brute_force_index(handle, probe, ["features"])
@@ -117,12 +122,8 @@ def test_the_legend_names_the_largest_groups_in_their_own_order():
 
 
 def test_export_map_by_tsne_says_so_and_keeps_it_in_its_sidecar(capsys, tmp_path, cache):
-    shapes_folder(tmp_path / "data", 16)
     out = tmp_path / "tsne.png"
-    code, stdout, err = run_cli(capsys, "export", "map", "--model", "builtin:shapes", "--data", tmp_path / "data",
-                                "--layer", "features", "--projection", "tsne", "--out", out, "--json")
-    assert code == 0, err
-    report = last_json(stdout)
+    report = exported_map(capsys, tmp_path, out, "--projection", "tsne")
     assert report["projection"] == "tsne" and report["variance"] is None and np.asarray(report["points"]).shape == (16, 2)
     assert json.loads((tmp_path / "tsne.png.json").read_text())["settings"]["projection"] == "tsne"
     again = tmp_path / "again.png"

@@ -52,7 +52,7 @@ def tsne_job(features: np.ndarray, seed: int = 0) -> Job["Projection"]:
             outcome["points"] = np.asarray(TSNE(2, perplexity=perplexity, random_state=seed, n_jobs=os.cpu_count() or 1,
                                                 callbacks=report, callbacks_every_iters=REPORT_EVERY).fit(data))
         except OptimizationInterrupt:
-            outcome["stopped"] = True
+            pass  # stopped by a cancel: the job has ended already
         except Exception as exc:  # noqa: BLE001 - raised again on the job's thread
             outcome["error"] = exc
 
