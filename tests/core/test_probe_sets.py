@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from cnnexplorer.core.dataset import probe as probe_module
 from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.dataset.thumbnails import thumbnail
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
 
@@ -106,6 +108,24 @@ def test_odd_files_are_skipped_and_listed_grey_and_rgba_work(tmp_path):
     grey = next(i for i in range(3) if probe.source(i).endswith("grey.png"))
     assert torch.equal(pixels[grey, 0], pixels[grey, 1])  # grey becomes R = G = B
     assert torch.equal(pixels[grey], pre.to_tensor(probe.image(grey)))
+
+
+@pytest.mark.parametrize("readers", [1, 2, 3, 8])
+@pytest.mark.parametrize("batch_size, start, stop", [(5, 0, None), (4, 3, 11), (1, 2, 5), (16, 0, 13), (3, 12, None)])
+def test_batches_keep_the_sets_order_whatever_the_readers_shares(tmp_path, monkeypatch, readers, batch_size, start, stop):
+    """Each reader decodes a contiguous share of a batch: the batches still hold images ``start`` … ``stop`` in order,
+    with their labels and thumbnails, when the batch size does not divide among the readers or a share is empty."""
+    monkeypatch.setattr(probe_module, "_READERS", readers)
+    probe = open_probe_set(str(labelled_folder(tmp_path / "set", per_class=7)))
+    pre = Preprocessing(3, (8, 8), (0.0,) * 3, (1.0,) * 3)
+    end = len(probe) if stop is None else stop
+    batches = list(probe.batches_with_thumbnails(pre, batch_size, start, stop))
+    assert [first for first, *_ in batches] == list(range(start, end, batch_size))
+    pixels, labels = torch.cat([b[1] for b in batches]), torch.cat([b[2] for b in batches])
+    assert torch.equal(pixels, torch.stack([pre.to_tensor(probe.image(i)) for i in range(start, end)]))
+    assert labels.tolist() == [probe.label(i) for i in range(start, end)]
+    assert np.array_equal(np.concatenate([b[3] for b in batches]),
+                          np.stack([thumbnail(pre.fit(probe.image(i))) for i in range(start, end)]))
 
 
 @pytest.mark.parametrize("content", ["empty", "non-images"])

@@ -188,7 +188,8 @@ class _Run:
 
     @contextlib.contextmanager
     def hooks(self):
-        """Forward hooks on the plan's modules for the block, recording the first call per pass of this thread."""
+        """Forward hooks on the plan's modules for the block, recording the first call per pass of this thread, and
+        the model in eval mode (set once for the block: per batch it cost more than the hooks' own Python)."""
         root, owner = self.handle.module, threading.get_ident()
         outputs = {module: [] for module, way in self.plan.features.values() if way != INPUT}
         for name, (module, way) in self.plan.features.items():
@@ -220,7 +221,7 @@ class _Run:
         try:
             for module, feature in inputs:
                 handles.append(root.get_submodule(module).register_forward_pre_hook(on_input(feature)))
-            with forward_hooks([(root.get_submodule(name), on_output(name)) for name in watched]):
+            with forward_hooks([(root.get_submodule(name), on_output(name)) for name in watched]), eval_mode(root):
                 yield
         finally:
             for handle in handles:
@@ -243,7 +244,7 @@ class _Run:
         and merge what the hooks saw (copied to the host after the pass: a copy during it would make the host
         wait for a GPU at every layer)."""
         self._pending, self._called = {}, set()
-        with torch.no_grad(), eval_mode(self.handle.module):
+        with torch.no_grad():
             output = self.handle.pixel_model()(pixels.to(self.handle.device))
             logits = output_tensors(output)[0].reshape(len(pixels), -1).float()
             probs, classes = torch.softmax(logits, 1).topk(self.top5.shape[1], 1)

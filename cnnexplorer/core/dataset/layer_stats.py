@@ -92,15 +92,13 @@ def _positions(height: int, width: int, device: torch.device) -> torch.Tensor:
 
 def histogram_counts(sample: torch.Tensor, edges: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """``[C, BINS]`` int64 counts and ``[C]`` zeros of the float32 sampled values [N, C, S] (see the module notes),
-    where they are, in one count: each value's bin doubled, plus one for a zero."""
+    where they are: every channel's bins counted by one ``bincount``."""
     channels = sample.shape[1]
     low, scale = (float(np.float32(v)) for v in (edges[0], BINS / (edges[-1] - edges[0])))
+    zeros = (sample == 0).sum((0, 2))
     bins = sample.sub(low).mul_(scale).clamp_(0, BINS - 1).to(torch.int32)  # truncated at ≥ 0: the floor
     bins += torch.arange(0, channels * BINS, BINS, dtype=torch.int32, device=bins.device).reshape(1, -1, 1)
-    bins *= 2
-    bins += sample == 0
-    counts = torch.bincount(bins.ravel(), minlength=channels * BINS * 2).reshape(channels, BINS, 2)
-    return counts.sum(2), counts[:, :, 1].sum(1)
+    return torch.bincount(bins.ravel(), minlength=channels * BINS).reshape(channels, BINS), zeros
 
 
 def histogram_edges(sample: torch.Tensor) -> np.ndarray:

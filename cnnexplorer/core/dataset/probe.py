@@ -99,20 +99,30 @@ class ProbeSet:
 
     def _decoded(self, preprocessing: Preprocessing, with_thumbnails: bool, batch_size: int, start: int,
                  stop: int | None) -> Iterator[tuple[int, list, torch.Tensor]]:
-        """Each batch's images as ``_decode`` gives them, the next batch decoded on reader threads meanwhile."""
+        """Each batch's images as ``_decode`` gives them, the next batch decoded on reader threads meanwhile.
+
+        Each reader takes a contiguous share of the batch, not an image at a time: a task per image woke
+        the caller for each one, and on small images the hand-overs of Python's lock cost more than the
+        decoding (2,000 PNG files of 64 px, 2 cores: 0.77 s of CPU on one reader against 0.47 s in a plain
+        loop, and 0.50 s with one share per batch; 1.05 s and 0.95 s on two readers)."""
         end = len(self) if stop is None else min(stop, len(self))
         firsts = range(start, end, batch_size)
         pool = ThreadPoolExecutor(_READERS)
 
+        def decode(images: range) -> list:
+            return [self._decode(preprocessing, i, with_thumbnails) for i in images]
+
         def submit(first: int) -> list:
-            return [pool.submit(self._decode, preprocessing, i, with_thumbnails)
-                    for i in range(first, min(first + batch_size, end))]
+            images = range(first, min(first + batch_size, end))
+            share = -(-len(images) // _READERS)
+            return [pool.submit(decode, images[k:k + share]) for k in range(0, len(images), share)]
 
         try:
             coming = submit(firsts[0]) if firsts else []
             for k, first in enumerate(firsts):
                 batch, coming = coming, submit(firsts[k + 1]) if k + 1 < len(firsts) else []
-                yield first, [future.result() for future in batch], torch.from_numpy(self.labels[first:first + len(batch)])
+                decoded = [item for share in batch for item in share.result()]
+                yield first, decoded, torch.from_numpy(self.labels[first:first + len(decoded)])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

@@ -3,7 +3,7 @@
 A thumbnail is made from the 8-bit image the model's pixels come from (``Preprocessing.fit``): shrunk
 by whole factors with a box filter (PIL's ``reduce``, as ``Image.thumbnail`` does), then resized
 bilinearly to ``THUMBNAIL`` pixels a side. The probe set's readers make them as they decode each image
-(``ProbeSet.batches_with_thumbnails``), a few microseconds each, so the index's pass does no work of its
+(``ProbeSet.batches_with_thumbnails``), some 15 µs each, so the index's pass does no work of its
 own for them. A query's thumbnail is made from its pixels, whose 8-bit values they hold exactly.
 """
 
