@@ -11,9 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, TypeVar
 
-import numpy as np
 from PySide6.QtCore import QRect, QSettings, QSize, QStandardPaths, Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QStyle, QTabWidget, QWidget
 
 from cnnexplorer.core.checkpoints import NeedsTrust
@@ -38,6 +37,7 @@ from cnnexplorer.gui.views.weights_view import WeightsView
 from cnnexplorer.gui.widgets.image_dock import ImageDock
 from cnnexplorer.gui.widgets.edited_badge import EditedBadge
 from cnnexplorer.gui.widgets.model_dock import ModelDock
+from cnnexplorer.gui.widgets.pixmaps import qimage_from_pixels
 from cnnexplorer.gui.window_files import WindowFiles
 from cnnexplorer.gui.window_jobs import model_job, move_job, predict_job
 from cnnexplorer.gui.window_menus import WindowMenus
@@ -74,14 +74,6 @@ def first_geometry(available: QRect) -> QRect:
     placed = QRect(available.topLeft(), PREFERRED_SIZE.boundedTo(available.size() - FRAME_ROOM))
     placed.moveCenter(available.center())
     return placed
-
-
-def qimage_from_pixels(pixels: np.ndarray) -> QImage:
-    """An independent QImage copy of H×W×3 (RGB) or H×W (grey) uint8 pixels."""
-    pixels = np.ascontiguousarray(pixels)
-    height, width = pixels.shape[:2]
-    fmt = QImage.Format.Format_RGB888 if pixels.ndim == 3 else QImage.Format.Format_Grayscale8
-    return QImage(pixels.data, width, height, pixels.strides[0], fmt).copy()
 
 
 class MainWindow(WindowFiles, WindowMenus, QMainWindow):

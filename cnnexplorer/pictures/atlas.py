@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from cnnexplorer.core.dataset.atlas import Atlases, FeatureVisImages, Patch, Reconstructions, UnitAtlas
-    from cnnexplorer.core.dataset.probe import ProbeSet
 
 DEFAULT_CHANNELS = 9
 MAX_CHANNELS = 64

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tests.cli.cli_helpers import last_json, run_cli
 

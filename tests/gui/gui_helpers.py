@@ -1,4 +1,4 @@
-"""Windows the GUI tests start from."""
+"""Windows the GUI tests start from, and a double click on a list row."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import Qt
 
 from cnnexplorer.gui.window_jobs import sample_images
 
@@ -34,3 +35,11 @@ def write_image(path: Path, seed: int = 1, size=(30, 20)) -> Path:
     rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
     return path
+
+
+def double_click(qtbot, listing, row: int) -> None:
+    """A real press and double click on row ``row`` of a list view (``ImageList``)."""
+    listing.scrollTo(listing.model().index(row))
+    centre = listing.visualRect(listing.model().index(row)).center()
+    qtbot.mouseClick(listing.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseDClick(listing.viewport(), Qt.MouseButton.LeftButton, pos=centre)

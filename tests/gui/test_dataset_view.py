@@ -4,6 +4,7 @@ and evaluation pages show, open the set's images, and export pictures that the C
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.dataset_view import PAGES, DatasetView
 from cnnexplorer.gui.window_jobs import sample_images
-from tests.gui.gui_helpers import shapes_window
+from tests.gui.gui_helpers import double_click, shapes_window
 
 WAIT_MS = 60_000
 
@@ -110,7 +111,7 @@ def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
     assert assert_remade(window, tmp_path)["view"] == "confusion"
     if view.mistakes.count():
         with qtbot.waitSignal(view.open_image_requested):
-            view._open_item(view.mistakes.item(0))
+            double_click(qtbot, view.mistakes, 0)
 
 
 def test_a_new_model_forgets_the_index(window):
@@ -125,9 +126,12 @@ def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
     assert view.selection.isHidden()
     view.map.selected.emit([0, 5])
     assert view.selection.isVisibleTo(view) and view.selection.count() == 2
+    assert view.selection.row_data(1) == Path(view.probe.source(5)).name
     with qtbot.waitSignal(view.open_image_requested) as opened:
-        view._open_item(view.selection.item(1))
+        double_click(qtbot, view.selection, 1)
     assert opened.args == [view.probe.source(5)]
+    view.map.selected.emit([])
+    assert view.selection.isHidden() and view.selection.count() == 0
 
 
 def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_atlas(window):
@@ -137,10 +141,12 @@ def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_a
     x, y = grid.left + grid.cell / 2, grid.top + grid.cell / 2  # the first row's diagonal cell
     assert grid.cell_at(x, y) == (true, true) and grid.cell_at(grid.left - 1, y) is None
     view.list_cell(true, true)
-    listed = [view.mistakes.item(k).data(Qt.ItemDataRole.UserRole) for k in range(view.mistakes.count())]
+    listed = [view.mistakes.number(k) for k in range(view.mistakes.count())]
     assert listed == evaluation.cell(true, true).tolist() and listed
-    first = view.mistakes.item(0)
-    assert first.toolTip().startswith(first.text() + "\n")  # the whole line, however narrow the list
+    first = view.mistakes.row_data(0)
+    assert view.mistakes.row_data(0, Qt.ItemDataRole.ToolTipRole).startswith(first + "\n")  # however narrow the list
+    thumbnail = view.mistakes.row_data(0, Qt.ItemDataRole.DecorationRole)
+    assert (thumbnail.width(), thumbnail.height()) == view.index.thumbnails.shape[1:3][::-1]
     layer = next(iter(view.index.layers))
     window.view(ActivationsView).atlas_requested.emit(Unit(layer, 2))
     assert window.wait_for_jobs(WAIT_MS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from cnnexplorer.core.adversarial.base import Attack, AttackResult, AttackStep, clean_probabilities
+from cnnexplorer.core.adversarial.base import Attack, AttackStep, clean_probabilities
 from cnnexplorer.core.adversarial.dataset import BUILTIN, LabelledImages, curve_images
 from cnnexplorer.core.adversarial.fgsm import FGSM
 from cnnexplorer.core.adversarial.pgd import PGD

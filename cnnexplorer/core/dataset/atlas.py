@@ -34,7 +34,7 @@ from cnnexplorer.core.attribution.relu_rules import DeconvReLU, GuidedReLU, relu
 from cnnexplorer.core.dataset.receptive import WHOLE, Box, Field, image_box, layer_field, receptive_fields
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.featurevis.optimize import Step, as_uint8, preset, run_to
-from cnnexplorer.core.featurevis.units import layer_units, render_units, workable_size
+from cnnexplorer.core.featurevis.units import render_units, workable_size
 from cnnexplorer.core.hooks import find_layers, forward_hooks, output_tensors
 from cnnexplorer.core.jobs import Job, Progress, map_items
 from cnnexplorer.core.layouts import unknown_layout

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Job, Progress
+
+if TYPE_CHECKING:
+    from cnnexplorer.core.dataset.projection import Projection
 
 PERPLEXITY = 30.0
 MIN_POINTS = 5
@@ -26,7 +30,7 @@ POLL_S = 0.1
 INSTALL = "pip install 'cnnexplorer[tsne]'"
 
 
-def tsne_job(features: np.ndarray, seed: int = 0) -> Job["Projection"]:
+def tsne_job(features: np.ndarray, seed: int = 0) -> Job[Projection]:
     """The t-SNE ``Projection`` of ``features`` ``[N,D]``; yields ``Progress`` per ``REPORT_EVERY`` iterations."""
     from cnnexplorer.core.dataset.projection import Projection
 

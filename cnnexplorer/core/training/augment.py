@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -137,10 +138,9 @@ def _sample(images: torch.Tensor, grid: torch.Tensor, aug: Augmentation) -> torc
 
 
 def preview_picture(images: torch.Tensor, labels: torch.Tensor, class_names: list[str], columns: int = 8,
-                    tile: int = 96) -> "np.ndarray":
+                    tile: int = 96) -> np.ndarray:
     """A labelled grid of a batch (H×W×3 uint8), for the preview shown before training starts;
     each class name is written under its image at the readable ``SMALL`` size, cut to the tile's width."""
-    import numpy as np
     from PIL import Image, ImageDraw
 
     from cnnexplorer.core.picture_style import INK, PAPER, SMALL, fit_text, pil_font

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, index_job
@@ -41,6 +41,7 @@ from cnnexplorer.gui.views import View
 from cnnexplorer.gui.widgets.canvas import ImageCanvas
 from cnnexplorer.gui.widgets.feature_map import FeatureMap
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
+from cnnexplorer.gui.widgets.image_list import ImageList
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 from cnnexplorer.gui.workers import JobRunner
 from cnnexplorer.pictures.base import Inputs, Picture
@@ -201,22 +202,22 @@ class DatasetView(View):
         self.map = FeatureMap()
         self.map.picked.connect(self._open_image_number)
         self.map.selected.connect(self._list_selection)
-        self.selection = QListWidget()
+        self.selection = ImageList()
         self.selection.setMaximumWidth(240)
         self.selection.hide()  # shown with a selection: the map has the page until then
         self.selection.setToolTip("The images of the last Shift-drag rectangle on the map; double-click one to open it")
-        self.selection.itemDoubleClicked.connect(self._open_item)
+        self.selection.opened.connect(self._open_image_number)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
         self.confusion_canvas = ImageCanvas(fit="width")
         self.confusion_canvas.scene().sigMouseClicked.connect(self._confusion_click)
         self.evaluation_caption = QLabel()
         self.evaluation_caption.setWordWrap(True)
-        self.mistakes = QListWidget()
+        self.mistakes = ImageList()
         self.mistakes.setMaximumWidth(360)
         self.mistakes.setToolTip("The most confident mistakes, or the images of the clicked cell of the matrix; "
                                  "double-click one to open it")
-        self.mistakes.itemDoubleClicked.connect(self._open_item)
+        self.mistakes.opened.connect(self._open_image_number)
         self._build_faithfulness()
         self._build_pages()
 
@@ -554,10 +555,8 @@ class DatasetView(View):
                                  "Shift-drag to list a rectangle's images.")
 
     def _list_selection(self, numbers: list[int]) -> None:
-        self.selection.clear()
-        self.selection.setVisible(bool(numbers))
-        for i in numbers:
-            self._add_item(self.selection, i, Path(self.index.sources[i]).name)
+        self.selection.setVisible(bool(len(numbers)))
+        self.selection.show_images(numbers, self._file_name, self.index.thumbnails)
 
     def _draw_evaluation(self) -> None:
         handle, probe, index = self.session.model, self.probe, self.index
@@ -577,10 +576,13 @@ class DatasetView(View):
         self._evaluation, self._grid = evaluation, grid
         self.confusion_canvas.set_pixels(picture.pixels)
         names = evaluation.class_names
-        self.mistakes.clear()
-        for m in evaluation.mistakes(200):
-            self._add_item(self.mistakes, m.image, f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}: "
-                                                   f"{Path(index.sources[m.image]).name}")
+        mistakes = {m.image: m for m in evaluation.mistakes(200)}
+
+        def line(number: int) -> str:
+            m = mistakes[number]
+            return f"{_share(m.prob)} {names[m.predicted]}, is {names[m.label]}\n{self._file_name(number)}"
+
+        self.mistakes.show_images(list(mistakes), line, index.thumbnails)
         unmatched = f" Labels naming no class: {', '.join(evaluation.unmatched)}." if evaluation.unmatched else ""
         listed = "The list holds the most confident mistakes" if self.mistakes.count() else "No mistakes"
         self.evaluation_caption.setText(f"{evaluation.count:,} labelled images: top-1 {_share(evaluation.top1)}, top-5 "
@@ -598,9 +600,7 @@ class DatasetView(View):
     def list_cell(self, true: int, predicted: int) -> None:
         """List the images of class ``true`` the model called ``predicted``."""
         names = self._evaluation.class_names
-        self.mistakes.clear()
-        for i in self._evaluation.cell(true, predicted):
-            self._add_item(self.mistakes, int(i), Path(self.index.sources[i]).name)
+        self.mistakes.show_images(self._evaluation.cell(true, predicted), self._file_name, self.index.thumbnails)
         self.evaluation_caption.setText(f"{self.mistakes.count()} images of {names[true]} called {names[predicted]}; "
                                         "double-click one to open it.")
 
@@ -687,14 +687,8 @@ class DatasetView(View):
 
     # --- opening the set's images ----------------------------------------------------------------
 
-    def _add_item(self, listing: QListWidget, number: int, text: str) -> None:
-        item = QListWidgetItem(text)
-        item.setData(Qt.ItemDataRole.UserRole, number)
-        item.setToolTip(f"{text}\nDouble-click to open it")  # the whole line, where the list is too narrow for it
-        listing.addItem(item)
-
-    def _open_item(self, item: QListWidgetItem) -> None:
-        self._open_image_number(int(item.data(Qt.ItemDataRole.UserRole)))
+    def _file_name(self, number: int) -> str:
+        return Path(self.index.sources[number]).name
 
     def _open_image_number(self, number: int) -> None:
         source = self.probe.source(number) if self.probe is not None else ""

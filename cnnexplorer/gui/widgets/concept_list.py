@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QGridLayout, QLabel, QListView, QListWidget, QListWidgetItem, QWidget
+
+from cnnexplorer.gui.widgets.pixmaps import scaled_pixmap
 
 if TYPE_CHECKING:
     from cnnexplorer.core.attribution.concepts import Concepts, References
@@ -24,16 +26,8 @@ REFERENCE = 48
 """Pixels on a reference thumbnail's side (the index keeps 32)."""
 
 
-def _pixmap(pixels: np.ndarray, side: int) -> QPixmap:
-    pixels = np.ascontiguousarray(pixels)
-    height, width = pixels.shape[:2]
-    image = QImage(pixels.data, width, height, pixels.strides[0], QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation)
-
-
 def _icon(pixels: np.ndarray) -> QIcon:
-    return QIcon(_pixmap(pixels, THUMBNAIL))
+    return QIcon(scaled_pixmap(pixels, THUMBNAIL))
 
 
 class ConceptList(QListWidget):
@@ -108,7 +102,7 @@ class ReferenceStrip(QWidget):
                              ("relevance", tuple(i for i, _ in references.by_relevance))):
             strip = [np.pad(thumbnails[i], ((0, 0), (0, 2), (0, 0)), constant_values=255) for i in images]
             label = self.rows[kind]
-            label.setPixmap(_pixmap(np.concatenate(strip, axis=1), REFERENCE * len(strip)) if strip else QPixmap())
+            label.setPixmap(scaled_pixmap(np.concatenate(strip, axis=1), REFERENCE * len(strip)) if strip else QPixmap())
             label.setToolTip("images " + ", ".join(map(str, images)))
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.session import Session
+from cnnexplorer.gui.widgets.pixmaps import qimage_from_pixels
 from cnnexplorer.gui.widgets.flow_layout import FlowLayout, control_group
 from cnnexplorer.gui.widgets.spin_boxes import SpinBox
 from cnnexplorer.gui.workers import JobRunner
@@ -160,9 +161,8 @@ class LayersPage(QWidget):
         if self.pixels is None:
             return
         height, width = self.pixels.shape[:2]
-        image = QImage(self.pixels.data, width, height, self.pixels.strides[0], QImage.Format.Format_RGB888).copy()
         room = max(100, self.scroll.viewport().width())
-        pixmap = QPixmap.fromImage(image)
+        pixmap = QPixmap.fromImage(qimage_from_pixels(self.pixels))
         if width > room:
             pixmap = pixmap.scaledToWidth(room, Qt.TransformationMode.SmoothTransformation)
         self.label.scale = pixmap.width() / width
