@@ -1,5 +1,5 @@
 """The dataset's image lists: rows made on demand (50,000 listed at once), each with its thumbnail and its whole
-line as a tooltip; a double click on a row opens that image."""
+line as a tooltip; a double click on a row, or Enter, opens that image."""
 
 from __future__ import annotations
 
@@ -20,13 +20,17 @@ def test_rows_show_their_thumbnail_and_text_and_a_double_click_opens_the_image(q
     listing.show_images([7, 2, 9], lambda n: f"image {n}", thumbnails)
     assert listing.count() == 3 and [listing.number(r) for r in range(3)] == [7, 2, 9]
     assert listing.row_data(1) == "image 2"
-    assert listing.row_data(1, Qt.ItemDataRole.ToolTipRole) == "image 2\nDouble-click to open it"
+    assert listing.row_data(1, Qt.ItemDataRole.ToolTipRole) == "image 2\nDouble-click or press Enter to open it"
     shown = listing.row_data(2, Qt.ItemDataRole.DecorationRole).toImage().convertToFormat(QImage.Format.Format_RGB888)
     pixels = np.frombuffer(shown.constBits(), np.uint8).reshape(32, shown.bytesPerLine())[:, :96].reshape(32, 32, 3)
     assert np.array_equal(pixels, thumbnails[9])
     with qtbot.waitSignal(listing.opened) as opened:
         double_click(qtbot, listing, 1)
     assert opened.args == [2]
+    listing.setCurrentIndex(listing.model().index(2))
+    with qtbot.waitSignal(listing.opened) as opened:
+        qtbot.keyClick(listing, Qt.Key.Key_Return)
+    assert opened.args == [9]
     listing.clear()
     assert listing.count() == 0
 

@@ -205,7 +205,8 @@ class DatasetView(View):
         self.selection = ImageList()
         self.selection.setMaximumWidth(240)
         self.selection.hide()  # shown with a selection: the map has the page until then
-        self.selection.setToolTip("The images of the last Shift-drag rectangle on the map; double-click one to open it")
+        self.selection.setToolTip("The images of the last Shift-drag rectangle on the map; double-click one (or press "
+                                  "Enter) to open it")
         self.selection.opened.connect(self._open_image_number)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
@@ -216,7 +217,7 @@ class DatasetView(View):
         self.mistakes = ImageList()
         self.mistakes.setMaximumWidth(360)
         self.mistakes.setToolTip("The most confident mistakes, or the images of the clicked cell of the matrix; "
-                                 "double-click one to open it")
+                                 "double-click one (or press Enter) to open it")
         self.mistakes.opened.connect(self._open_image_number)
         self._build_faithfulness()
         self._build_pages()

@@ -1,4 +1,4 @@
-"""A list of a dataset's images, each row its thumbnail and a line of text; a double click opens one.
+"""A list of a dataset's images, each row its thumbnail and a line of text; a double click (or Enter) opens one.
 
 The rows are served by a model on demand (``_Rows``): a list of 50,000 images (a rectangle drawn
 over the whole map, a confusion cell of a large set) is set at once, and only the rows on screen
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QKeyEvent, QPixmap
 from PySide6.QtWidgets import QListView, QWidget
 
 from cnnexplorer.gui.widgets.pixmaps import qimage_from_pixels
@@ -43,7 +43,7 @@ class _Rows(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.text(number)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{self.text(number)}\nDouble-click to open it"  # the whole line, where the list is too narrow
+            return f"{self.text(number)}\nDouble-click or press Enter to open it"  # the whole line, however narrow
         if role == Qt.ItemDataRole.DecorationRole and self.thumbnails is not None:
             return QPixmap.fromImage(qimage_from_pixels(self.thumbnails[number]))
         if role == Qt.ItemDataRole.UserRole:
@@ -52,7 +52,8 @@ class _Rows(QAbstractListModel):
 
 
 class ImageList(QListView):
-    """Rows of images by number (``show_images``); ``opened`` carries the number of the row double-clicked."""
+    """Rows of images by number (``show_images``); ``opened`` carries the number of the row double-clicked or
+    entered."""
 
     opened = Signal(int)
 
@@ -68,6 +69,13 @@ class ImageList(QListView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long file name keeps its start and its end
         self.doubleClicked.connect(lambda index: self.opened.emit(self.number(index.row())))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter or Return opens the current row's image, as a double click does."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
+            self.opened.emit(self.number(self.currentIndex().row()))
+            return
+        super().keyPressEvent(event)
 
     def show_images(self, numbers, text: Callable[[int], str], thumbnails: np.ndarray | None = None) -> None:
         """List images ``numbers`` in that order, each row ``text(number)`` beside ``thumbnails[number]``."""
