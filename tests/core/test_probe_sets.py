@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from cnnexplorer.core.dataset import probe as probe_module
-from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.dataset.probe import ProbeSet, open_probe_set
 from cnnexplorer.core.dataset.thumbnails import thumbnail
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.model_handle import ModelHandle, Preprocessing
@@ -126,6 +127,26 @@ def test_batches_keep_the_sets_order_whatever_the_readers_shares(tmp_path, monke
     assert labels.tolist() == [probe.label(i) for i in range(start, end)]
     assert np.array_equal(np.concatenate([b[3] for b in batches]),
                           np.stack([thumbnail(pre.fit(probe.image(i))) for i in range(start, end)]))
+
+
+def test_stopping_the_batches_waits_for_one_image_per_reader_not_a_whole_share(monkeypatch):
+    """Closed while the next batch is being read, the readers stop after the image each one is reading: with
+    large images a share of a batch would otherwise hold a cancel for seconds."""
+    monkeypatch.setattr(probe_module, "_READERS", 2)
+    read: list[int] = []
+
+    def slow(i: int) -> Image.Image:
+        read.append(i)
+        time.sleep(0.2)
+        return Image.new("RGB", (8, 8), (i, 0, 0))
+
+    probe = ProbeSet("test:slow", None, np.full(32, -1, np.int64), slow)
+    batches = probe.batches(Preprocessing(3, (8, 8), (0.0,) * 3, (1.0,) * 3), 8)
+    first, pixels, _ = next(batches)  # the second batch's two shares of 4 start now
+    assert first == 0 and torch.allclose(pixels[:, 0, 0, 0] * 255, torch.arange(8.0))
+    batches.close()
+    assert sorted(read[:8]) == list(range(8))
+    assert len(read) <= 8 + 2 * 2  # at most the image each reader was on and one more (their 4 each: 16)
 
 
 @pytest.mark.parametrize("content", ["empty", "non-images"])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,10 +108,11 @@ class ProbeSet:
         loop, and 0.50 s with one share per batch; 1.05 s and 0.95 s on two readers)."""
         end = len(self) if stop is None else min(stop, len(self))
         firsts = range(start, end, batch_size)
-        pool = ThreadPoolExecutor(_READERS)
+        pool, stopping = ThreadPoolExecutor(_READERS), threading.Event()
 
         def decode(images: range) -> list:
-            return [self._decode(preprocessing, i, with_thumbnails) for i in images]
+            """A share's images; when the caller has stopped, no more of them (what is made is not used)."""
+            return [self._decode(preprocessing, i, with_thumbnails) for i in images if not stopping.is_set()]
 
         def submit(first: int) -> list:
             images = range(first, min(first + batch_size, end))
@@ -124,6 +126,7 @@ class ProbeSet:
                 decoded = [item for share in batch for item in share.result()]
                 yield first, decoded, torch.from_numpy(self.labels[first:first + len(decoded)])
         finally:
+            stopping.set()  # a cancel waits for one image per reader, not a whole share of large ones
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _decode(self, preprocessing: Preprocessing, i: int, with_thumbnail: bool):
