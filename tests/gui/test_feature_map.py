@@ -1,15 +1,17 @@
-"""The feature-space map: nearest point under the pointer, click to pick, Shift-drag to select, 50,000 points."""
+"""The feature-space map: nearest point under the pointer, click to pick, Shift-drag to select a rectangle and
+Ctrl-drag a lasso, 50,000 points."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from cnnexplorer.gui.widgets.feature_map import FeatureMap
+from cnnexplorer.gui.widgets.feature_map import FeatureMap, inside_outline
 
 
 def shown_map(qtbot, count=2000, seed=0):
@@ -65,12 +67,13 @@ def test_shift_drag_selects_exactly_the_points_inside(qtbot):
     assert dragged.args[0] == plot.inside(band) and not plot.box.band.isVisible()
 
 
-def send(plot, kind, pos):
-    """A Shift + left-button mouse event (QTest's moves carry no buttons, so a drag needs real events)."""
+def send(plot, kind, pos, modifiers=Qt.KeyboardModifier.ShiftModifier):
+    """A left-button mouse event with ``modifiers`` held (QTest's moves carry no buttons, so a drag needs real
+    events)."""
     buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.MouseButtonRelease else Qt.MouseButton.LeftButton
     event = QMouseEvent(kind, QPointF(pos), QPointF(plot.viewport().mapToGlobal(pos)), Qt.MouseButton.LeftButton
                         if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton, buttons,
-                        Qt.KeyboardModifier.ShiftModifier)
+                        modifiers)
     QApplication.sendEvent(plot.viewport(), event)
 
 
@@ -144,3 +147,49 @@ def test_a_short_map_names_only_the_groups_that_fit_and_cuts_long_names(qtbot):
     plot.resize(560, 700)
     QApplication.processEvents()
     assert len(plot.legend.items) > short
+
+
+def winding_inside(point, outline) -> bool:
+    """Brute force, by another rule: the winding number of ``outline`` around ``point`` (non-zero inside a simple
+    polygon), summed edge by edge in plain Python."""
+    x, y = point
+    winding = 0
+    for (x0, y0), (x1, y1) in zip(outline, np.roll(outline, -1, axis=0)):
+        side = (x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)
+        if y0 <= y < y1 and side > 0:
+            winding += 1
+        elif y1 <= y < y0 and side < 0:
+            winding -= 1
+    return winding != 0
+
+
+@pytest.mark.parametrize("outline", [
+    [(0, 0), (4, 0), (2, 3)],  # a triangle
+    [(0, 0), (4, 0), (4, 1), (1, 1), (1, 4), (0, 4)],  # an L: concave, its corner square empty
+    [(2 + (1.8 if k % 2 else 0.7) * np.cos(k * np.pi / 6), 2 + (1.8 if k % 2 else 0.7) * np.sin(k * np.pi / 6))
+     for k in range(12)],  # a six-pointed star
+])
+def test_a_lasso_holds_exactly_the_points_inside_its_outline(outline):
+    outline = np.array(outline, dtype=np.float64)
+    xy = np.random.default_rng(1).uniform(-0.5, 4.5, (3000, 2))
+    expected = [i for i, point in enumerate(xy) if winding_inside(point, outline)]
+    assert inside_outline(xy, outline).tolist() == expected and 100 < len(expected) < 2900
+    assert inside_outline(xy, outline[::-1]).tolist() == expected  # drawn either way round
+    assert inside_outline(xy, outline[:2]).size == 0  # a stroke, not an outline
+
+
+def test_ctrl_drag_draws_a_lasso_that_selects_the_points_inside_not_its_bounding_box(qtbot):
+    plot, _ = shown_map(qtbot, 10)
+    xy = np.array([(0.0, 0.0), (4.0, 0.0), (2.0, 3.0),  # the lasso's corners, to frame the view
+                   (2.0, 1.0), (1.6, 0.5), (2.4, 0.5), (2.0, 2.2),  # well inside the triangle
+                   (0.4, 2.6), (3.6, 2.6), (2.0, -0.5)])  # in its bounding box (or just below), outside it
+    plot.show_points(xy, np.zeros(len(xy), np.int64), ["all"], [f"img{i}" for i in range(len(xy))])
+    corners = [on_screen(plot, point) for point in ((0.0, 0.0), (4.0, 0.0), (2.0, 3.0))]
+    with qtbot.waitSignal(plot.selected) as lassoed:
+        send(plot, QEvent.Type.MouseButtonPress, corners[0], Qt.KeyboardModifier.ControlModifier)
+        for start, end in zip(corners, corners[1:]):
+            for step in range(1, 11):
+                qtbot.wait(12)  # pyqtgraph passes on at most 100 moves a second
+                send(plot, QEvent.Type.MouseMove, start + (end - start) * step / 10, Qt.KeyboardModifier.ControlModifier)
+        send(plot, QEvent.Type.MouseButtonRelease, corners[-1], Qt.KeyboardModifier.ControlModifier)
+    assert lassoed.args[0] == [3, 4, 5, 6] and not plot.box.lasso.isVisible()

@@ -9,10 +9,11 @@ a finished index is read back at once). Its pages:
   its image. Clicking a tile in the activation grid makes its channel the current unit.
 - **Neighbours** — the current image's nearest images in a layer's feature space and in pixel space
   (``pictures.neighbours``).
-- **Map** — a 2-D PCA of a layer's pooled features, coloured by label, prediction or correctness;
-  hover, click to open, Shift-drag to list a rectangle's images (Export writes ``pictures.map``).
-- **Evaluation** — accuracy, the confusion matrix (``pictures.confusion``) and the most confident
-  mistakes; a mistake opens on a double click.
+- **Map** — a 2-D PCA or t-SNE of a layer's pooled features, coloured by label, prediction or
+  correctness; hover, click to open, Shift-drag to list a rectangle's images, Ctrl-drag to draw
+  around them (Export writes ``pictures.map``).
+- **Evaluation** — accuracy, the confusion matrix (``pictures.confusion``) whose cells list their
+  images, and the most confident mistakes; a listed image opens on a double click or Enter.
 - **Faithfulness** — heatmap methods × metrics (deletion, insertion, ROAD; ``core.faithfulness``) with
   the random map's row, for the current image (with its model-randomisation sanity strip,
   ``pictures.sanity``) or the opened set's first images; needs no index.
@@ -205,8 +206,8 @@ class DatasetView(View):
         self.selection = ImageList()
         self.selection.setMaximumWidth(240)
         self.selection.hide()  # shown with a selection: the map has the page until then
-        self.selection.setToolTip("The images of the last Shift-drag rectangle on the map; double-click one (or press "
-                                  "Enter) to open it")
+        self.selection.setToolTip("The images inside the last rectangle (Shift-drag) or outline (Ctrl-drag) drawn on "
+                                  "the map; double-click one (or press Enter) to open it")
         self.selection.opened.connect(self._open_image_number)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
@@ -553,7 +554,7 @@ class DatasetView(View):
             how = (f"by t-SNE of {layer}'s pooled outputs (perplexity {projection.perplexity:.3g}: near points are "
                    "alike; distances between clusters mean little)")
         self.map_caption.setText(f"{index.count:,} images {how}. Hover a point to see it, click to open it, "
-                                 "Shift-drag to list a rectangle's images.")
+                                 "Shift-drag to list a rectangle's images, Ctrl-drag to draw around them.")
 
     def _list_selection(self, numbers: list[int]) -> None:
         self.selection.setVisible(bool(len(numbers)))
