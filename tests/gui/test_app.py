@@ -89,6 +89,7 @@ def test_settings_round_trip(make_window, settings, tmp_path):
 
 def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     from cnnexplorer.gui.views.activations_view import ActivationsView
+    from cnnexplorer.gui.views.dataset_view import DatasetView
     from cnnexplorer.gui.views.featurevis_view import FeatureVisView
     from cnnexplorer.gui.views.heatmap_view import AUTO_CMAP, HeatmapView
     from cnnexplorer.gui.views.training_view import TrainingView
@@ -107,6 +108,12 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     training.settings.data.setText("folder:/data/pets")
     training.settings.hflip.setChecked(True)
     training.curves.slider.setValue(80)
+    dataset = window.view(DatasetView)
+    dataset.k.setValue(5)
+    dataset.projection.setCurrentText("t-SNE")
+    dataset.colour_by.setCurrentText("right or wrong")
+    dataset.faith_steps.setValue(dataset.faith_steps.value() + 3)
+    faith_steps = dataset.faith_steps.value()
     window.tabs.setCurrentWidget(heatmaps)
     window.close()
 
@@ -120,6 +127,9 @@ def test_view_options_and_the_tab_come_back_next_time(make_window, settings):
     config = training.settings.config()
     assert (config.epochs, config.precision, config.augment.hflip) == (7, "bf16", True)
     assert training.settings.data.text() == "folder:/data/pets" and training.curves.slider.value() == 80
+    dataset = again.view(DatasetView)
+    assert (dataset.k.value(), dataset.projection.currentText(), dataset.colour_by.currentText(),
+            dataset.faith_steps.value()) == (5, "t-SNE", "right or wrong", faith_steps)
     again.close()
 
     settings.setValue("controls/HeatmapView.cmap", "no-such-map")  # values the controls cannot take

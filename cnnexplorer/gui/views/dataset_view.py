@@ -229,7 +229,8 @@ class DatasetView(View):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.pages, 1)
-        remember(self, "data", "layers", "top_k", "batch")
+        remember(self, "data", "layers", "top_k", "batch", "k", "projection", "colour_by", "faith_methods",
+                 "faith_steps", "faith_limit")
 
         self.probe = self.index = self.atlases = self._evaluation = None
         self._running = None
