@@ -3,7 +3,7 @@
 The rows are served by a model on demand (``_Rows``): a list of 50,000 images (a rectangle drawn
 over the whole map, a confusion cell of a large set) is set at once, and only the rows on screen
 make their text and thumbnail; the rows are laid out a batch at a time, so the window never waits for
-the whole list (a ``QListWidgetItem`` per image took 0.44 s to list 50,000, this 3–5 ms).
+the whole list (a ``QListWidgetItem`` per image took 0.44 s to list 50,000, this 3–6 ms).
 """
 
 from __future__ import annotations
