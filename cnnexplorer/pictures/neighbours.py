@@ -1,6 +1,8 @@
 """An image's nearest neighbours in a dataset (the course's Fig 12.26): the query, then a row of the k
 nearest images by L2 distance in a layer's feature space and a row of the k nearest in pixel space,
 each with its distance and label, and the leave-one-out k-NN accuracy of both spaces in the caption.
+The made picture (``NeighboursPicture``) knows where each neighbour's tile lies, so a click on one in
+the app opens that image.
 
 The options hold the data spec (and the set's fingerprint once made), so a sidecar makes the same
 picture again; the index pass behind it (with the layer among its feature layers) is read from the
@@ -36,6 +38,21 @@ class NeighboursOptions:
     fingerprint: str | None = None
 
 
+@dataclass(frozen=True)
+class NeighboursPicture:
+    """The made picture and where each neighbour's tile lies in it: ``(x0, y0, x1, y1)`` and its image number."""
+
+    picture: Picture
+    tiles: tuple[tuple[tuple[int, int, int, int], int], ...]
+
+    def hit(self, x: float, y: float) -> int | None:
+        """The image number of the neighbour whose tile is under picture pixel ``(x, y)``."""
+        for (x0, y0, x1, y1), image in self.tiles:
+            if x0 <= x < x1 and y0 <= y < y1:
+                return image
+        return None
+
+
 def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
     from cnnexplorer.core.dataset.index import index_job
     from cnnexplorer.core.dataset.neighbours import check_k
@@ -45,21 +62,22 @@ def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
     check_k(options.k)
     probe = yield from open_data_job("neighbours", options.data, options.fingerprint)
     index = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
-    return (yield from neighbours_picture(handle, probe, index, image, layer, options.k))
+    return (yield from neighbours_picture(handle, probe, index, image, layer, options.k)).picture
 
 
-def neighbours_picture(handle, probe: ProbeSet, index, image, layer: str, k: int) -> Job[Picture]:
+def neighbours_picture(handle, probe: ProbeSet, index, image, layer: str, k: int) -> Job[NeighboursPicture]:
     """The neighbours of ``image`` (a ``LoadedImage``) among ``probe``'s images, from its ``index`` (which holds
     ``layer``'s features): the CLI's picture, and the GUI's on an index it has open."""
     from cnnexplorer.core.dataset.neighbours import neighbours_job
 
     found = yield from neighbours_job(handle, index, handle.pixels(image), layer, k)
     yield Progress(1, 1, "drawing the neighbours")
-    pixels = render_neighbours(found, _tile(handle, image.image), lambda i: _tile(handle, probe.image(i)),
-                               probe.label_names, f"Nearest neighbours of {image.name} among {len(probe):,} images of "
-                               f"{probe.spec}", int(index.features[layer].shape[1]))
+    title = f"Nearest neighbours of {image.name} among {len(probe):,} images of {probe.spec}"
+    pixels, tiles = render_neighbours(found, model_tile(handle, image.image),
+                                      lambda i: model_tile(handle, probe.image(i)), probe.label_names, title,
+                                      int(index.features[layer].shape[1]))
     options = NeighboursOptions(probe.spec, k, probe.fingerprint())
-    return Picture(pixels, settings_of(options), report(found, probe), layer=layer)
+    return NeighboursPicture(Picture(pixels, settings_of(options), report(found, probe), layer=layer), tiles)
 
 
 def report(found: Neighbours, probe: ProbeSet) -> dict:
@@ -77,7 +95,7 @@ def report(found: Neighbours, probe: ProbeSet) -> dict:
             "pixel_knn_acc": found.pixel_knn_acc}
 
 
-def _tile(handle, image) -> np.ndarray:
+def model_tile(handle, image) -> np.ndarray:
     """What the model sees of a PIL image, ``TILE`` pixels on its longer side, RGB uint8."""
     import numpy as np
     from PIL import Image
@@ -92,9 +110,10 @@ def _tile(handle, image) -> np.ndarray:
 
 
 def render_neighbours(found: Neighbours, query: np.ndarray, tile, label_names: list[str] | None, title: str,
-                      features: int) -> np.ndarray:
+                      features: int) -> tuple[np.ndarray, tuple]:
     """The picture: ``query`` (a tile) at the left, the two rows of neighbours (``tile(i)`` draws image
-    ``i``) with distance and label under each, the k-NN accuracies below; ``H×W×3`` uint8."""
+    ``i``) with distance and label under each, the k-NN accuracies below; ``H×W×3`` uint8, and each
+    neighbour's tile as ``((x0, y0, x1, y1), image)``."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -117,6 +136,7 @@ def render_neighbours(found: Neighbours, query: np.ndarray, tile, label_names: l
     draw.text((MARGIN, MARGIN), title, font=big, fill=INK)
     image.paste(Image.fromarray(query), (MARGIN, top + BODY + 6))
     draw.text((MARGIN, top + BODY + 6 + query.shape[0] + 4), "query", font=small, fill=INK)
+    tiles = []
     for r, (heading, neighbours) in enumerate(rows):
         y = top + r * row_height
         draw.text((left, y), heading, font=body, fill=INK)
@@ -124,12 +144,13 @@ def render_neighbours(found: Neighbours, query: np.ndarray, tile, label_names: l
             x = left + c * (TILE + GAP)
             picture = tile(n.image)
             image.paste(Image.fromarray(picture), (x, y + BODY + 6))
+            tiles.append(((x, y + BODY + 6, x + picture.shape[1], y + BODY + 6 + picture.shape[0]), n.image))
             label = label_names[n.label] if label_names and n.label >= 0 else "unlabelled"
             below = y + BODY + 6 + TILE + 2
             draw.text((x, below), fit_text(f"d {n.distance:.3g}", small, TILE), font=small, fill=MUTED)
             draw.text((x, below + SMALL + 4), fit_text(label, small, TILE), font=small, fill=INK)
     draw.text((MARGIN, top + 2 * row_height), caption, font=body, fill=INK)
-    return np.asarray(image, dtype=np.uint8).copy()
+    return np.asarray(image, dtype=np.uint8).copy(), tuple(tiles)
 
 
 def knn_caption(found: Neighbours) -> str:

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from cnnexplorer.cli import main
 from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.dataset_view import PAGES, DatasetView
 from cnnexplorer.gui.window_jobs import sample_images
+from cnnexplorer.pictures.neighbours import model_tile
 from tests.gui.gui_helpers import double_click, shapes_window
 
 WAIT_MS = 60_000
@@ -83,6 +84,24 @@ def test_the_atlas_follows_the_current_unit_and_a_patch_opens_its_image(window, 
     with qtbot.waitSignal(view.open_image_requested) as opened:
         view._open_image_number(patch.image)
     assert opened.args == [view.probe.source(patch.image)]
+
+
+def test_a_click_on_a_neighbour_opens_its_image(window, qtbot):
+    view = page(window, "Neighbours")
+    made = view._neighbours
+    report = made.picture.report
+    number = {view.probe.source(i): i for i in range(len(view.probe))}  # the report names folder images by path
+    listed = report["feature"] + report["pixel"]
+    assert [image for _, image in made.tiles] == [number[entry["image"]] for entry in listed]
+    (x0, y0, x1, y1), image = made.tiles[-1]  # the last pixel-space neighbour
+    np.testing.assert_array_equal(made.picture.pixels[y0:y1, x0:x1],
+                                  model_tile(window.session.model, view.probe.image(image)))
+    assert made.hit(x0 - 1, y0) is None and made.hit(x0, y0) == image  # the gap before it, and its corner
+    centre = view.neighbours_canvas.view_box.mapViewToScene(QPointF((x0 + x1) / 2, (y0 + y1) / 2))
+    with qtbot.waitSignal(view.open_image_requested) as opened:
+        qtbot.mouseClick(view.neighbours_canvas.viewport(), Qt.MouseButton.LeftButton,
+                         pos=view.neighbours_canvas.mapFromScene(centre))
+    assert opened.args == [view.probe.source(image)]
 
 
 def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):

@@ -8,7 +8,7 @@ a finished index is read back at once). Its pages:
   their DeconvNet and guided-backprop reconstructions (``pictures.atlas``); a click on a patch opens
   its image. Clicking a tile in the activation grid makes its channel the current unit.
 - **Neighbours** — the current image's nearest images in a layer's feature space and in pixel space
-  (``pictures.neighbours``).
+  (``pictures.neighbours``); a click on one opens it.
 - **Map** — a 2-D PCA or t-SNE of a layer's pooled features, coloured by label, prediction or
   correctness; hover, click to open, Shift-drag to list a rectangle's images, Ctrl-drag to draw
   around them (Export writes ``pictures.map``).
@@ -189,6 +189,7 @@ class DatasetView(View):
         self.k.setPrefix("k = ")
         self.k.valueChanged.connect(self._redraw)
         self.neighbours_canvas = ImageCanvas(fit="width")
+        self.neighbours_canvas.scene().sigMouseClicked.connect(self._neighbours_click)
         self.neighbours_caption = QLabel()
         self.neighbours_caption.setWordWrap(True)
         self.colour_by = QComboBox()
@@ -235,7 +236,7 @@ class DatasetView(View):
         self.probe = self.index = self.atlases = self._evaluation = None
         self._running = None
         self._pictures: dict[str, Picture] = {}
-        self._atlas = None
+        self._atlas = self._neighbours = None
         self.pages.currentChanged.connect(self._redraw)
         session.model_changed.connect(self._forget)
         session.layer_changed.connect(self._redraw)
@@ -451,7 +452,7 @@ class DatasetView(View):
         self._cancel_faithfulness()
         if self.session.model is not self._means_of:  # edits and device moves keep the same model
             self.session.dataset_means = {}
-        self.probe = self.index = self.atlases = self._atlas = self._evaluation = None
+        self.probe = self.index = self.atlases = self._atlas = self._neighbours = self._evaluation = None
         self._pictures.clear()
         for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
             canvas.clear()
@@ -520,15 +521,25 @@ class DatasetView(View):
         handle, probe, index, k = self.session.model, self.probe, self.index, self.k.value()
         self.neighbours_caption.setText("Finding the neighbours …")
         self.jobs.start(lambda: neighbours_picture(handle, probe, index, image, layer, k), kind="dataset-page",
-                        label="finding neighbours", on_result=lambda p: self._show(p, "Neighbours"),
+                        label="finding neighbours", on_result=self._show_neighbours,
                         on_error=self._page_failed(self.neighbours_caption))
 
-    def _show(self, picture: Picture, page: str) -> None:
-        self._pictures[page] = picture
+    def _show_neighbours(self, made) -> None:
+        self._neighbours, picture = made, made.picture
+        self._pictures["Neighbours"] = picture
         self.neighbours_canvas.set_pixels(picture.pixels)
         report = picture.report
         self.neighbours_caption.setText(f"k-NN accuracy over the set: feature space {_share(report['feature_knn_acc'])}"
-                                        f", pixel space {_share(report['pixel_knn_acc'])}")
+                                        f", pixel space {_share(report['pixel_knn_acc'])}. Click a neighbour to open "
+                                        "it.")
+
+    def _neighbours_click(self, event) -> None:
+        if self._neighbours is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.neighbours_canvas.view_box.mapSceneToView(event.scenePos())
+        image = self._neighbours.hit(point.x(), point.y())
+        if image is not None:
+            self._open_image_number(image)
 
     def _draw_map(self) -> None:
         layer = self.feature_layer.currentText()
