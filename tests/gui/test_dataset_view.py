@@ -146,6 +146,8 @@ def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
     view.map.selected.emit([0, 5])
     assert view.selection.isVisibleTo(view) and view.selection.count() == 2
     assert view.selection.row_data(1) == Path(view.probe.source(5)).name
+    view.selection.setCurrentIndex(view.selection.model().index(1))  # the row chosen: its point ringed on the map
+    assert (view.map.pointed.data["x"][0], view.map.pointed.data["y"][0]) == tuple(view.map.xy[5])
     with qtbot.waitSignal(view.open_image_requested) as opened:
         double_click(qtbot, view.selection, 1)
     assert opened.args == [view.probe.source(5)]

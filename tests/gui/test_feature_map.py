@@ -64,7 +64,12 @@ def test_shift_drag_selects_exactly_the_points_inside(qtbot):
     for got, wanted, size in ((band.left(), -0.5, pixel[0]), (band.right(), 0.75, pixel[0]),
                               (band.top(), -0.25, pixel[1]), (band.bottom(), 1.0, pixel[1])):
         assert abs(got - wanted) <= 2 * size
-    assert dragged.args[0] == plot.inside(band) and not plot.box.band.isVisible()
+    assert dragged.args[0] == plot.inside(band) and plot.box.band.isVisible()  # left drawn with its selection
+    plot.point_out(dragged.args[0][0])
+    assert (plot.pointed.data["x"][0], plot.pointed.data["y"][0]) == tuple(xy[dragged.args[0][0]])
+    with qtbot.waitSignal(plot.selected) as emptied:
+        plot._select(QRectF(QPointF(50, 50), QPointF(51, 51)))  # nothing there: no shape, no ring
+    assert emptied.args[0] == [] and not plot.box.band.isVisible() and len(plot.pointed.data) == 0
 
 
 def send(plot, kind, pos, modifiers=Qt.KeyboardModifier.ShiftModifier):
@@ -192,4 +197,11 @@ def test_ctrl_drag_draws_a_lasso_that_selects_the_points_inside_not_its_bounding
                 qtbot.wait(12)  # pyqtgraph passes on at most 100 moves a second
                 send(plot, QEvent.Type.MouseMove, start + (end - start) * step / 10, Qt.KeyboardModifier.ControlModifier)
         send(plot, QEvent.Type.MouseButtonRelease, corners[-1], Qt.KeyboardModifier.ControlModifier)
-    assert lassoed.args[0] == [3, 4, 5, 6] and not plot.box.lasso.isVisible()
+    assert lassoed.args[0] == [3, 4, 5, 6] and plot.box.lasso.isVisible()  # the outline stays drawn
+    send(plot, QEvent.Type.MouseButtonPress, corners[0])  # a new selection (a rectangle) starts: the outline goes
+    qtbot.wait(12)
+    send(plot, QEvent.Type.MouseMove, corners[1])
+    assert not plot.box.lasso.isVisible() and plot.box.band.isVisible()
+    send(plot, QEvent.Type.MouseButtonRelease, corners[1])
+    plot.show_points(xy, np.zeros(len(xy), np.int64), ["all"], [f"img{i}" for i in range(len(xy))])
+    assert not plot.box.band.isVisible()  # new points: no selection

@@ -210,6 +210,7 @@ class DatasetView(View):
         self.selection.setToolTip("The images inside the last rectangle (Shift-drag) or outline (Ctrl-drag) drawn on "
                                   "the map; double-click one (or press Enter) to open it")
         self.selection.opened.connect(self._open_image_number)
+        self.selection.chosen.connect(self.map.point_out)
         self.map_caption = QLabel()
         self.map_caption.setWordWrap(True)
         self.confusion_canvas = ImageCanvas(fit="width")

@@ -56,6 +56,7 @@ class ImageList(QListView):
     entered."""
 
     opened = Signal(int)
+    chosen = Signal(int)  # the image number of the row made current (a click, the arrow keys)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -69,6 +70,8 @@ class ImageList(QListView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long file name keeps its start and its end
         self.doubleClicked.connect(lambda index: self.opened.emit(self.number(index.row())))
+        self.selectionModel().currentChanged.connect(
+            lambda index, _: self.chosen.emit(self.number(index.row())) if index.isValid() else None)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Enter or Return opens the current row's image, as a double click does."""
