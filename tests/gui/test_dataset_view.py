@@ -151,8 +151,13 @@ def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
     with qtbot.waitSignal(view.open_image_requested) as opened:
         double_click(qtbot, view.selection, 1)
     assert opened.args == [view.probe.source(5)]
+    assert "2 selected" in view.map_caption.text()
     view.map.selected.emit([])
-    assert view.selection.isHidden() and view.selection.count() == 0
+    assert view.selection.isHidden() and view.selection.count() == 0 and "selected" not in view.map_caption.text()
+    view.map.selected.emit([1])
+    view.colour_by.setCurrentText("prediction")  # the map drawn again: the selection goes with the old points
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.selection.isHidden() and "selected" not in view.map_caption.text()
 
 
 def test_a_confusion_cell_lists_its_images_and_the_activation_grid_asks_for_an_atlas(window):

@@ -238,6 +238,7 @@ class DatasetView(View):
         self._running = None
         self._pictures: dict[str, Picture] = {}
         self._atlas = self._neighbours = None
+        self._map_text = ""
         self.pages.currentChanged.connect(self._redraw)
         session.model_changed.connect(self._forget)
         session.layer_changed.connect(self._redraw)
@@ -566,12 +567,15 @@ class DatasetView(View):
         else:
             how = (f"by t-SNE of {layer}'s pooled outputs (perplexity {projection.perplexity:.3g}: near points are "
                    "alike; distances between clusters mean little)")
-        self.map_caption.setText(f"{index.count:,} images {how}. Hover a point to see it, click to open it, "
-                                 "Shift-drag to list a rectangle's images, Ctrl-drag to draw around them.")
+        self._map_text = (f"{index.count:,} images {how}. Hover a point to see it, click to open it, Shift-drag to "
+                          "list a rectangle's images, Ctrl-drag to draw around them.")
+        self._list_selection([])  # new points: the last selection was of others
 
     def _list_selection(self, numbers: list[int]) -> None:
         self.selection.setVisible(bool(len(numbers)))
         self.selection.show_images(numbers, self._file_name, self.index.thumbnails)
+        chosen = f" {len(numbers):,} selected, listed beside the map." if len(numbers) else ""
+        self.map_caption.setText(self._map_text + chosen)
 
     def _draw_evaluation(self) -> None:
         handle, probe, index = self.session.model, self.probe, self.index
