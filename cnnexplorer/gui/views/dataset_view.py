@@ -177,7 +177,8 @@ class DatasetView(View):
 
         self.pages = QTabWidget()
         self.atlas_canvas = ImageCanvas(fit="width")
-        self.atlas_canvas.scene().sigMouseClicked.connect(self._atlas_click)
+        self.atlas_canvas.scene().sigMouseClicked.connect(
+            lambda event: self._open_clicked(self.atlas_canvas, event, self._atlas and self._atlas_image_at))
         self.atlas_caption = QLabel()
         self.atlas_caption.setWordWrap(True)
         self.feature_layer = QComboBox()
@@ -189,7 +190,8 @@ class DatasetView(View):
         self.k.setPrefix("k = ")
         self.k.valueChanged.connect(self._redraw)
         self.neighbours_canvas = ImageCanvas(fit="width")
-        self.neighbours_canvas.scene().sigMouseClicked.connect(self._neighbours_click)
+        self.neighbours_canvas.scene().sigMouseClicked.connect(
+            lambda event: self._open_clicked(self.neighbours_canvas, event, self._neighbours and self._neighbours.hit))
         self.neighbours_caption = QLabel()
         self.neighbours_caption.setWordWrap(True)
         self.colour_by = QComboBox()
@@ -505,13 +507,17 @@ class DatasetView(View):
                                    "activation. Click a patch to open its image; click a tile on the Activations tab "
                                    "to choose the unit.")
 
-    def _atlas_click(self, event) -> None:
-        if self._atlas is None or event.button() != Qt.MouseButton.LeftButton:
-            return
-        point = self.atlas_canvas.view_box.mapSceneToView(event.scenePos())
-        patch = self._atlas.hit(point.x(), point.y())
-        if patch is not None:
-            self._open_image_number(patch.image)
+    def _atlas_image_at(self, x: float, y: float) -> int | None:
+        patch = self._atlas.hit(x, y)
+        return None if patch is None else patch.image
+
+    def _open_clicked(self, canvas: ImageCanvas, event, image_at) -> None:
+        """A left click on a picture of the set's images (the atlas's patches, the neighbours) opens the one
+        ``image_at(x, y)`` finds under it; ``image_at`` is None while the page shows no such picture."""
+        point = canvas.left_click_point(event)
+        image = image_at(point.x(), point.y()) if point is not None and image_at else None
+        if image is not None:
+            self._open_image_number(image)
 
     def _draw_neighbours(self) -> None:
         from cnnexplorer.pictures.neighbours import neighbours_picture
@@ -535,13 +541,6 @@ class DatasetView(View):
                                         f", pixel space {_share(report['pixel_knn_acc'])}. Click a neighbour to open "
                                         "it.")
 
-    def _neighbours_click(self, event) -> None:
-        if self._neighbours is None or event.button() != Qt.MouseButton.LeftButton:
-            return
-        point = self.neighbours_canvas.view_box.mapSceneToView(event.scenePos())
-        image = self._neighbours.hit(point.x(), point.y())
-        if image is not None:
-            self._open_image_number(image)
 
     def _draw_map(self) -> None:
         layer = self.feature_layer.currentText()
@@ -609,9 +608,9 @@ class DatasetView(View):
                                         f"list its images, double-click one to open it.{unmatched}")
 
     def _confusion_click(self, event) -> None:
-        if self._evaluation is None or event.button() != Qt.MouseButton.LeftButton:
+        point = self.confusion_canvas.left_click_point(event)
+        if self._evaluation is None or point is None:
             return
-        point = self.confusion_canvas.view_box.mapSceneToView(event.scenePos())
         hit = self._grid.cell_at(point.x(), point.y())
         if hit is not None:
             self.list_cell(*hit)

@@ -250,9 +250,9 @@ class FeatureVisView(View):
     # --- the selected tile ----------------------------------------------------------------
 
     def _on_click(self, event) -> None:
-        if self._layout is None or event.button() != Qt.MouseButton.LeftButton:
+        point = self.grid.left_click_point(event)
+        if self._layout is None or point is None:
             return
-        point = self.grid.view_box.mapSceneToView(event.scenePos())
         index = self._layout.tile_index_at(point.x(), point.y())
         if index is not None:
             event.accept()

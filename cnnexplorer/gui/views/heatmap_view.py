@@ -306,9 +306,9 @@ class HeatmapView(View):
         self.panel_caption.setText(panels.caption)
 
     def _on_tile_click(self, event) -> None:
-        if self.tiles is None or event.button() != Qt.MouseButton.LeftButton:
+        point = self.panel_canvas.left_click_point(event)
+        if self.tiles is None or point is None:
             return
-        point = self.panel_canvas.image_item.mapFromScene(event.scenePos())
         index = self.tiles.tile_at(point.x(), point.y())
         if index is not None:
             event.accept()

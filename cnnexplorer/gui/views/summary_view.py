@@ -122,9 +122,10 @@ class SummaryView(View):
         self.canvas.setToolTip(RF_TIP if over_header else "")
 
     def _on_click(self, event) -> None:
-        if event.button() != Qt.MouseButton.LeftButton or self._picture is None:
+        point = self.canvas.left_click_point(event)
+        if point is None or self._picture is None:
             return
-        y = self.canvas.view_box.mapSceneToView(event.scenePos()).y()
+        y = point.y()
         hit = next((name for name, top in self.rows.items() if top <= y < top + ROW_HEIGHT), None)
         if hit is not None:
             event.accept()

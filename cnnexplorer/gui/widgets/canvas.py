@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QWidget
 
@@ -32,6 +33,13 @@ class ImageCanvas(pg.GraphicsView):
 
     def clear(self) -> None:
         self.image_item.clear()
+
+    def left_click_point(self, event) -> QPointF | None:
+        """The picture pixel (x right, y down) under a left click on the scene (``sigMouseClicked``); None for
+        another button."""
+        if event.button() != Qt.MouseButton.LeftButton:
+            return None
+        return self.view_box.mapSceneToView(event.scenePos())
 
     def fit_view(self) -> None:
         image = getattr(self, "image_item", None)  # pyqtgraph resizes during its own __init__
