@@ -134,10 +134,15 @@ def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
 
 
 def test_a_new_model_forgets_the_index(window):
-    view = window.view(DatasetView)
+    view = page(window, "Map")
+    view.map.selected.emit([0, 5])
+    assert view.selection.isVisibleTo(view) and view.map_caption.text()
     window.load_model("builtin:tinyvgg", "cpu")
     assert window.wait_for_jobs(WAIT_MS)
     assert view.index is None and view.picture() is None and "index it" in view.empty_reason()
+    assert view.selection.isHidden() and view.selection.count() == 0  # nothing left of the old model's pages
+    assert not any(c.text() for c in (view.atlas_caption, view.neighbours_caption, view.map_caption,
+                                      view.evaluation_caption))
 
 
 def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):

@@ -460,8 +460,12 @@ class DatasetView(View):
         self._pictures.clear()
         for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
             canvas.clear()
+        for caption in (self.atlas_caption, self.neighbours_caption, self.map_caption, self.evaluation_caption):
+            caption.clear()  # they spoke of the pictures just cleared
+        self._map_text = ""
         self.map.show_points(np.zeros((0, 2)), np.zeros(0, np.int64), [], [])
         self.selection.clear()
+        self.selection.hide()
         self.mistakes.clear()
 
     # --- the pages -------------------------------------------------------------------------------
