@@ -143,6 +143,7 @@ def test_a_new_model_forgets_the_index(window):
     assert view.selection.isHidden() and view.selection.count() == 0  # nothing left of the old model's pages
     assert not any(c.text() for c in (view.atlas_caption, view.neighbours_caption, view.map_caption,
                                       view.evaluation_caption))
+    assert "Not indexed under this model" in view.status.text() and not view.map.legend.isVisible()
 
 
 def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):

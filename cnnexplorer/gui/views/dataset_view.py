@@ -467,6 +467,7 @@ class DatasetView(View):
         self.selection.clear()
         self.selection.hide()
         self.mistakes.clear()
+        self.status.setText("Not indexed under this model: press Index to explore the set with it.")
 
     # --- the pages -------------------------------------------------------------------------------
 

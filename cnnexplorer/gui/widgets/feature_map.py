@@ -162,6 +162,7 @@ class FeatureMap(pg.PlotWidget):
         """The legend for the groups drawn: the largest that fit beside the plot (``legend_groups``, at most the
         exported map's 20), in class order with their counts, and one line counting the rest."""
         self.legend.clear()
+        self.legend.setVisible(bool(self._present))  # no points: no empty frame
         self._legend_rows = rows = self._rows()
         everyone = len(self._present) <= min(rows, MAX_LEGEND)
         named = legend_groups(self._present, len(self._present) if everyone else min(rows - 1, MAX_LEGEND))
