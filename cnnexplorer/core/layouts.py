@@ -1,8 +1,8 @@
 """Where a layer's output has its channels and positions, read from the model's structure.
 
 Every view draws feature maps ``[N,C,H,W]`` (or vectors ``[N,C]``), which is what convolutional
-layers give. torchvision's transformers lay their outputs out otherwise, and ``feature_maps``
-turns those into ``[N,C,H,W]``. Shapes alone cannot tell ``[N,H,W,C]`` from ``[N,C,H,W]``, so
+layers give. torchvision's transformers lay their outputs out otherwise, and ``layout_of(root,
+name).maps`` turns those into ``[N,C,H,W]``. Shapes alone cannot tell ``[N,H,W,C]`` from ``[N,C,H,W]``, so
 the layout comes from these known structures (anything else is taken as it is):
 
 * ``VisionTransformer``: every module under ``encoder`` gives tokens ``[N, 1 + h·w, C]``, the
@@ -101,11 +101,6 @@ def _rule(parent: nn.Module, child: str, module: nn.Module) -> Layout | None:
             if key == child:
                 return Layout("channels-last") if last else None
     return None
-
-
-def feature_maps(root: nn.Module, name: str, tensor: Tensor) -> Tensor:
-    """The output ``tensor`` of ``root``'s submodule ``name`` as ``[N,C,H,W]`` where it is a map."""
-    return layout_of(root, name).maps(tensor)
 
 
 def unknown_layout(tensor: Tensor) -> UserError:

@@ -63,3 +63,32 @@ def test_point_groups_by_label_prediction_and_correctness():
         point_groups("size", labels, None, predicted, [])
     with pytest.raises(UserError, match="correctness"):
         point_groups("correct", labels, None, predicted, [])
+
+
+def winding_inside(point, outline) -> bool:
+    """Brute force, by another rule: the winding number of ``outline`` around ``point`` (non-zero inside a simple
+    polygon), summed edge by edge in plain Python."""
+    x, y = point
+    winding = 0
+    for (x0, y0), (x1, y1) in zip(outline, np.roll(outline, -1, axis=0)):
+        side = (x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)
+        if y0 <= y < y1 and side > 0:
+            winding += 1
+        elif y1 <= y < y0 and side < 0:
+            winding -= 1
+    return winding != 0
+
+
+@pytest.mark.parametrize("outline", [
+    [(0, 0), (4, 0), (2, 3)],  # a triangle
+    [(0, 0), (4, 0), (4, 1), (1, 1), (1, 4), (0, 4)],  # an L: concave, its corner square empty
+    [(2 + (1.8 if k % 2 else 0.7) * np.cos(k * np.pi / 6), 2 + (1.8 if k % 2 else 0.7) * np.sin(k * np.pi / 6))
+     for k in range(12)],  # a six-pointed star
+])
+def test_a_lasso_holds_exactly_the_points_inside_its_outline(outline):
+    outline = np.array(outline, dtype=np.float64)
+    xy = np.random.default_rng(1).uniform(-0.5, 4.5, (3000, 2))
+    expected = [i for i, point in enumerate(xy) if winding_inside(point, outline)]
+    assert in_polygon(xy, outline).tolist() == expected and 100 < len(expected) < 2900
+    assert in_polygon(xy, outline[::-1]).tolist() == expected  # drawn either way round
+    assert in_polygon(xy, outline[:2]).size == 0  # a stroke, not an outline

@@ -121,7 +121,6 @@ class TrainingView(View):
         self.ready: RunReady | None = None
         self.previous = None  # the session's (model, summary) before the last run, to go back to
         self.trained = None  # the last run's (model, summary), to switch to
-        self.started_at = 0.0
         self.curves = CurvesPanel()
         self.scrubber = SnapshotScrubber()
         self.gradients = GradientStrip()
@@ -283,7 +282,6 @@ class TrainingView(View):
         self.gradient_log = GradientLog()
         self.result = self.ready = self.trained = None
         self.previous = (self.session.model, self.session.summary)
-        self.started_at = time.monotonic()
         self.status.setText(f"Starting {processes} training processes with torchrun…")
         self._set_running(True)
         self.buttons["Pause"].setEnabled(False)  # the processes run on their own: Stop ends them
@@ -312,7 +310,6 @@ class TrainingView(View):
         self.gradient_log = GradientLog()
         self.result = self.ready = self.trained = None
         self.previous = (self.session.model, self.session.summary) if self.session.model is not None else None
-        self.started_at = time.monotonic()
         self.status.setText("Preparing the data and the model…")
         self._set_running(True)
         self.job = self.jobs.start(make_job, label="training", on_item=self._on_item, on_result=self._on_result,
