@@ -244,6 +244,10 @@ def _export_inputs(args):
     return recipe, Inputs(handle, image, args.layer, args.seed), options, interventions(args, handle)
 
 
+_REPLAY_FLAGS = {"command", "view", "from_sidecar", "ablate", "out", "json", "device", "trust", "arch", "labels",
+                 "save_map", "save_adversarial"}  # what a replay may be given: where to write, and how to load the model
+
+
 def _from_sidecar(args):
     """The recipe, inputs, options and edits a sidecar written by the GUI or the CLI records."""
     from cnnexplorer.core.errors import UserError
@@ -256,6 +260,13 @@ def _from_sidecar(args):
         raise UserError("give either a VIEW or --from-sidecar, not both: the sidecar names its view")
     if args.ablate:
         raise UserError("--ablate does not go with --from-sidecar: the sidecar records the edits its picture was made with")
+    defaults = build_parser().parse_args(["export", "--out", args.out])
+    recorded_flags = [f"--{dest.replace('_', '-')}" for dest, value in vars(args).items()
+                      if dest not in _REPLAY_FLAGS and value != getattr(defaults, dest, value)]
+    if recorded_flags:
+        raise UserError(f"{', '.join(recorded_flags)} {'does' if len(recorded_flags) == 1 else 'do'} not go with "
+                        "--from-sidecar: the sidecar records its model, image, layer, data and settings; leave "
+                        f"{'it' if len(recorded_flags) == 1 else 'them'} out, or export the view with flags of your own")
     recorded = read_sidecar(args.from_sidecar, RECIPES)
     args.model, args.seed = recorded.model_spec, recorded.seed
     if recorded.file_options is not None:

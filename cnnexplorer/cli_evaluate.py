@@ -66,8 +66,11 @@ def evaluation_text(evaluation, spec: str) -> str:
     else:
         lines += ["", f"confusion: {len(shown)} classes, too many for a table; see --json"]
     if evaluation.unmatched:
-        lines += ["", f"left out: {evaluation.left_out} images whose labels name no class of the model "
-                      f"({', '.join(evaluation.unmatched)})"]
+        lines += ["", f"left out: {_images(evaluation.left_out - evaluation.unlabelled)} with a label that names no class of "
+                      f"the model ({', '.join(evaluation.unmatched)})"]
+    if evaluation.unlabelled:
+        lines += ["", f"left out: {_images(evaluation.unlabelled, 'unlabelled ')} (directly in the folder, not in a "
+                      "class folder)"]
     if evaluation.skipped:
         lines += ["", f"skipped: {len(evaluation.skipped)} unreadable files"]
         lines += [f"  {path}: {why}" for path, why in list(evaluation.skipped.items())[:MISTAKES_SHOWN]]
@@ -77,3 +80,7 @@ def evaluation_text(evaluation, spec: str) -> str:
         lines += [f"  {m.prob:6.1%}  {names[m.predicted]} for {names[m.label]}: {evaluation.image(m.image)}"
                   for m in mistakes]
     return "\n".join(lines)
+
+
+def _images(count: int, kind: str = "") -> str:
+    return f"{count:,} {kind}image{'' if count == 1 else 's'}"

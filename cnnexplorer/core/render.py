@@ -37,12 +37,13 @@ def make_sidecar(view: str, model=None, image=None, layer: str | None = None,
                  settings: dict | None = None, seed: int | None = None) -> dict:
     """The sidecar for a picture: what was shown, of which model, image and layer, and how.
 
-    ``model`` is a ModelHandle and ``image`` a LoadedImage (either may be None).
+    ``model`` is a ModelHandle and ``image`` a LoadedImage (either may be None); the image's path is recorded
+    absolute, so the picture can be made again from any folder.
     """
     return {
         "view": view,
         "model": model.describe() if model is not None else None,
-        "image": {"path": str(image.path), "sha256": image.sha256} if image is not None else None,
+        "image": {"path": str(image.path.absolute()), "sha256": image.sha256} if image is not None else None,
         "layer": layer,
         "settings": settings or {},
         "seed": seed,

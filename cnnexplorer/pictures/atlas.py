@@ -124,7 +124,8 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
         rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
     seed = inputs.seed if options.seed is None else options.seed
     vis = yield from atlases.featurevis(layer, channels, seed)
-    pixels, cells = render_atlas(rows, k, f"{layer}: top {k} of {len(probe):,} images of {data}", vis.images)
+    shown = min(k, index.count)  # a set smaller than k fills fewer columns
+    pixels, cells = render_atlas(rows, shown, f"{layer}: top {shown} of {len(probe):,} images of {data}", vis.images)
     made = AtlasOptions(data, tuple(channels), k, fingerprint, seed)
     def top(patch) -> dict:
         return {"image": image_reference(probe.source(patch.image), probe.spec, patch.image), "value": patch.value,

@@ -90,7 +90,7 @@ def report(found: Neighbours, probe: ProbeSet) -> dict:
         return {"image": image_reference(probe.source(n.image), probe.spec, n.image), "distance": n.distance,
                 "label": label}
 
-    return {"layer": found.layer, "k": found.k, "feature": [entry(n) for n in found.feature],
+    return {"layer": found.layer, "k": found.k, "knn_k": found.knn_k, "feature": [entry(n) for n in found.feature],
             "pixel": [entry(n) for n in found.pixel], "feature_knn_acc": found.feature_knn_acc,
             "pixel_knn_acc": found.pixel_knn_acc}
 
@@ -156,7 +156,7 @@ def render_neighbours(found: Neighbours, query: np.ndarray, tile, label_names: l
 def knn_caption(found: Neighbours) -> str:
     if found.feature_knn_acc is None:
         return "k-NN accuracy: the set has no labels"
-    return (f"leave-one-out {found.k}-NN accuracy over the set: feature space {found.feature_knn_acc * 100:.1f} %, "
+    return (f"leave-one-out {found.knn_k}-NN accuracy over the set: feature space {found.feature_knn_acc * 100:.1f} %, "
             f"pixel space {found.pixel_knn_acc * 100:.1f} %")
 
 

@@ -57,16 +57,18 @@ def read_sidecar(path: str | Path, views) -> Recorded:
 
 
 def _image_path(sidecar: Path, recorded: str) -> Path:
-    """The recorded image, or the file of that name beside the sidecar when the path no longer leads to it."""
+    """The recorded image, or, when that path no longer leads to it (the two moved together), the file of that
+    relative path or that name beside the sidecar; its SHA-256 is checked either way."""
     image = Path(recorded)
-    if not image.exists() and not image.is_absolute() and (sidecar.parent / image).exists():
-        return sidecar.parent / image
-    return image
+    if image.exists():
+        return image
+    beside = [sidecar.parent / image] if not image.is_absolute() else []
+    return next((path for path in (*beside, sidecar.parent / image.name) if path.exists()), image)
 
 
 def _file_options(spec: str, preprocessing: dict | None) -> tuple | None:
     """For a model file: its recorded input size, mean and std, as the CLI flags would give them."""
-    if spec.startswith(("builtin:", "torchvision:")) or not preprocessing:
+    if spec.startswith(("builtin:", "torchvision:", "timm:")) or not preprocessing:
         return None
     return (tuple(int(v) for v in preprocessing["input_size"]), tuple(float(v) for v in preprocessing["mean"]),
             tuple(float(v) for v in preprocessing["std"]))

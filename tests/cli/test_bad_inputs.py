@@ -59,6 +59,10 @@ def folder(tmp_path, monkeypatch) -> Path:
     (["predict", "--model", "/dev/zero", "in.png"], ["/dev/zero", "not a regular file"]),
     (["predict", *AS_FILE, "--labels", ".", "in.png"], ["is a folder"]),
     (["predict", *SHAPES, "/dev/zero"], ["/dev/zero", "not a regular file"]),
+    (["evaluate", *SHAPES, "--data", ".", "--labels", "in.png"], ["--labels only applies to a model file",
+                                                                  "builtin:shapes brings its own"]),
+    (["predict", "--model", "torchvision:resnet18:none", "--mean", "0.5,0.5,0.5", "--std", "1,1,1", "in.png"],
+     ["--mean, --std only apply to a model file", "leave them out"]),
 ])
 def test_bad_options_and_files_are_one_line(folder, capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)

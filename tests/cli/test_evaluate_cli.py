@@ -38,11 +38,14 @@ def test_evaluate_reports_what_predicting_each_image_gives(capsys, tmp_path):
     assert report["top1"] == sum(t == p for t, p in zip(truth, predicted)) / 14
     assert report["top5"] == sum(t in [s.index for s in top] for t, top in zip(truth, tops)) / 14
     assert list(report["skipped"]) == [str(tmp_path / "data" / "circle" / "broken.png")]
-    assert report["unmatched_labels"] == ["Hexagon"] and report["left_out"] == 1
+    assert report["unmatched_labels"] == ["Hexagon"] and report["left_out"] == 1 and report["unlabelled"] == 0
     wrong = sorted(((-top[0].prob, str(f)) for f, t, top in zip(files, truth, tops) if top[0].index != t))
     assert [m["image"] for m in report["mistakes"]] == [f for _, f in wrong]
+    Image.new("RGB", (20, 20), (9, 90, 9)).save(tmp_path / "data" / "loose.png")  # no class folder: unlabelled
     code, out, _ = run_cli(capsys, "evaluate", "--model", "builtin:shapes", "--data", f"folder:{tmp_path / 'data'}")
-    assert code == 0 and "top-1" in out and "confusion (rows: true class" in out and "Hexagon" in out
+    assert code == 0 and "top-1" in out and "confusion (rows: true class" in out
+    assert "left out: 1 image with a label that names no class of the model (Hexagon)" in out
+    assert "left out: 1 unlabelled image (directly in the folder" in out
 
 
 def test_evaluate_refuses_unlabelled_or_unrelated_data_in_one_line(capsys, tmp_path):

@@ -108,3 +108,28 @@ def test_user_errors_are_one_line_with_exit_code_2(capsys, tmp_path, image_path,
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_sidecar_replays_from_any_folder_and_after_moving_with_its_image(capsys, tmp_path, image_path, monkeypatch):
+    made = tmp_path / "made"
+    made.mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run_cli(capsys, "export", "activations", "--model", MODEL, "--image", image_path.name,
+                         "--layer", "features.3", "--out", "made/act.png")  # the image given relative to this folder
+    assert code == 0
+    recorded = json.loads((made / "act.png.json").read_text())["image"]["path"]
+    assert recorded == str(image_path), "recorded absolute"
+    picture = np.asarray(Image.open(made / "act.png"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", made / "act.png.json", "--out", "again.png")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(elsewhere / "again.png")), picture)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    image_path.rename(moved / image_path.name)  # the image and its sidecar carried to another folder
+    (made / "act.png.json").rename(moved / "act.png.json")
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", moved / "act.png.json", "--out", "moved.png")
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(elsewhere / "moved.png")), picture)

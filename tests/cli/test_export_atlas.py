@@ -75,6 +75,10 @@ def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp
     assert code == 0, err
     assert last_json(stdout)["units"] == report["units"]
     assert np.array_equal(np.asarray(Image.open(again)), picture)
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again, "--layer", "features.0.0")
+    assert_one_line_error(code, err, "--layer does not go with --from-sidecar: the sidecar records its model")
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again, "--data", folder, "--top-k", "2")
+    assert_one_line_error(code, err, "--data, --top-k do not go with --from-sidecar")
     Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "class0" / "added.png")
     code, _, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again)
     assert_one_line_error(code, err, "have changed since the atlas was made")
@@ -193,3 +197,17 @@ def test_feature_visualisation_can_be_cancelled(folder, tmp_path):
         handle.module.eval()
     again = atlases.featurevis("features.2.0", [1], 9)
     assert any(isinstance(item, Progress) for item in again)
+
+
+def test_a_set_smaller_than_k_fills_only_its_own_columns(capsys, folder, tmp_path):
+    for path in sorted(folder.rglob("*.png"))[2:]:
+        path.unlink()  # two images left
+    pictures = []
+    for k in ("9", "2"):
+        out = tmp_path / f"top{k}.png"
+        code, stdout, err = run_cli(capsys, "export", "atlas", "--model", "builtin:shapes", "--data", folder, "--layer",
+                                    "features.2.0", "--channels", "0", "--top-k", k, "--out", out, "--json")
+        assert code == 0, err
+        assert len(last_json(stdout)["units"][0]["top"]) == 2
+        pictures.append(np.asarray(Image.open(out)))
+    assert np.array_equal(*pictures), "asking for 9 of 2 images draws what asking for 2 draws"

@@ -134,6 +134,10 @@ def test_neighbours_of_an_image_in_feature_and_pixel_space(tmp_path):
     assert [n.label for n in found.pixel] == [probe.label(i) for _, i in expected]
     assert found.feature_knn_acc == brute_knn_accuracy(index.features["features"], index.labels, 4)
     assert found.pixel_knn_acc == brute_knn_accuracy(thumbs.astype(np.float32), index.labels, 4)
+    every = drive(nb.neighbours_job(handle, index, pixels, "features", k=40))  # more than the set holds
+    assert every.k == 24 and sorted(n.image for n in every.feature) == list(range(24)) and len(every.pixel) == 24
+    assert every.knn_k == 23 and found.knn_k == 4
+    assert every.feature_knn_acc == brute_knn_accuracy(index.features["features"], index.labels, 23)
     with pytest.raises(UserError, match="no features of layer 'classifier'"):
         drive(nb.neighbours_job(handle, index, pixels, "classifier"))
     with pytest.raises(UserError, match="--k"):

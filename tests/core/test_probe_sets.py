@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def test_train_val_layout_probes_the_val_part(tmp_path):
     assert len(probe) == 2 and probe.label_names == ["cat", "dog"] and "val" in probe.source(0)
 
 
-def test_odd_files_are_skipped_and_listed_grey_and_rgba_work(tmp_path):
+def test_odd_files_and_broken_links_are_skipped_and_listed_grey_rgba_and_latin1_names_work(tmp_path):
     root = tmp_path / "odd"
     write_image(root / "grey.png", 1, mode="L")
     write_image(root / "rgba.png", 2, mode="RGBA")
@@ -96,17 +97,21 @@ def test_odd_files_are_skipped_and_listed_grey_and_rgba_work(tmp_path):
     (root / "empty.png").write_bytes(b"")
     (root / "notes.txt").write_text("not an image")
     (root / ".hidden.png").write_bytes(b"")
+    (root / "broken.png").symlink_to(tmp_path / "gone.png")  # a link to nothing
+    latin1 = root / os.fsdecode(b"caf\xe9.png")  # a name that is not UTF-8 (Latin-1), as old archives hold
+    write_image(latin1, 4)
     probe = open_probe_set(str(root))
     names = sorted(Path(probe.source(i)).name for i in range(len(probe)))
-    assert names == ["grey.png", "rgb.jpg", "rgba.png"]
-    assert sorted(Path(p).name for p in probe.skipped) == ["empty.png", "notes.txt", "truncated.jpg"]
-    assert all(probe.skipped.values())
+    assert names == sorted(["grey.png", "rgb.jpg", "rgba.png", latin1.name])
+    assert sorted(Path(p).name for p in probe.skipped) == ["broken.png", "empty.png", "notes.txt", "truncated.jpg"]
+    assert all(probe.skipped.values()) and "cannot be read" in probe.skipped[str(root / "broken.png")]
+    assert len(probe.fingerprint()) == 64
     pre = Preprocessing(3, (8, 8), (0.0,) * 3, (1.0,) * 3)
     batches = list(probe.batches(pre, 2))
     assert [first for first, _, _ in batches] == [0, 2]
     pixels = torch.cat([p for _, p, _ in batches])
-    assert pixels.shape == (3, 3, 8, 8) and 0 <= pixels.min() and pixels.max() <= 1
-    grey = next(i for i in range(3) if probe.source(i).endswith("grey.png"))
+    assert pixels.shape == (4, 3, 8, 8) and 0 <= pixels.min() and pixels.max() <= 1
+    grey = next(i for i in range(4) if probe.source(i).endswith("grey.png"))
     assert torch.equal(pixels[grey, 0], pixels[grey, 1])  # grey becomes R = G = B
     assert torch.equal(pixels[grey], pre.to_tensor(probe.image(grey)))
 
@@ -164,6 +169,10 @@ def test_a_folder_without_images_is_one_clear_error(tmp_path, content):
 def test_missing_folder_and_unknown_specs_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         open_probe_set(str(tmp_path / "nowhere"))
+    image = write_image(tmp_path / "one.png", 0)
+    for spec in (str(image), f"folder:{image}"):
+        with pytest.raises(UserError, match="is a file, not a folder; pass the folder"):
+            open_probe_set(spec)
     with pytest.raises(UserError, match="unknown data spec"):
         open_probe_set("imagenet:/data")
     with pytest.raises(UserError, match="built-in datasets"):

@@ -1,5 +1,5 @@
 """The t-SNE map (openTSNE): clusters kept apart, the same features the same map, progress while it runs, a
-cancel that stops it, and clear errors for too few images or the optional library missing."""
+cancel that stops it, and clear errors for too few images, identical features or the optional library missing."""
 
 from __future__ import annotations
 
@@ -61,3 +61,11 @@ def test_tsne_needs_five_images_and_says_how_to_get_its_library(monkeypatch):
         drive(project_job(clusters()[0], "tsne"))
     with pytest.raises(UserError, match="projection"):
         drive(project_job(clusters()[0], "umap"))
+
+
+def test_tsne_of_identical_features_says_so_and_a_few_distinct_ones_map():
+    with pytest.raises(UserError, match="the 6 images have the same features"):
+        drive(project_job(np.ones((6, 4)), "tsne"))
+    features = np.repeat(np.eye(2, 4), [5, 1], axis=0)  # five copies of one image and one other
+    points = drive(project_job(features, "tsne")).points
+    assert np.isfinite(points).all() and np.abs(points[5] - points[0]).sum() > np.abs(points[4] - points[0]).sum()

@@ -106,7 +106,13 @@ def test_a_click_on_a_neighbour_opens_its_image(window, qtbot):
 
 def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
     view = page(window, "Neighbours")
-    assert "k-NN accuracy" in view.neighbours_caption.text()
+    assert "8-NN accuracy over the set" in view.neighbours_caption.text()
+    view.k.setValue(20)  # more than the set's 12 images
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.neighbours_caption.text().startswith("The set holds 12 images, all shown. 11-NN accuracy")
+    assert len(view._neighbours.tiles) == 24
+    view.k.setValue(8)
+    assert window.wait_for_jobs(WAIT_MS)
     assert assert_remade(window, tmp_path)["view"] == "neighbours"
     view = page(window, "Map")
     assert sum(len(g.data) for g in view.map.groups) == 12 and "principal components" in view.map_caption.text()
@@ -131,6 +137,21 @@ def test_neighbours_map_and_evaluation_pages(window, tmp_path, qtbot):
     if view.mistakes.count():
         with qtbot.waitSignal(view.open_image_requested):
             double_click(qtbot, view.mistakes, 0)
+
+
+def test_an_unlabelled_set_has_neighbours_and_says_why_no_accuracy(window, folder):
+    for number, file in enumerate(sorted(folder.glob("*/*.png"))[:6]):
+        file.rename(folder / f"{number}.png")  # out of the class folders: unlabelled
+    for sub in ("circle", "square"):
+        for file in (folder / sub).iterdir():
+            file.unlink()
+        (folder / sub).rmdir()
+    window.open_files([str(folder)])
+    assert window.wait_for_jobs(WAIT_MS)
+    view = page(window, "Neighbours")
+    assert view.probe.label_names is None and len(view._neighbours.tiles) == 12
+    assert view.neighbours_caption.text() == ("The set holds 6 images, all shown. With fewer than two labelled images "
+                                              "there is no k-NN accuracy. Click a neighbour to open it.")
 
 
 def test_a_new_model_forgets_the_index(window):

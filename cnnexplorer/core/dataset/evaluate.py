@@ -89,6 +89,7 @@ class Evaluation:
     data_spec: str = ""
     sources: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)  # the set's labels that name no class
+    unlabelled: int = 0  # images with no label at all (lying directly in a folder of class folders)
     skipped: dict[str, str] = field(default_factory=dict)  # unreadable files: path -> why
 
     def __post_init__(self):
@@ -107,7 +108,7 @@ class Evaluation:
 
     @property
     def left_out(self) -> int:
-        """Images whose label names no class of the model."""
+        """Images left out: unlabelled, or with a label that names no class of the model."""
         return int(len(self.labels) - len(self._used))
 
     @property
@@ -153,7 +154,7 @@ class Evaluation:
             "per_class": [{"class": names[c], "count": n, "accuracy": acc} for c, (n, acc) in self.per_class().items()],
             "mistakes": [{"image": self.image(m.image), "label": names[m.label], "predicted": names[m.predicted],
                           "prob": m.prob} for m in self.mistakes(mistakes)],
-            "unmatched_labels": list(self.unmatched), "left_out": self.left_out,
+            "unmatched_labels": list(self.unmatched), "left_out": self.left_out, "unlabelled": self.unlabelled,
             "skipped": dict(self.skipped),
         }
 
@@ -169,7 +170,8 @@ def evaluation_of(labels: np.ndarray, label_names: list[str] | None, class_names
         raise UserError("no image of this data has a label the model knows, so nothing can be evaluated; "
                         "give a folder with one sub-folder of images per class")
     return Evaluation(list(class_names), truth, np.asarray(top5, dtype=np.int64),
-                      np.asarray(top5_probs, dtype=np.float32), unmatched=unmatched, **extra)
+                      np.asarray(top5_probs, dtype=np.float32), unmatched=unmatched,
+                      unlabelled=int((labels < 0).sum()), **extra)
 
 
 def evaluate_index(index: DatasetIndex) -> Evaluation:

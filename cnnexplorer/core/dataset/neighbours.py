@@ -111,11 +111,12 @@ class Neighbours:
     """A query's nearest images in a layer's feature space and in pixel space, and each space's k-NN accuracy."""
 
     layer: str
-    k: int
+    k: int  # the neighbours listed: the k asked for, or every image of a smaller set
     feature: list[Neighbour]
     pixel: list[Neighbour]
     feature_knn_acc: float | None
     pixel_knn_acc: float | None
+    knn_k: int | None  # the k of the accuracies: the k asked for, or every other labelled image of a smaller set
 
 
 def check_k(k) -> int:
@@ -127,7 +128,8 @@ def check_k(k) -> int:
 def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tensor, layer: str,
                    k: int = 8) -> Job[Neighbours]:
     """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images, and the k-NN
-    accuracies of ``layer``'s feature space and of pixel space over the set."""
+    accuracies of ``layer``'s feature space and of pixel space over the set; on a set of ``k`` images or fewer,
+    all of them (``Neighbours.k`` and ``knn_k`` say how many were used)."""
     check_k(k)
     if layer not in index.features:
         recorded = ", ".join(index.features) or "none"
@@ -141,8 +143,13 @@ def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tenso
     if query.shape != features.shape[1:]:
         raise UserError(f"layer '{layer}' gives {query.shape[0]} features for this image but {features.shape[1]} "
                         "in the index; index the data again with this model")
+    labelled = int((np.asarray(index.labels) >= 0).sum())
+    knn_k = min(k, labelled - 1) if labelled >= 2 else None
+    k = min(k, index.count)
     feature = nearest(features, query, k, index.labels)
     pixel = nearest(thumbs, pixel_points(pixels_thumbnail(pixels)[None])[0], k, index.labels)
-    feature_acc = yield from knn_accuracy_job(features, index.labels, k, handle.device, f"k-NN accuracy in {layer}")
-    pixel_acc = yield from knn_accuracy_job(thumbs, index.labels, k, handle.device, "k-NN accuracy in pixel space")
-    return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc)
+    feature_acc = yield from knn_accuracy_job(features, index.labels, knn_k or 1, handle.device,
+                                              f"k-NN accuracy in {layer}")
+    pixel_acc = yield from knn_accuracy_job(thumbs, index.labels, knn_k or 1, handle.device,
+                                            "k-NN accuracy in pixel space")
+    return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc, knn_k)

@@ -76,7 +76,8 @@ class ProbeSet:
     def fingerprint(self) -> str:
         """Changes when the set's files change: their paths, sizes and modification times as the set was
         opened (for the generated and packaged sets: the spec and the length)."""
-        return hashlib.sha256(f"{_FORMAT}\n{self.spec}\n{len(self)}\n{self.stamp}".encode()).hexdigest()
+        text = f"{_FORMAT}\n{self.spec}\n{len(self)}\n{self.stamp}"
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # file names need not be UTF-8
 
     def batches(self, preprocessing: Preprocessing, batch_size: int, start: int = 0, stop: int | None = None
                 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -158,8 +159,8 @@ def open_probe_job(spec: str, download: bool = False) -> Job[ProbeSet]:
         return _builtin(rest)
     if sep and kind in _TORCHVISION:
         return _torchvision(kind, Path(rest).expanduser(), download)
-    if text and Path(text).expanduser().is_dir():
-        return (yield from _folder(Path(text).expanduser()))
+    if text and Path(text).expanduser().exists():
+        return (yield from _folder(Path(text).expanduser()))  # a file is refused there
     if sep and len(kind) > 1:
         raise UserError(f"unknown data spec '{spec}'; use {PROBE_HELP}")
     raise UserError(f"data folder not found: {spec}; pass a folder of images (one sub-folder per class for labels) "
@@ -169,12 +170,15 @@ def open_probe_job(spec: str, download: bool = False) -> Job[ProbeSet]:
 def _folder(path: Path) -> Job[ProbeSet]:
     from cnnexplorer.core.images import load_image
 
+    if path.is_file():
+        raise UserError(f"{path} is a file, not a folder; pass the folder of images that holds it (one sub-folder "
+                        "per class for labels)")
     if not path.is_dir():
         raise UserError(f"data folder not found: {path}; pass a folder of images (one sub-folder per class for labels)")
     if (path / "train").is_dir() and (path / "val").is_dir():
         path = path / "val"
-    files, stamp = _listing(path)
-    skipped: dict[str, str] = {}
+    files, stamp, skipped = _listing(path)
+    listed = len(files) + len(skipped)
     kept: list[Path] = []
     with ThreadPoolExecutor(_READERS) as pool:
         for done, (file, why) in enumerate(pool.map(_check, files), 1):
@@ -186,7 +190,7 @@ def _folder(path: Path) -> Job[ProbeSet]:
                 yield Progress(done, len(files), f"reading {path.name}: {done:,}/{len(files):,} files")
     if not kept:
         example = next(iter(skipped.items()), None)
-        found = f"its {len(files)} files cannot be read (e.g. {example[0]}: {example[1]})" if example else "it is empty"
+        found = f"its {listed} files cannot be read (e.g. {example[0]}: {example[1]})" if example else "it is empty"
         raise UserError(f"{path} holds no images: {found}; put images (PNG, JPEG …) in it, one sub-folder per class "
                         "for labels")
     tops = [_class_folder(path, f) for f in kept]
@@ -203,9 +207,10 @@ def _class_folder(root: Path, file: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def _listing(root: Path) -> tuple[list[Path], str]:
-    """Every non-hidden file under ``root`` in sorted path order, and a stamp of their paths, sizes and times."""
-    files, lines = [], []
+def _listing(root: Path) -> tuple[list[Path], str, dict[str, str]]:
+    """Every non-hidden file under ``root`` in sorted path order, a stamp of their paths, sizes and times, and the
+    entries that cannot be read (a broken link, a file gone meanwhile) with why."""
+    files, lines, unreadable = [], [], {}
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in names:
@@ -214,12 +219,13 @@ def _listing(root: Path) -> tuple[list[Path], str]:
             file = Path(folder) / name
             try:
                 info = file.stat()
-            except OSError:
+            except OSError as exc:
+                unreadable[str(file)] = f"cannot be read: {exc.strerror or exc}"
                 continue
             files.append(file)
             lines.append(f"{file.relative_to(root).as_posix()}\t{info.st_size}\t{info.st_mtime_ns}")
     order = sorted(range(len(files)), key=lambda k: files[k].relative_to(root).parts)
-    return [files[k] for k in order], "\n".join(sorted(lines))
+    return [files[k] for k in order], "\n".join(sorted(lines)), unreadable
 
 
 def _check(file: Path) -> tuple[Path, str | None]:

@@ -44,6 +44,9 @@ def tsne_job(features: np.ndarray, seed: int = 0) -> Job[Projection]:
         raise UserError(f"a t-SNE map needs the features of at least {MIN_POINTS} images, not {list(data.shape)}; "
                         "choose PCA, or index more images")
     count = len(data)
+    if (data == data[0]).all():
+        raise UserError(f"the {count:,} images have the same features in this layer, so a t-SNE map has no neighbours "
+                        "to keep apart; choose PCA, another feature layer, or images that differ")
     perplexity = min(PERPLEXITY, (count - 1) / 3)
     stop, done, outcome = threading.Event(), [0], {}
 
@@ -71,4 +74,7 @@ def tsne_job(features: np.ndarray, seed: int = 0) -> Job[Projection]:
         stop.set()  # cancelled (the generator closed): the run stops at its next report
     if "error" in outcome:
         raise outcome["error"]
+    if not np.isfinite(outcome["points"]).all():
+        raise UserError(f"t-SNE gave no map of these {count:,} images (too few of them differ in this layer); "
+                        "choose PCA or another feature layer")
     return Projection(outcome["points"].astype(np.float32), None, None, "tsne", perplexity)

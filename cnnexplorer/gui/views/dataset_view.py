@@ -542,9 +542,13 @@ class DatasetView(View):
         self._pictures["Neighbours"] = picture
         self.neighbours_canvas.set_pixels(picture.pixels)
         report = picture.report
-        self.neighbours_caption.setText(f"k-NN accuracy over the set: feature space {_share(report['feature_knn_acc'])}"
-                                        f", pixel space {_share(report['pixel_knn_acc'])}. Click a neighbour to open "
-                                        "it.")
+        every = f"The set holds {report['k']:,} images, all shown. " if report["k"] < self.k.value() else ""
+        if report["feature_knn_acc"] is None:
+            accuracy = "With fewer than two labelled images there is no k-NN accuracy."
+        else:
+            accuracy = (f"{report['knn_k']}-NN accuracy over the set: feature space {_share(report['feature_knn_acc'])}, "
+                        f"pixel space {_share(report['pixel_knn_acc'])}.")
+        self.neighbours_caption.setText(f"{every}{accuracy} Click a neighbour to open it.")
 
 
     def _draw_map(self) -> None:
