@@ -13,7 +13,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from cnnexplorer.cli_shared import add_ablate, add_common, add_model_options, emit, interventions, load_model
+from cnnexplorer.cli_shared import (add_ablate, add_common, add_model_options, emit, interventions, load_model,
+                                    stop_on_signals)
 from cnnexplorer.pictures.flags import bounded_int
 
 import cnnexplorer
@@ -287,7 +288,14 @@ def cmd_gui(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # also while the command's modules are still loading
+        print("cnnexplorer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str]) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "gui")
     try:
@@ -301,13 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     handler = handlers.get(args.command) or importlib.import_module(COMMAND_MODULES[args.command]).run
     try:
         _check_files(args)
-        return handler(args)
+        if args.command == "gui":
+            return handler(args)
+        with stop_on_signals():
+            return handler(args)
     except UserError as exc:
         print(f"cnnexplorer: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cnnexplorer: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # noqa: BLE001 - only out-of-memory is turned into a message here
         if not is_out_of_memory(exc):
             raise

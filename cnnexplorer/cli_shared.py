@@ -1,10 +1,15 @@
 """What every ``cnnexplorer`` command shares: the model options, ``--seed``/``--json``, loading the
-model with a progress bar, and printing the result (one JSON object last with ``--json``)."""
+model with a progress bar, printing the result (one JSON object last with ``--json``), and stopping a job
+cleanly on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
+import sys
+import threading
 
 from cnnexplorer.pictures.flags import bounded_int, numbers
 
@@ -98,3 +103,32 @@ def interventions(args, handle) -> tuple:
         return with_means(edits, drive(channel_means_job(handle, probe, wanted), bar))
     finally:
         bar.close()
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """For the block, the first Ctrl-C or SIGTERM stops the running job at its next step, as the GUI's Cancel does
+    (an index saves its progress, to be resumed), and a second one stops it at once. Only in the main thread,
+    where Python delivers signals."""
+    from cnnexplorer.core import jobs
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def at_once(signum, frame):
+        raise KeyboardInterrupt
+
+    def first(signum, frame):
+        jobs.request_stop()
+        print("\ncnnexplorer: stopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, at_once)
+
+    before = {number: signal.signal(number, first) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+        jobs.clear_stop()

@@ -8,7 +8,7 @@ folder that can be written, and none may be the same file as an input or as anot
 so a failed write leaves the old file as it was. A link at the target is replaced, never
 followed; the file gets the permissions a plain ``open`` would give it (the umask), or keeps
 those of the file it replaces; temporaries left by a killed run are removed by the next write
-to the same path; an ``OSError`` becomes one ``UserError`` line naming the path and the fix.
+to the same path (``remove_stale_temporaries``: never those of another process still writing it); an ``OSError`` becomes one ``UserError`` line naming the path and the fix.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Mapping
 
@@ -25,7 +26,8 @@ from cnnexplorer.core.errors import UserError
 
 TMP_SUFFIX = ".tmp"
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
-_TMP_EXTRA = len(".") + len(".") + 8 + len(TMP_SUFFIX)  # mkstemp's ".NAME.XXXXXXXX.tmp" around the name
+_TMP_EXTRA = len(".") + len(".0000000.") + 8 + len(TMP_SUFFIX)  # ".NAME.PID.XXXXXXXX.tmp" around the name
+STALE_TEMPORARY_S = 3600.0  # a temporary this old is a killed writer's, whoever wrote it
 _FIXES = {
     errno.ENOSPC: "free some space or choose another folder",
     errno.EDQUOT: "free some space or choose another folder",
@@ -115,9 +117,9 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(path)
+        remove_stale_temporaries(path)
         mode = _mode_for(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)
@@ -133,15 +135,38 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}; {fix}") from None
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries that writers of ``path`` killed mid-write left beside it: those of a process that
+    has ended (or older than ``STALE_TEMPORARY_S``). Another process writing the same path keeps its own."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
     try:
         names = os.listdir(path.parent)
     except OSError:
         return
     for name in names:
-        if pattern.fullmatch(name):
+        found = pattern.fullmatch(name)
+        if found and (found[1] is None or not _running(int(found[1])) or _age(path.parent / name) > STALE_TEMPORARY_S):
             (path.parent / name).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (this one does); where that cannot be asked (Windows), assumed so."""
+    if pid == os.getpid() or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _age(file: Path) -> float:
+    try:
+        return time.time() - file.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _mode_for(path: Path) -> int:

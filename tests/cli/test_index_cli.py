@@ -1,10 +1,19 @@
-"""`cnnexplorer index`: the JSON contract, reuse of the cache, skipped files on stderr, one-line errors."""
+"""`cnnexplorer index`: the JSON contract, reuse of the cache, skipped files on stderr, one-line errors, and a
+pass stopped by Ctrl-C or SIGTERM that the next run resumes."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cnnexplorer.core.dataset.cache import read_state
 from tests.cli.cli_helpers import assert_one_line_error, forked_ranks, last_json, run_cli
@@ -70,3 +79,48 @@ def test_two_processes_index_exactly_as_one(capsys, tmp_path):
             np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-5, err_msg=key)
         else:
             np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_at_a_terminal_stops_between_batches_and_the_next_run_resumes(capsys, tmp_path, signum):
+    """The first signal stops the pass at its next batch, which saves its progress; the next run continues it."""
+    data = labelled_folder(tmp_path / "set", per_class=300)
+    argv = ["index", "--model", "builtin:shapes", "--data", str(data), "--layers", "features.0.0,classifier",
+            "--batch-size", "1", "--json"]
+    terminal, stderr = pty.openpty()  # a terminal, where the progress bar shows and Ctrl-C is pressed
+    process = subprocess.Popen([sys.executable, "-m", "cnnexplorer", *argv, "--cache", str(tmp_path / "stopped")],
+                               stdout=subprocess.PIPE, stderr=stderr, cwd=Path(__file__).parents[2])
+    os.close(stderr)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b" images" not in shown and time.monotonic() < deadline and process.poll() is None:
+            if select.select([terminal], [], [], 0.1)[0]:
+                shown += os.read(terminal, 4096)
+        process.send_signal(signum)  # a batch or so into the pass
+        out, _ = process.communicate(timeout=120)
+        while select.select([terminal], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the other side closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        process.kill()
+        os.close(terminal)
+    text = shown.decode(errors="replace")
+    assert process.returncode == 130 and not out, text
+    assert "stopping after the current step" in text and "cnnexplorer: interrupted" in text
+    assert list((tmp_path / "stopped").glob("*.partial.npz")), "the stopped pass saved its progress"
+    code, out, err = run_cli(capsys, *argv, "--cache", tmp_path / "stopped")
+    assert code == 0 and "resumed at image" in err, err
+    resumed = Path(last_json(out)["cache"])
+    code, out, _ = run_cli(capsys, *argv, "--cache", tmp_path / "whole")
+    whole = Path(last_json(out)["cache"])
+    assert resumed.name == whole.name and not list((tmp_path / "stopped").glob("*partial*"))
+    (_, got), (_, expected) = read_state(resumed, resumed.stem), read_state(whole, whole.stem)
+    assert got.keys() == expected.keys()
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)

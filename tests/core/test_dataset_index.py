@@ -1,4 +1,5 @@
-"""The dataset index equals a brute-force pass, resumes after a cancel or a kill, and is reused from its cache."""
+"""The dataset index equals a brute-force pass, resumes after a cancel or a kill, and is reused from its cache;
+a damaged cache file is made again, and a cache that cannot be written fails before the pass."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from cnnexplorer.core.dataset.index_types import THUMBNAIL
 from cnnexplorer.core.dataset.layer_group import LayerGroup
 from cnnexplorer.core.dataset.layer_stats import BINS, LayerAccumulator, sample_positions, summarise
 from cnnexplorer.core.dataset.probe import open_probe_set
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Progress, drive
 from tests.core.test_probe_sets import labelled_folder, tiny_handle, write_image
 
@@ -312,3 +314,71 @@ def test_a_vector_overwritten_in_place_is_recorded_as_the_layer_gave_it(probe, t
     low, scale = np.float32(layer.hist_edges[0]), np.float32(BINS / (layer.hist_edges[-1] - layer.hist_edges[0]))
     bins = np.clip(np.floor((hidden.T.numpy() - low) * scale), 0, BINS - 1).astype(int)
     np.testing.assert_array_equal(layer.hist_counts, np.stack([np.bincount(row, minlength=BINS) for row in bins]))
+
+
+def test_a_damaged_cache_file_is_reported_removed_and_made_again(probe, tmp_path):
+    from cnnexplorer.core.dataset import cache as cache_module
+
+    handle = tiny_handle()
+    whole, _ = run(index_job(handle, probe, batch_size=4, cache_dir=tmp_path / "whole"))
+    finished = cache_module.finished_path(tmp_path / "whole", whole.key)
+    meta, arrays = cache_module.read_state(finished, whole.key)
+    narrow = {**arrays, "layer0.top_values": arrays["layer0.top_values"][:, :3]}  # well-formed, wrong shape
+    damages = {"garbage": lambda path: path.write_bytes(os.urandom(4096)),
+               "empty": lambda path: path.write_bytes(b""),
+               "no top-5": lambda path: cache_module.write_state(path, meta, {k: v for k, v in arrays.items()
+                                                                              if k != "top5"}),
+               "narrow top-k": lambda path: cache_module.write_state(path, meta, narrow),
+               "meta a list": lambda path: cache_module.write_state(path, [meta], arrays)}
+    for name, damage in damages.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        damage(cache_module.finished_path(folder, whole.key))
+        again, items = run(index_job(handle, probe, batch_size=4, cache_dir=folder))
+        notes = [item.text for item in items if isinstance(item, IndexNote)]
+        assert any(f"the cached index {whole.key}.npz could not be read" in text and "made again" in text
+                   for text in notes), (name, notes)
+        assert not any(isinstance(item, CacheHit) for item in items) and any(isinstance(i, Progress) for i in items)
+        assert_same_index(again, whole)
+        assert cache_module.read_state(cache_module.finished_path(folder, whole.key), whole.key) is not None
+    partial = partial_path(tmp_path / "damaged progress", whole.key)
+    partial.parent.mkdir()
+    cache_module.write_state(partial, {**meta, "done": 4, "part": [0, meta["count"]]}, arrays)  # sizes don't match
+    again, items = run(index_job(handle, probe, batch_size=4, cache_dir=partial.parent))
+    assert any("the saved progress" in item.text and "could not be read" in item.text for item in items
+               if isinstance(item, IndexNote))
+    assert not any(isinstance(i, IndexNote) and i.text.startswith("resumed") for i in items)
+    assert_same_index(again, whole)
+    assert not partial.exists()
+
+
+def test_the_batch_size_is_part_of_the_key(probe, tmp_path):
+    two, _ = run(index_job(tiny_handle(), probe, batch_size=2, cache_dir=tmp_path))
+    four, items = run(index_job(tiny_handle(), probe, batch_size=4, cache_dir=tmp_path))
+    assert two.key != four.key and not any(isinstance(item, CacheHit) for item in items)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_a_cache_that_cannot_be_written_fails_before_the_pass(probe, tmp_path):
+    (tmp_path / "a file").write_text("not a folder")
+    items = []
+    with pytest.raises(UserError, match="which is a file, not a folder"):
+        drive(index_job(tiny_handle(), probe, batch_size=2, cache_dir=tmp_path / "a file" / "index"), items.append)
+    assert not any(isinstance(item, Progress) for item in items)
+
+
+def test_a_save_that_fails_during_the_pass_is_reported_and_the_pass_goes_on(probe, tmp_path, monkeypatch):
+    from cnnexplorer.core.dataset import cache as cache_module
+
+    write_state = cache_module.write_state
+
+    def full_disk(path, meta, arrays):
+        if path.name.endswith(".partial.npz"):
+            raise UserError(f"cannot write {path}: No space left on device; free some space or choose another folder")
+        write_state(path, meta, arrays)
+
+    monkeypatch.setattr(cache_module, "write_state", full_disk)
+    index, items = run(index_job(tiny_handle(), probe, batch_size=2, cache_dir=tmp_path, save_every=0))
+    notes = [item.text for item in items if isinstance(item, IndexNote)]
+    assert len(notes) == 1 and notes[0].startswith("could not save the progress so far (cannot write")
+    assert index.count == len(probe) and (tmp_path / f"{index.key}.npz").exists()

@@ -39,7 +39,9 @@ def test_a_state_file_streams_to_disk_and_reads_back_whole(tmp_path):
     assert meta["sources"] == ["a.png"] and back.keys() == arrays.keys()
     for name, value in arrays.items():
         assert back[name].shape == value.shape and back[name].dtype == value.dtype and np.array_equal(back[name], value)
-    assert cache.read_state(tmp_path / "k.npz", "other") is None
+    with pytest.raises(cache.Unreadable, match="another index"):
+        cache.read_state(tmp_path / "k.npz", "other")
+    assert cache.read_state(tmp_path / "absent.npz", "k") is None
 
 
 def blocks(megabytes: int) -> list[bytearray]:

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,6 +66,27 @@ def test_stale_temporaries_of_a_killed_run_are_removed_by_the_next_write(tmp_pat
     assert path.read_bytes() == b"whole"
     assert not any(f.exists() for f in stale)
     assert all(f.exists() for f in others), "only this path's own temporaries are removed"
+
+
+def test_a_temporary_of_another_process_still_writing_stays(tmp_path):
+    """Two processes writing one path at once (two indexes of one set): neither removes the other's temporary."""
+    path = tmp_path / "c.npz"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    writing = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".c.npz.{writing.pid}.abcd1234.tmp"
+        dead = tmp_path / f".c.npz.{ended.pid}.abcd1234.tmp"
+        old = tmp_path / f".c.npz.{writing.pid}.old12345.tmp"
+        for file in (live, dead, old):
+            file.write_bytes(b"half")
+        os.utime(old, (time.time() - 2 * 3600,) * 2)  # hours old: a killed writer's, whatever its number
+        atomic_write_bytes(path, b"whole")
+        assert live.exists() and not dead.exists() and not old.exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.npz", live.name])
+    finally:
+        writing.kill()
+        writing.wait()
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):

@@ -179,7 +179,7 @@ def test_missing_folder_and_unknown_specs_are_user_errors(tmp_path):
         open_probe_set("builtin:cats")
 
 
-def test_fingerprint_changes_when_a_file_changes(tmp_path):
+def test_fingerprint_follows_the_files_contents_not_their_times(tmp_path):
     root = labelled_folder(tmp_path / "set", per_class=2)
     first = open_probe_set(str(root)).fingerprint()
     assert open_probe_set(str(root)).fingerprint() == first
@@ -188,6 +188,16 @@ def test_fingerprint_changes_when_a_file_changes(tmp_path):
     assert changed != first
     write_image(root / "dog" / "new.png", seed=5)
     assert open_probe_set(str(root)).fingerprint() not in (first, changed)
+    added = open_probe_set(str(root)).fingerprint()
+    file = root / "dog" / "00.png"
+    os.utime(file, (time.time() + 100,) * 2)  # touched only: the same contents, the same set
+    assert open_probe_set(str(root)).fingerprint() == added
+    raw = write_image(root / "dog" / "raw.bmp", seed=6)  # uncompressed: other pixels, the same size
+    before, info = open_probe_set(str(root)).fingerprint(), raw.stat()
+    write_image(raw, seed=7)
+    os.utime(raw, ns=(info.st_atime_ns, info.st_mtime_ns))  # and the old time, as cp -p or rsync -t leave it
+    assert raw.stat().st_size == info.st_size and raw.stat().st_mtime_ns == info.st_mtime_ns
+    assert open_probe_set(str(root)).fingerprint() != before
 
 
 def test_builtin_digits_is_the_fixed_validation_part():

@@ -5,7 +5,8 @@ state_dict tensor), the model spec, the preprocessing, the probe set's fingerpri
 the feature layers. A finished index is ``KEY.npz``, the state of an unfinished pass
 ``KEY.partial.npz``; both are ``np.savez`` files (arrays plus one JSON string, read back without
 pickle) written atomically, so a killed run leaves the last complete file. A file that cannot be
-read back is treated as absent.
+read back (damaged, or not written by this version) raises ``Unreadable``: the index says so, removes it
+and indexes again.
 
 The folder is ``cache_dir`` when given, else ``$CNNEXPLORER_CACHE/index``, else the user's cache
 folder (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/cnnexplorer/index``.
@@ -83,12 +84,21 @@ def write_state(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, write)
 
 
+class Unreadable(Exception):
+    """A cache file that is there but cannot be used; the message says why."""
+
+
 def read_state(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """The meta and arrays ``write_state`` wrote for ``key``, or None when the file is absent or unreadable."""
+    """The meta and arrays ``write_state`` wrote for ``key``; None when there is no such file, ``Unreadable``
+    when there is one that cannot be read back or is not ``key``'s."""
+    if not path.exists():
+        return None
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
         meta = json.loads(str(arrays.pop(_META)))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    return (meta, arrays) if meta.get("key") == key else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise Unreadable(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        raise Unreadable("it holds another index")
+    return meta, arrays

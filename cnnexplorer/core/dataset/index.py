@@ -7,9 +7,13 @@ those per-image records: nothing holds all activations.
 
 The pass runs the model as ``handle.pixel_model()`` in eval mode under ``no_grad`` on the pixels
 ``preprocessing.to_tensor`` makes, with forward hooks removed when it ends, is cancelled or fails.
-Its state is saved in the cache (``cache``) every ``save_every`` seconds and when the job is
-closed, and a later run with the same key continues from it; a finished index is read back with
-no model pass.
+Its state is saved in the cache (``cache``) every ``save_every`` seconds (or ten times as long as a save
+takes, whichever is longer) and when the job is closed (a GUI cancel, the CLI's Ctrl-C or SIGTERM), and
+a later run with the same key continues from it; a finished index is read back with no model pass. The
+key holds the batch size: the histograms' bins come from the first batch, and a convolution's float
+rounding may differ with the batch. The cache folder is checked before the pass, so a read-only one
+fails at once; a save that fails during the pass (a full disk) is reported and the pass goes on. A
+damaged cache file is reported, removed and made again.
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ from cnnexplorer.core.interventions import active_edits, describe
 from cnnexplorer.core.jobs import Job, Progress
 from cnnexplorer.core.layouts import layout_of
 from cnnexplorer.core.model_handle import ModelHandle, eval_mode
+from cnnexplorer.core.outputs import check_output, remove_stale_temporaries
 
 __all__ = ["index_job", "default_layers", "all_layers", "IndexNote", "CacheHit", "index_cache_file"]
 
-SAVE_EVERY_S = 30.0
+SAVE_EVERY_S = 10.0
+SAVE_SHARE = 0.1  # saving may take at most this share of the pass: a slow save waits longer for the next
 MAX_TOP_K = 1000
 TOP_PREDICTIONS = 5
 
@@ -86,14 +92,17 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
     key = cache.index_key(weights=cache.weights_hash(handle.module), **({"edits": edits} if edits else {}),
                           model=handle.spec,
                           preprocessing=handle.preprocessing.to_json(), data=probe.fingerprint(), layers=names,
-                          top_k=top_k, features=feature_layers)
-    finished = cache.read_state(cache.finished_path(folder, key), key)
+                          top_k=top_k, features=feature_layers, batch_size=batch_size)
+    finished_file = cache.finished_path(folder, key)
+    finished = yield from _stored(finished_file, key, "the cached index")
     if finished is not None:
-        yield CacheHit(cache.finished_path(folder, key))
+        yield CacheHit(finished_file)
         for note in finished[0]["notes"]:
             yield IndexNote(note)
         return _index_from_state(*finished)
     here, part = distributed.world(), distributed.shard_range(len(probe))
+    if here.main:
+        check_output("the index cache", finished_file)  # before the pass, not after it
     with contextlib.closing(probe.batches(handle.preprocessing, batch_size if part.start else 1)) as first:
         first_batch = next(first)[1]  # the set's first batch, whose values fix the histograms' bins
     plan = plan_index(handle, first_batch[:1], names, feature_layers)
@@ -101,7 +110,7 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
         yield IndexNote(note)
     run = _Run(handle, probe, plan, key, top_k, part)
     partial = cache.partial_path(folder, key + (f"-rank{here.rank}of{here.size}" if here.distributed else ""))
-    stored = cache.read_state(partial, key)
+    stored = yield from _stored(partial, key, "the saved progress")
     if stored is not None and run.resume(*stored):
         yield IndexNote(f"resumed at image {run.done:,} of {len(probe):,}")
     if part.start:
@@ -109,9 +118,39 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
     yield from _pass(run, batch_size, partial, save_every)
     meta, arrays = _merged(run) if here.distributed else run.state()
     if here.main:
-        cache.write_state(cache.finished_path(folder, key), meta, arrays)
+        cache.write_state(finished_file, meta, arrays)
     partial.unlink(missing_ok=True)
+    remove_stale_temporaries(partial)
     return _index_from_state(meta, arrays)
+
+
+def _stored(path: Path, key: str, what: str) -> Job[tuple[dict, dict[str, np.ndarray]] | None]:
+    """The state in ``path`` (a finished index or saved progress) if there is a sound one; a damaged one is
+    reported (``IndexNote``) and removed."""
+    try:
+        state = cache.read_state(path, key)
+        if state is not None:
+            _check_state(*state)
+        return state
+    except (cache.Unreadable, KeyError, ValueError, TypeError, IndexError) as exc:
+        yield IndexNote(f"{what} {path.name} could not be read ({exc}); it is removed and made again")
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def _check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """``ValueError`` (or ``KeyError``, ``TypeError``) unless the arrays have the sizes ``meta`` gives them."""
+    done, (start, _), top_k = int(meta["done"]), meta["part"], int(meta["top_k"])
+    rows = done - int(start)
+    for name in (*_PER_IMAGE, *(f"feature{k}" for k in range(len(meta["features"])))):
+        if len(arrays[name]) != rows:
+            raise ValueError(f"{name} holds {len(arrays[name])} images, not {rows}")
+    for k in range(len(meta["layers"])):
+        if arrays[f"layer{k}.top_values"].ndim != 2 or arrays[f"layer{k}.top_values"].shape[1] != top_k:
+            raise ValueError(f"layer {k}'s top-k table is not {top_k} wide")
+    if len(arrays["labels"]) != int(meta["count"]) or len(meta["sources"]) != int(meta["count"]):
+        raise ValueError("the labels or sources do not match the set's size")
 
 
 def _merged(run: "_Run") -> tuple[dict, dict[str, np.ndarray]]:
@@ -141,7 +180,7 @@ def _layer_fields(arrays: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray
 def _pass(run: "_Run", batch_size: int, partial: Path, save_every: float) -> Job[None]:
     """Feed the rest of the run's part of the set through it, saving its state now and then and when stopped."""
     part, start = run.part, run.done
-    saved, consistent = time.monotonic(), True
+    saved, interval, consistent, failed = time.monotonic(), save_every, True, False
     try:
         with run.hooks(), contextlib.closing(run.probe.batches_with_thumbnails(run.handle.preprocessing, batch_size,
                                                                                run.done, part.stop)) as batches:
@@ -149,9 +188,15 @@ def _pass(run: "_Run", batch_size: int, partial: Path, save_every: float) -> Job
                 consistent = False
                 run.add(first, pixels, thumbs)
                 consistent = True
-                if time.monotonic() - saved >= save_every and run.done < part.stop:
-                    run.save(partial)
+                if time.monotonic() - saved >= interval and run.done < part.stop and not failed:
+                    began = time.monotonic()
+                    try:
+                        run.save(partial)
+                    except UserError as exc:
+                        failed = True  # one note; the pass goes on, to be kept (or not) at its end
+                        yield IndexNote(f"could not save the progress so far ({exc}); the pass goes on")
                     saved = time.monotonic()
+                    interval = max(save_every, (saved - began) / SAVE_SHARE)
                 yield Progress(run.done - part.start, len(part), _progress_text(run.done - part.start, len(part)))
     except BaseException:
         if consistent and run.done > start:

@@ -42,7 +42,7 @@ from cnnexplorer.core.model_handle import Preprocessing
 from cnnexplorer.core.training.data import _TORCHVISION, DATASPEC_HELP, SHAPES_VALIDATION
 
 PROBE_HELP = "a folder of images | " + DATASPEC_HELP
-_FORMAT = "probe-1"  # bump when the way a set is read changes, so old fingerprints no longer match
+_FORMAT = "probe-2"  # bump when the way a set is read changes, so old fingerprints no longer match
 _READERS = min(8, os.cpu_count() or 1)  # threads decoding images: PIL releases the GIL while it decodes
 
 
@@ -55,7 +55,7 @@ class ProbeSet:
     labels: np.ndarray  # int64 [n], -1 where unlabelled
     read: Callable[[int], Image.Image] = field(repr=False)
     sources: list[str] | None = field(default=None, repr=False)  # file paths for folder data
-    stamp: str = field(default="", repr=False)  # what the fingerprint hashes
+    stamp: str = field(default="", repr=False)  # what the fingerprint hashes: each file's path and SHA-256
     skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -74,8 +74,9 @@ class ProbeSet:
         return self.read(i)
 
     def fingerprint(self) -> str:
-        """Changes when the set's files change: their paths, sizes and modification times as the set was
-        opened (for the generated and packaged sets: the spec and the length)."""
+        """Changes when the set's files change: their paths and contents (each file's SHA-256, read as the set
+        was opened, so a file rewritten with its old size and time counts as changed, and a file only touched
+        does not); for the generated and packaged sets, the spec and the length."""
         text = f"{_FORMAT}\n{self.spec}\n{len(self)}\n{self.stamp}"
         return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # file names need not be UTF-8
 
@@ -177,13 +178,15 @@ def _folder(path: Path) -> Job[ProbeSet]:
         raise UserError(f"data folder not found: {path}; pass a folder of images (one sub-folder per class for labels)")
     if (path / "train").is_dir() and (path / "val").is_dir():
         path = path / "val"
-    files, stamp, skipped = _listing(path)
+    files, skipped = _listing(path)
     listed = len(files) + len(skipped)
     kept: list[Path] = []
+    digests: list[str] = []
     with ThreadPoolExecutor(_READERS) as pool:
-        for done, (file, why) in enumerate(pool.map(_check, files), 1):
+        for done, (file, why, digest) in enumerate(pool.map(_check, files), 1):
             if why is None:
                 kept.append(file)
+                digests.append(f"{file.relative_to(path).as_posix()}\t{digest}")
             else:
                 skipped[str(file)] = why
             if done % 64 == 0 or done == len(files):
@@ -198,7 +201,7 @@ def _folder(path: Path) -> Job[ProbeSet]:
     number = {name: k for k, name in enumerate(classes)}
     labels = np.array([number.get(top, -1) for top in tops], dtype=np.int64)
     return ProbeSet(f"folder:{path}", classes or None, labels, lambda i: load_image(kept[i]).image,
-                    [str(f) for f in kept], stamp, skipped)
+                    [str(f) for f in kept], "\n".join(digests), skipped)
 
 
 def _class_folder(root: Path, file: Path) -> str | None:
@@ -207,10 +210,10 @@ def _class_folder(root: Path, file: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
-def _listing(root: Path) -> tuple[list[Path], str, dict[str, str]]:
-    """Every non-hidden file under ``root`` in sorted path order, a stamp of their paths, sizes and times, and the
-    entries that cannot be read (a broken link, a file gone meanwhile) with why."""
-    files, lines, unreadable = [], [], {}
+def _listing(root: Path) -> tuple[list[Path], dict[str, str]]:
+    """Every non-hidden file under ``root`` in sorted path order, and the entries that cannot be read (a broken
+    link, a file gone meanwhile) with why."""
+    files, unreadable = [], {}
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in names:
@@ -218,25 +221,22 @@ def _listing(root: Path) -> tuple[list[Path], str, dict[str, str]]:
                 continue
             file = Path(folder) / name
             try:
-                info = file.stat()
+                file.stat()
             except OSError as exc:
                 unreadable[str(file)] = f"cannot be read: {exc.strerror or exc}"
                 continue
             files.append(file)
-            lines.append(f"{file.relative_to(root).as_posix()}\t{info.st_size}\t{info.st_mtime_ns}")
-    order = sorted(range(len(files)), key=lambda k: files[k].relative_to(root).parts)
-    return [files[k] for k in order], "\n".join(sorted(lines)), unreadable
+    return sorted(files, key=lambda file: file.relative_to(root).parts), unreadable
 
 
-def _check(file: Path) -> tuple[Path, str | None]:
-    """``file`` and None if it decodes as the views decode it, else why not."""
+def _check(file: Path) -> tuple[Path, str | None, str]:
+    """``file``, None if it decodes as the views decode it (else why not), and the SHA-256 of its bytes."""
     from cnnexplorer.core.images import load_image
 
     try:
-        load_image(file)
+        return file, None, load_image(file).sha256
     except UserError as exc:
-        return file, str(exc)
-    return file, None
+        return file, str(exc), ""
 
 
 def _builtin(name: str) -> ProbeSet:
