@@ -75,7 +75,7 @@ def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour
     t-SNE), else its PCA, so a large set's projection runs once."""
     import numpy as np
 
-    from cnnexplorer.core.dataset.evaluate import evaluate_index
+    from cnnexplorer.core.dataset.evaluate import evaluate_index, image_reference
     from cnnexplorer.core.dataset.projection import pca_2d, point_groups
 
     features = _features(index, layer)
@@ -100,6 +100,7 @@ def map_picture(handle, probe: ProbeSet, index: DatasetIndex, layer: str, colour
     if index.count <= MAX_LISTED:
         report["points"] = projection.points.astype(float).round(6).tolist()
         report["point_groups"] = [names[g] for g in group]
+        report["point_images"] = [image_reference(probe.source(i), probe.spec, i) for i in range(index.count)]
     return Picture(pixels, settings_of(options), report, layer=layer)
 
 

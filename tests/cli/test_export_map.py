@@ -56,6 +56,7 @@ def test_export_map_draws_the_principal_components_and_is_made_again_from_its_si
     np.testing.assert_allclose(report["variance"], variance, atol=TOL)
     predicted = [handle.class_names[c] for c in index.top5[:, 0]]
     assert report["point_groups"] == predicted
+    assert report["point_images"] == [probe.source(i) for i in range(16)]  # folder data: each point's file
     assert {g["name"]: g["count"] for g in report["groups"]} == {n: predicted.count(n) for n in set(predicted)}
     pixels = np.asarray(Image.open(out))
     colours = {tuple(p) for p in pixels.reshape(-1, 3)}
