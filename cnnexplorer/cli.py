@@ -13,8 +13,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from cnnexplorer.cli_shared import (add_ablate, add_common, add_model_options, emit, interventions, load_model,
-                                    stop_on_signals)
+from cnnexplorer.cli_shared import add_ablate, add_common, add_model_options, emit, interventions, load_model
 from cnnexplorer.pictures.flags import bounded_int
 
 import cnnexplorer
@@ -261,7 +260,7 @@ def _from_sidecar(args):
         raise UserError("give either a VIEW or --from-sidecar, not both: the sidecar names its view")
     if args.ablate:
         raise UserError("--ablate does not go with --from-sidecar: the sidecar records the edits its picture was made with")
-    defaults = build_parser().parse_args(["export", "--out", args.out])
+    defaults = build_parser().parse_args(["export", f"--out={args.out}"])  # (an --out may start with "-")
     recorded_flags = [f"--{dest.replace('_', '-')}" for dest, value in vars(args).items()
                       if dest not in _REPLAY_FLAGS and value != getattr(defaults, dest, value)]
     if recorded_flags:
@@ -309,10 +308,7 @@ def _run(argv: list[str]) -> int:
     handler = handlers.get(args.command) or importlib.import_module(COMMAND_MODULES[args.command]).run
     try:
         _check_files(args)
-        if args.command == "gui":
-            return handler(args)
-        with stop_on_signals():
-            return handler(args)
+        return handler(args)
     except UserError as exc:
         print(f"cnnexplorer: error: {exc}", file=sys.stderr)
         return 2

@@ -1,13 +1,15 @@
 """The ``cnnexplorer index`` command: one pass over a probe set that the dataset pictures read.
 
 ``--nproc-per-node N`` shares the pass among N processes under torchrun; the index is a single process's.
+The first Ctrl-C or SIGTERM stops the pass at the end of a batch, which saves its progress: the same command
+resumes it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model
+from cnnexplorer.cli_shared import add_common, add_model_options, emit, load_model, stop_on_signals
 from cnnexplorer.cli_train import add_launcher_flags, run_sharded
 from cnnexplorer.pictures.flags import bounded_int
 
@@ -56,12 +58,14 @@ def _index(args, main: bool = True) -> int:
         else:
             bar(item)
 
-    try:
-        probe = drive(open_probe_job(args.data, args.download), on_item)
-        layers = _layers(args.layers, handle, all_layers)
-        index = drive(index_job(handle, probe, layers, args.top_k, args.batch_size, cache_dir=args.cache), on_item)
-    finally:
-        bar.close()
+    with stop_on_signals(say=main) as stop:  # Ctrl-C or SIGTERM: the pass stops at a batch's end, saved to resume
+        try:
+            probe = drive(open_probe_job(args.data, args.download), on_item, stop)
+            layers = _layers(args.layers, handle, all_layers)
+            index = drive(index_job(handle, probe, layers, args.top_k, args.batch_size, cache_dir=args.cache), on_item,
+                          stop)
+        finally:
+            bar.close()
     if not main:
         return 0
     for path, why in index.skipped.items():

@@ -1,16 +1,17 @@
 """What every ``cnnexplorer`` command shares: the model options, ``--seed``/``--json``, loading the
 model with a progress bar, printing the result (one JSON object last with ``--json``), and stopping a job
-cleanly on Ctrl-C or SIGTERM."""
+cleanly on Ctrl-C or SIGTERM (``stop_on_signals``)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import os
 import signal
-import sys
 import threading
 
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.pictures.flags import bounded_int, numbers
 
 
@@ -49,12 +50,28 @@ def load_model(args):
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.models import open_model
 
+    _check_named_model_options(args)
     torch.manual_seed(args.seed)
     bar = TextProgressBar()
     try:
         return drive(open_model(args.model, args.device, file_options(args)), bar)
     finally:
         bar.close()
+
+
+def _check_named_model_options(args) -> None:
+    """A named model (builtin:, torchvision:, timm:) brings its own class names and normalisation: ``--labels``
+    would be ignored, and so would ``--mean``/``--std`` except by ``train``, which applies them."""
+    if str(args.model or "").partition(":")[0] not in ("builtin", "torchvision", "timm"):
+        return
+    flags = [("--labels", args.labels)]
+    if args.command != "train":
+        flags += [("--mean", args.mean), ("--std", args.std)]
+    given = [flag for flag, value in flags if value is not None]
+    if given:
+        raise UserError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} to a model file; "
+                        f"{args.model} brings its own class names and normalisation, so leave "
+                        f"{'it' if len(given) == 1 else 'them'} out")
 
 
 def emit(args, payload: dict, text: str) -> None:
@@ -106,29 +123,29 @@ def interventions(args, handle) -> tuple:
 
 
 @contextlib.contextmanager
-def stop_on_signals():
-    """For the block, the first Ctrl-C or SIGTERM stops the running job at its next step, as the GUI's Cancel does
-    (an index saves its progress, to be resumed), and a second one stops it at once. Only in the main thread,
-    where Python delivers signals."""
-    from cnnexplorer.core import jobs
-
+def stop_on_signals(say: bool = True):
+    """For the block: an event that the first Ctrl-C or SIGTERM sets, for ``drive(job, stop=event)`` to stop the
+    job at its next step as the GUI's Cancel does (an index saves its progress, to be resumed); a second signal
+    stops at once. Only in the main thread, where Python delivers signals; ``say``: print what happens."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def at_once(signum, frame):
         raise KeyboardInterrupt
 
     def first(signum, frame):
-        jobs.request_stop()
-        print("\ncnnexplorer: stopping after the current step (Ctrl-C again to stop at once)", file=sys.stderr)
+        stop.set()
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, at_once)
+        again = "Ctrl-C again" if signum == signal.SIGINT else "the signal again"
+        if say:  # os.write: a print here could land inside the progress bar's own write to stderr
+            os.write(2, f"\ncnnexplorer: stopping after the current step ({again} to stop at once)\n".encode())
 
     before = {number: signal.signal(number, first) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
-        jobs.clear_stop()

@@ -5,9 +5,9 @@ partial result) and ``return``s its final result. The GUI runs it in a worker th
 cancels between two yields; the CLI drives the same generator with ``drive`` and a text
 progress bar. One code path, two front ends.
 
-The CLI stops a job the way the GUI cancels one, between two yields: on Ctrl-C or SIGTERM it calls
-``request_stop`` and ``drive`` closes the job at its next yield (so a job saves what it has, as on a
-GUI cancel) and raises ``KeyboardInterrupt``.
+The CLI can stop a job the way the GUI cancels one, between two yields: ``drive(job, stop=event)``
+closes the job at its next yield once ``event`` is set (so a job saves what it has, as on a GUI
+cancel) and raises ``KeyboardInterrupt`` (``cnnexplorer index`` sets it on Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -37,32 +37,20 @@ class Progress:
         return min(1.0, max(0.0, self.done / self.total))
 
 
-_stop = threading.Event()
-
-
-def request_stop() -> None:
-    """Ask every ``drive`` to stop its job at the job's next yield (the CLI's Ctrl-C and SIGTERM)."""
-    _stop.set()
-
-
-def clear_stop() -> None:
-    _stop.clear()
-
-
-def drive(job: Job[T], on_item: Callable[[Any], None] | None = None) -> T:
+def drive(job: Job[T], on_item: Callable[[Any], None] | None = None, stop: threading.Event | None = None) -> T:
     """Run ``job`` to its end, passing every yielded item to ``on_item``; return its result.
 
-    If ``on_item`` raises, or a stop was requested (``request_stop``: ``KeyboardInterrupt``), the job is closed
-    at the yield it stands at before the exception goes on."""
+    If ``on_item`` raises, or ``stop`` is set (then ``KeyboardInterrupt``), the job is closed at the yield it
+    stands at before the exception goes on."""
     try:
         while True:
             try:
                 item = next(job)
-            except StopIteration as stop:
-                return stop.value
+            except StopIteration as done:
+                return done.value
             if on_item is not None:
                 on_item(item)
-            if _stop.is_set():
+            if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
     except BaseException:
         job.close()

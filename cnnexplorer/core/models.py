@@ -56,8 +56,6 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
     spec = spec.strip()
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     kind, _, rest = spec.partition(":")
-    if kind in ("builtin", "torchvision", "timm"):
-        _check_no_file_options(spec, options)
     if kind == "builtin":
         handle = _open_builtin(rest)
     elif kind == "torchvision":
@@ -82,17 +80,6 @@ def open_model(spec: str, device: str | torch.device = "auto", options: FileOpti
     yield Progress(1, 1, f"moving {handle.spec} to {dev}")
     handle.module.eval()
     return handle.to(dev)
-
-
-def _check_no_file_options(spec: str, options: FileOptions) -> None:
-    """A named model brings its own class names and normalisation: a file's options for them would be ignored.
-    (Its input size may be changed: ``summary`` and ``train`` use ``--input-size``.)"""
-    given = [flag for flag, value in (("--labels", options.labels), ("--mean", options.mean), ("--std", options.std))
-             if value is not None]
-    if given:
-        raise UserError(f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} to a model file; {spec} "
-                        f"brings its own class names and normalisation, so leave {'it' if len(given) == 1 else 'them'} "
-                        "out")
 
 
 def known_specs() -> list[str]:

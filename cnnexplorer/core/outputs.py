@@ -8,11 +8,12 @@ folder that can be written, and none may be the same file as an input or as anot
 so a failed write leaves the old file as it was. A link at the target is replaced, never
 followed; the file gets the permissions a plain ``open`` would give it (the umask), or keeps
 those of the file it replaces; temporaries left by a killed run are removed by the next write
-to the same path (``remove_stale_temporaries``: never those of another process still writing it); an ``OSError`` becomes one ``UserError`` line naming the path and the fix.
+to the same path (``remove_stale_temporaries``: not those of another process still writing it); an ``OSError`` becomes one ``UserError`` line naming the path and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -136,8 +137,9 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporaries that writers of ``path`` killed mid-write left beside it: those of a process that
-    has ended (or older than ``STALE_TEMPORARY_S``). Another process writing the same path keeps its own."""
+    """Remove the temporaries that writers of ``path`` killed mid-write left beside it. Another process of this
+    machine still writing the same path keeps its own: on POSIX those of a running process are kept (unless
+    older than ``STALE_TEMPORARY_S``); on Windows a file another process holds open cannot be removed."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}{re.escape(TMP_SUFFIX)}")
     try:
         names = os.listdir(path.parent)
@@ -145,17 +147,22 @@ def remove_stale_temporaries(path: Path) -> None:
         return
     for name in names:
         found = pattern.fullmatch(name)
-        if found and (found[1] is None or not _running(int(found[1])) or _age(path.parent / name) > STALE_TEMPORARY_S):
-            (path.parent / name).unlink(missing_ok=True)
+        if not found:
+            continue
+        file = path.parent / name
+        if os.name == "posix" and found[1] is not None and _running(int(found[1])) and _age(file) <= STALE_TEMPORARY_S:
+            continue
+        with contextlib.suppress(OSError):  # (on Windows: still open in a running writer)
+            file.unlink()
 
 
 def _running(pid: int) -> bool:
-    """Whether process ``pid`` runs (this one does); where that cannot be asked (Windows), assumed so."""
-    if pid == os.getpid() or os.name != "posix":
+    """Whether process ``pid`` runs on this machine (POSIX; this process does)."""
+    if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except OSError:  # another user's process
         return True

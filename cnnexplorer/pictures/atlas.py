@@ -143,15 +143,10 @@ def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:
     """The atlases of ``options.data`` indexed at the layer, refusing a set changed since the sidecar."""
     from cnnexplorer.core.dataset.atlas import Atlases
     from cnnexplorer.core.dataset.index import index_job
-    from cnnexplorer.core.dataset.probe import open_probe_job
-    from cnnexplorer.core.errors import UserError
+    from cnnexplorer.pictures.confusion import open_data_job
 
-    data = absolute_spec(options.data)
-    yield Progress(0, None, f"opening {data}")
-    probe = yield from open_probe_job(data)
-    if options.fingerprint is not None and options.fingerprint != probe.fingerprint():
-        raise UserError(f"the images of {data} have changed since the atlas was made (its fingerprint "
-                        "differs); restore them, or export the atlas again from the data as it is")
+    yield Progress(0, None, f"opening {absolute_spec(options.data)}")
+    probe = yield from open_data_job("atlas", options.data, options.fingerprint)
     index = yield from index_job(inputs.handle, probe, layers=[inputs.layer], top_k=options.top_k)
     return Atlases(inputs.handle, probe, index)
 

@@ -49,7 +49,8 @@ def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[P
     probe = yield from open_probe_job(absolute_spec(data))
     if fingerprint is not None and fingerprint != probe.fingerprint():
         raise UserError(f"the images of {data} have changed since the {name} picture was made (its fingerprint "
-                        f"differs); restore them, or export the {name} picture again from the data as it is")
+                        "differs, as it does for a folder's pictures made before fingerprints read the files' "
+                        f"contents); restore them, or export the {name} picture again from the data as it is")
     return probe
 
 
@@ -85,8 +86,7 @@ def render_confusion(evaluation: Evaluation, title: str) -> np.ndarray:
     numbers, named = grid.numbers, bool(names)
     accuracy_width = int(small.getlength("100.0 %")) + 16
     lines = [f"{evaluation.count:,} images: top-1 {evaluation.top1 * 100:.1f} %, top-5 "
-             f"{evaluation.top5_accuracy * 100:.1f} %" + (f"; {evaluation.left_out:,} with labels the model does not have "
-                                                          "left out" if evaluation.left_out else ""),
+             f"{evaluation.top5_accuracy * 100:.1f} %" + _left_out(evaluation),
              "rows: true class, columns: predicted class; shade: share of the row"]
     width = max(left + n * cell + accuracy_width + MARGIN, 2 * MARGIN + int(max(big.getlength(title),
                                                                                 *map(body.getlength, lines))))
@@ -165,3 +165,11 @@ def _row_name(number: int, name: str) -> str:
 
 RECIPE = Recipe("confusion", ConfusionOptions, make_confusion,
                 from_flags=lambda args: ConfusionOptions(data=args.data))
+
+
+def _left_out(evaluation) -> str:
+    """What the figures leave out: images with labels the model does not have, and unlabelled ones."""
+    unmatched = evaluation.left_out - evaluation.unlabelled
+    parts = [f"{unmatched:,} with labels the model does not have"] if unmatched else []
+    parts += [f"{evaluation.unlabelled:,} unlabelled"] if evaluation.unlabelled else []
+    return f"; left out: {' and '.join(parts)}" if parts else ""

@@ -155,7 +155,7 @@ def render_neighbours(found: Neighbours, query: np.ndarray, tile, label_names: l
 
 def knn_caption(found: Neighbours) -> str:
     if found.feature_knn_acc is None:
-        return "k-NN accuracy: the set has no labels"
+        return "no k-NN accuracy: the set has fewer than two labelled images"
     return (f"leave-one-out {found.knn_k}-NN accuracy over the set: feature space {found.feature_knn_acc * 100:.1f} %, "
             f"pixel space {found.pixel_knn_acc * 100:.1f} %")
 

@@ -126,6 +126,9 @@ def test_a_sidecar_replays_from_any_folder_and_after_moving_with_its_image(capsy
     code, _, err = run_cli(capsys, "export", "--from-sidecar", made / "act.png.json", "--out", "again.png")
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(elsewhere / "again.png")), picture)
+    code, _, err = run_cli(capsys, "export", "--from-sidecar", made / "act.png.json", "--out=-dash.png")
+    assert code == 0, err  # an --out that starts with a dash
+    assert np.array_equal(np.asarray(Image.open(elsewhere / "-dash.png")), picture)
     moved = tmp_path / "moved"
     moved.mkdir()
     image_path.rename(moved / image_path.name)  # the image and its sidecar carried to another folder

@@ -81,7 +81,7 @@ def test_export_atlas_reports_the_top_patches_and_reproduces(capsys, folder, tmp
     assert_one_line_error(code, err, "--data, --top-k do not go with --from-sidecar")
     Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "class0" / "added.png")
     code, _, err = run_cli(capsys, "export", "--from-sidecar", sidecar, "--out", again)
-    assert_one_line_error(code, err, "have changed since the atlas was made")
+    assert_one_line_error(code, err, "have changed since the atlas picture was made")
 
 
 def test_linear_units_show_whole_images(capsys, folder, tmp_path):

@@ -4,8 +4,6 @@ pass stopped by Ctrl-C or SIGTERM that the next run resumes."""
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -84,6 +82,9 @@ def test_two_processes_index_exactly_as_one(capsys, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_at_a_terminal_stops_between_batches_and_the_next_run_resumes(capsys, tmp_path, signum):
     """The first signal stops the pass at its next batch, which saves its progress; the next run continues it."""
+    import pty  # (POSIX only)
+    import select
+
     data = labelled_folder(tmp_path / "set", per_class=300)
     argv = ["index", "--model", "builtin:shapes", "--data", str(data), "--layers", "features.0.0,classifier",
             "--batch-size", "1", "--json"]

@@ -48,12 +48,14 @@ def test_a_new_binary_head_on_a_frozen_base_at_another_input_size_trains_and_reo
     data, out = two_classes(tmp_path / "data"), tmp_path / "run.pt"
     code, stdout, err = run_cli(capsys, *TINYVGG, "--data", f"folder:{data}", "--out", out, "--json",
                                 "--input-size", "3,48,48", "--head", "16,relu", "--binary", "--freeze-base",
-                                "--unfreeze-from", "features.5", "--base-lr", "1e-4")
+                                "--unfreeze-from", "features.5", "--base-lr", "1e-4",
+                                "--mean", "0.4,0.4,0.4", "--std", "0.2,0.2,0.2")  # normalised for this data
     assert code == 0 and last_json(stdout)["epochs"] == 1, err
     assert "a new head takes its place: Flatten → Linear 16 → ReLU → Linear 1 → sigmoid" in err
     assert "from features.5 on" in err and "learn at 0.0001" in err
     saved = read_model_file(out)
     assert saved.preprocessing.size == (48, 48)  # tinyvgg's own classifier fits 64 px only; the new head is measured
+    assert saved.preprocessing.mean == (0.4, 0.4, 0.4) and saved.preprocessing.std == (0.2, 0.2, 0.2)
     assert saved.extra["head"]["in_features"] == 10 * 9 * 9 and saved.extra["head"]["binary"] is True
     reopened = load_model(str(out), "cpu")
     assert isinstance(reopened.module.flatten, NewHead) and reopened.class_names == ["dark", "light"]

@@ -329,6 +329,10 @@ def test_a_damaged_cache_file_is_reported_removed_and_made_again(probe, tmp_path
                "no top-5": lambda path: cache_module.write_state(path, meta, {k: v for k, v in arrays.items()
                                                                               if k != "top5"}),
                "narrow top-k": lambda path: cache_module.write_state(path, meta, narrow),
+               "no sums": lambda path: cache_module.write_state(path, meta, {k: v for k, v in arrays.items()
+                                                                             if k != "layer0.sums"}),
+               "no notes": lambda path: cache_module.write_state(path, {k: v for k, v in meta.items() if k != "notes"},
+                                                                 arrays),
                "meta a list": lambda path: cache_module.write_state(path, [meta], arrays)}
     for name, damage in damages.items():
         folder = tmp_path / name

@@ -78,11 +78,12 @@ def test_a_temporary_of_another_process_still_writing_stays(tmp_path):
         live = tmp_path / f".c.npz.{writing.pid}.abcd1234.tmp"
         dead = tmp_path / f".c.npz.{ended.pid}.abcd1234.tmp"
         old = tmp_path / f".c.npz.{writing.pid}.old12345.tmp"
-        for file in (live, dead, old):
+        odd = tmp_path / f".c.npz.{'9' * 30}.abcd1234.tmp"  # no process has such a number
+        for file in (live, dead, old, odd):
             file.write_bytes(b"half")
         os.utime(old, (time.time() - 2 * 3600,) * 2)  # hours old: a killed writer's, whatever its number
         atomic_write_bytes(path, b"whole")
-        assert live.exists() and not dead.exists() and not old.exists()
+        assert live.exists() and not dead.exists() and not old.exists() and not odd.exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.npz", live.name])
     finally:
         writing.kill()

@@ -1,12 +1,12 @@
 """Where dataset indexes are kept on disk, and the key that names one.
 
 The key is the SHA-256 of everything the index depends on: the weights (the bytes of every
-state_dict tensor), the model spec, the preprocessing, the probe set's fingerprint, the layers, k and
-the feature layers. A finished index is ``KEY.npz``, the state of an unfinished pass
+state_dict tensor), the model spec, the preprocessing, the probe set's fingerprint, the layers, k, the
+feature layers and the batch size. A finished index is ``KEY.npz``, the state of an unfinished pass
 ``KEY.partial.npz``; both are ``np.savez`` files (arrays plus one JSON string, read back without
 pickle) written atomically, so a killed run leaves the last complete file. A file that cannot be
 read back (damaged, or not written by this version) raises ``Unreadable``: the index says so, removes it
-and indexes again.
+and indexes again; one that cannot be read for another reason (an I/O error) is a ``UserError``, and stays.
 
 The folder is ``cache_dir`` when given, else ``$CNNEXPLORER_CACHE/index``, else the user's cache
 folder (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/cnnexplorer/index``.
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.outputs import atomic_write
 
 FORMAT = 3  # bump when what a file holds changes: older files then no longer match any key
@@ -91,13 +92,16 @@ class Unreadable(Exception):
 def read_state(path: Path, key: str) -> tuple[dict, dict[str, np.ndarray]] | None:
     """The meta and arrays ``write_state`` wrote for ``key``; None when there is no such file, ``Unreadable``
     when there is one that cannot be read back or is not ``key``'s."""
-    if not path.exists():
-        return None
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
         meta = json.loads(str(arrays.pop(_META)))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (FileNotFoundError, NotADirectoryError):  # no such file (a part of the path may be a file)
+        return None
+    except OSError as exc:  # the file may be sound: an I/O error, too many open files …
+        raise UserError(f"cannot read the index cache {path}: {exc.strerror or exc}; check the disk, or choose "
+                        "another cache folder") from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise Unreadable(f"{type(exc).__name__}: {exc}") from None
     if not isinstance(meta, dict) or meta.get("key") != key:
         raise Unreadable("it holds another index")

@@ -101,8 +101,7 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
             yield IndexNote(note)
         return _index_from_state(*finished)
     here, part = distributed.world(), distributed.shard_range(len(probe))
-    if here.main:
-        check_output("the index cache", finished_file)  # before the pass, not after it
+    check_output("the index cache", finished_file)  # before the pass, on every rank: each saves its progress there
     with contextlib.closing(probe.batches(handle.preprocessing, batch_size if part.start else 1)) as first:
         first_batch = next(first)[1]  # the set's first batch, whose values fix the histograms' bins
     plan = plan_index(handle, first_batch[:1], names, feature_layers)
@@ -140,7 +139,12 @@ def _stored(path: Path, key: str, what: str) -> Job[tuple[dict, dict[str, np.nda
 
 
 def _check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """``ValueError`` (or ``KeyError``, ``TypeError``) unless the arrays have the sizes ``meta`` gives them."""
+    """``ValueError`` (or ``KeyError``, ``TypeError``) unless ``meta`` holds what an index is read with and the
+    arrays are there with the sizes it gives them."""
+    missing = sorted(_META_KEYS - set(meta)) + sorted(f"layer{k}.{field}" for k in range(len(meta["layers"]))
+                                                       for field in _LAYER_FIELDS if f"layer{k}.{field}" not in arrays)
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing[:4])}")
     done, (start, _), top_k = int(meta["done"]), meta["part"], int(meta["top_k"])
     rows = done - int(start)
     for name in (*_PER_IMAGE, *(f"feature{k}" for k in range(len(meta["features"])))):
@@ -211,6 +215,9 @@ def _progress_text(done: int, total: int) -> str:
 
 
 _PER_IMAGE = ("top5", "top5_probs", "thumbnails")
+_META_KEYS = {"key", "model_spec", "data_spec", "count", "done", "part", "top_k", "class_names", "label_names",
+              "sources", "skipped", "notes", "layers", "features"}
+_LAYER_FIELDS = ("top_values", "top_images", "top_y", "top_x", "sums", "zeros", "elements", "sampled", "hist_counts")
 
 
 class _Run:

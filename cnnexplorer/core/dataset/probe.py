@@ -42,7 +42,7 @@ from cnnexplorer.core.model_handle import Preprocessing
 from cnnexplorer.core.training.data import _TORCHVISION, DATASPEC_HELP, SHAPES_VALIDATION
 
 PROBE_HELP = "a folder of images | " + DATASPEC_HELP
-_FORMAT = "probe-2"  # bump when the way a set is read changes, so old fingerprints no longer match
+_FORMAT = "probe-1"  # bump when the way a set is read changes, so old fingerprints no longer match
 _READERS = min(8, os.cpu_count() or 1)  # threads decoding images: PIL releases the GIL while it decodes
 
 
