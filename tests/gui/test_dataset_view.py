@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QApplication
 
 from cnnexplorer.cli import main
 from cnnexplorer.gui.session import Unit
@@ -68,7 +69,8 @@ def test_a_dropped_folder_is_indexed_and_its_unreadable_file_named(window, folde
     assert "cache" not in view.status.text()
     view.start_index()  # the same model, set and layers: read back, each note a sentence of its own
     assert window.wait_for_jobs(WAIT_MS)
-    assert "files. Read from the cache (" in view.status.text() and view.index.count == 12
+    assert view.status.text().endswith("skipped 1 unreadable file. Read from the cache.") and view.index.count == 12
+    assert "notes.png" in view.status.toolTip()  # the skipped file named
 
 
 def test_the_atlas_follows_the_current_unit_and_a_patch_opens_its_image(window, tmp_path, qtbot):
@@ -172,7 +174,7 @@ def test_a_rectangle_on_the_map_lists_its_images_which_open(window, qtbot):
     assert view.selection.isHidden()
     view.map.selected.emit([0, 5])
     assert view.selection.isVisibleTo(view) and view.selection.count() == 2
-    assert view.selection.row_data(1) == Path(view.probe.source(5)).name
+    assert view.selection.row_data(1) == "circle/5.png"  # its place in the set: names repeat across classes
     view.selection.setCurrentIndex(view.selection.model().index(1))  # the row chosen: its point ringed on the map
     assert (view.map.pointed.data["x"][0], view.map.pointed.data["y"][0]) == tuple(view.map.xy[5])
     with qtbot.waitSignal(view.open_image_requested) as opened:
@@ -224,3 +226,79 @@ def test_the_faithfulness_page_measures_the_image_and_the_set(window, tmp_path):
     view.measure_set()
     assert window.wait_for_jobs(WAIT_MS)
     assert table.report["count"] == 2 and view.picture() is None  # a set's table is not one image's picture
+    window.load_model("builtin:tinyvgg", "cpu")  # a new model: the measurements were of the old one
+    assert window.wait_for_jobs(WAIT_MS)
+    assert table.rowCount() == 0 and table.report is None and view.sanity_canvas.image_item.image is None
+    assert view.faith_caption.text().startswith("Measure how faithful") and view.picture() is None
+
+
+def test_a_unit_chosen_on_another_tab_shows_on_coming_back(window, tmp_path):
+    view = page(window, "Atlas")
+    layer = next(iter(view.index.layers))
+    window.session.set_unit(Unit(layer, 3))
+    assert window.wait_for_jobs(WAIT_MS) and [u.channel for u in view._atlas.units] == [3]
+    window.tabs.setCurrentWidget(window.view(ActivationsView))
+    window.session.set_unit(Unit(layer, 7))  # a tile clicked in the activation grid
+    assert window.wait_for_jobs(WAIT_MS) and [u.channel for u in view._atlas.units] == [3], "hidden: not made yet"
+    window.tabs.setCurrentWidget(view)
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [u.channel for u in view._atlas.units] == [7] and "channel 7" in view.atlas_caption.text()
+    assert assert_remade(window, tmp_path)["settings"]["channels"] == [7]
+    window.session.set_layer("features.0.1")  # a layer the index has no record of: no atlas, and none to export
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.picture() is None and "no record of features.0.1" in view.atlas_caption.text()
+
+
+def test_a_picture_that_arrives_after_a_new_model_is_dropped(window):
+    view = page(window, "Atlas")
+    layer = list(view.index.layers)[-2]
+    window.session.set_unit(Unit(layer, 1))  # its atlas starts in a worker …
+    window.load_model("builtin:tinyvgg", "cpu")  # … and the model changes before it is done
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view._atlas is None and view.picture() is None and view.index is None
+    assert view.atlas_canvas.image_item.image is None
+    view._open_image_number(0)  # a click on what was there: nothing to open, no error
+
+
+def test_opening_an_image_from_a_list_keeps_the_list(window):
+    view = page(window, "Map")
+    view.map.selected.emit([0, 5])
+    opened = view.probe.source(5)
+    window.open_files([opened])  # what double-clicking the second row does
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.session.image.path == Path(opened)
+    view.pages.setCurrentIndex(PAGES.index("Map"))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.selection.count() == 2 and "2 selected" in view.map_caption.text()
+    view = page(window, "Evaluation")
+    view.list_cell(0, 0)
+    listed = view.mistakes.count()
+    window.session.set_layer("features.0.0")
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.mistakes.count() == listed and "called circle" in view.evaluation_caption.text()
+
+
+def test_a_second_pass_a_bad_set_and_the_feature_layer(window, folder):
+    view = page(window, "Neighbours")
+    view.feature_layer.setCurrentText("classifier")
+    view.top_k.setValue(4)  # another index: a pass, not the cache
+    view.start_index()
+    first = view._running
+    view.start_index()  # started again before the first is done: the first is dropped
+    second = view._running
+    assert second is not first and view.cancel_button.isEnabled() and not view.index_button.isEnabled()
+    while first in view.jobs.active:  # the dropped pass ends first …
+        QApplication.processEvents()
+    running = second in view.jobs.active
+    assert not running or (view.cancel_button.isEnabled() and view.progress.isVisibleTo(view)), "… and leaves the "\
+        "controls to the pass still running"
+    assert "cancelled" not in view.status.text()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view._running is None and view.index_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert view.progress.isHidden() and view.index.top_k == 4 and "cancelled" not in view.status.text()
+    assert view.feature_layer.currentText() == "classifier", "the chosen feature layer stays"
+    shown = view.index
+    view.data.setText(str(folder / "nowhere"))
+    view.start_index()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "not found" in view.status.text() and view.index is shown and view.probe is not None

@@ -20,10 +20,18 @@ a finished index is read back at once). Its pages:
 
 An open index also gives the session its per-channel means (``Session.dataset_means``), which the
 activation grid's "set to the dataset mean" uses.
+
+Each page is drawn from what it depends on (``_page_key``: the atlas from the layer and unit, the
+neighbours from the image, the map from its own controls, the evaluation from the index alone), when
+it is shown and that changed: a change made on another tab is drawn on coming back, and opening an
+image from the map's selection or a confusion cell's list keeps that list. A picture that arrives
+after what it was made from changed (a new model, another unit) is dropped. A set being indexed
+leaves the one shown in place until it is ready, and a set that fails to open leaves it too.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +62,13 @@ PAGES = ("Atlas", "Neighbours", "Map", "Evaluation", "Faithfulness")
 VIEW_NAMES = {"Atlas": "atlas", "Neighbours": "neighbours", "Map": "map", "Evaluation": "confusion",
               "Faithfulness": "faithfulness"}
 DEFAULT_METHODS = "gradcam,saliency,inputxgrad"
+PAGE_TIPS = {"Atlas": "The current unit's strongest images in the set, cropped to its receptive field",
+             "Neighbours": "The current image's nearest images in a layer's feature space and in pixel space",
+             "Map": "The set's images as points of a 2-D projection of a layer's features",
+             "Evaluation": "Accuracy, the confusion matrix and the most confident mistakes (a labelled set)",
+             "Faithfulness": "How faithful each heatmap method is, on the current image or the set's first images"}
+FAITH_CAPTION = ("Measure how faithful each heatmap method is: lower deletion AUC and ROAD MoRF, higher insertion AUC "
+                 "and ROAD LeRF are better; every method should beat the random map.")
 
 
 def indexed_set_job(spec: str, handle, layers: list[str] | None, top_k: int, batch_size: int):
@@ -135,6 +150,7 @@ class DatasetView(View):
                              "builtin:digits, mnist:ROOT, fashion-mnist:ROOT or cifar10:ROOT")
         self.data.returnPressed.connect(self.start_index)
         browse = QPushButton("Folder…")
+        browse.setToolTip("Choose a folder of images (sub-folders are labels) and index it")
         browse.clicked.connect(self._browse)
         self.layers = QComboBox()
         self.layers.setObjectName("layers")
@@ -152,11 +168,14 @@ class DatasetView(View):
         self.batch.setRange(1, 1024)
         self.batch.setValue(64)
         self.batch.setPrefix("batch ")
+        self.batch.setToolTip("Images per batch of the pass; a larger batch is faster on a GPU and needs more memory "
+                              "(the index is kept per batch size)")
         self.index_button = QPushButton("Index")
         self.index_button.setToolTip("One pass over the set under the current model (kept in the cache, resumed "
                                      "if stopped)")
         self.index_button.clicked.connect(self.start_index)
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the pass; its progress is kept and Index resumes it")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_index)
         self.progress = QProgressBar()
@@ -188,6 +207,7 @@ class DatasetView(View):
         self.k.setRange(1, 32)
         self.k.setValue(8)
         self.k.setPrefix("k = ")
+        self.k.setToolTip("How many neighbours each row shows, and the k of the k-NN accuracy")
         self.k.valueChanged.connect(self._redraw)
         self.neighbours_canvas = ImageCanvas(fit="width")
         self.neighbours_canvas.scene().sigMouseClicked.connect(
@@ -196,6 +216,7 @@ class DatasetView(View):
         self.neighbours_caption.setWordWrap(True)
         self.colour_by = QComboBox()
         self.colour_by.addItems(COLOURINGS)
+        self.colour_by.setToolTip("Colour each point by its label, the model's prediction, or whether that is right")
         self.colour_by.currentTextChanged.connect(self._redraw)
         self.projection = QComboBox()
         self.projection.addItems(PROJECTIONS)
@@ -241,11 +262,12 @@ class DatasetView(View):
         self._pictures: dict[str, Picture] = {}
         self._atlas = self._neighbours = None
         self._map_text = ""
+        self._drawn: dict[str, tuple] = {}  # page → what its picture (shown, or being made) was made from
+        self._page_job = None
         self.pages.currentChanged.connect(self._redraw)
-        session.model_changed.connect(self._forget)
-        session.layer_changed.connect(self._redraw)
-        session.unit_changed.connect(self._redraw)
-        session.image_changed.connect(self._redraw)
+        session.model_changed.connect(self._model_changed)
+        for change in (session.layer_changed, session.unit_changed, session.image_changed):
+            change.connect(self.refresh)  # drawn now if the tab is shown, else when it is next shown
 
     def _build_pages(self) -> None:
         atlas = QWidget()
@@ -286,6 +308,7 @@ class DatasetView(View):
         column.addWidget(self.evaluation_caption)
         for page, name in zip((atlas, neighbours, map_page, evaluation, self.faithfulness_page), PAGES):
             self.pages.addTab(page, name)
+            self.pages.setTabToolTip(self.pages.count() - 1, PAGE_TIPS[name])
 
     def _build_faithfulness(self) -> None:
         from cnnexplorer.gui.widgets.faithfulness_table import FaithfulnessTable
@@ -296,26 +319,29 @@ class DatasetView(View):
         self.faith_steps.setRange(2, 200)
         self.faith_steps.setValue(20)
         self.faith_steps.setPrefix("steps ")
+        self.faith_steps.setToolTip("How many steps the deletion and insertion curves take")
         self.faith_limit = SpinBox()
         self.faith_limit.setRange(1, 100_000)
         self.faith_limit.setValue(100)
         self.faith_limit.setPrefix("first ")
         self.faith_limit.setSuffix(" images")
+        self.faith_limit.setToolTip("How many of the set's first images Measure the set uses")
         self.faith_image_button = QPushButton("Measure the current image")
+        self.faith_image_button.setToolTip("Deletion, insertion and ROAD of each method on the current image, and the "
+                                           "sanity check of the first method")
         self.faith_image_button.clicked.connect(self.measure_image)
         self.faith_set_button = QPushButton("Measure the set")
         self.faith_set_button.setToolTip("The first images of the opened set (open and index a set first)")
         self.faith_set_button.clicked.connect(self.measure_set)
         self.faith_cancel = QPushButton("Cancel")
+        self.faith_cancel.setToolTip("Stop the measurement")
         self.faith_cancel.setEnabled(False)
         self.faith_cancel.clicked.connect(self._cancel_faithfulness)
         self.faith_progress = QProgressBar()
         self.faith_progress.hide()
         self.faith_table = FaithfulnessTable()
         self.sanity_canvas = ImageCanvas(fit="width")
-        self.faith_caption = QLabel("Measure how faithful each heatmap method is: lower deletion AUC and ROAD MoRF, "
-                                    "higher insertion AUC and ROAD LeRF are better; every method should beat the "
-                                    "random map.")
+        self.faith_caption = QLabel(FAITH_CAPTION)
         self.faith_caption.setWordWrap(True)
         self._faith_job = None
         self._means_of = None
@@ -380,30 +406,49 @@ class DatasetView(View):
         except UserError as exc:
             self.status.setText(str(exc))
             return
-        self._forget()
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.index_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._drop_index_job()  # the set shown stays until the new one is indexed
+        self._index_controls(True)
         self.status.setText(f"Opening {spec} …")
         notes: list[str] = []
         top_k, batch = self.top_k.value(), self.batch.value()
-        self._running = self.jobs.start(
+
+        def cancelled() -> None:
+            if self._running is job:  # (not when a new pass or a new model dropped it)
+                self._stopped("Indexing cancelled; Index resumes it.")
+
+        job = self._running = self.jobs.start(
             lambda: indexed_set_job(spec, handle, layers, top_k, batch), kind="dataset-index",
             label=f"indexing {spec}", on_result=lambda found: self._indexed(handle, found, notes),
             on_item=lambda item: self._note(item, notes), on_progress=self._progress,
-            on_error=self._failed, on_cancelled=lambda: self._stopped("Indexing cancelled; Index resumes it."),
-            on_finished=self._finished)
+            on_error=self._failed, on_cancelled=cancelled, on_finished=lambda: self._index_over(job))
 
     def cancel_index(self) -> None:
         if self._running is not None:
             self._running.cancel()
 
+    def _drop_index_job(self) -> None:
+        """Cancel the pass running, if any, without a word: a new pass or a new model replaces it."""
+        if self._running is not None:
+            self._running.cancel()
+            self._running = None
+        self._index_controls(False)
+
+    def _index_controls(self, running: bool) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(running)
+        self.index_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _index_over(self, job) -> None:
+        if self._running is job:
+            self._running = None
+            self._index_controls(False)
+
     def _note(self, item, notes: list[str]) -> None:
         if isinstance(item, IndexNote):
             notes.append(item.text)
         elif isinstance(item, CacheHit):
-            notes.append(f"read from the cache ({item.path.name})")
+            notes.append("read from the cache")
 
     def _progress(self, step: Progress) -> None:
         if step.total:
@@ -421,25 +466,30 @@ class DatasetView(View):
     def _stopped(self, text: str) -> None:
         self.status.setText(text)
 
-    def _finished(self) -> None:
-        self._running = None
-        self.progress.hide()
-        self.index_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
     def _indexed(self, handle, found, notes: list[str]) -> None:
         if handle is not self.session.model:
             return
+        self._cancel_page_job()
         self.probe, self.index = found
-        skipped = f"; skipped {len(self.probe.skipped)} unreadable files" if self.probe.skipped else ""
-        self.status.setText(f"Indexed {self.index.count:,} images of {self.probe.spec} at "
-                            f"{len(self.index.layers)} layers{skipped}." + "".join(f" {n[:1].upper()}{n[1:]}." for n in notes))
+        self.atlases = self._atlas = self._neighbours = self._evaluation = None
+        self._pictures = {page: shown for page, shown in self._pictures.items() if page == "Faithfulness"}
+        self._drawn.clear()
+        skipped = f"; skipped {_count(len(self.probe.skipped), 'unreadable file')}" if self.probe.skipped else ""
+        self.status.setText(f"Indexed {_count(self.index.count, 'image')} of {self.probe.spec} at "
+                            f"{_count(len(self.index.layers), 'layer')}{skipped}."
+                            + "".join(f" {n[:1].upper()}{n[1:]}." for n in notes))
+        if self.probe.skipped:
+            self.status.setToolTip("Skipped:\n" + "\n".join(f"{Path(p).name}: {why}"
+                                                            for p, why in list(self.probe.skipped.items())[:20]))
         self.session.dataset_means = {name: tuple(float(v) for v in layer.mean)
                                       for name, layer in self.index.layers.items()}
         self._means_of = handle
+        chosen = self.feature_layer.currentText()
         self.feature_layer.blockSignals(True)
         self.feature_layer.clear()
         self.feature_layer.addItems(list(self.index.features))
+        if chosen in self.index.features:
+            self.feature_layer.setCurrentText(chosen)  # the one chosen before, when the new index has it
         self.feature_layer.blockSignals(False)
         probe, index = self.probe, self.index
         self.jobs.start(lambda: atlases_job(handle, probe, index), kind="dataset-atlases",
@@ -450,14 +500,25 @@ class DatasetView(View):
             self.atlases = atlases
             self._redraw()
 
-    def _forget(self, *_) -> None:
-        """A new model (or a new pass) makes the index stale."""
-        self.cancel_index()
+    def _model_changed(self, *_) -> None:
+        """A new model: the index and every page, the faithfulness measurements too, were of the old one."""
         self._cancel_faithfulness()
+        self.faith_table.forget()
+        self.sanity_canvas.clear()
+        self.faith_caption.setText(FAITH_CAPTION)
+        self._forget()
+
+    def _forget(self) -> None:
+        """The index no longer fits the model: drop it and the pages made from it."""
+        self._drop_index_job()
+        self._cancel_page_job()
         if self.session.model is not self._means_of:  # edits and device moves keep the same model
             self.session.dataset_means = {}
         self.probe = self.index = self.atlases = self._atlas = self._neighbours = self._evaluation = None
         self._pictures.clear()
+        self._drawn.clear()
+        self.status.setToolTip("")
+        self.feature_layer.clear()
         for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
             canvas.clear()
         for caption in (self.atlas_caption, self.neighbours_caption, self.map_caption, self.evaluation_caption):
@@ -472,11 +533,51 @@ class DatasetView(View):
     # --- the pages -------------------------------------------------------------------------------
 
     def _redraw(self, *_) -> None:
-        if not self.isVisible() or self.index is None:
+        """Draw the page shown if what it depends on changed since it was drawn (a hidden tab: once shown)."""
+        if not self.isVisible():
+            self._dirty = True
             return
         page = PAGES[self.pages.currentIndex()]
+        key = self._page_key(page)
+        if key is None or self._drawn.get(page) == key:
+            return
+        self._drawn[page] = key
         {"Atlas": self._draw_atlas, "Neighbours": self._draw_neighbours, "Map": self._draw_map,
-         "Evaluation": self._draw_evaluation, "Faithfulness": lambda: None}[page]()
+         "Evaluation": self._draw_evaluation}[page]()
+
+    def _page_key(self, page: str) -> tuple | None:
+        """What ``page``'s picture depends on (None: nothing to draw): the atlas on the layer and unit, the
+        neighbours on the image, the map on its own controls, the evaluation on the index alone."""
+        if self.index is None or page == "Faithfulness":
+            return None
+        image = self.session.image
+        return {"Atlas": (self.atlases is not None, self.session.layer, self.session.unit),
+                "Neighbours": (image and (str(image.path), image.sha256), self.feature_layer.currentText(),
+                               self.k.value()),
+                "Map": (self.feature_layer.currentText(), self.colour_by.currentText(), self.projection.currentText()),
+                "Evaluation": ()}[page] + (self.index.key,)
+
+    def _current(self, page: str, key: tuple) -> bool:
+        """Whether a picture made for ``page`` from ``key`` is still what the page should show."""
+        return self._drawn.get(page) == key and self.index is not None
+
+    def _start_page(self, page: str, make_job, label: str, show, caption: QLabel, on_error=None) -> None:
+        """Make ``page``'s picture in a worker; ``show(result)`` only if it is still wanted when it comes."""
+        key = self._drawn.get(page)
+
+        def stopped() -> None:
+            if self._drawn.get(page) == key:
+                self._drawn.pop(page, None)  # made again when next wanted
+                caption.setText("Stopped before it was done; switch pages or change a setting to make it again.")
+
+        self._page_job = self.jobs.start(make_job, kind="dataset-page", label=label,
+                                         on_result=lambda made: self._current(page, key) and show(made),
+                                         on_error=on_error or self._page_failed(page, caption), on_cancelled=stopped)
+
+    def _cancel_page_job(self) -> None:
+        if self._page_job is not None:
+            self._page_job.cancel()
+            self._page_job = None
 
     def compute(self) -> None:
         self._redraw()
@@ -492,14 +593,13 @@ class DatasetView(View):
             self.atlas_caption.setText(f"The index has no record of {layer or 'a layer'}: select an indexed layer in "
                                        f"the tree ({', '.join(list(self.index.layers)[:6])} …), or index the current "
                                        "layer.")
-            self.atlas_canvas.clear()
+            self._clear_page("Atlas")
             return
         channels = (unit.channel,) if unit is not None and unit.layer == layer else None
         atlases, handle = self.atlases, self.session.model
         self.atlas_caption.setText(f"Making the atlas of {layer} …")
-        self.jobs.start(lambda: run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels), atlases),
-                        kind="dataset-page", label="making the atlas", on_result=self._show_atlas,
-                        on_error=self._page_failed(self.atlas_caption))
+        self._start_page("Atlas", lambda: run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels),
+                                                    atlases), "making the atlas", self._show_atlas, self.atlas_caption)
 
     def _show_atlas(self, atlas) -> None:
         self._atlas = atlas
@@ -533,16 +633,15 @@ class DatasetView(View):
             return
         handle, probe, index, k = self.session.model, self.probe, self.index, self.k.value()
         self.neighbours_caption.setText("Finding the neighbours …")
-        self.jobs.start(lambda: neighbours_picture(handle, probe, index, image, layer, k), kind="dataset-page",
-                        label="finding neighbours", on_result=self._show_neighbours,
-                        on_error=self._page_failed(self.neighbours_caption))
+        self._start_page("Neighbours", lambda: neighbours_picture(handle, probe, index, image, layer, k),
+                         "finding neighbours", self._show_neighbours, self.neighbours_caption)
 
     def _show_neighbours(self, made) -> None:
         self._neighbours, picture = made, made.picture
         self._pictures["Neighbours"] = picture
         self.neighbours_canvas.set_pixels(picture.pixels)
         report = picture.report
-        every = f"The set holds {report['k']:,} images, all shown. " if report["k"] < self.k.value() else ""
+        every = f"The set holds {_count(report['k'], 'image')}, all shown. " if report["k"] < self.k.value() else ""
         if report["feature_knn_acc"] is None:
             accuracy = "With fewer than two labelled images there is no k-NN accuracy."
         else:
@@ -559,23 +658,23 @@ class DatasetView(View):
         by, method = COLOURINGS[self.colour_by.currentText()], PROJECTIONS[self.projection.currentText()]
         known = self._projections.get((index.key, layer, method))
         self.map_caption.setText("Projecting the features …" if known is None else "Colouring the map …")
-        self.jobs.start(lambda: map_job(handle, probe, index, layer, by, method, known), kind="dataset-page",
-                        label="projecting", on_result=lambda made: self._show_map(index, layer, *made),
-                        on_error=self._page_failed(self.map_caption))
+        self._start_page("Map", lambda: map_job(handle, probe, index, layer, by, method, known), "projecting",
+                         lambda made: self._show_map(index, layer, *made), self.map_caption)
 
     def _show_map(self, index, layer: str, projection, group, names, picture: Picture) -> None:
         if index is not self.index:
             return
         self._pictures["Map"] = picture  # what Export writes
         self._projections[(index.key, layer, projection.method)] = projection
-        self.map.show_points(projection.points, group, names, [Path(s).name for s in index.sources], index.thumbnails)
+        self.map.show_points(projection.points, group, names, [self._file_name(i) for i in range(index.count)],
+                             index.thumbnails)
         if projection.method == "pca":
             shares = " and ".join(_share(v) for v in projection.variance)
             how = f"by the first two principal components of {layer}'s pooled outputs ({shares} of the variance)"
         else:
             how = (f"by t-SNE of {layer}'s pooled outputs (perplexity {projection.perplexity:.3g}: near points are "
                    "alike; distances between clusters mean little)")
-        self._map_text = (f"{index.count:,} images {how}. Hover a point to see it, click to open it, Shift-drag to "
+        self._map_text = (f"{_count(index.count, 'image')} {how}. Hover a point to see it, click to open it, Shift-drag to "
                           "list a rectangle's images, Ctrl-drag to draw around them.")
         self._list_selection([])  # new points: the last selection was of others
 
@@ -588,13 +687,8 @@ class DatasetView(View):
     def _draw_evaluation(self) -> None:
         handle, probe, index = self.session.model, self.probe, self.index
         self.evaluation_caption.setText("Evaluating …")
-        self.jobs.start(lambda: evaluation_job(handle, probe, index), kind="dataset-page", label="evaluating",
-                        on_result=lambda made: self._show_evaluation(index, *made),
-                        on_error=self._failed_evaluation)
-
-    def _failed_evaluation(self, exc: BaseException) -> bool:
-        self.confusion_canvas.clear()
-        return self._page_failed(self.evaluation_caption)(exc)
+        self._start_page("Evaluation", lambda: evaluation_job(handle, probe, index), "evaluating",
+                         lambda made: self._show_evaluation(index, *made), self.evaluation_caption)
 
     def _show_evaluation(self, index, evaluation, grid, picture: Picture) -> None:
         if index is not self.index:
@@ -628,7 +722,7 @@ class DatasetView(View):
         """List the images of class ``true`` the model called ``predicted``."""
         names = self._evaluation.class_names
         self.mistakes.show_images(self._evaluation.cell(true, predicted), self._file_name, self.index.thumbnails)
-        self.evaluation_caption.setText(f"{self.mistakes.count()} images of {names[true]} called {names[predicted]}; "
+        self.evaluation_caption.setText(f"{_count(self.mistakes.count(), 'image')} of {names[true]} called {names[predicted]}; "
                                         "double-click one to open it.")
 
     # --- faithfulness ------------------------------------------------------------------------------
@@ -682,7 +776,10 @@ class DatasetView(View):
         self.faith_cancel.setEnabled(False)
 
     def _faithfulness_failed(self, exc: BaseException) -> bool:
-        return self._page_failed(self.faith_caption)(exc)
+        if isinstance(exc, UserError):
+            self.faith_caption.setText(str(exc))
+            return True
+        return False
 
     def _show_faithfulness(self, handle, report: dict, what: str, picture: Picture | None = None,
                            strip: Picture | None = None) -> None:
@@ -701,24 +798,49 @@ class DatasetView(View):
                       f"from the top (rank correlations {correlations}); a map that explains the model changes with it.")
         else:
             sanity = ""
-        self.faith_caption.setText(f"{report['count']} image(s) of {what}.{sanity}")
+        self.faith_caption.setText(f"{_count(report['count'], 'image')} of {what}.{sanity}")
 
-    def _page_failed(self, caption: QLabel):
+    def _page_failed(self, page: str, caption: QLabel):
+        """A page whose picture could not be made shows none (so Export writes none) and says why."""
         def failed(exc: BaseException) -> bool:
-            if isinstance(exc, UserError):
-                caption.setText(str(exc))
-                return True
-            return False
+            if not isinstance(exc, UserError):
+                return False
+            self._clear_page(page)
+            caption.setText(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            return True
 
         return failed
+
+    def _clear_page(self, page: str) -> None:
+        self._pictures.pop(page, None)
+        if page == "Atlas":
+            self._atlas = None
+            self.atlas_canvas.clear()
+        elif page == "Neighbours":
+            self._neighbours = None
+            self.neighbours_canvas.clear()
+        elif page == "Map":
+            self._map_text = ""
+            self.map.show_points(np.zeros((0, 2)), np.zeros(0, np.int64), [], [])
+            self.selection.clear()
+            self.selection.hide()
+        elif page == "Evaluation":
+            self._evaluation = None
+            self.confusion_canvas.clear()
+            self.mistakes.clear()
 
     # --- opening the set's images ----------------------------------------------------------------
 
     def _file_name(self, number: int) -> str:
-        return Path(self.index.sources[number]).name
+        """Image ``number``'s file as it lies in the set's folder (``cat/0.png``: names repeat across classes)."""
+        source, spec = self.index.sources[number], self.probe.spec if self.probe is not None else ""
+        root = spec[len("folder:"):] + os.sep if spec.startswith("folder:") else None
+        return source[len(root):] if root and source.startswith(root) else Path(source).name
 
     def _open_image_number(self, number: int) -> None:
-        source = self.probe.source(number) if self.probe is not None else ""
+        if self.probe is None:
+            return
+        source = self.probe.source(number)
         if Path(source).is_file():
             self.open_image_requested.emit(source)
         else:
@@ -740,6 +862,10 @@ class DatasetView(View):
         if self.index is None:
             return "open a dataset and index it first"
         return "wait for it to finish computing"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _share(value: float) -> str:

@@ -27,6 +27,13 @@ class FaithfulnessTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.report: dict | None = None
 
+    def forget(self) -> None:
+        """Show no report (its model is gone)."""
+        self.report = None
+        self.clear()
+        self.setRowCount(0)
+        self.setColumnCount(0)
+
     def show_report(self, report: dict) -> None:
         """A ``Table.to_json()`` report."""
         self.report = report
