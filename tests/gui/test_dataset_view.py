@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
 from cnnexplorer.cli import main
+from cnnexplorer.core.errors import UserError
 from cnnexplorer.gui.session import Unit
 from cnnexplorer.gui.views.activations_view import ActivationsView
 from cnnexplorer.gui.views.dataset_view import PAGES, DatasetView
@@ -226,6 +227,8 @@ def test_the_faithfulness_page_measures_the_image_and_the_set(window, tmp_path):
     view.measure_set()
     assert window.wait_for_jobs(WAIT_MS)
     assert table.report["count"] == 2 and view.picture() is None  # a set's table is not one image's picture
+    with pytest.raises(UserError, match="measure the current image"):
+        window.export_current_view(tmp_path / "set.png")
     window.load_model("builtin:tinyvgg", "cpu")  # a new model: the measurements were of the old one
     assert window.wait_for_jobs(WAIT_MS)
     assert table.rowCount() == 0 and table.report is None and view.sanity_canvas.image_item.image is None
@@ -247,6 +250,8 @@ def test_a_unit_chosen_on_another_tab_shows_on_coming_back(window, tmp_path):
     window.session.set_layer("features.0.1")  # a layer the index has no record of: no atlas, and none to export
     assert window.wait_for_jobs(WAIT_MS)
     assert view.picture() is None and "no record of features.0.1" in view.atlas_caption.text()
+    with pytest.raises(UserError, match="shows nothing yet; the index has no record of features.0.1"):
+        window.export_current_view(tmp_path / "none.png")
 
 
 def test_a_picture_that_arrives_after_a_new_model_is_dropped(window):

@@ -41,7 +41,7 @@ def tsne_job(features: np.ndarray, seed: int = 0) -> Job[Projection]:
         raise UserError(f"t-SNE maps need openTSNE, an optional part of cnnexplorer: {INSTALL} (or choose PCA)") from None
     data = np.asarray(features, dtype=np.float64)
     if data.ndim != 2 or len(data) < MIN_POINTS:
-        raise UserError(f"a t-SNE map needs the features of at least {MIN_POINTS} images, not {list(data.shape)}; "
+        raise UserError(f"a t-SNE map needs the features of at least {MIN_POINTS} images, not {len(data)}; "
                         "choose PCA, or index more images")
     count = len(data)
     if (data == data[0]).all():

@@ -668,7 +668,9 @@ class DatasetView(View):
         self._projections[(index.key, layer, projection.method)] = projection
         self.map.show_points(projection.points, group, names, [self._file_name(i) for i in range(index.count)],
                              index.thumbnails)
-        if projection.method == "pca":
+        if projection.method == "pca" and not any(projection.variance):
+            how = f"all at one point: they do not differ in {layer}'s pooled outputs"
+        elif projection.method == "pca":
             shares = " and ".join(_share(v) for v in projection.variance)
             how = f"by the first two principal components of {layer}'s pooled outputs ({shares} of the variance)"
         else:
@@ -857,11 +859,19 @@ class DatasetView(View):
         return None if shown is None else shown.layer
 
     def empty_reason(self) -> str:
+        page = PAGES[self.pages.currentIndex()]
         if self.session.model is None:
             return "load a model first"
+        if page == "Faithfulness":
+            return ("measure the current image (a set's table is not one image's picture)" if self._faith_job is None
+                    else "wait for the measurement to finish")
         if self.index is None:
             return "open a dataset and index it first"
-        return "wait for it to finish computing"
+        if self._page_job is not None and self._page_job in self.jobs.active:
+            return "wait for it to finish computing"
+        caption = {"Atlas": self.atlas_caption, "Neighbours": self.neighbours_caption, "Map": self.map_caption,
+                   "Evaluation": self.evaluation_caption}[page].text()
+        return f"{caption[:1].lower()}{caption[1:]}" if caption else "wait for it to finish computing"
 
 
 def _count(number: int, noun: str) -> str:
