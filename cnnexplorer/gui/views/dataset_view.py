@@ -340,7 +340,7 @@ class DatasetView(View):
         self.faith_progress = QProgressBar()
         self.faith_progress.hide()
         self.faith_table = FaithfulnessTable()
-        self.sanity_canvas = ImageCanvas(fit="width")
+        self.sanity_canvas = ImageCanvas()  # the whole strip, every stage, however short the page
         self.faith_caption = QLabel(FAITH_CAPTION)
         self.faith_caption.setWordWrap(True)
         self._faith_job = None
