@@ -307,3 +307,48 @@ def test_a_second_pass_a_bad_set_and_the_feature_layer(window, folder):
     view.start_index()
     assert window.wait_for_jobs(WAIT_MS)
     assert "not found" in view.status.text() and view.index is shown and view.probe is not None
+
+
+def test_quick_changes_end_with_the_last_one_drawn_and_other_pages_do_not_stop_a_page(window):
+    view = page(window, "Map")
+    for colour in ("prediction", "label", "prediction"):  # each before the last was drawn
+        view.colour_by.setCurrentText(colour)
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.picture()[1]["colour_by"] == "prediction" and "Stopped" not in view.map_caption.text()
+    view.projection.setCurrentText("t-SNE")  # a slow picture …
+    view.pages.setCurrentIndex(PAGES.index("Neighbours"))  # … and another page looked at meanwhile
+    assert window.wait_for_jobs(WAIT_MS)
+    view.pages.setCurrentIndex(PAGES.index("Map"))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert "t-SNE" in view.map_caption.text() and view.picture()[1]["projection"] == "tsne"
+
+
+def test_a_stopped_page_shows_nothing_stale_and_is_made_again_when_shown(window):
+    view = page(window, "Atlas")
+    layer = next(iter(view.index.layers))
+    window.session.set_unit(Unit(layer, 4))
+    view._page_jobs["Atlas"].cancel()  # the status bar's Cancel
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.picture() is None and view.atlas_caption.text().startswith("Stopped before it was done")
+    window.tabs.setCurrentWidget(window.view(ActivationsView))
+    window.tabs.setCurrentWidget(view)  # back: made again
+    assert window.wait_for_jobs(WAIT_MS)
+    assert [u.channel for u in view._atlas.units] == [4] and view.picture() is not None
+
+
+def test_a_new_set_replaces_the_old_sets_points_and_lists(window, tmp_path):
+    view = page(window, "Map")
+    view.map.selected.emit([0, 5])
+    assert view.selection.count() == 2
+    small = tmp_path / "three"
+    small.mkdir()
+    for image in sample_images()[:3]:
+        (small / image.name).write_bytes(image.read_bytes())
+    view.open_dataset(str(small))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.index.count == 3 and view.selection.isHidden() and view.selection.count() == 0
+    assert sum(len(g.data) for g in view.map.groups) == 3 and view.status.toolTip() == ""
+    window.load_model("builtin:tinyvgg", "cpu")
+    assert window.wait_for_jobs(WAIT_MS)
+    view.map.selected.emit([0])  # a drag on the emptied map: nothing to list, no error
+    assert view.selection.isHidden()

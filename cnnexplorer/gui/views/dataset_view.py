@@ -263,7 +263,8 @@ class DatasetView(View):
         self._atlas = self._neighbours = None
         self._map_text = ""
         self._drawn: dict[str, tuple] = {}  # page → what its picture (shown, or being made) was made from
-        self._page_job = None
+        self._page_jobs: dict[str, object] = {}  # page → the job making its picture (each page its own)
+        self._tracing = None  # the job tracing the receptive fields for the atlas
         self.pages.currentChanged.connect(self._redraw)
         session.model_changed.connect(self._model_changed)
         for change in (session.layer_changed, session.unit_changed, session.image_changed):
@@ -469,18 +470,17 @@ class DatasetView(View):
     def _indexed(self, handle, found, notes: list[str]) -> None:
         if handle is not self.session.model:
             return
-        self._cancel_page_job()
+        self._cancel_page_jobs()
         self.probe, self.index = found
-        self.atlases = self._atlas = self._neighbours = self._evaluation = None
-        self._pictures = {page: shown for page, shown in self._pictures.items() if page == "Faithfulness"}
-        self._drawn.clear()
+        self.atlases = None
+        for page in PAGES[:-1]:
+            self._clear_page(page)  # the old set's pictures, points and lists: their numbers are not this set's
         skipped = f"; skipped {_count(len(self.probe.skipped), 'unreadable file')}" if self.probe.skipped else ""
         self.status.setText(f"Indexed {_count(self.index.count, 'image')} of {self.probe.spec} at "
                             f"{_count(len(self.index.layers), 'layer')}{skipped}."
                             + "".join(f" {n[:1].upper()}{n[1:]}." for n in notes))
-        if self.probe.skipped:
-            self.status.setToolTip("Skipped:\n" + "\n".join(f"{Path(p).name}: {why}"
-                                                            for p, why in list(self.probe.skipped.items())[:20]))
+        self.status.setToolTip("Skipped:\n" + "\n".join(f"{p}: {why}" for p, why in list(self.probe.skipped.items())[:20])
+                               if self.probe.skipped else "")
         self.session.dataset_means = {name: tuple(float(v) for v in layer.mean)
                                       for name, layer in self.index.layers.items()}
         self._means_of = handle
@@ -491,9 +491,29 @@ class DatasetView(View):
         if chosen in self.index.features:
             self.feature_layer.setCurrentText(chosen)  # the one chosen before, when the new index has it
         self.feature_layer.blockSignals(False)
-        probe, index = self.probe, self.index
-        self.jobs.start(lambda: atlases_job(handle, probe, index), kind="dataset-atlases",
-                        label="tracing receptive fields", on_result=self._atlases_ready)
+        self._trace()
+        self._redraw()  # the page shown, unless it waits for the tracing
+
+    def _trace(self) -> None:
+        """Trace the receptive fields the atlas crops by (once per index; again if stopped)."""
+        if self._tracing is not None or self.index is None:
+            return
+        handle, probe, index = self.session.model, self.probe, self.index
+
+        def stopped() -> None:
+            if self._tracing is job:
+                self._tracing = None
+                self._drawn.pop("Atlas", None)
+                self._dirty = True
+                self.atlas_caption.setText("Tracing the receptive fields was stopped; switch pages to trace again.")
+
+        def over() -> None:
+            if self._tracing is job:
+                self._tracing = None
+
+        job = self._tracing = self.jobs.start(lambda: atlases_job(handle, probe, index), kind="dataset-atlases",
+                                              label="tracing receptive fields", on_result=self._atlases_ready,
+                                              on_cancelled=stopped, on_finished=over)
 
     def _atlases_ready(self, atlases) -> None:
         if self.index is not None and atlases.index is self.index:
@@ -503,6 +523,7 @@ class DatasetView(View):
     def _model_changed(self, *_) -> None:
         """A new model: the index and every page, the faithfulness measurements too, were of the old one."""
         self._cancel_faithfulness()
+        self._faithfulness_over(self._faith_job)
         self.faith_table.forget()
         self.sanity_canvas.clear()
         self.faith_caption.setText(FAITH_CAPTION)
@@ -511,7 +532,10 @@ class DatasetView(View):
     def _forget(self) -> None:
         """The index no longer fits the model: drop it and the pages made from it."""
         self._drop_index_job()
-        self._cancel_page_job()
+        self._cancel_page_jobs()
+        if self._tracing is not None:
+            self._tracing.cancel()
+            self._tracing = None
         if self.session.model is not self._means_of:  # edits and device moves keep the same model
             self.session.dataset_means = {}
         self.probe = self.index = self.atlases = self._atlas = self._neighbours = self._evaluation = None
@@ -528,7 +552,8 @@ class DatasetView(View):
         self.selection.clear()
         self.selection.hide()
         self.mistakes.clear()
-        self.status.setText("Not indexed under this model: press Index to explore the set with it.")
+        if self.data.text().strip():  # (before any set is named, the first words stay)
+            self.status.setText("Not indexed under this model: press Index to explore the set with it.")
 
     # --- the pages -------------------------------------------------------------------------------
 
@@ -557,27 +582,30 @@ class DatasetView(View):
                 "Map": (self.feature_layer.currentText(), self.colour_by.currentText(), self.projection.currentText()),
                 "Evaluation": ()}[page] + (self.index.key,)
 
-    def _current(self, page: str, key: tuple) -> bool:
-        """Whether a picture made for ``page`` from ``key`` is still what the page should show."""
-        return self._drawn.get(page) == key and self.index is not None
-
-    def _start_page(self, page: str, make_job, label: str, show, caption: QLabel, on_error=None) -> None:
-        """Make ``page``'s picture in a worker; ``show(result)`` only if it is still wanted when it comes."""
-        key = self._drawn.get(page)
+    def _start_page(self, page: str, make_job, label: str, show, caption: QLabel) -> None:
+        """Make ``page``'s picture in a worker (each page its own: looking at another page does not stop it);
+        ``show(result)`` only if this is still the page's latest job when it comes."""
+        def current() -> bool:
+            return self._page_jobs.get(page) is job and self.index is not None
 
         def stopped() -> None:
-            if self._drawn.get(page) == key:
+            if current():
+                self._clear_page(page)  # (nothing stale to export)
                 self._drawn.pop(page, None)  # made again when next wanted
+                self._dirty = True
                 caption.setText("Stopped before it was done; switch pages or change a setting to make it again.")
 
-        self._page_job = self.jobs.start(make_job, kind="dataset-page", label=label,
-                                         on_result=lambda made: self._current(page, key) and show(made),
-                                         on_error=on_error or self._page_failed(page, caption), on_cancelled=stopped)
+        def failed(exc: BaseException) -> bool:
+            return current() and self._page_failed(page, caption)(exc) or isinstance(exc, UserError)
 
-    def _cancel_page_job(self) -> None:
-        if self._page_job is not None:
-            self._page_job.cancel()
-            self._page_job = None
+        job = self._page_jobs[page] = self.jobs.start(make_job, kind=f"dataset-{page}", label=label,
+                                                      on_result=lambda made: current() and show(made),
+                                                      on_error=failed, on_cancelled=stopped)
+
+    def _cancel_page_jobs(self) -> None:
+        for job in self._page_jobs.values():
+            job.cancel()
+        self._page_jobs.clear()
 
     def compute(self) -> None:
         self._redraw()
@@ -588,6 +616,7 @@ class DatasetView(View):
         layer, unit = self.session.layer, self.session.unit
         if self.atlases is None:
             self.atlas_caption.setText("Tracing the receptive fields …")
+            self._trace()
             return
         if layer not in self.index.layers:
             self.atlas_caption.setText(f"The index has no record of {layer or 'a layer'}: select an indexed layer in "
@@ -629,6 +658,7 @@ class DatasetView(View):
 
         image, layer = self.session.image, self.feature_layer.currentText()
         if image is None or not layer:
+            self._clear_page("Neighbours")
             self.neighbours_caption.setText("Open an image to see its nearest images in the set.")
             return
         handle, probe, index, k = self.session.model, self.probe, self.index, self.k.value()
@@ -681,6 +711,8 @@ class DatasetView(View):
         self._list_selection([])  # new points: the last selection was of others
 
     def _list_selection(self, numbers: list[int]) -> None:
+        if self.index is None:  # a drag on an empty map
+            return
         self.selection.setVisible(bool(len(numbers)))
         self.selection.show_images(numbers, self._file_name, self.index.thumbnails)
         chosen = f" {len(numbers):,} selected, listed beside the map." if len(numbers) else ""
@@ -757,10 +789,13 @@ class DatasetView(View):
         self.faith_progress.setValue(0)
         self.faith_progress.show()
         self.faith_cancel.setEnabled(True)
-        self._faith_job = self.jobs.start(make_job, kind="dataset-faithfulness", label=label, on_result=done,
-                                          on_error=self._faithfulness_failed, on_progress=self._faith_step,
-                                          on_cancelled=lambda: self.faith_caption.setText("Cancelled."),
-                                          on_finished=self._faithfulness_over)
+        def cancelled() -> None:
+            if self._faith_job is job:  # (not when a new measurement or a new model replaced it)
+                self.faith_caption.setText("Cancelled.")
+
+        job = self._faith_job = self.jobs.start(make_job, kind="dataset-faithfulness", label=label, on_result=done,
+                                                on_error=self._faithfulness_failed, on_progress=self._faith_step,
+                                                on_cancelled=cancelled, on_finished=lambda: self._faithfulness_over(job))
 
     def _faith_step(self, step: Progress) -> None:
         fraction = step.fraction
@@ -772,10 +807,11 @@ class DatasetView(View):
         if self._faith_job is not None:
             self._faith_job.cancel()
 
-    def _faithfulness_over(self) -> None:
-        self._faith_job = None
-        self.faith_progress.hide()
-        self.faith_cancel.setEnabled(False)
+    def _faithfulness_over(self, job) -> None:
+        if self._faith_job is job:  # (a measurement started meanwhile keeps its controls)
+            self._faith_job = None
+            self.faith_progress.hide()
+            self.faith_cancel.setEnabled(False)
 
     def _faithfulness_failed(self, exc: BaseException) -> bool:
         if isinstance(exc, UserError):
@@ -867,7 +903,7 @@ class DatasetView(View):
                     else "wait for the measurement to finish")
         if self.index is None:
             return "open a dataset and index it first"
-        if self._page_job is not None and self._page_job in self.jobs.active:
+        if self._page_jobs.get(page) in self.jobs.active:
             return "wait for it to finish computing"
         caption = {"Atlas": self.atlas_caption, "Neighbours": self.neighbours_caption, "Map": self.map_caption,
                    "Evaluation": self.evaluation_caption}[page].text()
