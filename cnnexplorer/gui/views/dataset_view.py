@@ -876,7 +876,7 @@ class DatasetView(View):
         return source[len(root):] if root and source.startswith(root) else Path(source).name
 
     def _open_image_number(self, number: int) -> None:
-        if self.probe is None:
+        if self.probe is None or not 0 <= number < len(self.probe):  # (a click on what another set left)
             return
         source = self.probe.source(number)
         if Path(source).is_file():
