@@ -24,7 +24,8 @@ activation grid's "set to the dataset mean" uses.
 Each page is drawn from what it depends on (``_page_key``: the atlas from the layer and unit, the
 neighbours from the image, the map from its own controls, the evaluation from the index alone), when
 it is shown and that changed: a change made on another tab is drawn on coming back, and opening an
-image from the map's selection or a confusion cell's list keeps that list. A picture that arrives
+image from the map's selection or a confusion cell's list keeps that list. Each page makes its
+picture in a job of its own, and only its latest job may show the result: a picture that arrives
 after what it was made from changed (a new model, another unit) is dropped. A set being indexed
 leaves the one shown in place until it is ready, and a set that fails to open leaves it too.
 """
