@@ -358,7 +358,7 @@ class DatasetView(View):
             flow.addWidget(widget)
         column.addWidget(row)
         column.addWidget(self.faith_progress)
-        split = QSplitter(Qt.Orientation.Vertical)
+        split = self.faith_split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.faith_table)
         split.addWidget(self.sanity_canvas)
         split.setStretchFactor(1, 2)
@@ -831,6 +831,9 @@ class DatasetView(View):
         if picture is not None:
             self._pictures["Faithfulness"] = picture
         if strip is not None:
+            table = self.faith_table  # as tall as its rows, the rest to the strip
+            rows = table.horizontalHeader().height() + sum(table.rowHeight(r) for r in range(table.rowCount()))
+            self.faith_split.setSizes([rows + 2 * table.frameWidth(), max(1, sum(self.faith_split.sizes()) - rows)])
             self.sanity_canvas.set_pixels(strip.pixels)
             correlations = ", ".join(f"{s['correlation']:.2f}" for s in strip.report["stages"])
             sanity = (f" Below: the sanity check of {strip.report['method']}: its map as the layers are re-initialised "
