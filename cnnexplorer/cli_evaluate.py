@@ -66,8 +66,8 @@ def evaluation_text(evaluation, spec: str) -> str:
     else:
         lines += ["", f"confusion: {len(shown)} classes, too many for a table; see --json"]
     if evaluation.unmatched:
-        lines += ["", f"left out: {_images(evaluation.left_out - evaluation.unlabelled)} with a label that names no class of "
-                      f"the model ({', '.join(evaluation.unmatched)})"]
+        lines += ["", f"left out: {_images(evaluation.left_out - evaluation.unlabelled)} with a label that names no "
+                      f"class of the model ({', '.join(evaluation.unmatched)})"]
     if evaluation.unlabelled:
         lines += ["", f"left out: {_images(evaluation.unlabelled, 'unlabelled ')} (directly in the folder, not in a "
                       "class folder)"]

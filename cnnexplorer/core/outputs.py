@@ -8,7 +8,8 @@ folder that can be written, and none may be the same file as an input or as anot
 so a failed write leaves the old file as it was. A link at the target is replaced, never
 followed; the file gets the permissions a plain ``open`` would give it (the umask), or keeps
 those of the file it replaces; temporaries left by a killed run are removed by the next write
-to the same path (``remove_stale_temporaries``: not those of another process still writing it); an ``OSError`` becomes one ``UserError`` line naming the path and the fix.
+to the same path (``remove_stale_temporaries``: not those of another process still writing it); an
+``OSError`` becomes one ``UserError`` line naming the path and the fix.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from cnnexplorer.core.dataset.thumbnails import pixels_thumbnail
 from cnnexplorer.core.dataset.layer_plan import (INPUT, Plan, all_layers, default_layers, plan_index,
                                                  resolve_layers)
 from cnnexplorer.core.dataset.layer_group import LayerGroup
-from cnnexplorer.core.dataset.layer_stats import LayerAccumulator, summarise
+from cnnexplorer.core.dataset.layer_stats import SAVED_FIELDS, LayerAccumulator, summarise
 from cnnexplorer.core.dataset.probe import ProbeSet
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.hooks import forward_hooks, output_tensors
@@ -142,7 +142,7 @@ def _check_state(meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """``ValueError`` (or ``KeyError``, ``TypeError``) unless ``meta`` holds what an index is read with and the
     arrays are there with the sizes it gives them."""
     missing = sorted(_META_KEYS - set(meta)) + sorted(f"layer{k}.{field}" for k in range(len(meta["layers"]))
-                                                       for field in _LAYER_FIELDS if f"layer{k}.{field}" not in arrays)
+                                                       for field in SAVED_FIELDS if f"layer{k}.{field}" not in arrays)
     if missing:
         raise ValueError(f"it lacks {', '.join(missing[:4])}")
     done, (start, _), top_k = int(meta["done"]), meta["part"], int(meta["top_k"])
@@ -217,7 +217,6 @@ def _progress_text(done: int, total: int) -> str:
 _PER_IMAGE = ("top5", "top5_probs", "thumbnails")
 _META_KEYS = {"key", "model_spec", "data_spec", "count", "done", "part", "top_k", "class_names", "label_names",
               "sources", "skipped", "notes", "layers", "features"}
-_LAYER_FIELDS = ("top_values", "top_images", "top_y", "top_x", "sums", "zeros", "elements", "sampled", "hist_counts")
 
 
 class _Run:

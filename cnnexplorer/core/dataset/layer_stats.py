@@ -47,8 +47,8 @@ SAMPLE = 3
 SAMPLE_CHUNK = 1 << 17  # sampled values a layer holds before counting them: a few large counts cost less than many small
 DEVICE_SAMPLE_CHUNK = 1 << 20  # the same on a GPU, where each count also waits for the device to copy it back
 TOP_FIELDS = ("top_values", "top_images", "top_y", "top_x")
-_STATE = (*TOP_FIELDS, "sums", "zeros", "elements", "sampled",
-          "hist_edges", "hist_counts")
+SAVED_FIELDS = (*TOP_FIELDS, "sums", "zeros", "elements", "sampled", "hist_counts")  # every saved record holds these
+_STATE = (*SAVED_FIELDS, "hist_edges")  # (the edges: none before a layer's first batch)
 
 
 @dataclass(frozen=True)

@@ -480,8 +480,8 @@ class DatasetView(View):
         self.status.setText(f"Indexed {_count(self.index.count, 'image')} of {self.probe.spec} at "
                             f"{_count(len(self.index.layers), 'layer')}{skipped}."
                             + "".join(f" {n[:1].upper()}{n[1:]}." for n in notes))
-        self.status.setToolTip("Skipped:\n" + "\n".join(f"{p}: {why}" for p, why in list(self.probe.skipped.items())[:20])
-                               if self.probe.skipped else "")
+        skipped_files = list(self.probe.skipped.items())[:20]
+        self.status.setToolTip("Skipped:\n" + "\n".join(f"{p}: {why}" for p, why in skipped_files) if skipped_files else "")
         self.session.dataset_means = {name: tuple(float(v) for v in layer.mean)
                                       for name, layer in self.index.layers.items()}
         self._means_of = handle
@@ -539,20 +539,15 @@ class DatasetView(View):
             self._tracing = None
         if self.session.model is not self._means_of:  # edits and device moves keep the same model
             self.session.dataset_means = {}
-        self.probe = self.index = self.atlases = self._atlas = self._neighbours = self._evaluation = None
+        self.probe = self.index = self.atlases = None
         self._pictures.clear()
         self._drawn.clear()
         self.status.setToolTip("")
         self.feature_layer.clear()
-        for canvas in (self.atlas_canvas, self.neighbours_canvas, self.confusion_canvas):
-            canvas.clear()
+        for page in PAGES[:-1]:
+            self._clear_page(page)
         for caption in (self.atlas_caption, self.neighbours_caption, self.map_caption, self.evaluation_caption):
             caption.clear()  # they spoke of the pictures just cleared
-        self._map_text = ""
-        self.map.show_points(np.zeros((0, 2)), np.zeros(0, np.int64), [], [])
-        self.selection.clear()
-        self.selection.hide()
-        self.mistakes.clear()
         if self.data.text().strip():  # (before any set is named, the first words stay)
             self.status.setText("Not indexed under this model: press Index to explore the set with it.")
 
@@ -597,7 +592,13 @@ class DatasetView(View):
                 caption.setText("Stopped before it was done; switch pages or change a setting to make it again.")
 
         def failed(exc: BaseException) -> bool:
-            return current() and self._page_failed(page, caption)(exc) or isinstance(exc, UserError)
+            """A picture that could not be made: the page shows none (so Export writes none) and says why."""
+            if not isinstance(exc, UserError):
+                return False
+            if current():
+                self._clear_page(page)
+                caption.setText(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            return True
 
         job = self._page_jobs[page] = self.jobs.start(make_job, kind=f"dataset-{page}", label=label,
                                                       on_result=lambda made: current() and show(made),
@@ -697,7 +698,8 @@ class DatasetView(View):
             return
         self._pictures["Map"] = picture  # what Export writes
         self._projections[(index.key, layer, projection.method)] = projection
-        self.map.show_points(projection.points, group, names, [self._file_name(i) for i in range(index.count)],
+        root = self._root()
+        self.map.show_points(projection.points, group, names, [_in_set(source, root) for source in index.sources],
                              index.thumbnails)
         if projection.method == "pca" and not any(projection.variance):
             how = f"all at one point: they do not differ in {layer}'s pooled outputs"
@@ -842,17 +844,6 @@ class DatasetView(View):
             sanity = ""
         self.faith_caption.setText(f"{_count(report['count'], 'image')} of {what}.{sanity}")
 
-    def _page_failed(self, page: str, caption: QLabel):
-        """A page whose picture could not be made shows none (so Export writes none) and says why."""
-        def failed(exc: BaseException) -> bool:
-            if not isinstance(exc, UserError):
-                return False
-            self._clear_page(page)
-            caption.setText(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
-            return True
-
-        return failed
-
     def _clear_page(self, page: str) -> None:
         self._pictures.pop(page, None)
         if page == "Atlas":
@@ -875,9 +866,12 @@ class DatasetView(View):
 
     def _file_name(self, number: int) -> str:
         """Image ``number``'s file as it lies in the set's folder (``cat/0.png``: names repeat across classes)."""
-        source, spec = self.index.sources[number], self.probe.spec if self.probe is not None else ""
-        root = spec[len("folder:"):] + os.sep if spec.startswith("folder:") else None
-        return source[len(root):] if root and source.startswith(root) else Path(source).name
+        return _in_set(self.index.sources[number], self._root())
+
+    def _root(self) -> str | None:
+        """The folder of a folder set, with its separator."""
+        spec = self.probe.spec if self.probe is not None else ""
+        return spec[len("folder:"):] + os.sep if spec.startswith("folder:") else None
 
     def _open_image_number(self, number: int) -> None:
         if self.probe is None or not 0 <= number < len(self.probe):  # (a click on what another set left)
@@ -912,6 +906,10 @@ class DatasetView(View):
         caption = {"Atlas": self.atlas_caption, "Neighbours": self.neighbours_caption, "Map": self.map_caption,
                    "Evaluation": self.evaluation_caption}[page].text()
         return f"{caption[:1].lower()}{caption[1:]}" if caption else "wait for it to finish computing"
+
+
+def _in_set(source: str, root: str | None) -> str:
+    return source[len(root):] if root and source.startswith(root) else Path(source).name
 
 
 def _count(number: int, noun: str) -> str:
