@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one of: " + ", ".join(sorted(RECIPES)))
     export.add_argument("--from-sidecar", metavar="FILE.png.json",
                         help="make the picture a sidecar describes again (its view, model, image, layer, settings, seed)")
-    export.add_argument("--image", metavar="IMG", help="input image")
+    export.add_argument("--image", metavar="IMG",
+                        help="input image: a file, sample:NAME, or SPEC#N (image N of a data set, e.g. builtin:shapes#12)")
     export.add_argument("--layer", metavar="NAME", help="layer (dotted module name)")
     export.add_argument("--data", metavar="DATASPEC", help="a probe set for the dataset pictures (atlas, neighbours, confusion, map): "
                         "a folder of images, folder:PATH, builtin:shapes, builtin:digits, mnist:ROOT …")
@@ -191,11 +192,11 @@ def cmd_predict(args) -> int:
     payload = {
         "model": handle.spec,
         "interventions": [e.to_json() for e in edits],
-        "results": [{"image": str(im.path), "top": [s.to_json() for s in top]} for im, top in zip(images, results)],
+        "results": [{"image": im.reference or str(im.path), "top": [s.to_json() for s in top]} for im, top in zip(images, results)],
     }
     lines = [f"edited: {'; '.join(e.words() for e in edits)}"] if edits else []
     for im, top in zip(images, results):
-        lines.append(str(im.path))
+        lines.append(im.reference or str(im.path))
         lines += [f"  {s.prob * 100:6.2f} %  {s.label} ({s.index})" for s in top]
     emit(args, payload, "\n".join(lines))
     return 0

@@ -8,6 +8,7 @@ size limit is checked on the header, before any pixel is decoded.
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +32,39 @@ _ROTATIONS = {3, 6, 8}  # EXIF orientations that are pure rotations; the others 
 
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
-    """An image file decoded to RGB, with the SHA-256 of the file for sidecars."""
+    """An image file decoded to RGB, with the SHA-256 of the file for sidecars; or an image of a data set
+    that is no file of its own, known by its ``reference`` (``SPEC#N``, ``core.dataset.members``)."""
 
     path: Path
     image: Image.Image
     sha256: str
     note: str = ""
+    reference: str = ""
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.reference or self.path.name
+
+    @property
+    def source(self) -> str:
+        """What opens the image again: the file's absolute path, or the data set image's reference."""
+        return self.reference or str(self.path.absolute())
+
+    @property
+    def stem(self) -> str:
+        """A name for files made from the image: the file's name without its suffix, or the reference with
+        what a file name cannot hold replaced by '-'."""
+        return re.sub(r"[^\w.-]+", "-", self.reference).strip("-") if self.reference else self.path.stem
+
+    def beside(self, ending: str) -> Path:
+        """Where to offer a file made from the image: its stem plus ``ending``, beside its file (in the working
+        folder for a data set's image)."""
+        return (Path.cwd() if self.reference else self.path.parent) / f"{self.stem}{ending}"
 
 
 def classify_path(path: str | Path) -> str:
-    """``"image"``, ``"model"``, ``"folder"`` (a dataset) or ``"unknown"`` by file suffix, for drag-and-drop."""
+    """``"image"``, ``"model"``, ``"folder"`` (a dataset) or ``"unknown"`` by file suffix, for drag-and-drop and
+    the app's command line (where ``SPEC#N``, an image of a data set, is an image too)."""
     if Path(path).is_dir():
         return "folder"
     suffix = Path(path).suffix.lower()
@@ -52,7 +72,9 @@ def classify_path(path: str | Path) -> str:
         return "image"
     if suffix in MODEL_SUFFIXES:
         return "model"
-    return "unknown"
+    from cnnexplorer.core.dataset.members import parse_member
+
+    return "image" if parse_member(str(path)) is not None else "unknown"
 
 
 def image_path(text: str | Path) -> Path:
@@ -71,7 +93,13 @@ def image_path(text: str | Path) -> Path:
 
 
 def load_image(path: str | Path) -> LoadedImage:
-    """Decode ``path`` (or ``sample:NAME``) to an RGB image; raise ``UserError`` naming the file, problem and fix."""
+    """Decode ``path`` (or ``sample:NAME``, or ``SPEC#N`` for an image of a data set) to an RGB image; raise
+    ``UserError`` naming the file, problem and fix."""
+    if "#" in str(path) and not Path(path).exists():
+        from cnnexplorer.core.dataset.members import load_member, parse_member
+
+        if parse_member(str(path)) is not None:
+            return load_member(str(path))
     path = image_path(path)
     require_regular_file(path, "image file", _FIX)
     try:
@@ -99,6 +127,14 @@ def load_image(path: str | Path) -> LoadedImage:
     if frames > 1:
         notes.append(f"first of {frames} frames")
     return LoadedImage(path=path, image=rgb, sha256=digest, note="; ".join(notes))
+
+
+def from_pixels(reference: str, image: Image.Image) -> LoadedImage:
+    """An image that is no file of its own, known by ``reference``, converted as a file's pixels are; its
+    SHA-256 is of its mode, size and pixels."""
+    digest = hashlib.sha256(f"{image.mode} {image.size}\n".encode() + image.tobytes()).hexdigest()
+    rgb, notes = _to_rgb(Path(reference), image)
+    return LoadedImage(Path(reference), rgb, digest, "; ".join(notes), reference)
 
 
 def _open_header(path: Path, stream) -> Image.Image:

@@ -43,7 +43,7 @@ def make_sidecar(view: str, model=None, image=None, layer: str | None = None,
     return {
         "view": view,
         "model": model.describe() if model is not None else None,
-        "image": {"path": str(image.path.absolute()), "sha256": image.sha256} if image is not None else None,
+        "image": {"path": image.source, "sha256": image.sha256} if image is not None else None,
         "layer": layer,
         "settings": settings or {},
         "seed": seed,

@@ -154,7 +154,7 @@ def activation_picture(inputs: Inputs, options: ActivationOptions, cache: Activa
         grids = compare_grids(output, second, difference=comparison.difference, **options.grid_kwargs())
         names = [f"{image.name} − {other.name}"] if comparison.difference else [image.name, other.name]
         named = list(zip(names, grids))
-        comparison = Comparison(str(other.path), other.sha256, comparison.difference)
+        comparison = Comparison(other.source, other.sha256, comparison.difference)
     panels, picture = _side_by_side(named)
     grid = panels[0].grid
     picture = _with_colour_bar(picture, layer, panels)

@@ -39,7 +39,7 @@ def make_faithfulness(inputs: Inputs, options: FaithfulnessOptions) -> Job[Pictu
     target = None if options.target is None else find_class(handle.class_names, options.target)
     table, _ = yield from image_job(handle, handle.pixels(image), options.methods, target, options.steps, inputs.seed)
     report = table.to_json()
-    return Picture(draw_table(report, f"faithfulness of {image.path.name}: {handle.spec}"), settings=settings_of(options),
+    return Picture(draw_table(report, f"faithfulness of {image.name}: {handle.spec}"), settings=settings_of(options),
                    report=report)
 
 

@@ -136,3 +136,16 @@ def test_a_sidecar_replays_from_any_folder_and_after_moving_with_its_image(capsy
     code, _, err = run_cli(capsys, "export", "--from-sidecar", moved / "act.png.json", "--out", "moved.png")
     assert code == 0, err
     assert np.array_equal(np.asarray(Image.open(elsewhere / "moved.png")), picture)
+
+
+def test_an_image_of_a_data_set_is_exported_by_its_reference_and_made_again(capsys, tmp_path):
+    out, again = tmp_path / "digit.png", tmp_path / "again.png"
+    code, stdout, _ = run_cli(capsys, "export", "activations", "--model", "builtin:lenet5", "--image",
+                              "builtin:digits#7", "--layer", "features.0", "--out", str(out), "--json")
+    assert code == 0
+    sidecar = json.loads((tmp_path / "digit.png.json").read_text())
+    assert sidecar["image"]["path"] == "builtin:digits#7"
+    assert sidecar["image"]["sha256"] == load_image("builtin:digits#7").sha256
+    code, _, _ = run_cli(capsys, "export", "--from-sidecar", str(tmp_path / "digit.png.json"), "--out", str(again))
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))

@@ -216,3 +216,5 @@ def test_classify_path():
     assert classify_path("net.safetensors") == "model"
     assert classify_path("pytorch_model.bin") == "model"
     assert classify_path("readme.txt") == "unknown"
+    assert classify_path("builtin:shapes#12") == "image"  # an image of a data set
+    assert classify_path("builtin:shapes") == "unknown" and classify_path("notes#3") == "unknown"

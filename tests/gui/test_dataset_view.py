@@ -352,3 +352,25 @@ def test_a_new_set_replaces_the_old_sets_points_and_lists(window, tmp_path):
     assert window.wait_for_jobs(WAIT_MS)
     view.map.selected.emit([0])  # a drag on the emptied map: nothing to list, no error
     assert view.selection.isHidden()
+
+
+def test_an_image_of_a_generated_set_opens_by_its_number_and_its_pictures_are_made_again(make_window, tmp_path):
+    window = make_window()
+    window.load_model("builtin:lenet5", "cpu")
+    assert window.wait_for_jobs(WAIT_MS)
+    window.open_dataset("builtin:digits")
+    assert window.wait_for_jobs(WAIT_MS)
+    view = page(window, "Map")
+    view.map.picked.emit(7)  # a click on a point of the map
+    assert window.wait_for_jobs(WAIT_MS)
+    image = window.session.image
+    assert image.name == "builtin:digits#7" and image in window.session.images
+    grey = np.asarray(view.probe.image(7))
+    np.testing.assert_array_equal(np.asarray(image.image), np.repeat(grey[..., None], 3, axis=2))
+    window.show_view(ActivationsView)
+    window.session.set_layer(next(iter(view.index.layers)))
+    assert window.wait_for_jobs(WAIT_MS)
+    assert assert_remade(window, tmp_path)["image"]["path"] == "builtin:digits#7"
+    window.open_files(["builtin:digits#8"])  # as the app's command line passes it
+    assert window.wait_for_jobs(WAIT_MS)
+    assert window.session.image.name == "builtin:digits#8" and "builtin:digits#8" not in window.recent

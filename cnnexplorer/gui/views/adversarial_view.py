@@ -292,8 +292,7 @@ class AdversarialView(View):
     def _save_dialog(self) -> None:
         if self.attacked is None:
             return
-        image = self.session.image.path
-        start = str(image.with_name(f"{image.stem}_adversarial.png"))
+        start = str(self.session.image.beside("_adversarial.png"))
         written = save_as(self, "Save adversarial image", start, "PNG images (*.png)", self.save_adversarial_image)
         if written is not None:
             self._say(f"wrote {written}")

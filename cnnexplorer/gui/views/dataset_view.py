@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLin
 
 from cnnexplorer.core.dataset.index import CacheHit, IndexNote, index_job
 from cnnexplorer.core.dataset.layer_plan import all_layers
+from cnnexplorer.core.dataset.members import member_image
 from cnnexplorer.core.errors import UserError
 from cnnexplorer.core.jobs import Progress
 from cnnexplorer.gui.dialogs import NON_NATIVE
@@ -116,7 +117,7 @@ def image_faithfulness_job(handle, image, methods: list[str], steps: int):
 
     table, _ = yield from image_job(handle, handle.pixels(image), methods, steps=steps)
     report = table.to_json()
-    picture = Picture(draw_table(report, f"faithfulness of {image.path.name}: {handle.spec}"),
+    picture = Picture(draw_table(report, f"faithfulness of {image.name}: {handle.spec}"),
                       settings=settings_of(FaithfulnessOptions(tuple(methods), steps)), report=report)
     strip = yield from make_sanity(Inputs(handle, image), HeatmapOptions(method=methods[0]))
     return picture, strip
@@ -876,12 +877,10 @@ class DatasetView(View):
     def _open_image_number(self, number: int) -> None:
         if self.probe is None or not 0 <= number < len(self.probe):  # (a click on what another set left)
             return
-        source = self.probe.source(number)
-        if Path(source).is_file():
-            self.open_image_requested.emit(source)
-        else:
-            self.status.setText(f"Image {number} of {self.probe.spec} is not a file of its own; only a folder's "
-                                "images open in the app.")
+        if self.probe.sources is not None:
+            self.open_image_requested.emit(self.probe.sources[number])
+        else:  # an image of a generated or packaged set, taken from the set already open
+            self.session.add_images([member_image(self.probe, number)])
 
     def picture(self) -> tuple[np.ndarray, dict] | None:
         shown = self._pictures.get(PAGES[self.pages.currentIndex()])

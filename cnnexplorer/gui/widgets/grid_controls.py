@@ -77,7 +77,7 @@ class GridControls(QWidget):
     def options(self) -> ActivationOptions:
         norm, image = self.norm_box.currentData(), self.compare_image()
         value_range = (self.low_box.value(), self.high_box.value()) if norm == "fixed" else None
-        compare = None if image is None else Comparison(str(image.path), image.sha256, self.difference_box.isChecked())
+        compare = None if image is None else Comparison(image.source, image.sha256, self.difference_box.isChecked())
         return ActivationOptions(norm, value_range, self.cmap_box.currentData(), self.sort_box.currentData(),
                                  self.dead_box.isChecked(), self.output_box.currentData() or 0, compare)
 

@@ -49,7 +49,7 @@ def thumbnail(image: Image.Image, size: int = ICON) -> QIcon:
 def describe(image: LoadedImage) -> str:
     """The tooltip: full path, pixel size and what loading converted."""
     width, height = image.image.size
-    lines = [str(image.path), f"{width} × {height} px"]
+    lines = [image.reference or str(image.path), f"{width} × {height} px"]
     if image.note:
         lines.append(image.note)
     return "\n".join(lines)

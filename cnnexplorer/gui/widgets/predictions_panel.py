@@ -261,6 +261,5 @@ class PredictionsPanel(QWidget):
 
     def _export_dialog(self) -> None:
         image = self.session.image
-        name = "predictions.png" if image is None else f"{image.path.stem}-predictions.png"
-        default = Path(name) if image is None else image.path.with_name(name)
+        default = Path("predictions.png") if image is None else image.beside("-predictions.png")
         save_as(self, "Export chart as PNG", str(default), "PNG images (*.png)", self.export_png)
