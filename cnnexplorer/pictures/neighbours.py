@@ -68,11 +68,13 @@ def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
 def neighbours_picture(handle, probe: ProbeSet, index, image, layer: str, k: int) -> Job[NeighboursPicture]:
     """The neighbours of ``image`` (a ``LoadedImage``) among ``probe``'s images, from its ``index`` (which holds
     ``layer``'s features): the CLI's picture, and the GUI's on an index it has open."""
+    from cnnexplorer.core.dataset.members import number_in
     from cnnexplorer.core.dataset.neighbours import neighbours_job
 
-    found = yield from neighbours_job(handle, index, handle.pixels(image), layer, k)
+    found = yield from neighbours_job(handle, index, handle.pixels(image), layer, k, number_in(probe, image))
     yield Progress(1, 1, "drawing the neighbours")
-    title = f"Nearest neighbours of {image.name} among {len(probe):,} images of {probe.spec}"
+    among = f"the other {len(probe) - 1:,}" if found.query is not None else f"{len(probe):,}"
+    title = f"Nearest neighbours of {image.name} among {among} images of {probe.spec}"
     pixels, tiles = render_neighbours(found, model_tile(handle, image.image),
                                       lambda i: model_tile(handle, probe.image(i)), probe.label_names, title,
                                       int(index.features[layer].shape[1]))
@@ -82,7 +84,8 @@ def neighbours_picture(handle, probe: ProbeSet, index, image, layer: str, k: int
 
 def report(found: Neighbours, probe: ProbeSet) -> dict:
     """The ``--json`` report: each neighbour's image (the file's path for folder data, else its number),
-    distance and label name."""
+    distance and label name; ``query_in_set`` names the query's own image when it is one of the set's (left out
+    of its neighbours), else None."""
     from cnnexplorer.core.dataset.evaluate import image_reference
 
     def entry(n: Neighbour) -> dict:
@@ -90,7 +93,9 @@ def report(found: Neighbours, probe: ProbeSet) -> dict:
         return {"image": image_reference(probe.source(n.image), probe.spec, n.image), "distance": n.distance,
                 "label": label}
 
-    return {"layer": found.layer, "k": found.k, "knn_k": found.knn_k, "feature": [entry(n) for n in found.feature],
+    query = None if found.query is None else image_reference(probe.source(found.query), probe.spec, found.query)
+    return {"layer": found.layer, "k": found.k, "knn_k": found.knn_k, "query_in_set": query,
+            "feature": [entry(n) for n in found.feature],
             "pixel": [entry(n) for n in found.pixel], "feature_knn_acc": found.feature_knn_acc,
             "pixel_knn_acc": found.pixel_knn_acc}
 

@@ -34,13 +34,13 @@ def test_export_neighbours_reports_a_brute_force_search_and_is_made_again_from_i
     index = brute_force_index(handle, probe, ["features"])
     position = probe.sources.index(str(query))
     features = index.features["features"]
-    expected = brute_nearest(features, features[position], 3)
-    assert report["layer"] == "features" and report["k"] == 3
+    expected = brute_nearest(features, features[position], 3, leave_out=position)  # the query is one of the set's
+    assert report["layer"] == "features" and report["k"] == 3 and report["query_in_set"] == str(query)
     assert [n["image"] for n in report["feature"]] == [probe.source(i) for _, i in expected]
     np.testing.assert_allclose([n["distance"] for n in report["feature"]], [d for d, _ in expected], atol=1e-4)
     assert [n["label"] for n in report["feature"]] == [probe.label_names[probe.label(i)] for _, i in expected]
     thumbs = index.thumbnails.reshape(16, -1).astype(np.float32) / 255
-    expected = brute_nearest(thumbs, thumbs[position], 3)
+    expected = brute_nearest(thumbs, thumbs[position], 3, leave_out=position)
     assert [n["image"] for n in report["pixel"]] == [probe.source(i) for _, i in expected]
     assert report["feature_knn_acc"] == brute_knn_accuracy(features, index.labels, 3)
     assert report["pixel_knn_acc"] == brute_knn_accuracy(thumbs, index.labels, 3)
@@ -59,6 +59,24 @@ def test_export_neighbours_reports_a_brute_force_search_and_is_made_again_from_i
     Image.new("RGB", (30, 30)).save(tmp_path / "data" / "circle" / "new.png")
     code, _, err = run_cli(capsys, "export", "--from-sidecar", tmp_path / "n.png.json", "--out", again)
     assert_one_line_error(code, err, "have changed since")
+
+
+def test_a_query_from_outside_the_set_is_not_left_out_and_one_from_a_generated_set_is(capsys, tmp_path, cache):
+    files = shapes_folder(tmp_path / "data", 10)
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(files[4].read_bytes())  # the same pixels as image 4, but not the set's file
+    code, stdout, _ = run_cli(capsys, "export", "neighbours", "--model", "builtin:shapes", "--data", tmp_path / "data",
+                              "--image", copy, "--layer", "features", "--k", "2", "--out", tmp_path / "n.png", "--json")
+    assert code == 0
+    report = last_json(stdout)
+    assert report["query_in_set"] is None and report["pixel"][0]["image"] == str(files[4])
+    assert report["pixel"][0]["distance"] == 0 and report["feature"][0]["distance"] < 1e-5
+    code, stdout, _ = run_cli(capsys, "export", "neighbours", "--model", "builtin:shapes", "--data", "builtin:shapes",
+                              "--image", "builtin:shapes#7", "--layer", "features", "--k", "2", "--out",
+                              tmp_path / "m.png", "--json")
+    assert code == 0
+    report = last_json(stdout)
+    assert report["query_in_set"] == 7 and 7 not in [n["image"] for n in report["feature"] + report["pixel"]]
 
 
 def test_export_neighbours_refuses_bad_requests_in_one_line(capsys, tmp_path, cache):

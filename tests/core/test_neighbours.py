@@ -72,8 +72,9 @@ def brute_force_index(handle, probe, feature_layers: list[str]) -> DatasetIndex:
         sources=[probe.source(i) for i in range(count)])
 
 
-def brute_nearest(points, query, k):
-    distances = [(math.sqrt(sum((float(a) - float(b)) ** 2 for a, b in zip(p, query))), i) for i, p in enumerate(points)]
+def brute_nearest(points, query, k, leave_out=None):
+    distances = [(math.sqrt(sum((float(a) - float(b)) ** 2 for a, b in zip(p, query))), i) for i, p in enumerate(points)
+                 if i != leave_out]
     return sorted(distances)[:k]
 
 
@@ -101,6 +102,9 @@ def test_nearest_equals_a_brute_force_search():
     assert [n.image for n in found[:2]] == [3, 10]
     np.testing.assert_allclose([n.distance for n in found], [d for d, _ in expected], rtol=1e-12)
     assert [n.label for n in found] == [n.image for n in found]
+    without = nb.nearest(points, points[3], 6, leave_out=3)  # the query's own point left out, its twin kept
+    assert [n.image for n in without] == [i for _, i in brute_nearest(points, points[3], 6, leave_out=3)]
+    assert without[0].image == 10 and without[0].distance == 0 and 3 not in [n.image for n in without]
 
 
 @pytest.mark.parametrize("k", [1, 4, 5])
@@ -136,8 +140,16 @@ def test_neighbours_of_an_image_in_feature_and_pixel_space(tmp_path):
     assert found.pixel_knn_acc == brute_knn_accuracy(thumbs.astype(np.float32), index.labels, 4)
     every = drive(nb.neighbours_job(handle, index, pixels, "features", k=40))  # more than the set holds
     assert every.k == 24 and sorted(n.image for n in every.feature) == list(range(24)) and len(every.pixel) == 24
-    assert every.knn_k == 23 and found.knn_k == 4
+    assert every.knn_k == 23 and found.knn_k == 4 and found.query is None
     assert every.feature_knn_acc == brute_knn_accuracy(index.features["features"], index.labels, 23)
+    member = drive(nb.neighbours_job(handle, index, pixels, "features", k=4, query=query))  # the query is image 5
+    assert member.query == query and member.k == 4
+    expected = brute_nearest(index.features["features"], own, 4, leave_out=query)
+    assert [n.image for n in member.feature] == [i for _, i in expected]
+    assert [n.image for n in member.pixel] == [i for _, i in brute_nearest(thumbs, thumbs[query], 4, leave_out=query)]
+    assert (member.feature_knn_acc, member.pixel_knn_acc) == (found.feature_knn_acc, found.pixel_knn_acc)
+    others = drive(nb.neighbours_job(handle, index, pixels, "features", k=40, query=query))
+    assert others.k == 23 and sorted(n.image for n in others.feature) == [i for i in range(24) if i != query]
     with pytest.raises(UserError, match="no features of layer 'classifier'"):
         drive(nb.neighbours_job(handle, index, pixels, "classifier"))
     with pytest.raises(UserError, match="--k"):
@@ -151,6 +163,10 @@ def test_an_unlabelled_set_has_neighbours_but_no_knn_accuracy(tmp_path):
     found = drive(nb.neighbours_job(handle, index, handle.preprocessing.to_tensor(probe.image(0)), "classifier", k=3))
     assert len(found.feature) == 3 and all(n.label == -1 for n in found.feature)
     assert found.feature_knn_acc is None and found.pixel_knn_acc is None
+    alone = shapes_probe(tmp_path / "one", 1, labelled=False)
+    one = brute_force_index(handle, alone, ["classifier"])
+    with pytest.raises(UserError, match="no image but the query itself"):
+        drive(nb.neighbours_job(handle, one, handle.preprocessing.to_tensor(alone.image(0)), "classifier", query=0))
 
 
 def test_a_modules_input_is_a_feature_space_too():

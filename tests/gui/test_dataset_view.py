@@ -367,6 +367,9 @@ def test_an_image_of_a_generated_set_opens_by_its_number_and_its_pictures_are_ma
     assert image.name == "builtin:digits#7" and image in window.session.images
     grey = np.asarray(view.probe.image(7))
     np.testing.assert_array_equal(np.asarray(image.image), np.repeat(grey[..., None], 3, axis=2))
+    view = page(window, "Neighbours")
+    assert view.neighbours_caption.text().startswith("The image is one of the set's, left out of its own neighbours.")
+    assert view._neighbours.picture.report["query_in_set"] == 7 and 7 not in [i for _, i in view._neighbours.tiles]
     window.show_view(ActivationsView)
     window.session.set_layer(next(iter(view.index.layers)))
     assert window.wait_for_jobs(WAIT_MS)

@@ -9,6 +9,7 @@ views, in a picture's sidecar (so ``export --from-sidecar`` opens it again) and 
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 
@@ -48,3 +49,25 @@ def _opened(spec: str):
     from cnnexplorer.core.dataset.probe import open_probe_set
 
     return open_probe_set(spec)
+
+
+def number_in(probe, image: LoadedImage) -> int | None:
+    """Which of ``probe``'s images ``image`` is when it was opened from the set (by its reference, or as the
+    same file), else None."""
+    if image.reference:
+        parsed = parse_member(image.reference)
+        return parsed[1] if parsed and parsed[0] == probe.spec and parsed[1] < len(probe) else None
+    if probe.sources is None:
+        return None
+    name = image.path.name
+    for number, source in enumerate(probe.sources):
+        if source.endswith(name) and _same_file(source, image.path):
+            return number
+    return None
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

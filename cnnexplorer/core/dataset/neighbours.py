@@ -7,7 +7,9 @@ the index records it per image (``DatasetIndex.features``); the query image goes
 ``handle.pixel_model()`` the same way. Pixel space is the index's 32×32 RGB thumbnails of the model's
 input, as numbers in [0, 1] (3,072 of them), the query's thumbnail made the same way (``thumbnails``).
 Distances to a query are exact (float64); the k-NN accuracy compares every image with every other
-one in chunks of rows (one matrix product each), so 50,000 images never need a 50,000² matrix.
+one in chunks of rows (one matrix product each), so 50,000 images never need a 50,000² matrix. A query
+that is itself one of the set's images is left out of its own neighbours, as each image is left out of
+its own vote in the accuracy.
 """
 
 from __future__ import annotations
@@ -64,10 +66,13 @@ class Neighbour:
     label: int  # index into the set's label names, -1 when unlabelled
 
 
-def nearest(points: np.ndarray, query: np.ndarray, k: int, labels: np.ndarray | None = None) -> list[Neighbour]:
-    """The ``k`` points nearest to ``query`` by L2 distance (float64), nearest first, ties by image number."""
+def nearest(points: np.ndarray, query: np.ndarray, k: int, labels: np.ndarray | None = None,
+            leave_out: int | None = None) -> list[Neighbour]:
+    """The ``k`` points nearest to ``query`` by L2 distance (float64), nearest first, ties by image number;
+    point ``leave_out`` (the query's own image) is not among them."""
     distances = np.sqrt(((points.astype(np.float64) - query.astype(np.float64)[None]) ** 2).sum(axis=1))
-    order = np.lexsort((np.arange(len(points)), distances))[:k]
+    order = np.lexsort((np.arange(len(points)), distances))
+    order = order[order != leave_out][:k] if leave_out is not None else order[:k]
     return [Neighbour(int(i), float(distances[i]), int(labels[i]) if labels is not None else -1) for i in order]
 
 
@@ -111,12 +116,13 @@ class Neighbours:
     """A query's nearest images in a layer's feature space and in pixel space, and each space's k-NN accuracy."""
 
     layer: str
-    k: int  # the neighbours listed: the k asked for, or every image of a smaller set
+    k: int  # the neighbours listed: the k asked for, or every other image of a smaller set
     feature: list[Neighbour]
     pixel: list[Neighbour]
     feature_knn_acc: float | None
     pixel_knn_acc: float | None
     knn_k: int | None  # the k of the accuracies: the k asked for, or every other labelled image of a smaller set
+    query: int | None = None  # the query's own number in the set, left out of its neighbours; None: not in the set
 
 
 def check_k(k) -> int:
@@ -126,10 +132,11 @@ def check_k(k) -> int:
 
 
 def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tensor, layer: str,
-                   k: int = 8) -> Job[Neighbours]:
-    """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images, and the k-NN
-    accuracies of ``layer``'s feature space and of pixel space over the set; on a set of ``k`` images or fewer,
-    all of them (``Neighbours.k`` and ``knn_k`` say how many were used)."""
+                   k: int = 8, query: int | None = None) -> Job[Neighbours]:
+    """The neighbours of the model input ``pixels`` ``[C,H,W]`` among ``index``'s images (image ``query`` of the
+    set, when the input is one, left out), and the k-NN accuracies of ``layer``'s feature space and of pixel space
+    over the set; on a set of ``k`` other images or fewer, all of them (``Neighbours.k`` and ``knn_k`` say how
+    many were used)."""
     check_k(k)
     if layer not in index.features:
         recorded = ", ".join(index.features) or "none"
@@ -137,19 +144,21 @@ def neighbours_job(handle: ModelHandle, index: DatasetIndex, pixels: torch.Tenso
                         "again with that layer among the feature layers")
     if index.count == 0:
         raise UserError("the index holds no images; give data with at least one readable image")
+    if query is not None and index.count == 1:
+        raise UserError("the set holds no image but the query itself; give data with other images to compare it with")
     yield Progress(0, None, f"neighbours in {layer}")
     features, thumbs = index.features[layer], pixel_points(index.thumbnails)
-    query = query_features(handle, pixels, layer)
-    if query.shape != features.shape[1:]:
-        raise UserError(f"layer '{layer}' gives {query.shape[0]} features for this image but {features.shape[1]} "
+    point = query_features(handle, pixels, layer)
+    if point.shape != features.shape[1:]:
+        raise UserError(f"layer '{layer}' gives {point.shape[0]} features for this image but {features.shape[1]} "
                         "in the index; index the data again with this model")
     labelled = int((np.asarray(index.labels) >= 0).sum())
     knn_k = min(k, labelled - 1) if labelled >= 2 else None
-    k = min(k, index.count)
-    feature = nearest(features, query, k, index.labels)
-    pixel = nearest(thumbs, pixel_points(pixels_thumbnail(pixels)[None])[0], k, index.labels)
+    k = min(k, index.count - (query is not None))
+    feature = nearest(features, point, k, index.labels, query)
+    pixel = nearest(thumbs, pixel_points(pixels_thumbnail(pixels)[None])[0], k, index.labels, query)
     feature_acc = yield from knn_accuracy_job(features, index.labels, knn_k or 1, handle.device,
                                               f"k-NN accuracy in {layer}")
     pixel_acc = yield from knn_accuracy_job(thumbs, index.labels, knn_k or 1, handle.device,
                                             "k-NN accuracy in pixel space")
-    return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc, knn_k)
+    return Neighbours(layer, k, feature, pixel, feature_acc, pixel_acc, knn_k, query)

@@ -674,13 +674,17 @@ class DatasetView(View):
         self._pictures["Neighbours"] = picture
         self.neighbours_canvas.set_pixels(picture.pixels)
         report = picture.report
-        every = f"The set holds {_count(report['k'], 'image')}, all shown. " if report["k"] < self.k.value() else ""
+        member = report["query_in_set"] is not None
+        own = "The image is one of the set's, left out of its own neighbours. " if member else ""
+        other = "other " if member else ""
+        every = (f"The set holds {_count(report['k'], other + 'image')}, all shown. " if report["k"] < self.k.value()
+                 else "")
         if report["feature_knn_acc"] is None:
             accuracy = "With fewer than two labelled images there is no k-NN accuracy."
         else:
             accuracy = (f"{report['knn_k']}-NN accuracy over the set: feature space {_share(report['feature_knn_acc'])}, "
                         f"pixel space {_share(report['pixel_knn_acc'])}.")
-        self.neighbours_caption.setText(f"{every}{accuracy} Click a neighbour to open it.")
+        self.neighbours_caption.setText(f"{own}{every}{accuracy} Click a neighbour to open it.")
 
 
     def _draw_map(self) -> None:
