@@ -4,6 +4,7 @@ and evaluation pages show, open the set's images, and export pictures that the C
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -221,12 +222,17 @@ def test_the_faithfulness_page_measures_the_image_and_the_set(window, tmp_path):
     assert table.rowCount() == 2 and table.verticalHeaderItem(1).text() == "random (baseline)"
     assert table.value("gradcam", "road_morf") < table.value("gradcam", "road_lerf")
     assert "sanity check of gradcam" in view.faith_caption.text() and view.sanity_canvas.image_item.image is not None
+    assert view.faith_caption.text().startswith(f"Measured on {window.session.image.name}. Below:")
+    stages = re.search(r"down to (.*) \(each with", view.faith_caption.text())[1].split(", ")  # named, for small screens
+    assert stages[0].startswith("features.7.conv2 ") and stages[-1].startswith("features.0.0 ") and len(stages) > 3
+    assert all(re.fullmatch(r"[\w.]+ -?\d\.\d\d", stage) for stage in stages)
     recorded = assert_remade(window, tmp_path)
     assert recorded["view"] == "faithfulness" and recorded["settings"]["methods"] == ["gradcam"]
     view.faith_limit.setValue(2)
     view.measure_set()
     assert window.wait_for_jobs(WAIT_MS)
     assert table.report["count"] == 2 and view.picture() is None  # a set's table is not one image's picture
+    assert view.faith_caption.text() == f"Measured on 2 images of {view.probe.spec}."
     with pytest.raises(UserError, match="measure the current image"):
         window.export_current_view(tmp_path / "set.png")
     window.load_model("builtin:tinyvgg", "cpu")  # a new model: the measurements were of the old one

@@ -344,6 +344,8 @@ class DatasetView(View):
         self.faith_progress.hide()
         self.faith_table = FaithfulnessTable()
         self.sanity_canvas = ImageCanvas()  # the whole strip, every stage, however short the page
+        self.sanity_canvas.setToolTip("The first method's map, then its maps as the model's layers are re-initialised "
+                                      "from the top; the caption below names each stage. Scroll to zoom, drag to pan.")
         self.faith_caption = QLabel(FAITH_CAPTION)
         self.faith_caption.setWordWrap(True)
         self._faith_job = None
@@ -790,7 +792,8 @@ class DatasetView(View):
         methods, steps, limit = self._faith_methods(), self.faith_steps.value(), self.faith_limit.value()
         self._start_faithfulness(lambda: set_faithfulness_job(handle, probe, methods, steps, limit),
                                  f"measuring {', '.join(methods)} on {probe.spec}",
-                                 lambda report: self._show_faithfulness(handle, report, probe.spec))
+                                 lambda report: self._show_faithfulness(
+                                     handle, report, f"{_count(report['count'], 'image')} of {probe.spec}"))
 
     def _start_faithfulness(self, make_job, label: str, done) -> None:
         self.faith_caption.setText(label[0].upper() + label[1:] + " …")
@@ -842,12 +845,13 @@ class DatasetView(View):
             rows = table.horizontalHeader().height() + sum(table.rowHeight(r) for r in range(table.rowCount()))
             self.faith_split.setSizes([rows + 2 * table.frameWidth(), max(1, sum(self.faith_split.sizes()) - rows)])
             self.sanity_canvas.set_pixels(strip.pixels)
-            correlations = ", ".join(f"{s['correlation']:.2f}" for s in strip.report["stages"])
-            sanity = (f" Below: the sanity check of {strip.report['method']}: its map as the layers are re-initialised "
-                      f"from the top (rank correlations {correlations}); a map that explains the model changes with it.")
+            stages = ", ".join(f"{s['layer']} {s['correlation']:.2f}" for s in strip.report["stages"])
+            sanity = (f" Below: the sanity check of {strip.report['method']}: its map, then its maps as the layers are "
+                      f"re-initialised from the top, down to {stages} (each with its rank correlation to the first); "
+                      "a map that explains the model changes with it.")
         else:
             sanity = ""
-        self.faith_caption.setText(f"{_count(report['count'], 'image')} of {what}.{sanity}")
+        self.faith_caption.setText(f"Measured on {what}.{sanity}")
 
     def _clear_page(self, page: str) -> None:
         self._pictures.pop(page, None)
