@@ -4,9 +4,10 @@
 file and builds ``CLASS(**KWARGS)``; ``pickle:FILE`` reuses a pickled module's structure. Both run
 the user's code, so both need trust. A class may say what it takes with class attributes
 ``input_size = (C, H, W)``, ``mean``, ``std`` and ``class_names``; otherwise ImageNet's 3×224×224
-preprocessing is assumed and ``--input-size/--mean/--std/--labels`` change it. A class whose
-constructor takes ``num_classes`` is built for the data's classes; any other gets its final Linear
-layer replaced when the class count differs.
+preprocessing is assumed and ``--input-size/--mean/--std/--labels`` change it. Training builds the
+class with its defaults and replaces its final Linear layer when the data's class count differs; a
+class whose constructor takes ``num_classes`` is built with a checkpoint's class count when the
+checkpoint reopens, any other gets its final Linear layer made that wide.
 """
 
 from __future__ import annotations
