@@ -311,13 +311,25 @@ def _run(argv: list[str]) -> int:
         _check_files(args)
         return handler(args)
     except UserError as exc:
-        print(f"cnnexplorer: error: {exc}", file=sys.stderr)
-        return 2
+        return _say_error(f"cnnexplorer: error: {exc}")
     except Exception as exc:  # noqa: BLE001 - only out-of-memory is turned into a message here
         if not is_out_of_memory(exc):
             raise
-        print(f"cnnexplorer: error: {OUT_OF_MEMORY_HINT}", file=sys.stderr)
-        return 2
+        return _say_error(f"cnnexplorer: error: {OUT_OF_MEMORY_HINT}")
+
+
+def _say_error(line: str) -> int:
+    """A user error: one line on stderr and status 2. A rank of ``--nproc-per-node`` hands the line to the launcher,
+    which says it once; under a bare torchrun only rank 0 says it."""
+    import os
+
+    from cnnexplorer.core.distributed import hand_over_user_error, launched
+
+    if hand_over_user_error(line):
+        return 0
+    if not launched() or os.environ.get("RANK") == "0":
+        print(line, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

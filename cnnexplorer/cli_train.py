@@ -224,19 +224,13 @@ def run(args) -> int:
 
 
 def _run_rank(args) -> int:
-    """One rank of a torchrun run: join the process group on this rank's device and train its share; ranks
-    other than 0 stay quiet (rank 0 says an error that stopped them all)."""
+    """One rank of a torchrun run: join the process group on this rank's device and train its share (an error
+    that stops the ranks is said once: ``cli._say_error``)."""
     from cnnexplorer.core.distributed import local_device, process_group
-    from cnnexplorer.core.errors import UserError
 
     args.device = local_device(args.device)
     with process_group(args.backend, args.device) as here:
-        if here.main:
-            return _train(args, here)
-        try:
-            return _train(args, here)
-        except UserError:
-            return 2
+        return _train(args, here)
 
 
 def _train(args, here=None) -> int:

@@ -39,6 +39,9 @@ from cnnexplorer.core.errors import UserError
 BACKENDS = ("auto", "gloo", "nccl")
 
 
+USER_ERROR_FILE = "CNNEXPLORER_USER_ERROR_FILE"  # where the ranks of a launch write a user error for the launcher
+
+
 @dataclass(frozen=True)
 class World:
     """Where this process stands: ``rank`` of ``size`` processes, ``local_rank`` on its machine."""
@@ -220,7 +223,35 @@ def launch_command(argv: list[str], settings: Launch) -> list[str]:
             f"--master-addr={settings.master_addr}", f"--master-port={port}", "-m", "cnnexplorer", *argv]
 
 
-def launch(argv: list[str], settings: Launch, **popen) -> int:
-    """Run ``cnnexplorer ARGV`` under torchrun and wait; its exit status (torchrun stops every rank when one fails)."""
-    return subprocess.run(launch_command(argv, settings), check=False, **popen).returncode
+def launch(argv: list[str], settings: Launch) -> int:
+    """Run ``cnnexplorer ARGV`` under torchrun and wait; its exit status (torchrun stops every rank when one fails),
+    or 2 when a user error stopped the ranks: they hand its one line over (``hand_over_user_error``) and end
+    quietly, so the line is said once and no report of failed processes follows it."""
+    import tempfile
+    from pathlib import Path
+
+    handle, path = tempfile.mkstemp(prefix="cnnexplorer-error-", suffix=".txt")
+    os.close(handle)
+    env = {**os.environ, USER_ERROR_FILE: path}
+    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, without its banner
+    try:
+        code = subprocess.run(launch_command(argv, settings), check=False, env=env).returncode
+        said = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    finally:
+        Path(path).unlink(missing_ok=True)
+    if said:
+        print(said[0], file=sys.stderr, flush=True)
+        return 2
+    return code
+
+
+def hand_over_user_error(message: str) -> bool:
+    """In a rank that ``launch`` started: write ``message`` (a user error's line) for the launcher to say, and return
+    True (the rank then ends with status 0, so torchrun reports no failure); False elsewhere."""
+    path = os.environ.get(USER_ERROR_FILE)
+    if not path or not launched():
+        return False
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(message.replace("\n", " ") + "\n")
+    return True
 

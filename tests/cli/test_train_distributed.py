@@ -128,3 +128,13 @@ def test_evaluate_in_two_processes_reports_what_one_process_does(tmp_path, capsy
         for mistake in entry["mistakes"]:
             mistake["prob"] = round(mistake["prob"], 5)  # float32 softmax of the same image: equal to ~1e-7
     assert merged == single
+
+
+def test_a_user_error_under_nproc_per_node_is_one_line_and_status_2(capfd, tmp_path):
+    from cnnexplorer.cli import main
+
+    code = main(["evaluate", "--model", "builtin:shapes", "--data", str(tmp_path / "missing"), "--nproc-per-node", "2"])
+    out, err = capfd.readouterr()
+    assert code == 2 and out == ""
+    lines = err.splitlines()  # said once, with no report of failed processes after it
+    assert len(lines) == 1 and lines[0].startswith(f"cnnexplorer: error: data folder not found: {tmp_path / 'missing'};")
