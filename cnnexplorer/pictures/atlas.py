@@ -142,12 +142,11 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
 def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:
     """The atlases of ``options.data`` indexed at the layer, refusing a set changed since the sidecar."""
     from cnnexplorer.core.dataset.atlas import Atlases
-    from cnnexplorer.core.dataset.index import index_job
-    from cnnexplorer.pictures.confusion import open_data_job
+    from cnnexplorer.pictures.confusion import index_for, open_data_job
 
     yield Progress(0, None, f"opening {absolute_spec(options.data)}")
     probe = yield from open_data_job("atlas", options.data, options.fingerprint)
-    index = yield from index_job(inputs.handle, probe, layers=[inputs.layer], top_k=options.top_k)
+    index = yield from index_for(inputs.handle, probe, inputs.layer, top_k=options.top_k)
     return Atlases(inputs.handle, probe, index)
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from cnnexplorer.core.dataset.evaluate import Evaluation
+    from cnnexplorer.core.dataset.index_types import DatasetIndex
     from cnnexplorer.core.dataset.probe import ProbeSet
 
 SHADE = (46, 104, 176)
@@ -173,3 +174,16 @@ def _left_out(evaluation) -> str:
     parts = [f"{unmatched:,} with labels the model does not have"] if unmatched else []
     parts += [f"{evaluation.unlabelled:,} unlabelled"] if evaluation.unlabelled else []
     return f"; left out: {' and '.join(parts)}" if parts else ""
+
+
+def index_for(handle, probe: ProbeSet, layer: str, features: bool = False, top_k: int = 9) -> Job[DatasetIndex]:
+    """The index a dataset picture reads: the default one (``cnnexplorer index``'s and the app's) when it is cached
+    and holds ``layer``'s units (or with ``features``, its pooled features), else one of ``layer`` alone, read back
+    from the cache or made."""
+    from cnnexplorer.core.dataset.index import cached_index, index_job
+
+    made = yield from cached_index(handle, probe, top_k)
+    if made is not None and layer in (made.features if features else made.layers):
+        return made
+    return (yield from index_job(handle, probe, layers=[layer], top_k=top_k,
+                                 feature_layers=[layer] if features else None))

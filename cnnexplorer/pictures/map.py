@@ -53,15 +53,14 @@ class MapOptions:
 
 
 def make_map(inputs: Inputs, options: MapOptions) -> Job[Picture]:
-    from cnnexplorer.core.dataset.index import index_job
     from cnnexplorer.core.dataset.projection import project_job
-    from cnnexplorer.pictures.confusion import open_data_job
+    from cnnexplorer.pictures.confusion import index_for, open_data_job
 
     layer, handle = inputs.need_layer("map"), inputs.handle
     probe = yield from open_data_job("map", options.data, options.fingerprint)
     if options.colour_by == "correct":
         _need_labels(probe.label_names, probe.spec)
-    index = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
+    index = yield from index_for(handle, probe, layer, features=True)
     projection = yield from project_job(_features(index, layer), options.projection)
     yield Progress(1, 1, "drawing the map")
     return map_picture(handle, probe, index, layer, options.colour_by, projection)

@@ -54,14 +54,13 @@ class NeighboursPicture:
 
 
 def make_neighbours(inputs: Inputs, options: NeighboursOptions) -> Job[Picture]:
-    from cnnexplorer.core.dataset.index import index_job
     from cnnexplorer.core.dataset.neighbours import check_k
-    from cnnexplorer.pictures.confusion import open_data_job
+    from cnnexplorer.pictures.confusion import index_for, open_data_job
 
     image, layer, handle = inputs.need_image("neighbours"), inputs.need_layer("neighbours"), inputs.handle
     check_k(options.k)
     probe = yield from open_data_job("neighbours", options.data, options.fingerprint)
-    index = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
+    index = yield from index_for(handle, probe, layer, features=True)
     return (yield from neighbours_picture(handle, probe, index, image, layer, options.k)).picture
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cnnexplorer.core.dataset.cache import read_state
 from tests.cli.cli_helpers import assert_one_line_error, forked_ranks, last_json, run_cli
@@ -39,6 +40,32 @@ def test_index_json_contract_and_reuse(capsys, tmp_path):
     code, out, err = run_cli(capsys, *argv)
     again = last_json(out)
     assert code == 0 and again["reused"] is True and again["cache"] == report["cache"] and "reusing" in err
+    os.chdir(tmp_path)  # (pytest restores the working folder) the same set written another way, layers reversed:
+    same = ["index", "--model", "builtin:shapes", "--data", "folder:./set/../set", "--layers", "classifier,features.0.0",
+            "--top-k", "4", "--batch-size", "4", "--cache", cache, "--json"]
+    code, out, err = run_cli(capsys, *same)
+    assert code == 0 and last_json(out)["reused"] is True and last_json(out)["cache"] == report["cache"]
+
+
+def test_the_export_commands_read_the_index_that_index_made(capsys, tmp_path, monkeypatch):
+    data = labelled_folder(tmp_path / "set", per_class=3)
+    pictures = {}
+    for run, first in (("alone", []), ("after", ["index"])):  # each export alone, then after `cnnexplorer index`
+        monkeypatch.setenv("CNNEXPLORER_CACHE", str(tmp_path / run))
+        common = ["--model", "builtin:shapes", "--data", data]
+        if first:
+            assert run_cli(capsys, "index", *common)[0] == 0
+        exports = [("atlas", ["--layer", "features.2.0", "--channels", "0-2"]),
+                   ("neighbours", ["--layer", "flatten", "--image", data / "cat" / "00.png", "--k", "3"]),
+                   ("map", ["--layer", "flatten"])]
+        for view, flags in exports:
+            out = tmp_path / f"{run}-{view}.png"
+            assert run_cli(capsys, "export", view, *common, *flags, "--out", out)[0] == 0
+            pictures[run, view] = np.asarray(Image.open(out))
+        made = sorted((tmp_path / run / "index").glob("*.npz"))
+        assert len(made) == (1 if first else 2), made  # alone: the atlas's, and the one the others share
+    for view in ("atlas", "neighbours", "map"):
+        np.testing.assert_array_equal(pictures["after", view], pictures["alone", view])
 
 
 def test_index_errors_are_one_line(capsys, tmp_path):

@@ -88,11 +88,7 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
         raise UserError(f"{probe.spec} holds no images to index; choose a set with at least one image")
     names = resolve_layers(handle, layers)
     folder = cache.cache_folder(cache_dir)
-    edits = describe(active_edits(handle.module))  # interventions on: another model, another index
-    key = cache.index_key(weights=cache.weights_hash(handle.module), **({"edits": edits} if edits else {}),
-                          model=handle.spec,
-                          preprocessing=handle.preprocessing.to_json(), data=probe.fingerprint(), layers=names,
-                          top_k=top_k, features=feature_layers, batch_size=batch_size)
+    key = _key(handle, probe, names, top_k, batch_size, feature_layers)
     finished_file = cache.finished_path(folder, key)
     finished = yield from _stored(finished_file, key, "the cached index")
     if finished is not None:
@@ -121,6 +117,23 @@ def index_job(handle: ModelHandle, probe: ProbeSet, layers: list[str] | None = N
     partial.unlink(missing_ok=True)
     remove_stale_temporaries(partial)
     return _index_from_state(meta, arrays)
+
+
+def cached_index(handle: ModelHandle, probe: ProbeSet, top_k: int = 9, batch_size: int = 64,
+                 cache_dir: Path | None = None) -> Job[DatasetIndex | None]:
+    """The index ``index_job`` makes by default (every Conv2d/Linear layer, the default feature layers: what
+    ``cnnexplorer index`` and the app make) when it is in the cache, else None; no pass is made."""
+    key = _key(handle, probe, resolve_layers(handle, None), top_k, batch_size, None)
+    finished = yield from _stored(cache.finished_path(cache.cache_folder(cache_dir), key), key, "the cached index")
+    return None if finished is None else _index_from_state(*finished)
+
+
+def _key(handle: ModelHandle, probe: ProbeSet, layers: list[str], top_k: int, batch_size: int,
+         feature_layers: list[str] | None) -> str:
+    edits = describe(active_edits(handle.module))  # interventions on: another model, another index
+    return cache.index_key(weights=cache.weights_hash(handle.module), **({"edits": edits} if edits else {}),
+                           model=handle.spec, preprocessing=handle.preprocessing.to_json(), data=probe.fingerprint(),
+                           layers=layers, top_k=top_k, features=feature_layers, batch_size=batch_size)
 
 
 def _stored(path: Path, key: str, what: str) -> Job[tuple[dict, dict[str, np.ndarray]] | None]:

@@ -46,12 +46,14 @@ def all_layers(handle: ModelHandle) -> list[str]:
 
 
 def resolve_layers(handle: ModelHandle, layers: list[str] | None) -> list[str]:
-    """The chosen layers, checked (an unknown name is a ``UserError`` naming the closest), without repeats."""
+    """The chosen layers, checked (an unknown name is a ``UserError`` naming the closest), without repeats, in the
+    model tree's order (however they were listed, the same layers are the same index)."""
     names = default_layers(handle) if layers is None else list(dict.fromkeys(layers))
     if not names:
         raise UserError("this model has no Conv2d or Linear layer to index; pass --layers NAME,… or --layers all")
     find_layers(handle.module, names)
-    return names
+    tree = {name: position for position, (name, _) in enumerate(handle.module.named_modules())}
+    return sorted(names, key=tree.__getitem__)
 
 
 def map_shape(root: nn.Module, name: str, tensor: torch.Tensor) -> tuple[int, tuple[int, int] | None] | str:

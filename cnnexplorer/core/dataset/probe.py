@@ -149,23 +149,28 @@ def open_probe_set(spec: str, download: bool = False) -> ProbeSet:
 
 
 def open_probe_job(spec: str, download: bool = False) -> Job[ProbeSet]:
-    """``open_probe_set`` as a job: a folder's files are decoded once, with progress."""
+    """``open_probe_set`` as a job: a folder's files are decoded once, with progress. A folder is named by its
+    absolute path in the set's ``spec`` (and so in its fingerprint and index), however it was written."""
     text = str(spec).strip()
     kind, sep, rest = text.partition(":")
     if sep and kind == "folder":
         if not rest.strip():
             raise UserError("folder: needs a path (folder:PATH); pass the folder of images to probe")
-        return (yield from _folder(Path(rest).expanduser()))
+        return (yield from _folder(_absolute(rest)))
     if sep and kind == "builtin":
         return _builtin(rest)
     if sep and kind in _TORCHVISION:
-        return _torchvision(kind, Path(rest).expanduser(), download)
+        return _torchvision(kind, _absolute(rest), download)
     if text and Path(text).expanduser().exists():
-        return (yield from _folder(Path(text).expanduser()))  # a file is refused there
+        return (yield from _folder(_absolute(text)))  # a file is refused there
     if sep and len(kind) > 1:
         raise UserError(f"unknown data spec '{spec}'; use {PROBE_HELP}")
     raise UserError(f"data folder not found: {spec}; pass a folder of images (one sub-folder per class for labels) "
                     f"or {DATASPEC_HELP}")
+
+
+def _absolute(path: str) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 def _folder(path: Path) -> Job[ProbeSet]:
