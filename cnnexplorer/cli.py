@@ -208,11 +208,21 @@ def cmd_export(args) -> int:
     from cnnexplorer.core.outputs import atomic_write_bytes
     from cnnexplorer.pictures.base import save_picture
 
+    from cnnexplorer.core.dataset.index import IndexNote
+
     recipe, inputs, options, edits = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
     bar = TextProgressBar()
+
+    def on_item(item) -> None:  # a dataset picture's notes: files skipped, layers left out, a pass resumed
+        if isinstance(item, IndexNote):
+            bar.close()
+            print(f"cnnexplorer: {item.text}", file=sys.stderr)
+        else:
+            bar(item)
+
     try:
         with applied(inputs.handle.module, edits):
-            picture = drive(recipe.make(inputs, options), bar)
+            picture = drive(recipe.make(inputs, options), on_item)
     finally:
         bar.close()
     png, side = save_picture(args.out, recipe.name, picture, inputs.handle, inputs.image, inputs.seed, edits)

@@ -74,7 +74,7 @@ def _index(args, main: bool = True) -> int:
     payload = {"count": index.count, "layers": {name: layer.channels for name, layer in index.layers.items()},
                "cache": str(path), "seconds": round(time.monotonic() - started, 3), "skipped": index.skipped,
                "reused": reused}
-    text = (f"indexed {index.count:,} images of {index.data_spec} ({len(index.layers)} layers"
+    text = (f"indexed {index.count:,} image{'' if index.count == 1 else 's'} of {index.data_spec} ({len(index.layers)} layers"
             f"{', reused' if reused else ''}; {len(index.skipped)} skipped) into {path}")
     emit(args, payload, text)
     return 0

@@ -40,6 +40,7 @@ def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[P
     """The probe set a dataset picture's options name, its folder made absolute (so the ``spec`` a picture
     records names the same images from any working folder); ``UserError`` when none is named or it has
     changed since the picture was made (its recorded ``fingerprint`` differs)."""
+    from cnnexplorer.core.dataset.index import IndexNote
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.errors import UserError
     from cnnexplorer.pictures.atlas import absolute_spec
@@ -48,6 +49,8 @@ def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[P
         raise UserError(f"export {name} needs a dataset: pass --data DATASPEC (a folder of images, one sub-folder "
                         "per class for labels; builtin:shapes …)")
     probe = yield from open_probe_job(absolute_spec(data))
+    for path, why in probe.skipped.items():
+        yield IndexNote(f"skipped {path}: {why}")
     if fingerprint is not None and fingerprint != probe.fingerprint():
         raise UserError(f"the images of {data} have changed since the {name} picture was made (its fingerprint "
                         "differs, as it does for a folder's pictures made before fingerprints read the files' "

@@ -91,3 +91,15 @@ def test_export_neighbours_refuses_bad_requests_in_one_line(capsys, tmp_path, ca
     code, _, err = run_cli(capsys, *common, "--data", tmp_path / "data", "--layer", "featurez")
     assert_one_line_error(code, err, "unknown layer")
 
+
+
+def test_a_dataset_picture_names_the_files_it_skipped_and_a_missing_download_says_which_commands_fetch(
+        capsys, tmp_path, cache):
+    files = shapes_folder(tmp_path / "data", 4)
+    (tmp_path / "data" / "circle" / "notes.png").write_bytes(b"not an image")
+    code, _, err = run_cli(capsys, "export", "neighbours", "--model", "builtin:shapes", "--data", tmp_path / "data",
+                           "--image", files[0], "--layer", "features", "--k", "2", "--out", tmp_path / "n.png")
+    assert code == 0
+    assert f"cnnexplorer: skipped {tmp_path / 'data' / 'circle' / 'notes.png'}: " in err
+    code, _, err = run_cli(capsys, "evaluate", "--model", "builtin:lenet5", "--data", f"mnist:{tmp_path / 'none'}")
+    assert_one_line_error(code, err, "mnist was not found", "--download (cnnexplorer index and train take it)")

@@ -79,6 +79,11 @@ def test_index_errors_are_one_line(capsys, tmp_path):
     assert_one_line_error(code, err, "unknown layer 'features.0.00'", "features.0.0")
     code, _, err = run_cli(capsys, "index", "--model", "builtin:shapes", "--data", tmp_path / "set", "--top-k", "0")
     assert_one_line_error(code, err, "--top-k")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "set" / "cat" / "00.png").rename(tmp_path / "one" / "00.png")
+    code, out, _ = run_cli(capsys, "index", "--model", "builtin:shapes", "--data", tmp_path / "one", "--cache",
+                           tmp_path / "c")
+    assert code == 0 and out.startswith(f"indexed 1 image of folder:{tmp_path / 'one'} (")
 
 
 def test_two_processes_index_exactly_as_one(capsys, tmp_path):

@@ -273,7 +273,7 @@ def _torchvision(kind: str, root: Path, download: bool) -> ProbeSet:
     except RuntimeError as exc:
         if download:
             raise UserError(f"could not download {kind} into {root} ({exc}); check the network or the folder") from None
-        raise UserError(f"{kind} was not found under {root}; pass --download to fetch it, or point to the folder "
-                        "that holds it") from None
+        raise UserError(f"{kind} was not found under {root}; fetch it with --download (cnnexplorer index and train "
+                        "take it), or point to the folder that holds it") from None
     labels = np.asarray([int(t) for t in dataset.targets], dtype=np.int64)
     return ProbeSet(f"{kind}:{root}", [str(c) for c in dataset.classes], labels, lambda i: dataset[i][0])
