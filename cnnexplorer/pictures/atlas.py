@@ -89,11 +89,15 @@ class AtlasPicture:
 
     def hit(self, x: float, y: float) -> Patch | None:
         """The patch whose cell (the patch or one of its reconstructions) is under picture pixel ``(x, y)``."""
-        for cell in self.cells:
-            x0, y0, x1, y1 = cell.box
-            if x0 <= x < x1 and y0 <= y < y1:
-                return self.units[cell.row].patches[cell.slot]
-        return None
+        return _patch_at(self.cells, self.units, x, y)
+
+
+def _patch_at(cells: tuple[Cell, ...], units: tuple[UnitAtlas, ...], x: float, y: float) -> Patch | None:
+    for cell in cells:
+        x0, y0, x1, y1 = cell.box
+        if x0 <= x < x1 and y0 <= y < y1:
+            return units[cell.row].patches[cell.slot]
+    return None
 
 
 def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = None) -> Job[AtlasPicture]:
@@ -116,16 +120,20 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
     record = layer_record(index, layer, 0)
     channels = list(options.channels) if options.channels is not None else list(range(min(DEFAULT_CHANNELS,
                                                                                          record.channels)))
-    rows = []
-    for step, channel in enumerate(channels):
+    for channel in channels:
         layer_record(index, layer, channel)
-        yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
-        unit = atlases.unit(layer, channel)
-        rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
     seed = inputs.seed if options.seed is None else options.seed
-    vis = yield from atlases.featurevis(layer, channels, seed)
     shown = min(k, index.count)  # a set smaller than k fills fewer columns
-    pixels, cells = render_atlas(rows, shown, f"{layer}: top {shown} of {len(probe):,} images of {data}", vis.images)
+    title = f"{layer}: top {shown} of {len(probe):,} images of {data}"
+    units = [atlases.unit(layer, channel) for channel in channels]  # the patches: milliseconds
+    if not atlases.made(layer, channels, seed):
+        yield _draft(units, shown, title)
+    rows = []
+    for step, (channel, unit) in enumerate(zip(channels, units)):
+        yield Progress(step, len(channels), f"atlas of {layer} channel {channel}")
+        rows.append((unit, (yield from atlases.reconstructions(layer, channel))))
+    vis = yield from atlases.featurevis(layer, channels, seed)
+    pixels, cells = render_atlas(rows, shown, title, vis.images)
     made = AtlasOptions(data, tuple(channels), k, fingerprint, seed)
     def top(patch) -> dict:
         return {"image": image_reference(probe.source(patch.image), probe.spec, patch.image), "value": patch.value,
@@ -137,6 +145,33 @@ def run_atlas(inputs: Inputs, options: AtlasOptions, atlases: Atlases | None = N
               "featurevis": {"objective": vis.kind, "preset": vis.preset, "size": vis.size, "seed": seed}, "units": units}
     picture = Picture(pixels, settings_of(made), report, layer=layer)
     return AtlasPicture(picture, tuple(unit for unit, _ in rows), tuple(cells), vis)
+
+
+@dataclass(frozen=True)
+class AtlasDraft:
+    """The atlas's patches and histograms, drawn (as ``pixels``, with their ``cells``) while its reconstructions and
+    feature visualisations are still being made, so a newly clicked unit shows at once."""
+
+    pixels: np.ndarray
+    cells: tuple[Cell, ...]
+    units: tuple[UnitAtlas, ...]
+
+    def hit(self, x: float, y: float) -> Patch | None:
+        return _patch_at(self.cells, self.units, x, y)
+
+
+def _draft(units: list[UnitAtlas], shown: int, title: str) -> AtlasDraft:
+    """``units``' atlas with blank tiles where their reconstructions and feature visualisations will be."""
+    import numpy as np
+
+    from cnnexplorer.core.dataset.atlas import PATCH, Reconstructions
+
+    def blank(unit: UnitAtlas) -> tuple[np.ndarray, ...]:
+        return tuple(np.full_like(p.pixels, 235) for p in unit.patches)
+
+    rows = [(unit, Reconstructions(blank(unit), blank(unit), np.zeros(0, np.float32))) for unit in units]
+    pixels, cells = render_atlas(rows, shown, title, tuple(np.full((PATCH, PATCH, 3), 235, np.uint8) for _ in units))
+    return AtlasDraft(pixels, tuple(cells), tuple(units))
 
 
 def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:

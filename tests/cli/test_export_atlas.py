@@ -112,15 +112,29 @@ def test_a_click_on_a_cell_finds_its_patch(folder, tmp_path):
     from cnnexplorer.core.dataset.atlas import Atlases
     from cnnexplorer.core.dataset.index import index_job
     from cnnexplorer.core.dataset.probe import open_probe_set
-    from cnnexplorer.pictures.atlas import AtlasOptions, run_atlas
+    from cnnexplorer.pictures.atlas import AtlasDraft, AtlasOptions, run_atlas
     from cnnexplorer.pictures.base import Inputs
 
     handle = drive(open_model("builtin:shapes", "cpu"))
     probe = open_probe_set(str(folder))
     index = drive(index_job(handle, probe, layers=["features.2.0"], top_k=4, cache_dir=tmp_path / "cache"))
     atlases = Atlases(handle, probe, index)
-    shown = drive(run_atlas(Inputs(handle, None, "features.2.0"), AtlasOptions(channels=(1, 2), top_k=9), atlases))
+    items = []
+    shown = drive(run_atlas(Inputs(handle, None, "features.2.0"), AtlasOptions(channels=(1, 2), top_k=9), atlases),
+                  items.append)
     assert [unit.channel for unit in shown.units] == [1, 2] and shown.picture.settings["top_k"] == 4
+    draft = items[0]  # before any reconstruction or feature visualisation is made: the patches, in place
+    assert isinstance(draft, AtlasDraft) and [type(item) for item in items[1:]].count(AtlasDraft) == 0
+    assert draft.units == shown.units and draft.pixels.shape == shown.picture.pixels.shape
+    assert [cell.box for cell in draft.cells] == [cell.box for cell in shown.cells]
+    for cell in draft.cells:
+        x0, y0, x1, y1 = cell.box
+        tile = draft.pixels[y0:y1, x0:x1]
+        assert np.array_equal(tile, shown.picture.pixels[y0:y1, x0:x1]) if cell.kind == "patch" else (tile == 235).all()
+        assert draft.hit(x0, y0) is shown.units[cell.row].patches[cell.slot]
+    again = []  # made before: no draft, the whole atlas at once
+    drive(run_atlas(Inputs(handle, None, "features.2.0"), AtlasOptions(channels=(1, 2), top_k=9), atlases), again.append)
+    assert not any(isinstance(item, AtlasDraft) for item in again)
     for cell in shown.cells:
         x0, y0, x1, y1 = cell.box
         assert shown.hit((x0 + x1) / 2, (y0 + y1) / 2) is shown.units[cell.row].patches[cell.slot]

@@ -90,6 +90,34 @@ def test_the_atlas_follows_the_current_unit_and_a_patch_opens_its_image(window, 
     assert opened.args == [view.probe.source(patch.image)]
 
 
+def test_a_new_units_patches_show_before_its_reconstructions(window, monkeypatch):
+    from cnnexplorer.pictures.atlas import AtlasDraft
+
+    view = page(window, "Atlas")
+    layer = list(view.index.layers)[1]
+    shown = []
+    draft = view._show_atlas_draft
+    monkeypatch.setattr(view, "_show_atlas_draft", lambda item: (draft(item), shown.append(
+        (item, view.atlas_canvas.image_item.image.copy(), view.atlas_caption.text(), view.picture()))))
+    window.session.set_unit(Unit(layer, 4))
+    assert window.wait_for_jobs(WAIT_MS)
+    (item, pixels, caption, exported), = shown
+    assert isinstance(item, AtlasDraft) and "making the reconstructions" in caption
+    assert exported is None  # Export waits for the whole atlas
+    final = view._atlas
+    assert [u.channel for u in final.units] == [4] and view.picture() is not None
+    patches = [cell for cell in final.cells if cell.kind == "patch"]
+    assert patches and [cell.box for cell in item.cells] == [cell.box for cell in final.cells]
+    for cell in patches:
+        x0, y0, x1, y1 = cell.box
+        np.testing.assert_array_equal(pixels[y0:y1, x0:x1], final.picture.pixels[y0:y1, x0:x1])
+    shown.clear()
+    window.session.set_unit(Unit(layer, 5))
+    window.session.set_unit(Unit(layer, 4))  # made before: shown whole, no draft
+    assert window.wait_for_jobs(WAIT_MS)
+    assert shown == [] and view._atlas.units[0].channel == 4
+
+
 def test_a_click_on_a_neighbour_opens_its_image(window, qtbot):
     view = page(window, "Neighbours")
     made = view._neighbours

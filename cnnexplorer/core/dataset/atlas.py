@@ -325,6 +325,13 @@ class Atlases:
             _remember(self._featurevis, key, made, self.capacity)
         return made
 
+    def made(self, layer: str, channels: list[int], seed: int = 0) -> bool:
+        """Whether the reconstructions of ``channels`` and their feature visualisations (with ``seed``) are
+        remembered, so their atlas costs nothing."""
+        with self._lock:
+            return ((layer, tuple(channels), seed) in self._featurevis
+                    and all((layer, channel) in self._reconstructions for channel in channels))
+
     def image(self, i: int) -> Image.Image:
         """Image ``i`` of the probe set, decoded once while it is among the last few used."""
         with self._lock:

@@ -581,9 +581,10 @@ class DatasetView(View):
                 "Map": (self.feature_layer.currentText(), self.colour_by.currentText(), self.projection.currentText()),
                 "Evaluation": ()}[page] + (self.index.key,)
 
-    def _start_page(self, page: str, make_job, label: str, show, caption: QLabel) -> None:
+    def _start_page(self, page: str, make_job, label: str, show, caption: QLabel, draft=None) -> None:
         """Make ``page``'s picture in a worker (each page its own: looking at another page does not stop it);
-        ``show(result)`` only if this is still the page's latest job when it comes."""
+        ``show(result)`` (and ``draft(item)`` for what it yields on the way) only if this is still the page's
+        latest job when it comes."""
         def current() -> bool:
             return self._page_jobs.get(page) is job and self.index is not None
 
@@ -605,6 +606,7 @@ class DatasetView(View):
 
         job = self._page_jobs[page] = self.jobs.start(make_job, kind=f"dataset-{page}", label=label,
                                                       on_result=lambda made: current() and show(made),
+                                                      on_item=draft and (lambda item: current() and draft(item)),
                                                       on_error=failed, on_cancelled=stopped)
 
     def _cancel_page_jobs(self) -> None:
@@ -633,15 +635,25 @@ class DatasetView(View):
         atlases, handle = self.atlases, self.session.model
         self.atlas_caption.setText(f"Making the atlas of {layer} …")
         self._start_page("Atlas", lambda: run_atlas(Inputs(handle, None, layer), AtlasOptions(channels=channels),
-                                                    atlases), "making the atlas", self._show_atlas, self.atlas_caption)
+                                                    atlases), "making the atlas", self._show_atlas, self.atlas_caption,
+                         draft=self._show_atlas_draft)
+
+    def _show_atlas_draft(self, draft) -> None:
+        """A newly chosen unit's patches at once; its reconstructions and feature visualisation follow."""
+        from cnnexplorer.pictures.atlas import AtlasDraft
+
+        if isinstance(draft, AtlasDraft):
+            self._atlas = draft  # its patches open their images already
+            self._pictures.pop("Atlas", None)  # Export waits for the whole atlas
+            self.atlas_canvas.set_pixels(draft.pixels)
+            self.atlas_caption.setText(f"{_units(draft.units)}: the strongest images, cropped to the receptive field; "
+                                       "making the reconstructions and the feature visualisation …")
 
     def _show_atlas(self, atlas) -> None:
         self._atlas = atlas
         self._pictures["Atlas"] = atlas.picture
         self.atlas_canvas.set_pixels(atlas.picture.pixels)
-        units = ", ".join(str(u.channel) for u in atlas.units)
-        self.atlas_caption.setText(f"{atlas.picture.layer}, channel{'s' if len(atlas.units) > 1 else ''} {units}: "
-                                   "the unit's feature visualisation, its strongest images cropped to its receptive "
+        self.atlas_caption.setText(f"{_units(atlas.units)}: the unit's feature visualisation, its strongest images cropped to its receptive "
                                    "field, and the DeconvNet and guided-backprop reconstructions of that one "
                                    "activation. Click a patch to open its image; click a tile on the Activations tab "
                                    "to choose the unit.")
@@ -917,6 +929,11 @@ class DatasetView(View):
 
 def _in_set(source: str, root: str | None) -> str:
     return source[len(root):] if root and source.startswith(root) else Path(source).name
+
+
+def _units(units) -> str:
+    """'LAYER, channel(s) N, M' of an atlas's units."""
+    return f"{units[0].layer}, channel{'s' if len(units) > 1 else ''} {', '.join(str(u.channel) for u in units)}"
 
 
 def _count(number: int, noun: str) -> str:
