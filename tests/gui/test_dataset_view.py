@@ -411,3 +411,22 @@ def test_an_image_of_a_generated_set_opens_by_its_number_and_its_pictures_are_ma
     window.open_files(["builtin:digits#8"])  # as the app's command line passes it
     assert window.wait_for_jobs(WAIT_MS)
     assert window.session.image.name == "builtin:digits#8" and "builtin:digits#8" not in window.recent
+
+
+def test_cancel_stops_a_pass_that_index_then_resumes(make_window, qtbot):
+    window = make_window()
+    window.load_model("builtin:shapes", "cpu")
+    assert window.wait_for_jobs(WAIT_MS)
+    view = window.view(DatasetView)
+    view.batch.setValue(16)  # 1,000 images: 63 batches
+    window.open_dataset("builtin:shapes")
+    qtbot.waitUntil(lambda: view.progress.maximum() == 1000 and view.progress.value() >= 32, timeout=WAIT_MS)
+    view.cancel_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.status.text() == "Indexing cancelled; Index resumes it." and view.index is None
+    assert view.index_button.isEnabled() and not view.cancel_button.isEnabled() and view.progress.isHidden()
+    view.index_button.click()
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view.index is not None and view.index.count == 1000
+    resumed = re.search(r"Resumed at image ([\d,]+) of 1,000", view.status.text())
+    assert resumed and 32 <= int(resumed[1].replace(",", "")) < 1000, view.status.text()
