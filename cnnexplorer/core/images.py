@@ -32,8 +32,9 @@ _ROTATIONS = {3, 6, 8}  # EXIF orientations that are pure rotations; the others 
 
 @dataclass(frozen=True, eq=False)
 class LoadedImage:
-    """An image file decoded to RGB, with the SHA-256 of the file for sidecars; or an image of a data set
-    that is no file of its own, known by its ``reference`` (``SPEC#N``, ``core.dataset.members``)."""
+    """An image file decoded to RGB, with the SHA-256 of the file for sidecars. Its ``reference`` opens it again
+    wherever the app is installed: ``sample:NAME`` for a sample shipped with the app, ``SPEC#N`` for an image
+    of a data set that is no file of its own (``core.dataset.members``); empty for the user's own files."""
 
     path: Path
     image: Image.Image
@@ -47,7 +48,7 @@ class LoadedImage:
 
     @property
     def source(self) -> str:
-        """What opens the image again: the file's absolute path, or the data set image's reference."""
+        """What opens the image again: its reference, else the file's absolute path."""
         return self.reference or str(self.path.absolute())
 
     @property
@@ -58,7 +59,7 @@ class LoadedImage:
 
     def beside(self, ending: str) -> Path:
         """Where to offer a file made from the image: its stem plus ``ending``, beside its file (in the working
-        folder for a data set's image)."""
+        folder for a sample or a data set's image)."""
         return (Path.cwd() if self.reference else self.path.parent) / f"{self.stem}{ending}"
 
 
@@ -126,7 +127,15 @@ def load_image(path: str | Path) -> LoadedImage:
         notes.append(f"mirrored by EXIF (orientation {orientation})")
     if frames > 1:
         notes.append(f"first of {frames} frames")
-    return LoadedImage(path=path, image=rgb, sha256=digest, note="; ".join(notes))
+    return LoadedImage(path=path, image=rgb, sha256=digest, note="; ".join(notes), reference=_sample_reference(path))
+
+
+def _sample_reference(path: Path) -> str:
+    """``sample:NAME`` for a sample shipped with the app (however it was named), else ''."""
+    from cnnexplorer.resource_files import resource_path
+
+    samples = resource_path("samples")
+    return f"{SAMPLE_PREFIX}{path.stem}" if path.suffix == ".png" and path.resolve().parent == samples.resolve() else ""
 
 
 def from_pixels(reference: str, image: Image.Image) -> LoadedImage:

@@ -55,7 +55,7 @@ class WindowFiles:
         if samples and loaded:
             self.session.set_image(next(im for im in self.session.images if im.sha256 == loaded[0].sha256))
         for image in () if samples else loaded:
-            if not image.reference:  # a data set's image is opened again from the Dataset tab
+            if not image.reference:  # a sample or a data set's image opens again from its menu or the Dataset tab
                 self._add_recent(str(image.path))
         if problems:
             self.show_message("\n".join(problems))

@@ -218,3 +218,17 @@ def test_classify_path():
     assert classify_path("readme.txt") == "unknown"
     assert classify_path("builtin:shapes#12") == "image"  # an image of a data set
     assert classify_path("builtin:shapes") == "unknown" and classify_path("notes#3") == "unknown"
+
+
+def test_a_sample_is_known_by_its_name_wherever_the_app_is_installed(tmp_path, monkeypatch):
+    from cnnexplorer.resource_files import resource_path
+
+    monkeypatch.chdir(tmp_path)
+    by_name, by_path = load_image("sample:circle"), load_image(resource_path("samples", "circle.png"))
+    assert by_name.reference == by_path.reference == by_name.source == by_name.name == "sample:circle"
+    assert by_name.sha256 == by_path.sha256 and by_name.path == resource_path("samples", "circle.png")
+    assert by_name.beside("-chart.png") == tmp_path / "sample-circle-chart.png"  # not inside the installed package
+    copy = tmp_path / "circle.png"
+    copy.write_bytes(resource_path("samples", "circle.png").read_bytes())
+    own = load_image(copy)  # the user's own file, though its pixels are a sample's
+    assert own.reference == "" and own.source == str(copy) and own.beside("-chart.png") == tmp_path / "circle-chart.png"

@@ -64,10 +64,12 @@ def test_a_fixed_range_is_made_again(make_window, tmp_path):
     png, sidecar = window.export_current_view(tmp_path / "gui.png")
     settings = json.loads(sidecar.read_text())["settings"]
     assert settings["range"][1] == 0.5
+    sample = sample_images()[0]
+    assert json.loads(sidecar.read_text())["image"]["path"] == f"sample:{sample.stem}"  # found wherever installed
     pixels, _ = remade(sidecar, tmp_path / "cli.png")
     assert np.array_equal(pixels, np.asarray(Image.open(png)))
     grid = view.result.grid
-    bar = colour_bar(f"features.5.2: {grid.shape[0]} channels of {sample_images()[0].name}",
+    bar = colour_bar(f"features.5.2: {grid.shape[0]} channels of sample:{sample.stem}",
                      Scale(settings["cmap"], *settings["range"], "activation value (a fixed range)"), pixels.shape[1])
     assert np.array_equal(pixels[-bar.shape[0]:], bar)  # the PNG carries its title and colour bar
 
@@ -77,13 +79,14 @@ def test_a_comparison_with_a_second_image_is_made_again(make_window, tmp_path, d
     first, second = sample_images()[1:3]
     window, view = activations_tab(make_window, [second, first])
     choose(view.controls.norm_box, "layer")
-    view.controls.compare_box.setCurrentIndex(view.controls.compare_box.findText(second.name))
+    view.controls.compare_box.setCurrentIndex(view.controls.compare_box.findText(f"sample:{second.stem}"))
     view.controls.difference_box.setChecked(difference)
     assert window.wait_for_jobs(WAIT_MS)
     assert len(view.result.panels) == (1 if difference else 2)
     png, sidecar = window.export_current_view(tmp_path / "gui.png")
     compare = json.loads(sidecar.read_text())["settings"]["compare"]
-    assert compare == {"image": str(second), "sha256": view.result.options.compare.sha256, "difference": difference}
+    assert compare == {"image": f"sample:{second.stem}", "sha256": view.result.options.compare.sha256,
+                       "difference": difference}
     pixels, settings = remade(sidecar, tmp_path / "cli.png")
     assert np.array_equal(pixels, np.asarray(Image.open(png)))
     assert settings["compare"] == compare
