@@ -430,3 +430,20 @@ def test_cancel_stops_a_pass_that_index_then_resumes(make_window, qtbot):
     assert view.index is not None and view.index.count == 1000
     resumed = re.search(r"Resumed at image ([\d,]+) of 1,000", view.status.text())
     assert resumed and 32 <= int(resumed[1].replace(",", "")) < 1000, view.status.text()
+
+
+def test_any_indexed_layer_can_be_the_feature_space(window, tmp_path):
+    view = page(window, "Neighbours")
+    listed = [view.feature_layer.itemText(i) for i in range(view.feature_layer.count())]
+    layer = next(name for name in view.index.layers if name not in view.index.features)  # not pooled by the index
+    assert listed == list(dict.fromkeys([*view.index.features, *view.index.layers])) and layer in listed
+    view.feature_layer.setCurrentText(layer)
+    assert window.wait_for_jobs(WAIT_MS)
+    assert view._neighbours.picture.layer == layer and layer in view.index.features
+    assert view.index.features[layer].shape == (12, view.index.layers[layer].channels)
+    recorded = assert_remade(window, tmp_path)  # the CLI pools the layer the same way
+    assert recorded["view"] == "neighbours" and recorded["layer"] == layer
+    view = page(window, "Map")  # the same features, no second pass
+    assert view._pictures["Map"].layer == layer and "principal components of " + layer in view.map_caption.text()
+    made = sorted((tmp_path / "cnnexplorer-cache" / "index").glob("*.npz"))
+    assert len(made) == 2, made  # the set's index, and one pass that pooled the layer

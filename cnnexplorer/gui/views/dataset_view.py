@@ -33,6 +33,7 @@ leaves the one shown in place until it is ready, and a set that fails to open le
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,17 @@ def indexed_set_job(spec: str, handle, layers: list[str] | None, top_k: int, bat
     yield Progress(0, None, f"opening {spec}")
     probe = yield from open_probe_job(absolute_spec(spec))  # a sidecar then names the set from any folder
     return probe, (yield from index_job(handle, probe, layers=layers, top_k=top_k, batch_size=batch_size))
+
+
+def with_features(handle, probe, index, layer: str, lock):
+    """``index`` holding ``layer``'s pooled features: those of the index, else read from the cache or made in a pass
+    of that layer (kept in the cache) and added to it; ``lock`` lets one pass run for the pages that wait on it."""
+    with lock:
+        if layer not in index.features:
+            yield Progress(0, None, f"pooling {layer} over the set")
+            made = yield from index_job(handle, probe, layers=[layer], feature_layers=[layer])
+            index.features[layer] = made.features[layer]
+    return index
 
 
 def atlases_job(handle, probe, index):
@@ -203,7 +215,8 @@ class DatasetView(View):
         self.atlas_caption = QLabel()
         self.atlas_caption.setWordWrap(True)
         self.feature_layer = QComboBox()
-        self.feature_layer.setToolTip("The layer whose pooled outputs are the feature space (neighbours and map)")
+        self.feature_layer.setToolTip("The layer whose pooled outputs are the feature space (neighbours and map); a "
+                                      "layer the index has not pooled takes one pass over the set, kept in the cache")
         self.feature_layer.currentTextChanged.connect(self._redraw)
         self.k = SpinBox()
         self.k.setRange(1, 32)
@@ -260,6 +273,7 @@ class DatasetView(View):
                  "faith_steps", "faith_limit")
 
         self.probe = self.index = self.atlases = self._evaluation = None
+        self._pooling = threading.Lock()  # one pass at a time for a layer the index has not pooled
         self._running = None
         self._pictures: dict[str, Picture] = {}
         self._atlas = self._neighbours = None
@@ -491,8 +505,9 @@ class DatasetView(View):
         chosen = self.feature_layer.currentText()
         self.feature_layer.blockSignals(True)
         self.feature_layer.clear()
-        self.feature_layer.addItems(list(self.index.features))
-        if chosen in self.index.features:
+        self.feature_layer.addItems(list(dict.fromkeys([*self.index.features, *self.index.layers])))
+        self._pooling = threading.Lock()  # one pass at a time for a layer the index has not pooled
+        if chosen in self.index.features or chosen in self.index.layers:
             self.feature_layer.setCurrentText(chosen)  # the one chosen before, when the new index has it
         self.feature_layer.blockSignals(False)
         self._trace()
@@ -678,10 +693,15 @@ class DatasetView(View):
             self._clear_page("Neighbours")
             self.neighbours_caption.setText("Open an image to see its nearest images in the set.")
             return
-        handle, probe, index, k = self.session.model, self.probe, self.index, self.k.value()
-        self.neighbours_caption.setText("Finding the neighbours …")
-        self._start_page("Neighbours", lambda: neighbours_picture(handle, probe, index, image, layer, k),
-                         "finding neighbours", self._show_neighbours, self.neighbours_caption)
+        handle, probe, index, k, lock = self.session.model, self.probe, self.index, self.k.value(), self._pooling
+
+        def job():
+            pooled = yield from with_features(handle, probe, index, layer, lock)
+            return (yield from neighbours_picture(handle, probe, pooled, image, layer, k))
+
+        self.neighbours_caption.setText("Finding the neighbours …" if layer in index.features else
+                                        f"Pooling {layer} over the set (one pass, kept in the cache) …")
+        self._start_page("Neighbours", job, "finding neighbours", self._show_neighbours, self.neighbours_caption)
 
     def _show_neighbours(self, made) -> None:
         self._neighbours, picture = made, made.picture
@@ -705,12 +725,18 @@ class DatasetView(View):
         layer = self.feature_layer.currentText()
         if not layer:
             return
-        handle, probe, index = self.session.model, self.probe, self.index
+        handle, probe, index, lock = self.session.model, self.probe, self.index, self._pooling
         by, method = COLOURINGS[self.colour_by.currentText()], PROJECTIONS[self.projection.currentText()]
         known = self._projections.get((index.key, layer, method))
-        self.map_caption.setText("Projecting the features …" if known is None else "Colouring the map …")
-        self._start_page("Map", lambda: map_job(handle, probe, index, layer, by, method, known), "projecting",
-                         lambda made: self._show_map(index, layer, *made), self.map_caption)
+
+        def job():
+            pooled = yield from with_features(handle, probe, index, layer, lock)
+            return (yield from map_job(handle, probe, pooled, layer, by, method, known))
+
+        self.map_caption.setText(f"Pooling {layer} over the set (one pass, kept in the cache) …"
+                                 if layer not in index.features else
+                                 "Projecting the features …" if known is None else "Colouring the map …")
+        self._start_page("Map", job, "projecting", lambda made: self._show_map(index, layer, *made), self.map_caption)
 
     def _show_map(self, index, layer: str, projection, group, names, picture: Picture) -> None:
         if index is not self.index:
