@@ -57,14 +57,14 @@ class AtlasOptions:
 def absolute_spec(spec: str) -> str:
     """``spec`` with its folder made absolute (a bare folder as ``folder:PATH``), so that a sidecar
     names the same images from any working folder."""
-    from pathlib import Path
+    import os
 
     kind, sep, rest = spec.strip().partition(":")
     if sep and kind in ("folder", "mnist", "fashion-mnist", "cifar10"):
-        return f"{kind}:{Path(rest).expanduser().absolute()}"
+        return f"{kind}:{os.path.abspath(os.path.expanduser(rest))}"
     if sep and len(kind) > 1:
         return spec.strip()
-    return f"folder:{Path(spec.strip()).expanduser().absolute()}"
+    return f"folder:{os.path.abspath(os.path.expanduser(spec.strip()))}"
 
 
 @dataclass(frozen=True)
