@@ -50,3 +50,18 @@ def test_a_result_falls_short_when_worse_than_the_start_or_at_chance_level():
     new_head = Baseline(val_acc=0.24, classes=4, val_size=1000)
     assert new_head.falls_short(0.26)  # chance level, within sampling noise
     assert not new_head.falls_short(0.40) and new_head.falls_short(float("nan"))
+
+
+def test_a_head_made_from_a_spec_is_named_for_what_it_is_when_its_checkpoint_trains_again():
+    from dataclasses import replace
+
+    from cnnexplorer.core.training.heads import apply_head
+
+    lenet = load_model("builtin:lenet5", "cpu")
+    apply_head(lenet.module, "64,relu", False, 10, lenet.input_size)  # as --head 64,relu left it in its checkpoint
+    reopened = replace(lenet, spec="head.pt")
+    again = describe_plan(TrainRequest(model=reopened, data="builtin:digits",
+                                       config=TrainConfig(freeze_base=True, unfreeze_from="features.3")))
+    new = "the new head at flatten: Flatten → Linear 64 → ReLU → Linear 10"
+    assert f"Its head (flatten.3, the last layer of {new}, 10 classes) is kept if the data has the same" in again
+    assert f"Only the head ({new}) and the base's" in again

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnexplorer.core.errors import UserError
-from cnnexplorer.core.training.heads import describe_head, has_auxiliary_heads, top_children
+from cnnexplorer.core.training.heads import NewHead, describe_head, has_auxiliary_heads, top_children
 from cnnexplorer.core.training.transfer import base_blocks, check_transfer, head_name, layers_from, trained_top
 
 
@@ -74,7 +74,7 @@ def _head(handle, config, classes: list[str] | None) -> str:
         return (f"Its top ({', '.join(top)}) is dropped and a new head takes its place: "
                 f"{describe_head(config.head, config.binary, count)}{binary}, initialised at random.")
     try:
-        head = head_name(handle.module)
+        head = _part(handle.module, head_name(handle.module))
     except UserError:
         return "The model has no Linear head to replace."
     if config.binary:
@@ -89,9 +89,23 @@ def _head(handle, config, classes: list[str] | None) -> str:
             "initialised at random, so it starts at chance level.")
 
 
+def _part(module, name: str) -> str:
+    """``name`` as the plan says it: a head made from a head spec sits where the first part it replaced was (a
+    reopened checkpoint's ``avgpool`` may be one), so it is named for what it is."""
+    parts = name.split(".")
+    for end in range(1, len(parts) + 1):
+        at = ".".join(parts[:end])
+        head = module.get_submodule(at)
+        if isinstance(head, NewHead):
+            what = f"the new head at {at}: {describe_head(head.spec, head.binary, head.classes)}"
+            return what if at == name else f"{name}, the last layer of {what}"
+    return name
+
+
 def _frozen(handle, config) -> str:
     if config.freeze_base:
-        head = "the new head" if config.head else f"the head ({', '.join(trained_top(handle.module))})"
+        top = ", ".join(_part(handle.module, name) for name in trained_top(handle.module))
+        head = "the new head" if config.head else f"the head ({top})"
         if config.unfreeze_from:
             layers = layers_from(handle.module, config.unfreeze_from)
             return (f"Only {head} and the base's {len(layers)} layers from {config.unfreeze_from} on "
