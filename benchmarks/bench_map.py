@@ -3,7 +3,9 @@ rectangle over every point listed (the selection's list of images, as the Datase
 lasso of 200 corners around most of them, and pan and zoom again with all 50,000 selected (the rectangle left drawn).
 
 Goal (issue 16): no stall over 50 ms while panning and zooming 50,000 points. Offscreen Qt, so
-the figure is the painting work itself. The last line is one JSON object.
+the figure is the painting work itself: ``*_repaint_ms`` is the event loop's turn after each step (which
+repaints the view: what a user waits for), ``*_with_grab_ms`` that turn plus a second render of the widget
+into an image (``grab``; the figure this benchmark gave before 2026-12-01). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def main() -> None:
     plot.grab()
     first = time.perf_counter() - start
 
-    def pan_and_zoom() -> list[float]:
-        steps = []
+    def pan_and_zoom() -> tuple[list[float], list[float]]:
+        turns, with_grab = [], []
         for step in range(40):
             start = time.perf_counter()
             if step % 2:
@@ -53,11 +55,12 @@ def main() -> None:
             else:
                 plot.box.scaleBy((0.9, 0.9) if step % 4 == 0 else (1.1, 1.1))
             app.processEvents()
+            turns.append(time.perf_counter() - start)
             plot.grab()
-            steps.append(time.perf_counter() - start)
-        return steps
+            with_grab.append(time.perf_counter() - start)
+        return turns, with_grab
 
-    steps = pan_and_zoom()
+    steps, grabbed = pan_and_zoom()
     hover = []
     for _ in range(200):
         start = time.perf_counter()
@@ -88,16 +91,21 @@ def main() -> None:
     lassoed = listing.count()
     plot._select(everything)
     app.processEvents()
-    selected_steps = pan_and_zoom()  # with every point selected, its rectangle drawn
+    selected_steps, selected_grabbed = pan_and_zoom()  # with every point selected, its rectangle drawn
     print(json.dumps({"points": count, "first_draw_ms": round(first * 1000, 1),
                       "pan_zoom_repaint_ms": {"median": round(statistics.median(steps) * 1000, 1),
                                               "max": round(max(steps) * 1000, 1)},
+                      "pan_zoom_with_grab_ms": {"median": round(statistics.median(grabbed) * 1000, 1),
+                                                "max": round(max(grabbed) * 1000, 1)},
                       "hover_ms": {"median": round(statistics.median(hover) * 1000, 2),
                                    "max": round(max(hover) * 1000, 2)},
                       "select_all_and_list_ms": {"median": round(statistics.median(select) * 1000, 1),
                                                  "max": round(max(select) * 1000, 1)},
                       "pan_zoom_all_selected_ms": {"median": round(statistics.median(selected_steps) * 1000, 1),
                                                    "max": round(max(selected_steps) * 1000, 1)},
+                      "pan_zoom_all_selected_with_grab_ms": {
+                          "median": round(statistics.median(selected_grabbed) * 1000, 1),
+                          "max": round(max(selected_grabbed) * 1000, 1)},
                       "lasso_200_corners_and_list_ms": {"median": round(statistics.median(lasso) * 1000, 1),
                                                         "max": round(max(lasso) * 1000, 1), "points_inside": lassoed},
                       "goal_max_stall_ms": 50}))
