@@ -82,7 +82,7 @@ class FeatureMap(pg.PlotWidget):
     """Points at ``xy``, one colour per group; hover, click, rectangle and lasso selection report point numbers."""
 
     picked = Signal(int)
-    selected = Signal(list)
+    selected = Signal(object)  # a list of point numbers: as an object, not converted item by item
 
     def __init__(self, parent=None):
         self.box = _SelectBox(self._select, self._lasso)
