@@ -203,12 +203,11 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from cnnexplorer.core.dataset.index import IndexNote
     from cnnexplorer.core.interventions import applied
     from cnnexplorer.core.jobs import TextProgressBar, drive
     from cnnexplorer.core.outputs import atomic_write_bytes
     from cnnexplorer.pictures.base import save_picture
-
-    from cnnexplorer.core.dataset.index import IndexNote
 
     recipe, inputs, options, edits = _from_sidecar(args) if args.from_sidecar else _export_inputs(args)
     bar = TextProgressBar()

@@ -54,19 +54,6 @@ class AtlasOptions:
                 check_number("a channel", channel, 0, whole=True)
 
 
-def absolute_spec(spec: str) -> str:
-    """``spec`` with its folder made absolute (a bare folder as ``folder:PATH``), so that a sidecar
-    names the same images from any working folder."""
-    import os
-
-    kind, sep, rest = spec.strip().partition(":")
-    if sep and kind in ("folder", "mnist", "fashion-mnist", "cifar10"):
-        return f"{kind}:{os.path.abspath(os.path.expanduser(rest))}"
-    if sep and len(kind) > 1:
-        return spec.strip()
-    return f"folder:{os.path.abspath(os.path.expanduser(spec.strip()))}"
-
-
 @dataclass(frozen=True)
 class Cell:
     """Where one patch or reconstruction lies in the picture (x0, y0, x1, y1), and whose it is."""
@@ -179,7 +166,7 @@ def _indexed(inputs: Inputs, options: AtlasOptions) -> Job[Atlases]:
     from cnnexplorer.core.dataset.atlas import Atlases
     from cnnexplorer.pictures.confusion import index_for, open_data_job
 
-    yield Progress(0, None, f"opening {absolute_spec(options.data)}")
+    yield Progress(0, None, f"opening {options.data}")
     probe = yield from open_data_job("atlas", options.data, options.fingerprint)
     index = yield from index_for(inputs.handle, probe, inputs.layer, top_k=options.top_k)
     return Atlases(inputs.handle, probe, index)

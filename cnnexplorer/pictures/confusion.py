@@ -43,12 +43,11 @@ def open_data_job(name: str, data: str | None, fingerprint: str | None) -> Job[P
     from cnnexplorer.core.dataset.index import IndexNote
     from cnnexplorer.core.dataset.probe import open_probe_job
     from cnnexplorer.core.errors import UserError
-    from cnnexplorer.pictures.atlas import absolute_spec
 
     if not data:
         raise UserError(f"export {name} needs a dataset: pass --data DATASPEC (a folder of images, one sub-folder "
                         "per class for labels; builtin:shapes …)")
-    probe = yield from open_probe_job(absolute_spec(data))
+    probe = yield from open_probe_job(data)
     for path, why in probe.skipped.items():
         yield IndexNote(f"skipped {path}: {why}")
     if fingerprint is not None and fingerprint != probe.fingerprint():

@@ -77,10 +77,9 @@ FAITH_CAPTION = ("Measure how faithful each heatmap method is: lower deletion AU
 def indexed_set_job(spec: str, handle, layers: list[str] | None, top_k: int, batch_size: int):
     """Open the probe set ``spec`` and index it under ``handle``: one worker job, returning both."""
     from cnnexplorer.core.dataset.probe import open_probe_job
-    from cnnexplorer.pictures.atlas import absolute_spec
 
     yield Progress(0, None, f"opening {spec}")
-    probe = yield from open_probe_job(absolute_spec(spec))  # a sidecar then names the set from any folder
+    probe = yield from open_probe_job(spec)  # its spec names a folder absolutely: a sidecar names the set from any folder
     return probe, (yield from index_job(handle, probe, layers=layers, top_k=top_k, batch_size=batch_size))
 
 
